@@ -1,0 +1,48 @@
+# Fileward. `make run` runs the agent on config.example.yaml; `make test` runs every check.
+GO        ?= go
+BIN       := bin/fileward
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
+
+.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./agent/cmd/fileward
+
+run: build
+	./$(BIN) run -c config.example.yaml
+
+test: vet staticcheck lint unit bench-smoke
+
+vet:
+	$(GO) vet ./...
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./...
+
+staticcheck:
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$(STATICCHECK) ./...
+
+# The import direction is a fact we check: schema/ and sinks/ never import agent/.
+lint:
+	@bad=$$($(GO) list -deps ./schema/... ./sinks/... | grep '^github.com/fileward/fileward/agent' || true); \
+	if [ -n "$$bad" ]; then echo "schema/ or sinks/ imports agent/: $$bad"; exit 1; fi; echo "import direction ok"
+
+unit:
+	$(GO) test -race -timeout 15m ./...
+
+bench-smoke:
+	@echo "bench-smoke: not wired yet"
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+cross:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/fileward
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/fileward
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,283 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Validate checks a config built in code (Load validates by itself).
+func (c *Config) Validate() error {
+	if errs := c.validate(nil); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+type checker struct {
+	file  string
+	lines map[string]int
+	errs  Errors
+}
+
+// at reports a problem at path, using the line of path or of its nearest
+// ancestor that is in the file.
+func (c *checker) at(path, format string, args ...any) {
+	line := 0
+	for p := path; p != ""; p = parent(p) {
+		if l, ok := c.lines[p]; ok {
+			line = l
+			break
+		}
+	}
+	c.errs = append(c.errs, Error{File: c.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func parent(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+func (c *checker) oneOf(path, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		c.at(path, "%q is not one of: %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+var sinkNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (cfg *Config) validate(lines map[string]int) Errors {
+	c := &checker{file: cfg.File, lines: lines}
+	if cfg.Agent.DataDir == "" {
+		c.at("agent.data_dir", "must not be empty: the spool, state and dead-letter files live there")
+	}
+	if cfg.Agent.ShutdownTimeout < 0 {
+		c.at("agent.shutdown_timeout", "must not be negative")
+	}
+	if cfg.Agent.Heartbeat < 0 {
+		c.at("agent.heartbeat", "must not be negative (0 disables heartbeats)")
+	}
+
+	s := &cfg.Source
+	c.oneOf("source.type", s.Type, "auto", "fanotify", "eslogger", "replay")
+	if len(s.Events) == 0 {
+		c.at("source.events", "must list at least one event")
+	}
+	for i, e := range s.Events {
+		if !slices.Contains(EventNames(), e) {
+			c.at(fmt.Sprintf("source.events[%d]", i), "unknown event %q (known: %s)", e, strings.Join(EventNames(), ", "))
+		}
+	}
+	c.oneOf("source.fanotify.mark_type", s.Fanotify.MarkType, "filesystem", "mount", "inode")
+	c.oneOf("source.fanotify.queue", s.Fanotify.Queue, "default", "unlimited")
+	for i, m := range s.Fanotify.Marks {
+		if !strings.HasPrefix(m, "/") {
+			c.at(fmt.Sprintf("source.fanotify.marks[%d]", i), "%q must be an absolute path", m)
+		}
+	}
+	if s.Type == "eslogger" && s.Eslogger.Path == "" {
+		c.at("source.eslogger.path", "must name the eslogger executable")
+	}
+	c.oneOf("source.replay.format", s.Replay.Format, "eslogger", "ecs")
+	if s.Replay.Rate < 0 {
+		c.at("source.replay.rate", "must not be negative (0 = as fast as possible)")
+	}
+	if s.Type == "replay" && s.Replay.Path == "" {
+		c.at("source.replay.path", "is required when source.type is replay")
+	}
+
+	f := &cfg.Filters
+	if f.AggregateWindow < 0 {
+		c.at("filters.aggregate_window", "must not be negative (0 disables aggregation)")
+	}
+	for i, p := range f.ExcludePaths {
+		if p == "" {
+			c.at(fmt.Sprintf("filters.exclude_paths[%d]", i), "must not be empty")
+		}
+	}
+	for i, p := range f.IncludePaths {
+		if p == "" {
+			c.at(fmt.Sprintf("filters.include_paths[%d]", i), "must not be empty")
+		}
+	}
+
+	if cfg.Queue.Capacity < 1 {
+		c.at("queue.capacity", "must be at least 1")
+	}
+	b := &cfg.Batch
+	if b.MaxEvents < 1 {
+		c.at("batch.max_events", "must be at least 1")
+	}
+	if b.MaxBytes < 1024 {
+		c.at("batch.max_bytes", "must be at least 1KiB")
+	}
+	if b.MaxWait <= 0 {
+		c.at("batch.max_wait", "must be positive, e.g. 1s")
+	}
+
+	sp := &cfg.Spool
+	if sp.SegmentBytes < 4096 {
+		c.at("spool.segment_bytes", "must be at least 4KiB")
+	}
+	if sp.MaxBytes < sp.SegmentBytes {
+		c.at("spool.max_bytes", "must be at least spool.segment_bytes (%s)", sp.SegmentBytes)
+	}
+	if b.MaxBytes > 0 && sp.SegmentBytes > 0 && b.MaxBytes > sp.SegmentBytes {
+		c.at("batch.max_bytes", "must not exceed spool.segment_bytes (%s): a batch is one spool record", sp.SegmentBytes)
+	}
+	c.oneOf("spool.when_full", sp.WhenFull, "drop_oldest", "drop_newest")
+	c.oneOf("spool.fsync", sp.Fsync, "always", "interval", "never")
+	if sp.Fsync == "interval" && sp.FsyncInterval <= 0 {
+		c.at("spool.fsync_interval", "must be positive when spool.fsync is interval")
+	}
+
+	if len(cfg.Sinks) == 0 {
+		c.at("sinks", "must list at least one sink")
+	}
+	seen := map[string]bool{}
+	for i := range cfg.Sinks {
+		validateSink(c, fmt.Sprintf("sinks[%d]", i), &cfg.Sinks[i], seen)
+	}
+
+	if l := cfg.Metrics.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)
+		}
+	}
+	return c.errs
+}
+
+func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
+	switch {
+	case s.Name == "":
+		c.at(p+".name", "is required")
+	case !sinkNameRe.MatchString(s.Name):
+		c.at(p+".name", "%q may hold only letters, digits, '.', '_' and '-' (it names files)", s.Name)
+	case seen[s.Name]:
+		c.at(p+".name", "%q is used by another sink", s.Name)
+	}
+	seen[s.Name] = true
+	c.oneOf(p+".type", s.Type, "file", "kafka", "elasticsearch")
+	blocks := map[string]bool{"file": s.File != nil, "kafka": s.Kafka != nil, "elasticsearch": s.Elasticsearch != nil}
+	for name, present := range blocks {
+		if present && name != s.Type {
+			c.at(p+"."+name, "does not apply to a sink of type %q", s.Type)
+		}
+	}
+	switch s.Type {
+	case "file":
+		if s.File == nil {
+			s.File = ptr(DefaultFileSink())
+		}
+		if s.File.Path == "" {
+			c.at(p+".file.path", "is required")
+		}
+		if s.File.RotateBytes < 1024 {
+			c.at(p+".file.rotate_bytes", "must be at least 1KiB")
+		}
+		if s.File.Keep < 1 {
+			c.at(p+".file.keep", "must be at least 1")
+		}
+	case "kafka":
+		if s.Kafka == nil {
+			s.Kafka = ptr(DefaultKafka())
+		}
+		validateKafka(c, p+".kafka", s.Kafka)
+	case "elasticsearch":
+		if s.Elasticsearch == nil {
+			s.Elasticsearch = ptr(DefaultElasticsearch())
+		}
+		validateElasticsearch(c, p+".elasticsearch", s.Elasticsearch)
+	}
+	validateBackoff(c, p+".backoff", &s.Backoff)
+}
+
+// validateKafka checks a Kafka block of a sink or the collector.
+func validateKafka(c *checker, p string, k *Kafka) {
+	if len(k.Brokers) == 0 {
+		c.at(p+".brokers", "must list at least one broker as host:port")
+	}
+	for i, b := range k.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			c.at(fmt.Sprintf("%s.brokers[%d]", p, i), "%q is not host:port", b)
+		}
+	}
+	if k.Topic == "" {
+		c.at(p+".topic", "is required")
+	}
+	c.oneOf(p+".compression", k.Compression, "none", "gzip", "snappy", "lz4", "zstd")
+	c.oneOf(p+".required_acks", k.RequiredAcks, "none", "one", "all")
+	if k.SASL.Mechanism != "" {
+		c.oneOf(p+".sasl.mechanism", k.SASL.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+		if k.SASL.Username == "" {
+			c.at(p+".sasl.username", "is required with sasl.mechanism")
+		}
+	}
+	if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
+		c.at(p+".tls", "cert_file and key_file go together")
+	}
+	if k.Timeout <= 0 {
+		c.at(p+".timeout", "must be positive")
+	}
+}
+
+func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
+	if len(e.Addresses) == 0 {
+		c.at(p+".addresses", "must list at least one URL")
+	}
+	for i, a := range e.Addresses {
+		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+			c.at(fmt.Sprintf("%s.addresses[%d]", p, i), "%q must start with http:// or https://", a)
+		}
+	}
+	if e.DataStream == "" {
+		c.at(p+".data_stream", "is required, e.g. logs-fileward.file-default")
+	}
+	if e.APIKey != "" && e.Username != "" {
+		c.at(p+".api_key", "set api_key or username/password, not both")
+	}
+	if (e.Username == "") != (e.Password == "") {
+		c.at(p+".username", "username and password go together")
+	}
+	if e.Timeout <= 0 {
+		c.at(p+".timeout", "must be positive")
+	}
+}
+
+func validateBackoff(c *checker, p string, b *Backoff) {
+	if b.Initial <= 0 {
+		c.at(p+".initial", "must be positive")
+	}
+	if b.Max < b.Initial {
+		c.at(p+".max", "must be at least backoff.initial")
+	}
+	if b.Multiplier < 1 {
+		c.at(p+".multiplier", "must be at least 1")
+	}
+	if b.Jitter < 0 || b.Jitter > 1 {
+		c.at(p+".jitter", "must be between 0 and 1")
+	}
+}
+
+// ValidateCollector checks the collector block; `fileward collect` calls it.
+func (cfg *Config) ValidateCollector() error {
+	c := &checker{file: cfg.File, lines: cfg.lines}
+	validateKafka(c, "collector.kafka", &cfg.Collector.Kafka)
+	if cfg.Collector.Kafka.GroupID == "" {
+		c.at("collector.kafka.group_id", "is required")
+	}
+	validateElasticsearch(c, "collector.elasticsearch", &cfg.Collector.Elasticsearch)
+	validateBackoff(c, "collector.backoff", &cfg.Collector.Backoff)
+	if cfg.Collector.BatchEvents < 1 {
+		c.at("collector.batch_events", "must be at least 1")
+	}
+	if len(c.errs) > 0 {
+		return c.errs
+	}
+	return nil
+}
