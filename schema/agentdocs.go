@@ -1,0 +1,143 @@
+package schema
+
+import (
+	"encoding/binary"
+	"strconv"
+)
+
+// Loss describes events the agent lost, to be reported in the event stream
+// itself as an ECS document with event.action events_lost.
+type Loss struct {
+	// TimeNS is when the loss was noticed (@timestamp), Unix nanoseconds.
+	TimeNS int64
+	// Reason is fileward.lost.reason.
+	Reason LossReason
+	// Count is fileward.lost.count: how many events were lost.
+	Count uint64
+	// Seq is event.sequence: the reporter's own counter of loss documents
+	// (or any position that is unique per host, reason and time). It feeds
+	// the deterministic event.id.
+	Seq uint64
+}
+
+// Heartbeat is the periodic liveness document (event.kind metric,
+// event.action heartbeat) with the agent's running totals.
+type Heartbeat struct {
+	// TimeNS is @timestamp, Unix nanoseconds.
+	TimeNS int64
+	// Seq is event.sequence: the heartbeat counter since the agent started.
+	Seq uint64
+	// StartedNS is when the agent started (fileward.stats.started); 0 when
+	// unknown, and then fileward.stats.uptime_s is omitted too.
+	StartedNS int64
+	// Captured, Dropped and Spooled are totals since the agent started
+	// (fileward.stats.captured, .dropped, .spooled).
+	Captured uint64
+	Dropped  uint64
+	Spooled  uint64
+	// SpoolBytes is the spool's current size (fileward.stats.spool_bytes).
+	SpoolBytes int64
+	// RingDepth is the ring's current depth (fileward.stats.ring_depth).
+	RingDepth int64
+}
+
+// lossExplanation is the human half of a loss document's message.
+func lossExplanation(r LossReason) string {
+	switch r {
+	case LossRingFull:
+		return "the ring between capture and pipeline was full, the pipeline fell behind the kernel"
+	case LossKernelOverflow:
+		return "the kernel event queue overflowed (fanotify FAN_Q_OVERFLOW)"
+	case LossSeqGap:
+		return "the Endpoint Security sequence numbers skipped, so ESF dropped events before eslogger saw them"
+	case LossSourceRestart:
+		return "the capture source restarted, and events during the restart were not seen"
+	case LossSpoolFull:
+		return "the spool reached spool.max_bytes and spool.when_full discarded events"
+	case LossRejected:
+		return "a sink refused them for good, and they went to the dead-letter file"
+	case LossMalformed:
+		return "the input could not be parsed"
+	}
+	return "of an unknown reason"
+}
+
+// AppendLossID appends the deterministic event.id of a loss document:
+// IDLen hex digits of SHA-256(host key, reason, Seq, TimeNS).
+func (e *Encoder) AppendLossID(dst []byte, l *Loss) []byte {
+	var t [17]byte
+	t[0] = byte(l.Reason)
+	binary.BigEndian.PutUint64(t[1:], l.Seq)
+	binary.BigEndian.PutUint64(t[9:], uint64(l.TimeNS))
+	return e.hashID(dst, tagLoss, t[:])
+}
+
+// AppendLoss appends the ECS document that reports a loss: event.kind
+// pipeline_error, event.dataset fileward.agent, event.action events_lost,
+// fileward.lost.reason and .count, a readable message, and the host, agent
+// and ecs fields. No trailing newline; no allocation when dst has room.
+func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
+	dst = append(dst, `{"@timestamp":`...)
+	dst = appendTime(dst, l.TimeNS)
+	dst = append(dst, `,"event":{"kind":"pipeline_error","action":"events_lost","id":"`...)
+	dst = e.AppendLossID(dst, l)
+	dst = append(dst, `","sequence":`...)
+	dst = strconv.AppendUint(dst, l.Seq, 10)
+	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward lost `...)
+	dst = strconv.AppendUint(dst, l.Count, 10)
+	if l.Count == 1 {
+		dst = append(dst, ` event (`...)
+	} else {
+		dst = append(dst, ` events (`...)
+	}
+	dst = append(dst, l.Reason.String()...)
+	dst = append(dst, `): `...)
+	dst = append(dst, lossExplanation(l.Reason)...)
+	dst = append(dst, `","fileward":{"lost":{"reason":"`...)
+	dst = append(dst, l.Reason.String()...)
+	dst = append(dst, `","count":`...)
+	dst = strconv.AppendUint(dst, l.Count, 10)
+	dst = append(dst, `}}`...)
+	return append(dst, e.tail...)
+}
+
+// AppendHeartbeatID appends the deterministic event.id of a heartbeat:
+// IDLen hex digits of SHA-256(host key, Seq, TimeNS).
+func (e *Encoder) AppendHeartbeatID(dst []byte, h *Heartbeat) []byte {
+	var t [16]byte
+	binary.BigEndian.PutUint64(t[0:], h.Seq)
+	binary.BigEndian.PutUint64(t[8:], uint64(h.TimeNS))
+	return e.hashID(dst, tagHeartbeat, t[:])
+}
+
+// AppendHeartbeat appends the heartbeat document: event.kind metric,
+// event.action heartbeat, event.dataset fileward.agent, the running totals
+// under fileward.stats, and the host, agent and ecs fields.
+func (e *Encoder) AppendHeartbeat(dst []byte, h *Heartbeat) []byte {
+	dst = append(dst, `{"@timestamp":`...)
+	dst = appendTime(dst, h.TimeNS)
+	dst = append(dst, `,"event":{"kind":"metric","action":"heartbeat","id":"`...)
+	dst = e.AppendHeartbeatID(dst, h)
+	dst = append(dst, `","sequence":`...)
+	dst = strconv.AppendUint(dst, h.Seq, 10)
+	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward heartbeat","fileward":{"stats":{`...)
+	if h.StartedNS != 0 {
+		dst = append(dst, `"started":`...)
+		dst = appendTime(dst, h.StartedNS)
+		dst = append(dst, `,"uptime_s":`...)
+		dst = strconv.AppendInt(dst, (h.TimeNS-h.StartedNS)/1_000_000_000, 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"captured":`...)
+	dst = strconv.AppendUint(dst, h.Captured, 10)
+	dst = append(dst, `,"dropped":`...)
+	dst = strconv.AppendUint(dst, h.Dropped, 10)
+	dst = append(dst, `,"spooled":`...)
+	dst = strconv.AppendUint(dst, h.Spooled, 10)
+	dst = append(dst, `,"spool_bytes":`...)
+	dst = strconv.AppendInt(dst, h.SpoolBytes, 10)
+	dst = append(dst, `,"ring_depth":`...)
+	dst = strconv.AppendInt(dst, h.RingDepth, 10)
+	dst = append(dst, `}}`...)
+	return append(dst, e.tail...)
+}
