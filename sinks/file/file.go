@@ -1,0 +1,169 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/fileward/fileward/sinks"
+)
+
+// Options configures a Sink.
+type Options struct {
+	// Path is the active file; rotated files are Path.1 (newest) … Path.Keep.
+	Path string
+	// RotateBytes rotates the active file before it would grow past this size.
+	RotateBytes int64
+	// Keep is how many rotated files to keep.
+	Keep int
+	// NoSync skips the fsync after each batch. By default each Send ends with
+	// an fsync, so an acknowledged batch survives a power cut.
+	NoSync bool
+	Logger *slog.Logger
+}
+
+// Sink writes NDJSON. It implements sinks.Sink.
+type Sink struct {
+	o    Options
+	log  *slog.Logger
+	mu   sync.Mutex
+	f    *os.File
+	w    *bufio.Writer
+	size int64
+}
+
+// New opens (or creates) the active file for appending.
+func New(o Options) (*Sink, error) {
+	if o.Path == "" {
+		return nil, errors.New("file sink: path is required")
+	}
+	if o.RotateBytes <= 0 {
+		o.RotateBytes = 100 << 20
+	}
+	if o.Keep < 1 {
+		o.Keep = 1
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{o: o, log: log}
+	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("file sink: create directory: %w", err)
+	}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sink) open() error {
+	f, err := os.OpenFile(s.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("file sink: open %s: %w", s.o.Path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("file sink: stat %s: %w", s.o.Path, err)
+	}
+	s.f, s.size = f, st.Size()
+	if s.w == nil {
+		s.w = bufio.NewWriterSize(f, 256<<10)
+	} else {
+		s.w.Reset(f)
+	}
+	return nil
+}
+
+// Send appends every document of b as one line. On any error nothing of b
+// remains in the file, and the error is retryable.
+func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return sinks.Result{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return sinks.Result{}, errors.New("file sink: closed")
+	}
+	var n int64
+	for i := range b.Events {
+		n += int64(len(b.Events[i].Doc)) + 1
+	}
+	if s.size > 0 && s.size+n > s.o.RotateBytes {
+		if err := s.rotate(); err != nil {
+			return sinks.Result{}, err
+		}
+	}
+	start := s.size
+	for i := range b.Events {
+		s.w.Write(b.Events[i].Doc)
+		s.w.WriteByte('\n')
+	}
+	err := s.w.Flush()
+	if err == nil && !s.o.NoSync {
+		err = s.f.Sync()
+	}
+	if err != nil {
+		s.undo(start)
+		return sinks.Result{}, fmt.Errorf("file sink: write %s: %w", s.o.Path, err)
+	}
+	s.size = start + n
+	return sinks.Result{}, nil
+}
+
+// undo truncates a partly written batch away.
+func (s *Sink) undo(size int64) {
+	s.w.Reset(s.f)
+	if err := s.f.Truncate(size); err != nil {
+		s.log.Error("file sink: cannot truncate a failed write; the file may hold a partial batch", "path", s.o.Path, "err", err)
+	}
+}
+
+// rotate shifts Path.(k) to Path.(k+1), drops the oldest beyond Keep and
+// starts a new active file.
+func (s *Sink) rotate() error {
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("file sink: flush before rotate: %w", err)
+	}
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("file sink: close before rotate: %w", err)
+	}
+	s.f = nil
+	os.Remove(s.o.Path + "." + strconv.Itoa(s.o.Keep))
+	for k := s.o.Keep - 1; k >= 1; k-- {
+		from := s.o.Path + "." + strconv.Itoa(k)
+		if err := os.Rename(from, s.o.Path+"."+strconv.Itoa(k+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("file sink: rotate", "from", from, "err", err)
+		}
+	}
+	if err := os.Rename(s.o.Path, s.o.Path+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("file sink: rotate %s: %w", s.o.Path, err)
+	}
+	return s.open()
+}
+
+// Close flushes and closes the active file.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.w.Flush()
+	if serr := s.f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	s.f = nil
+	return err
+}
