@@ -1,0 +1,674 @@
+package schema
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAppendEachAction encodes one event per action and checks every field
+// CONTRACT.md requires, by decoding the output with encoding/json.
+func TestAppendEachAction(t *testing.T) {
+	// Expected event.type and event.category per action, from CONTRACT.md's
+	// table, written out independently of the encoder's switch.
+	want := map[Action]struct {
+		typ      string
+		category []any
+	}{
+		ActionOpen:                           {"access", []any{"file"}},
+		ActionClose:                          {"access", []any{"file"}},
+		ActionModification:                   {"change", []any{"file"}},
+		ActionCreation:                       {"creation", []any{"file"}},
+		ActionDeletion:                       {"deletion", []any{"file"}},
+		ActionRename:                         {"change", []any{"file"}},
+		ActionAttributesModification:         {"change", []any{"file"}},
+		ActionExtendedAttributesModification: {"change", []any{"file"}},
+		ActionTruncate:                       {"change", []any{"file"}},
+		ActionLink:                           {"creation", []any{"file"}},
+		ActionClone:                          {"creation", []any{"file"}},
+		ActionExchange:                       {"change", []any{"file"}},
+		ActionAccess:                         {"access", []any{"file"}},
+		ActionExec:                           {"access", []any{"file", "process"}},
+	}
+	if len(want) != len(Actions()) {
+		t.Fatalf("table covers %d actions, Actions() has %d", len(want), len(Actions()))
+	}
+	enc := NewEncoder(testMeta)
+	for _, a := range Actions() {
+		t.Run(a.String(), func(t *testing.T) {
+			w, ok := want[a]
+			if !ok {
+				t.Fatalf("no expectation for action %v", a)
+			}
+			ev := fullEvent()
+			ev.Action = a
+			ev.Access = 0
+			if a == ActionOpen {
+				ev.Access = AccessRead
+			}
+			if a == ActionRename || a == ActionLink || a == ActionClone || a == ActionExchange {
+				ev.OrigPath = "/Users/alice/Library/Preferences/.com.apple.finder.plist.tmp"
+			}
+			if a == ActionExtendedAttributesModification {
+				ev.ExtAttr = "com.apple.quarantine"
+			}
+			m := decodeMap(t, enc.Append(nil, &ev))
+			id := string(enc.AppendID(nil, &ev))
+			check := map[string]any{
+				"@timestamp":                        "2026-11-26T02:05:39.123456789Z",
+				"event.kind":                        "event",
+				"event.category":                    w.category,
+				"event.type":                        []any{w.typ},
+				"event.action":                      a.String(),
+				"event.id":                          id,
+				"event.sequence":                    float64(1234567),
+				"event.module":                      "fileward",
+				"event.dataset":                     "fileward.file",
+				"event.provider":                    "endpoint_security",
+				"event.created":                     "2026-11-26T02:05:39.123501000Z",
+				"file.path":                         ev.Path,
+				"file.name":                         "com.apple.finder.plist",
+				"file.directory":                    "/Users/alice/Library/Preferences",
+				"file.extension":                    "plist",
+				"file.type":                         "file",
+				"file.inode":                        "12884902011",
+				"file.device":                       "16777232",
+				"file.mode":                         "0644",
+				"file.uid":                          "501",
+				"file.gid":                          "20",
+				"file.size":                         float64(40213),
+				"file.mtime":                        "2026-11-25T18:00:01.500000000Z",
+				"process.pid":                       float64(4242),
+				"process.executable":                ev.Process.Executable,
+				"process.name":                      "Finder",
+				"process.parent.pid":                float64(1),
+				"process.args":                      []any{ev.Process.Args[0], ev.Process.Args[1]},
+				"process.args_count":                float64(2),
+				"process.start":                     "2026-11-26T01:00:00.250000000Z",
+				"process.entity_id":                 string(enc.AppendEntityID(nil, &ev.Process)),
+				"process.code_signature.exists":     true,
+				"process.code_signature.signing_id": "com.apple.finder",
+				"process.code_signature.trusted":    true,
+				"process.hash.cdhash":               ev.Process.CDHash,
+				"user.id":                           "501",
+				"user.name":                         "alice",
+				"user.Ext.real.id":                  "501",
+				"group.id":                          "20",
+				"host.id":                           testMeta.HostID,
+				"host.name":                         testMeta.HostName,
+				"host.os.type":                      "macos",
+				"host.os.version":                   "15.3.1",
+				"agent.type":                        "fileward",
+				"agent.version":                     testMeta.AgentVersion,
+				"agent.id":                          testMeta.AgentID,
+				"ecs.version":                       ECSVersion,
+				"fileward.esf.event":                "open",
+				"fileward.esf.global_seq_num":       float64(1234567),
+				"fileward.esf.seq_num":              float64(880),
+				"fileward.esf.version":              float64(9),
+			}
+			switch a {
+			case ActionOpen:
+				check["fileward.access"] = []any{"read"}
+			case ActionRename, ActionLink, ActionClone, ActionExchange:
+				check["file.Ext.original.path"] = ev.OrigPath
+				check["file.Ext.original.name"] = ".com.apple.finder.plist.tmp"
+			case ActionExtendedAttributesModification:
+				check["fileward.extattr"] = "com.apple.quarantine"
+			}
+			for k, v := range check {
+				got, ok := get(m, k)
+				if !ok {
+					t.Errorf("%s missing", k)
+					continue
+				}
+				if !reflect.DeepEqual(got, v) {
+					t.Errorf("%s = %#v, want %#v", k, got, v)
+				}
+			}
+			// Nothing more than we checked, apart from the team id that is
+			// empty here and the fields that belong to other actions.
+			flat := map[string]any{}
+			flatten(m, "", flat)
+			for k := range flat {
+				if _, ok := check[k]; !ok {
+					t.Errorf("unexpected field %s = %#v", k, flat[k])
+				}
+			}
+		})
+	}
+}
+
+// TestOmitUnknown checks that fields the event does not know are left out
+// rather than written as zeros.
+func TestOmitUnknown(t *testing.T) {
+	enc := NewEncoder(Meta{HostID: "h"})
+	ev := Event{
+		TimeNS:   1,
+		Action:   ActionClose,
+		Provider: ProviderFanotify,
+		Seq:      7,
+		Path:     "/etc/hosts",
+		Process:  Process{PID: 17, Executable: "/usr/bin/cat"},
+	}
+	m := decodeMap(t, enc.Append(nil, &ev))
+	for _, k := range []string{
+		"file.inode", "file.device", "file.mode", "file.uid", "file.gid", "file.size", "file.mtime", "file.type",
+		"file.Ext", "user", "group", "process.parent", "process.code_signature", "process.hash", "process.args",
+		"process.start", "event.created", "fileward", "host.name", "host.os", "agent.id", "agent.version",
+	} {
+		if v, ok := get(m, k); ok {
+			t.Errorf("%s = %#v, want it absent", k, v)
+		}
+	}
+	for k, want := range map[string]any{
+		"process.name": "cat", "process.pid": float64(17), "host.id": "h", "agent.type": "fileward",
+		"event.provider": "fanotify", "file.name": "hosts", "file.directory": "/etc",
+	} {
+		if got, _ := get(m, k); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %#v, want %#v", k, got, want)
+		}
+	}
+	if _, ok := get(m, "file.extension"); ok {
+		t.Errorf("file.extension present for /etc/hosts")
+	}
+
+	// No process at all: no process object.
+	ev.Process = Process{}
+	m = decodeMap(t, enc.Append(nil, &ev))
+	if _, ok := get(m, "process"); ok {
+		t.Errorf("process present for an event without process data")
+	}
+
+	// An explicit process.name wins over the executable's base name, and a
+	// given entity_id is written as is.
+	ev.Process = Process{PID: 3, Executable: "/usr/libexec/x", Name: "renamed", EntityID: "abc"}
+	m = decodeMap(t, enc.Append(nil, &ev))
+	if got, _ := get(m, "process.name"); got != "renamed" {
+		t.Errorf("process.name = %v, want renamed", got)
+	}
+	if got, _ := get(m, "process.entity_id"); got != "abc" {
+		t.Errorf("process.entity_id = %v, want abc", got)
+	}
+}
+
+func TestSplitPath(t *testing.T) {
+	cases := []struct{ path, dir, name, ext string }{
+		{"/private/etc/pam.d/login", "/private/etc/pam.d", "login", ""},
+		{"/etc/pam.d/login", "/etc/pam.d", "login", ""},
+		{"/home/u/.bashrc", "/home/u", ".bashrc", ""},
+		{"/tmp/a.tar.gz", "/tmp", "a.tar.gz", "gz"},
+		{"/x", "/", "x", ""},
+		{"/x.txt", "/", "x.txt", "txt"},
+		{"/", "/", "", ""},
+		{"relative.go", "", "relative.go", "go"},
+		{"", "", "", ""},
+		{"/tmp/file.", "/tmp", "file.", ""},
+		{"/tmp/..hidden", "/tmp", "..hidden", "hidden"},
+		{"/Users/a/Library/Preferences/com.apple.finder.plist", "/Users/a/Library/Preferences", "com.apple.finder.plist", "plist"},
+		{"/private/tmp/.001.png", "/private/tmp", ".001.png", "png"},
+		{"/a/b.dir/", "/a/b.dir", "", ""},
+		{"/usr/lib/libc.so.6", "/usr/lib", "libc.so.6", "6"},
+	}
+	for _, c := range cases {
+		dir, name, ext := SplitPath(c.path)
+		if dir != c.dir || name != c.name || ext != c.ext {
+			t.Errorf("SplitPath(%q) = %q, %q, %q; want %q, %q, %q", c.path, dir, name, ext, c.dir, c.name, c.ext)
+		}
+	}
+}
+
+// TestElasticRenameShape compares our rename document with the real Elastic
+// Endpoint rename documents in the fixture: the file.* and
+// file.Ext.original.* names must match and hold strings, and we must not
+// repeat Elastic's extension mistake on /private/etc/pam.d/login.
+func TestElasticRenameShape(t *testing.T) {
+	f, err := os.Open("../../shared/fixtures/elastic-endpoint/macos-file-events.ndjson")
+	if os.IsNotExist(err) {
+		f, err = os.Open("/work/shared/fixtures/elastic-endpoint/macos-file-events.ndjson")
+	}
+	if err != nil {
+		t.Fatalf("open fixture: %v", err)
+	}
+	defer f.Close()
+	enc := NewEncoder(testMeta)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	renames, pam := 0, 0
+	for sc.Scan() {
+		var hit struct {
+			Source map[string]any `json:"_source"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &hit); err != nil {
+			t.Fatalf("fixture line: %v", err)
+		}
+		src := hit.Source
+		action, _ := get(src, "event.action")
+		path, _ := get(src, "file.path")
+		if path == "/private/etc/pam.d/login" {
+			pam++
+			if ext, _ := get(src, "file.extension"); ext != "d/login" {
+				t.Errorf("fixture changed: Elastic's extension for pam.d/login is %v", ext)
+			}
+			ev := Event{TimeNS: 1, Action: ActionModification, Path: "/private/etc/pam.d/login"}
+			if ext, ok := get(decodeMap(t, enc.Append(nil, &ev)), "file.extension"); ok {
+				t.Errorf("our file.extension for /private/etc/pam.d/login = %v, want none", ext)
+			}
+		}
+		if action != "rename" {
+			continue
+		}
+		renames++
+		newPath := path.(string)
+		oldPath, ok := get(src, "file.Ext.original.path")
+		if !ok {
+			t.Fatalf("Elastic rename without file.Ext.original.path: %v", src)
+		}
+		ev := fullEvent()
+		ev.Action = ActionRename
+		ev.Access = 0
+		ev.Path = newPath
+		ev.OrigPath = oldPath.(string)
+		ours := decodeMap(t, enc.Append(nil, &ev))
+		if got, _ := get(ours, "event.type"); !reflect.DeepEqual(got, []any{"change"}) {
+			t.Errorf("event.type = %v, Elastic has [change]", got)
+		}
+		elasticType, _ := get(src, "event.type")
+		if !reflect.DeepEqual(elasticType, []any{"change"}) {
+			t.Errorf("fixture event.type = %v", elasticType)
+		}
+		// Every file field Elastic writes on a rename, we write with the same
+		// value and JSON type.
+		theirs := map[string]any{}
+		flatten(src["file"].(map[string]any), "file", theirs)
+		for k, v := range theirs {
+			got, ok := get(ours, k)
+			if k == "file.extension" && strings.Contains(v.(string), "/") {
+				// Elastic's bug: an extension taken across a directory.
+				if ok {
+					t.Errorf("%s: we write %#v for %s, want none", k, got, newPath)
+				}
+				continue
+			}
+			if !ok {
+				t.Errorf("%s: Elastic writes %#v, we write nothing", k, v)
+				continue
+			}
+			if !reflect.DeepEqual(got, v) {
+				t.Errorf("%s: ours %#v, Elastic %#v", k, got, v)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if renames != 5 || pam == 0 {
+		t.Fatalf("fixture has %d renames and %d pam.d/login docs, want 5 and at least 1", renames, pam)
+	}
+}
+
+func TestDeterministicIDs(t *testing.T) {
+	a, b := NewEncoder(testMeta), NewEncoder(testMeta)
+	ev := fullEvent()
+	d1, d2 := a.Append(nil, &ev), b.Append(nil, &ev)
+	if !bytes.Equal(d1, d2) {
+		t.Fatalf("two encoders with the same meta differ:\n%s\n%s", d1, d2)
+	}
+	id := string(a.AppendID(nil, &ev))
+	if len(id) != IDLen || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Fatalf("id %q is not %d lowercase hex digits", id, IDLen)
+	}
+	// Only host id, provider, stream and seq feed the id.
+	other := ev
+	other.TimeNS++
+	other.Path = "/elsewhere"
+	other.Action = ActionDeletion
+	other.Process.PID++
+	if got := string(a.AppendID(nil, &other)); got != id {
+		t.Errorf("id changed with time/path/action/pid: %s vs %s", got, id)
+	}
+	seen := map[string]string{id: "base"}
+	variants := map[string]func(*Event, *Encoder) *Encoder{
+		"seq":      func(e *Event, enc *Encoder) *Encoder { e.Seq++; return enc },
+		"stream":   func(e *Event, enc *Encoder) *Encoder { e.Stream++; return enc },
+		"provider": func(e *Event, enc *Encoder) *Encoder { e.Provider = ProviderFanotify; return enc },
+		"host": func(e *Event, enc *Encoder) *Encoder {
+			m := testMeta
+			m.HostID += "x"
+			return NewEncoder(m)
+		},
+		"host name only": func(e *Event, enc *Encoder) *Encoder {
+			m := testMeta
+			m.HostName = "other"
+			return NewEncoder(m)
+		},
+	}
+	for name, f := range variants {
+		e := fullEvent()
+		enc := f(&e, a)
+		got := string(enc.AppendID(nil, &e))
+		if name == "host name only" {
+			if got != id {
+				t.Errorf("changing host.name changed the id")
+			}
+			continue
+		}
+		if prev, dup := seen[got]; dup {
+			t.Errorf("variant %s has the same id as %s", name, prev)
+		}
+		seen[got] = name
+	}
+	// Ids over a long run of sequences are distinct.
+	ids := map[string]bool{}
+	e := fullEvent()
+	buf := make([]byte, 0, IDLen)
+	for i := range uint64(100000) {
+		e.Seq = i
+		buf = a.AppendID(buf[:0], &e)
+		if ids[string(buf)] {
+			t.Fatalf("duplicate id at seq %d", i)
+		}
+		ids[string(buf)] = true
+	}
+	// The document carries the same id as AppendID.
+	if got, _ := get(decodeMap(t, d1), "event.id"); got != id {
+		t.Errorf("event.id %v != AppendID %s", got, id)
+	}
+	// Derived entity ids: stable, and different for a reused pid.
+	p := ev.Process
+	e1 := string(a.AppendEntityID(nil, &p))
+	p.PIDVersion++
+	e2 := string(a.AppendEntityID(nil, &p))
+	if e1 == e2 || len(e1) != IDLen {
+		t.Errorf("entity ids %q, %q", e1, e2)
+	}
+	if got, _ := get(decodeMap(t, d1), "process.entity_id"); got != e1 {
+		t.Errorf("process.entity_id %v != AppendEntityID %s", got, e1)
+	}
+}
+
+func TestZeroAllocs(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	ev := fullEvent()
+	ren := fullEvent()
+	ren.Action = ActionRename
+	ren.OrigPath = "/tmp/old name\twith \"quotes\""
+	ren.Path = "/tmp/caf\xc3\xa9\x01\xff"
+	ren.Process.EntityID = "given"
+	loss := Loss{TimeNS: 5, Reason: LossRingFull, Count: 12, Seq: 3}
+	hb := Heartbeat{TimeNS: 5e9, Seq: 2, StartedNS: 1e9, Captured: 10, Dropped: 1, Spooled: 9, SpoolBytes: 4096, RingDepth: 3}
+	buf := make([]byte, 0, 4096)
+	cases := map[string]func(){
+		"Append":            func() { buf = enc.Append(buf[:0], &ev) },
+		"Append rename":     func() { buf = enc.Append(buf[:0], &ren) },
+		"AppendID":          func() { buf = enc.AppendID(buf[:0], &ev) },
+		"AppendLoss":        func() { buf = enc.AppendLoss(buf[:0], &loss) },
+		"AppendLossID":      func() { buf = enc.AppendLossID(buf[:0], &loss) },
+		"AppendHeartbeat":   func() { buf = enc.AppendHeartbeat(buf[:0], &hb) },
+		"AppendHeartbeatID": func() { buf = enc.AppendHeartbeatID(buf[:0], &hb) },
+	}
+	for name, f := range cases {
+		if n := testing.AllocsPerRun(200, f); n != 0 {
+			t.Errorf("%s: %v allocs per run, want 0", name, n)
+		}
+	}
+}
+
+func TestStringEscaping(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"plain", `"plain"`},
+		{`a"b\c`, `"a\"b\\c"`},
+		{"\n\r\t\x00\x1f\x7f", `"\n\r\t\u0000\u001f` + "\x7f" + `"`},
+		{"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+		{"bad\xffbyte", `"bad\ufffdbyte"`},
+		{"\xe2\x82", `"\ufffd\ufffd"`},
+		{"\u2028\u2029", `"\u2028\u2029"`},
+		{"/tmp/<script>&", `"/tmp/<script>&"`},
+		{"😀", "\"😀\""},
+	}
+	for _, c := range cases {
+		got := string(appendString(nil, c.in))
+		if got != c.want {
+			t.Errorf("appendString(%q) = %s, want %s", c.in, got, c.want)
+		}
+		// encoding/json must read back what it would have written itself.
+		ref, _ := json.Marshal(c.in)
+		var a, b string
+		if err := json.Unmarshal([]byte(got), &a); err != nil {
+			t.Errorf("%q: %v", got, err)
+		}
+		_ = json.Unmarshal(ref, &b)
+		if a != b {
+			t.Errorf("appendString(%q) decodes to %q, encoding/json's to %q", c.in, a, b)
+		}
+	}
+}
+
+func TestAppendTime(t *testing.T) {
+	check := func(ns int64) {
+		t.Helper()
+		want := `"` + time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000000Z") + `"`
+		if got := string(appendTime(nil, ns)); got != want {
+			t.Fatalf("appendTime(%d) = %s, want %s", ns, got, want)
+		}
+	}
+	for _, ns := range []int64{0, 1, -1, 999_999_999, -1_000_000_000, 951782400e9, 951868800e9 - 1,
+		4107542400e9, math.MaxInt64, math.MinInt64, -62135596800e9 / 1000} {
+		check(ns)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		check(int64(r.Uint64()))
+	}
+}
+
+func TestAppendMode(t *testing.T) {
+	for mode, want := range map[uint32]string{
+		0o100644: `"0644"`, 0o40755: `"0755"`, 0o104755: `"4755"`, 0: `"0000"`, 0o7777: `"7777"`, 0o120777: `"0777"`,
+	} {
+		if got := string(appendMode(nil, mode)); got != want {
+			t.Errorf("appendMode(%o) = %s, want %s", mode, got, want)
+		}
+	}
+}
+
+func TestFileType(t *testing.T) {
+	for _, tn := range []string{"file", "dir", "symlink", "char_device", "block_device", "fifo", "socket"} {
+		m, ok := fileTypeMode(tn)
+		if !ok || fileType(m|0o644) != tn {
+			t.Errorf("file type %s does not round-trip", tn)
+		}
+	}
+	if fileType(0o644) != "" {
+		t.Errorf("mode without type bits has a file.type")
+	}
+}
+
+func TestLossDocument(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for r := LossReason(0); r < LossReasonCount; r++ {
+		l := Loss{TimeNS: testTime("2026-11-26T02:00:00Z"), Reason: r, Count: 42, Seq: 9}
+		doc := enc.AppendLoss(nil, &l)
+		m := decodeMap(t, doc)
+		for k, want := range map[string]any{
+			"@timestamp":           "2026-11-26T02:00:00.000000000Z",
+			"event.kind":           "pipeline_error",
+			"event.action":         "events_lost",
+			"event.dataset":        "fileward.agent",
+			"event.module":         "fileward",
+			"event.sequence":       float64(9),
+			"event.id":             string(enc.AppendLossID(nil, &l)),
+			"fileward.lost.reason": r.String(),
+			"fileward.lost.count":  float64(42),
+			"host.id":              testMeta.HostID,
+			"agent.type":           "fileward",
+			"ecs.version":          ECSVersion,
+		} {
+			if got, _ := get(m, k); !reflect.DeepEqual(got, want) {
+				t.Errorf("%v: %s = %#v, want %#v", r, k, got, want)
+			}
+		}
+		msg, _ := get(m, "message")
+		if s, _ := msg.(string); !strings.Contains(s, "lost 42 events ("+r.String()+")") || strings.Contains(s, "unknown") {
+			t.Errorf("%v: message %q", r, msg)
+		}
+		var ev Event
+		if err := DecodeECS(doc, &ev); err == nil || !errorsIs(err, ErrNotFileEvent) {
+			t.Errorf("DecodeECS(loss) = %v, want ErrNotFileEvent", err)
+		}
+	}
+	// Ids are deterministic and depend on reason, seq and time.
+	l := Loss{TimeNS: 1, Reason: LossSeqGap, Count: 1, Seq: 1}
+	ids := map[string]bool{string(enc.AppendLossID(nil, &l)): true}
+	for _, f := range []func(*Loss){
+		func(l *Loss) { l.Reason = LossRingFull },
+		func(l *Loss) { l.Seq = 2 },
+		func(l *Loss) { l.TimeNS = 2 },
+	} {
+		c := l
+		f(&c)
+		ids[string(enc.AppendLossID(nil, &c))] = true
+	}
+	if len(ids) != 4 {
+		t.Errorf("loss ids collide: %v", ids)
+	}
+	c := l
+	c.Count = 99
+	if !ids[string(enc.AppendLossID(nil, &c))] {
+		t.Errorf("loss id depends on Count")
+	}
+	one := decodeMap(t, enc.AppendLoss(nil, &l))
+	if msg, _ := get(one, "message"); !strings.Contains(msg.(string), "lost 1 event (seq_gap)") {
+		t.Errorf("singular message: %v", msg)
+	}
+}
+
+func TestHeartbeatDocument(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	h := Heartbeat{TimeNS: 100e9, Seq: 5, StartedNS: 40e9, Captured: 1000, Dropped: 3, Spooled: 997, SpoolBytes: 1 << 20, RingDepth: 12}
+	doc := enc.AppendHeartbeat(nil, &h)
+	m := decodeMap(t, doc)
+	for k, want := range map[string]any{
+		"event.kind":                 "metric",
+		"event.action":               "heartbeat",
+		"event.dataset":              "fileward.agent",
+		"event.sequence":             float64(5),
+		"event.id":                   string(enc.AppendHeartbeatID(nil, &h)),
+		"fileward.stats.uptime_s":    float64(60),
+		"fileward.stats.started":     "1970-01-01T00:00:40.000000000Z",
+		"fileward.stats.captured":    float64(1000),
+		"fileward.stats.dropped":     float64(3),
+		"fileward.stats.spooled":     float64(997),
+		"fileward.stats.spool_bytes": float64(1 << 20),
+		"fileward.stats.ring_depth":  float64(12),
+		"message":                    "fileward heartbeat",
+		"host.name":                  testMeta.HostName,
+	} {
+		if got, _ := get(m, k); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %#v, want %#v", k, got, want)
+		}
+	}
+	h2 := h
+	h2.Seq++
+	if bytes.Equal(enc.AppendHeartbeatID(nil, &h), enc.AppendHeartbeatID(nil, &h2)) {
+		t.Errorf("heartbeat ids do not depend on Seq")
+	}
+	h.StartedNS = 0
+	if _, ok := get(decodeMap(t, enc.AppendHeartbeat(nil, &h)), "fileward.stats.uptime_s"); ok {
+		t.Errorf("uptime_s written without a start time")
+	}
+}
+
+// TestFieldsCoverOutput checks that Fields() lists every field the encoders
+// write, with a type that matches the JSON value, and that every listed
+// field is written by some document.
+func TestFieldsCoverOutput(t *testing.T) {
+	fields := map[string]string{}
+	for _, f := range Fields() {
+		if _, dup := fields[f.Name]; dup {
+			t.Errorf("Fields() lists %s twice", f.Name)
+		}
+		fields[f.Name] = f.Type
+	}
+	enc := NewEncoder(testMeta)
+	var docs [][]byte
+	for _, a := range Actions() {
+		ev := fullEvent()
+		ev.Action = a
+		ev.OrigPath = "/tmp/old.txt"
+		ev.ExtAttr = "user.x"
+		ev.Count = 3
+		ev.Stream = 2
+		ev.PathTruncated = true
+		ev.Process.TeamID = "ABCDE12345"
+		docs = append(docs, enc.Append(nil, &ev))
+	}
+	docs = append(docs, enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1}))
+	docs = append(docs, enc.AppendHeartbeat(nil, &Heartbeat{TimeNS: 2, StartedNS: 1}))
+	written := map[string]bool{}
+	for _, d := range docs {
+		flat := map[string]any{}
+		flatten(decodeMap(t, d), "", flat)
+		for _, k := range sortedKeys(flat) {
+			written[k] = true
+			typ, ok := fields[k]
+			if !ok {
+				t.Errorf("encoder writes %s, which Fields() does not list", k)
+				continue
+			}
+			v := flat[k]
+			if arr, ok := v.([]any); ok {
+				v = arr[0]
+			}
+			var ok2 bool
+			switch typ {
+			case "keyword", "date", "match_only_text":
+				_, ok2 = v.(string)
+			case "long":
+				_, ok2 = v.(float64)
+			case "boolean":
+				_, ok2 = v.(bool)
+			}
+			if !ok2 {
+				t.Errorf("%s is listed as %s but written as %T", k, typ, v)
+			}
+		}
+	}
+	for _, f := range Fields() {
+		if !written[f.Name] {
+			t.Errorf("Fields() lists %s, which no document writes", f.Name)
+		}
+	}
+}
+
+func TestEncoderMeta(t *testing.T) {
+	m := Meta{HostID: "id\"with\\quotes", HostName: "h\x00st"}
+	enc := NewEncoder(m)
+	if enc.Meta() != m {
+		t.Errorf("Meta() = %+v", enc.Meta())
+	}
+	ev := Event{Action: ActionOpen, Path: "/a"}
+	doc := decodeMap(t, enc.Append(nil, &ev))
+	if got, _ := get(doc, "host.id"); got != m.HostID {
+		t.Errorf("host.id = %v", got)
+	}
+	if got, _ := get(doc, "host.name"); got != m.HostName {
+		t.Errorf("host.name = %v", got)
+	}
+	// An invalid action still yields valid JSON, which DecodeECS rejects.
+	ev.Action = Action(200)
+	raw := enc.Append(nil, &ev)
+	if got, _ := get(decodeMap(t, raw), "event.action"); got != "unknown" {
+		t.Errorf("event.action for invalid action = %v", got)
+	}
+	if err := DecodeECS(raw, &ev); !errorsIs(err, ErrInvalidDocument) {
+		t.Errorf("DecodeECS(unknown action) = %v", err)
+	}
+}
