@@ -1,0 +1,546 @@
+package eslogger
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// SyntaxError is returned by Parse for a line that is not a well-formed
+// eslogger message: broken JSON, a value of the wrong type for a field the
+// parser reads, or a missing event object. Offset is the byte offset in the
+// line where the problem was found.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("eslogger: malformed message at byte %d: %s", e.Offset, e.Msg)
+}
+
+// maxDepth bounds the nesting the skipper accepts (a bit per level).
+const maxDepth = 64
+
+// scanner walks one JSON line. Errors are sticky: the first failure records a
+// SyntaxError and moves the cursor to the end, so every later call fails fast
+// and loops end. Nothing here panics on any input.
+type scanner struct {
+	b   []byte
+	i   int
+	err *SyntaxError
+	buf []byte // scratch for unescaping
+}
+
+func (s *scanner) reset(b []byte) {
+	s.b, s.i, s.err = b, 0, nil
+}
+
+func (s *scanner) fail(msg string) {
+	if s.err == nil {
+		s.err = &SyntaxError{Offset: s.i, Msg: msg}
+	}
+	s.i = len(s.b)
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// enterObject consumes '{'.
+func (s *scanner) enterObject() bool {
+	if s.peek() == '{' {
+		s.i++
+		return true
+	}
+	s.fail("expected object")
+	return false
+}
+
+// null consumes a JSON null if it is next and reports whether it did.
+func (s *scanner) null() bool {
+	if s.peek() == 'n' {
+		if bytes.HasPrefix(s.b[s.i:], []byte("null")) {
+			s.i += 4
+			return true
+		}
+		s.fail("invalid literal")
+	}
+	return false
+}
+
+// nextKey moves to the next member of the current object (n is the member's
+// index, 0 for the first) and returns its raw key. It returns ok=false after
+// consuming the closing '}', or on error.
+func (s *scanner) nextKey(n int) (key []byte, ok bool) {
+	c := s.peek()
+	if c == '}' {
+		s.i++
+		return nil, false
+	}
+	if n > 0 {
+		if c != ',' {
+			s.fail("expected ',' or '}' in object")
+			return nil, false
+		}
+		s.i++
+		c = s.peek()
+	}
+	if c != '"' {
+		s.fail("expected object key")
+		return nil, false
+	}
+	start := s.i + 1
+	end := stringEnd(s.b, start)
+	if end < 0 {
+		s.fail("unterminated key")
+		return nil, false
+	}
+	key = s.b[start:end]
+	s.i = end + 1
+	if s.peek() != ':' {
+		s.fail("expected ':' after key")
+		return nil, false
+	}
+	s.i++
+	return key, true
+}
+
+// stringEnd returns the index of the quote that closes the string whose
+// contents start at i, or -1.
+func stringEnd(b []byte, i int) int {
+	for i <= len(b) {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return -1
+		}
+		j += i
+		// Count the backslashes right before the quote: an odd number escapes it.
+		k := j - 1
+		for k >= i && b[k] == '\\' {
+			k--
+		}
+		if (j-1-k)%2 == 0 {
+			return j
+		}
+		i = j + 1
+	}
+	return -1
+}
+
+// rawString reads a string value and returns its decoded bytes, which alias
+// the line or the scanner's scratch buffer and are valid until the next call.
+func (s *scanner) rawString() ([]byte, bool) {
+	if s.peek() != '"' {
+		s.fail("expected string")
+		return nil, false
+	}
+	start := s.i + 1
+	end := stringEnd(s.b, start)
+	if end < 0 {
+		s.fail("unterminated string")
+		return nil, false
+	}
+	s.i = end + 1
+	v := s.b[start:end]
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v, true
+	}
+	out, ok := unescape(s.buf[:0], v)
+	s.buf = out
+	if !ok {
+		s.i = start
+		s.fail("invalid escape in string")
+		return nil, false
+	}
+	return out, true
+}
+
+// appendString reads a string value and appends its decoded bytes to dst.
+func (s *scanner) appendString(dst []byte) ([]byte, bool) {
+	v, ok := s.rawString()
+	if !ok {
+		return dst, false
+	}
+	return append(dst, v...), true
+}
+
+func unhex(c byte) rune {
+	switch {
+	case '0' <= c && c <= '9':
+		return rune(c - '0')
+	case 'a' <= c && c <= 'f':
+		return rune(c - 'a' + 10)
+	case 'A' <= c && c <= 'F':
+		return rune(c - 'A' + 10)
+	}
+	return -1
+}
+
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		h := unhex(c)
+		if h < 0 {
+			return -1
+		}
+		r = r<<4 | h
+	}
+	return r
+}
+
+// unescape decodes the JSON escapes of v (the bytes between the quotes) into dst.
+func unescape(dst, v []byte) ([]byte, bool) {
+	for len(v) > 0 {
+		j := bytes.IndexByte(v, '\\')
+		if j < 0 {
+			return append(dst, v...), true
+		}
+		dst = append(dst, v[:j]...)
+		v = v[j:]
+		if len(v) < 2 {
+			return dst, false
+		}
+		switch v[1] {
+		case '"', '\\', '/':
+			dst = append(dst, v[1])
+			v = v[2:]
+		case 'b':
+			dst = append(dst, '\b')
+			v = v[2:]
+		case 'f':
+			dst = append(dst, '\f')
+			v = v[2:]
+		case 'n':
+			dst = append(dst, '\n')
+			v = v[2:]
+		case 'r':
+			dst = append(dst, '\r')
+			v = v[2:]
+		case 't':
+			dst = append(dst, '\t')
+			v = v[2:]
+		case 'u':
+			r := hex4(v[2:])
+			if r < 0 {
+				return dst, false
+			}
+			v = v[6:]
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if len(v) >= 6 && v[0] == '\\' && v[1] == 'u' {
+					r2 = hex4(v[2:])
+				}
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					v = v[6:]
+					r = d
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// skipValue skips any JSON value. Strings are jumped with IndexByte and
+// containers by depth counting with a bit stack that checks bracket pairs.
+func (s *scanner) skipValue() {
+	c := s.peek()
+	switch {
+	case c == '"':
+		end := stringEnd(s.b, s.i+1)
+		if end < 0 {
+			s.fail("unterminated string")
+			return
+		}
+		s.i = end + 1
+	case c == '{' || c == '[':
+		s.skipComposite()
+	case c == 't':
+		s.literal("true")
+	case c == 'f':
+		s.literal("false")
+	case c == 'n':
+		s.literal("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		s.skipNumber()
+	case c == 0:
+		s.fail("unexpected end of input")
+	default:
+		s.fail("unexpected character")
+	}
+}
+
+func (s *scanner) literal(lit string) {
+	if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
+		s.i += len(lit)
+		return
+	}
+	s.fail("invalid literal")
+}
+
+func (s *scanner) skipNumber() {
+	b := s.b
+	i := s.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(b) {
+		c := b[i]
+		if ('0' <= c && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
+			i++
+			continue
+		}
+		break
+	}
+	if i == start {
+		s.fail("invalid number")
+		return
+	}
+	s.i = i
+}
+
+func (s *scanner) skipComposite() {
+	b := s.b
+	i := s.i
+	var stack uint64 // bit set = '{'
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			end := stringEnd(b, i+1)
+			if end < 0 {
+				s.i = i
+				s.fail("unterminated string")
+				return
+			}
+			i = end + 1
+			continue
+		case '{', '[':
+			if depth == maxDepth {
+				s.i = i
+				s.fail("nesting too deep")
+				return
+			}
+			stack <<= 1
+			if b[i] == '{' {
+				stack |= 1
+			}
+			depth++
+		case '}', ']':
+			if depth == 0 || (stack&1 == 1) != (b[i] == '}') {
+				s.i = i
+				s.fail("mismatched bracket")
+				return
+			}
+			stack >>= 1
+			depth--
+			if depth == 0 {
+				s.i = i + 1
+				return
+			}
+		}
+		i++
+	}
+	s.i = i
+	s.fail("unexpected end of input")
+}
+
+// uint reads a non-negative integer.
+func (s *scanner) uint() uint64 {
+	c := s.peek()
+	if c < '0' || c > '9' {
+		s.fail("expected unsigned integer")
+		return 0
+	}
+	b := s.b
+	i := s.i
+	var v uint64
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		d := uint64(b[i] - '0')
+		if v > (1<<64-1-d)/10 {
+			s.fail("integer overflow")
+			return 0
+		}
+		v = v*10 + d
+		i++
+	}
+	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+		s.i = i
+		s.fail("expected integer")
+		return 0
+	}
+	s.i = i
+	return v
+}
+
+// int reads a signed integer that fits int64.
+func (s *scanner) int() int64 {
+	neg := false
+	if s.peek() == '-' {
+		neg = true
+		s.i++
+	}
+	u := s.uint()
+	if s.err != nil {
+		return 0
+	}
+	if neg {
+		if u > 1<<63 {
+			s.fail("integer overflow")
+			return 0
+		}
+		return -int64(u)
+	}
+	if u > 1<<63-1 {
+		s.fail("integer overflow")
+		return 0
+	}
+	return int64(u)
+}
+
+// uint32v reads an integer that must fit uint32.
+func (s *scanner) uint32v() uint32 {
+	v := s.uint()
+	if v > 1<<32-1 {
+		s.fail("integer out of range")
+		return 0
+	}
+	return uint32(v)
+}
+
+func (s *scanner) bool() bool {
+	switch s.peek() {
+	case 't':
+		s.literal("true")
+		return true
+	case 'f':
+		s.literal("false")
+		return false
+	}
+	s.fail("expected boolean")
+	return false
+}
+
+// timeNS reads an RFC 3339 timestamp string into Unix nanoseconds. A null
+// gives 0.
+func (s *scanner) timeNS() int64 {
+	if s.null() {
+		return 0
+	}
+	start := s.i
+	v, ok := s.rawString()
+	if !ok {
+		return 0
+	}
+	if ns, ok := fastTime(v); ok {
+		return ns
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		s.i = start
+		s.fail("invalid timestamp")
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// fastTime parses "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z", the form eslogger writes.
+// Anything else returns ok=false and goes through time.Parse.
+func fastTime(b []byte) (int64, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return 0, false
+	}
+	y, ok1 := digits(b[0:4])
+	mo, ok2 := digits(b[5:7])
+	d, ok3 := digits(b[8:10])
+	h, ok4 := digits(b[11:13])
+	mi, ok5 := digits(b[14:16])
+	se, ok6 := digits(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || se > 59 {
+		return 0, false
+	}
+	frac := 0
+	rest := b[19 : len(b)-1]
+	if len(rest) > 0 {
+		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
+			return 0, false
+		}
+		f, ok := digits(rest[1:])
+		if !ok {
+			return 0, false
+		}
+		for n := len(rest) - 1; n < 9; n++ {
+			f *= 10
+		}
+		frac = f
+	}
+	days := daysFromCivil(y, mo, d)
+	return (days*86400+int64(h*3600+mi*60+se))*1e9 + int64(frac), true
+}
+
+func daysIn(m, y int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is Howard Hinnant's algorithm: days since 1970-01-01.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
