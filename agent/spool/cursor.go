@@ -1,0 +1,471 @@
+package spool
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	cursorDir     = "cursors"
+	quarantineDir = "quarantine"
+	cursorSuffix  = ".cursor"
+	cursorMagic   = "FWCR"
+	cursorVersion = 1
+	cursorSize    = 36 // magic 4, version 1, reserved 3, segment 8, offset 8, seq 8, crc 4
+)
+
+var cursorName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func encodeCursor(p Position) []byte {
+	b := make([]byte, cursorSize)
+	copy(b[0:4], cursorMagic)
+	b[4] = cursorVersion
+	binary.LittleEndian.PutUint64(b[8:16], p.Segment)
+	binary.LittleEndian.PutUint64(b[16:24], uint64(p.Offset))
+	binary.LittleEndian.PutUint64(b[24:32], p.Seq)
+	binary.LittleEndian.PutUint32(b[32:36], crc32.Checksum(b[0:32], castagnoli))
+	return b
+}
+
+func decodeCursor(b []byte) (Position, error) {
+	if len(b) != cursorSize || string(b[0:4]) != cursorMagic || b[4] != cursorVersion {
+		return Position{}, errors.New("bad cursor header")
+	}
+	if crc32.Checksum(b[0:32], castagnoli) != binary.LittleEndian.Uint32(b[32:36]) {
+		return Position{}, errors.New("bad cursor crc")
+	}
+	return Position{
+		Segment: binary.LittleEndian.Uint64(b[8:16]),
+		Offset:  int64(binary.LittleEndian.Uint64(b[16:24])),
+		Seq:     binary.LittleEndian.Uint64(b[24:32]),
+	}, nil
+}
+
+// readCursors reads every cursor file in dir; unreadable ones are reported
+// through bad and skipped.
+func readCursors(dir string, bad func(name string, err error)) (map[string]Position, error) {
+	ents, err := os.ReadDir(filepath.Join(dir, cursorDir))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	out := map[string]Position{}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), cursorSuffix)
+		if !ok || !cursorName.MatchString(name) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, cursorDir, e.Name()))
+		var p Position
+		if err == nil {
+			p, err = decodeCursor(b)
+		}
+		if err != nil {
+			bad(name, err)
+			continue
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+func (s *Spool) loadCursors() ([]*cursorState, error) {
+	ps, err := readCursors(s.o.Dir, func(name string, err error) {
+		// A damaged cursor restarts its sink at the oldest data: duplicates,
+		// never loss.
+		s.log.Error("spool: ignoring damaged cursor; the sink restarts at the oldest data", "sink", name, "err", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*cursorState
+	for name, p := range ps {
+		out = append(out, &cursorState{name: name, pos: p})
+	}
+	return out, nil
+}
+
+// writeCursor persists p atomically: temp file, fsync, rename, fsync dir.
+func writeCursor(dir, name string, p Position, fsync bool) error {
+	cdir := filepath.Join(dir, cursorDir)
+	path := filepath.Join(cdir, name+cursorSuffix)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write cursor: %w", err)
+	}
+	_, err = f.Write(encodeCursor(p))
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && fsync {
+		err = syncDir(cdir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write cursor %s: %w", name, err)
+	}
+	return nil
+}
+
+// Cursors lists the names of the persisted cursors, sorted.
+func (s *Spool) Cursors() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.cursors))
+	for n := range s.cursors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// RemoveCursor forgets a cursor, so that it no longer pins segments. The
+// agent calls it at start for every cursor whose sink is not in the config.
+// Removing an unknown name is not an error; removing one held by an open
+// Reader is.
+func (s *Spool) RemoveCursor(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	c, ok := s.cursors[name]
+	if !ok {
+		return nil
+	}
+	if c.open {
+		return fmt.Errorf("spool: cursor %q has an open reader", name)
+	}
+	if err := os.Remove(filepath.Join(s.o.Dir, cursorDir, name+cursorSuffix)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("spool: remove cursor: %w", err)
+	}
+	delete(s.cursors, name)
+	s.gc()
+	return nil
+}
+
+// Lag is how far a cursor is behind the newest record.
+type Lag struct {
+	Events uint64
+	Bytes  int64
+}
+
+// Lag reports the lag of cursor name; ok is false for an unknown name.
+func (s *Spool) Lag(name string) (Lag, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cursors[name]
+	if !ok {
+		return Lag{}, false
+	}
+	return lagOf(s.segs, s.nextSeq, c.pos), true
+}
+
+func lagOf(segs []*segment, nextSeq uint64, p Position) Lag {
+	var l Lag
+	if len(segs) == 0 {
+		return l
+	}
+	seq := p.Seq
+	if p.Segment < segs[0].idx || seq < segs[0].baseSeq {
+		seq = segs[0].baseSeq
+	}
+	if nextSeq > seq {
+		l.Events = nextSeq - seq
+	}
+	for _, sg := range segs {
+		switch {
+		case sg.idx > p.Segment:
+			l.Bytes += sg.size - segHeaderSize
+		case sg.idx == p.Segment && p.Offset < sg.size:
+			l.Bytes += sg.size - max(p.Offset, segHeaderSize)
+		}
+	}
+	return l
+}
+
+// Record is one record read from the spool.
+type Record struct {
+	// Payload is valid until the next call to Next.
+	Payload []byte
+	Events  int
+	Seq     uint64 // sequence number of the record's first event
+	Time    time.Time
+	Pos     Position // where the record starts
+	End     Position // just after it: the cursor after Ack
+}
+
+// Reader reads the spool from one cursor. It has a scanner shape: Next,
+// Record, Err. It is used by one goroutine; Ack persists the cursor.
+type Reader struct {
+	s    *Spool
+	c    *cursorState
+	pos  Position // next record to read
+	rec  Record
+	have bool
+	err  error
+	f    *os.File
+	fseg uint64
+	buf  []byte
+	amu  sync.Mutex
+}
+
+// Reader opens the cursor name, creating it at the oldest data if it does
+// not exist. Only one Reader per name may be open at a time.
+func (s *Spool) Reader(name string) (*Reader, error) {
+	if !cursorName.MatchString(name) {
+		return nil, fmt.Errorf("spool: cursor name %q: want letters, digits, '.', '_' or '-'", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	c, ok := s.cursors[name]
+	if !ok {
+		first := s.segs[0]
+		c = &cursorState{name: name, pos: Position{first.idx, segHeaderSize, first.baseSeq}}
+		c.persisted = c.pos
+		if err := writeCursor(s.o.Dir, name, c.pos, s.o.Fsync != FsyncNever); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		s.cursors[name] = c
+	}
+	if c.open {
+		return nil, fmt.Errorf("spool: cursor %q already has a reader", name)
+	}
+	c.open = true
+	return &Reader{s: s, c: c, pos: c.pos}, nil
+}
+
+// Next reads the next record. It returns false at the end of the data (Err
+// is nil; call Wait) or on an error (see Err). When drop_oldest deleted the
+// segment under the reader, it moves on to the oldest remaining record.
+func (r *Reader) Next() bool {
+	r.err, r.have = nil, false
+	for attempt := 0; ; attempt++ {
+		seg, limit, ok := r.locate()
+		if r.err != nil || !ok {
+			return false
+		}
+		if r.f == nil || r.fseg != seg {
+			if r.f != nil {
+				r.f.Close()
+				r.f = nil
+			}
+			f, err := os.Open(filepath.Join(r.s.o.Dir, segName(seg)))
+			if err != nil {
+				if os.IsNotExist(err) && attempt < 3 {
+					continue // deleted meanwhile: locate again
+				}
+				r.err = fmt.Errorf("spool reader: %w", err)
+				return false
+			}
+			r.f, r.fseg = f, seg
+		}
+		return r.read(seg, limit)
+	}
+}
+
+// locate finds the segment and the readable limit for r.pos, moving pos
+// over deleted or finished segments.
+func (r *Reader) locate() (seg uint64, limit int64, ok bool) {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		r.err = ErrClosed
+		return 0, 0, false
+	}
+	for {
+		sg := s.findSeg(r.pos.Segment)
+		if sg == nil {
+			next := s.segs[len(s.segs)-1]
+			for _, x := range s.segs {
+				if x.idx > r.pos.Segment {
+					next = x
+					break
+				}
+			}
+			r.pos = Position{next.idx, segHeaderSize, next.baseSeq}
+			continue
+		}
+		if r.pos.Offset < segHeaderSize {
+			r.pos.Offset = segHeaderSize
+		}
+		if r.pos.Offset >= sg.size {
+			if sg == s.segs[len(s.segs)-1] {
+				return 0, 0, false
+			}
+			i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].idx > sg.idx })
+			n := s.segs[i]
+			r.pos = Position{n.idx, segHeaderSize, n.baseSeq}
+			continue
+		}
+		return sg.idx, sg.size, true
+	}
+}
+
+func (r *Reader) read(seg uint64, limit int64) bool {
+	var hb [recHeaderSize]byte
+	off := r.pos.Offset
+	corrupt := func(err error) bool {
+		r.err = &CorruptionError{Dir: r.s.o.Dir, Segment: seg, Offset: off, Err: err}
+		r.s.m.corrupt.Inc()
+		return false
+	}
+	if limit-off < recHeaderSize {
+		return corrupt(errShortHeader)
+	}
+	if _, err := r.f.ReadAt(hb[:], off); err != nil {
+		return corrupt(fmt.Errorf("read header: %w", err))
+	}
+	h := parseRecHeader(hb[:])
+	if int64(h.length) > limit-off-recHeaderSize {
+		return corrupt(errBadLength)
+	}
+	if cap(r.buf) < int(h.length) {
+		r.buf = make([]byte, h.length)
+	}
+	p := r.buf[:h.length]
+	if _, err := r.f.ReadAt(p, off+recHeaderSize); err != nil {
+		return corrupt(fmt.Errorf("read payload: %w", err))
+	}
+	if !h.check(hb[:], p) {
+		return corrupt(errBadCRC)
+	}
+	end := Position{seg, off + recHeaderSize + int64(h.length), h.seq + uint64(h.events)}
+	r.rec = Record{Payload: p, Events: int(h.events), Seq: h.seq, Time: time.Unix(0, h.time),
+		Pos: Position{seg, off, h.seq}, End: end}
+	r.pos = end
+	r.have = true
+	return true
+}
+
+// Record returns the record read by the last successful Next.
+func (r *Reader) Record() Record { return r.rec }
+
+// Err returns the error that stopped Next: ErrClosed, a *CorruptionError
+// (call SkipDamaged to go on), or an I/O error.
+func (r *Reader) Err() error { return r.err }
+
+// SkipDamaged moves the reader past a damaged record: to the end of what
+// its segment held when the damage was found (a damaged length field leaves
+// no way to find the next record). The spool counted the damage.
+func (r *Reader) SkipDamaged() {
+	r.err = nil
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if sg := r.s.findSeg(r.pos.Segment); sg != nil {
+		r.pos = Position{sg.idx, sg.size, sg.endSeq}
+	}
+}
+
+// Valid reports whether the last record returned by Next is still in the
+// spool (drop_oldest has not deleted its segment).
+func (r *Reader) Valid() bool {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return r.have && r.s.findSeg(r.rec.Pos.Segment) != nil
+}
+
+// Ack moves the cursor past the last record returned by Next and persists
+// it (temp file, fsync, rename, fsync dir). Segments every cursor has
+// passed are deleted.
+func (r *Reader) Ack() error {
+	if !r.have {
+		return nil
+	}
+	return r.ackTo(r.rec.End)
+}
+
+func (r *Reader) ackTo(p Position) error {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	s := r.s
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	r.c.pos = p
+	s.mu.Unlock()
+	if err := writeCursor(s.o.Dir, r.c.name, p, s.o.Fsync != FsyncNever); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.mu.Lock()
+	r.c.persisted = p
+	s.gc()
+	s.mu.Unlock()
+	return nil
+}
+
+// Wait blocks until a record may be available after the reader's position,
+// ctx is done, stop is closed (it may be nil) or the spool is closed.
+func (r *Reader) Wait(ctx context.Context, stop <-chan struct{}) error {
+	s := r.s
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	last := s.segs[len(s.segs)-1]
+	if r.pos.Segment < last.idx || (r.pos.Segment == last.idx && r.pos.Offset < last.size) {
+		s.mu.Unlock()
+		return nil
+	}
+	w := s.wake
+	s.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-stop:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// AtEnd reports whether the reader has read everything appended so far.
+func (r *Reader) AtEnd() bool {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return true
+	}
+	last := s.segs[len(s.segs)-1]
+	return r.pos.Segment > last.idx || (r.pos.Segment == last.idx && r.pos.Offset >= last.size)
+}
+
+// Close releases the reader; the cursor stays persisted.
+func (r *Reader) Close() error {
+	r.s.mu.Lock()
+	r.c.open = false
+	r.s.mu.Unlock()
+	if r.f != nil {
+		err := r.f.Close()
+		r.f = nil
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package spool
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// SegmentInfo describes one segment file.
+type SegmentInfo struct {
+	Index    uint64
+	File     string
+	Bytes    int64
+	Records  int
+	Events   uint64
+	FirstSeq uint64 // from the segment header
+	EndSeq   uint64 // after the last good record
+	Oldest   time.Time
+	Newest   time.Time
+}
+
+// CursorInfo is one sink's cursor and its lag.
+type CursorInfo struct {
+	Name     string
+	Position Position
+	Lag      Lag
+	Err      error // the cursor file is unreadable (the sink would restart at the oldest data)
+}
+
+// Damage is one damaged span found by Inspect.
+type Damage struct {
+	Segment uint64
+	File    string
+	Start   int64
+	End     int64
+	// Torn marks a damaged tail of the newest segment: the normal result
+	// of a crash mid-append, which Open truncates. Anything else is
+	// corruption, which Open quarantines.
+	Torn bool
+	Err  error
+}
+
+// Report is the result of Inspect.
+type Report struct {
+	Dir         string
+	InUse       bool // a process holds the writer lock
+	Verified    bool // every CRC was checked
+	Segments    []SegmentInfo
+	Bytes       int64
+	Records     int
+	Events      uint64
+	Cursors     []CursorInfo
+	Damage      []Damage
+	Quarantined []string
+}
+
+// Inspect reads the spool in dir without changing anything and without
+// taking the writer lock, so it is safe next to a running agent. With verify
+// it checks every record's CRC; without it, it only follows the frames.
+// When an agent is running, the newest segment's tail may be mid-write and
+// show as torn.
+func Inspect(dir string, verify bool) (*Report, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	rep := &Report{Dir: dir, InUse: inUse(dir), Verified: verify}
+	idxs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []*segment
+	for i, idx := range idxs {
+		name := segName(idx)
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // deleted by the running agent meanwhile
+			}
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		res := scanSegment(f, st.Size(), verify)
+		f.Close()
+		newest := i == len(idxs)-1
+		if res.hdrErr != nil {
+			rep.Damage = append(rep.Damage, Damage{Segment: idx, File: name, Start: 0, End: st.Size(),
+				Torn: newest && st.Size() < segHeaderSize, Err: res.hdrErr})
+			continue
+		}
+		torn := newest && len(res.bad) == 1 && res.tailBad
+		for _, b := range res.bad {
+			rep.Damage = append(rep.Damage, Damage{Segment: idx, File: name, Start: b.start, End: b.end, Torn: torn, Err: b.err})
+		}
+		si := SegmentInfo{Index: idx, File: name, Bytes: st.Size(), FirstSeq: res.baseSeq, EndSeq: res.baseSeq}
+		for _, r := range res.records {
+			if si.Records == 0 {
+				si.Oldest = time.Unix(0, r.time)
+			}
+			si.Newest = time.Unix(0, r.time)
+			si.Records++
+			si.Events += uint64(r.events)
+			if e := r.seq + uint64(r.events); e > si.EndSeq {
+				si.EndSeq = e
+			}
+		}
+		rep.Segments = append(rep.Segments, si)
+		rep.Bytes += si.Bytes
+		rep.Records += si.Records
+		rep.Events += si.Events
+		segs = append(segs, &segment{idx: idx, baseSeq: si.FirstSeq, endSeq: si.EndSeq, size: res.end()})
+	}
+	var nextSeq uint64
+	if len(segs) > 0 {
+		nextSeq = segs[len(segs)-1].endSeq
+	}
+	var bad []CursorInfo
+	ps, err := readCursors(dir, func(name string, err error) { bad = append(bad, CursorInfo{Name: name, Err: err}) })
+	if err != nil {
+		return nil, err
+	}
+	for name, p := range ps {
+		rep.Cursors = append(rep.Cursors, CursorInfo{Name: name, Position: p, Lag: lagOf(segs, nextSeq, p)})
+	}
+	rep.Cursors = append(rep.Cursors, bad...)
+	sort.Slice(rep.Cursors, func(i, j int) bool { return rep.Cursors[i].Name < rep.Cursors[j].Name })
+	if ents, err := os.ReadDir(filepath.Join(dir, quarantineDir)); err == nil {
+		for _, e := range ents {
+			rep.Quarantined = append(rep.Quarantined, e.Name())
+		}
+	}
+	return rep, nil
+}
+
+// Corrupt reports whether the report holds damage other than a torn tail.
+func (r *Report) Corrupt() bool {
+	for _, d := range r.Damage {
+		if !d.Torn {
+			return true
+		}
+	}
+	return false
+}
