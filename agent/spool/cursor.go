@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -226,7 +225,9 @@ type Reader struct {
 	f    *os.File
 	fseg uint64
 	buf  []byte
-	amu  sync.Mutex
+
+	dirty       bool // acknowledged but not persisted
+	lastPersist time.Time
 }
 
 // Reader opens the cursor name, creating it at the oldest data if it does
@@ -388,30 +389,48 @@ func (r *Reader) Valid() bool {
 	return r.have && r.s.findSeg(r.rec.Pos.Segment) != nil
 }
 
-// Ack moves the cursor past the last record returned by Next and persists
-// it (temp file, fsync, rename, fsync dir). Segments every cursor has
-// passed are deleted.
+// Ack moves the cursor past the last record returned by Next. With fsync
+// "always" it persists the cursor at once (temp file, fsync, rename, fsync
+// dir); otherwise at most once per FsyncInterval, and always before Wait
+// blocks and on Flush and Close. Segments every persisted cursor has
+// passed are deleted. A cursor that did not reach the disk before a crash
+// only means re-sending (at-least-once).
 func (r *Reader) Ack() error {
 	if !r.have {
 		return nil
 	}
-	return r.ackTo(r.rec.End)
+	r.s.mu.Lock()
+	if r.s.closed {
+		r.s.mu.Unlock()
+		return ErrClosed
+	}
+	r.c.pos = r.rec.End
+	r.s.mu.Unlock()
+	r.dirty = true
+	if r.s.o.Fsync == FsyncAlways || time.Since(r.lastPersist) >= r.s.o.FsyncInterval {
+		return r.Flush()
+	}
+	return nil
 }
 
-func (r *Reader) ackTo(p Position) error {
-	r.amu.Lock()
-	defer r.amu.Unlock()
+// Flush persists the acknowledged position if it has not been yet.
+func (r *Reader) Flush() error {
+	if !r.dirty {
+		return nil
+	}
 	s := r.s
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	r.c.pos = p
+	p := r.c.pos
 	s.mu.Unlock()
 	if err := writeCursor(s.o.Dir, r.c.name, p, s.o.Fsync != FsyncNever); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
+	r.dirty = false
+	r.lastPersist = time.Now()
 	s.mu.Lock()
 	r.c.persisted = p
 	s.gc()
@@ -422,6 +441,9 @@ func (r *Reader) ackTo(p Position) error {
 // Wait blocks until a record may be available after the reader's position,
 // ctx is done, stop is closed (it may be nil) or the spool is closed.
 func (r *Reader) Wait(ctx context.Context, stop <-chan struct{}) error {
+	if err := r.Flush(); err != nil {
+		return err
+	}
 	s := r.s
 	s.mu.Lock()
 	if s.closed {
@@ -457,15 +479,18 @@ func (r *Reader) AtEnd() bool {
 	return r.pos.Segment > last.idx || (r.pos.Segment == last.idx && r.pos.Offset >= last.size)
 }
 
-// Close releases the reader; the cursor stays persisted.
+// Close persists the cursor and releases the reader.
 func (r *Reader) Close() error {
+	ferr := r.Flush()
+	if errors.Is(ferr, ErrClosed) {
+		ferr = nil
+	}
 	r.s.mu.Lock()
 	r.c.open = false
 	r.s.mu.Unlock()
 	if r.f != nil {
-		err := r.f.Close()
+		r.f.Close()
 		r.f = nil
-		return err
 	}
-	return nil
+	return ferr
 }
