@@ -1,0 +1,423 @@
+//go:build linux
+
+package procfs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fileward/fileward/schema"
+	"golang.org/x/sys/unix"
+)
+
+// Options configures a Cache.
+type Options struct {
+	// Size bounds the number of cached processes (each holds one pidfd).
+	// Default 4096.
+	Size int
+	// Args fills process.args from /proc/<pid>/cmdline.
+	Args bool
+	// HostID goes into process.entity_id so ids differ across hosts.
+	HostID string
+	// TTL is how long an entry's executable, ids and args are trusted before
+	// they are read again (a process may exec or change its ids without an
+	// event we see). Default 2s. An exec event always refreshes.
+	TTL time.Duration
+	// Logger receives debug messages. nil discards.
+	Logger *slog.Logger
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat start times. It is 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// Cache enriches events with process fields. It is safe for concurrent use.
+type Cache struct {
+	o   Options
+	log *slog.Logger
+
+	mu         sync.Mutex
+	m          map[int32]*entry
+	head, tail *entry
+	users      map[uint32]string
+	buf        []byte
+	pfd        [1]unix.PollFd
+}
+
+type entry struct {
+	pid        int32
+	startTicks uint64
+	pidfd      int
+	loaded     time.Time
+	p          schema.Process
+	prev, next *entry
+}
+
+// New returns an empty cache.
+func New(o Options) *Cache {
+	if o.Size <= 0 {
+		o.Size = 4096
+	}
+	if o.TTL <= 0 {
+		o.TTL = 2 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Cache{o: o, log: log, m: make(map[int32]*entry), users: make(map[uint32]string), buf: make([]byte, 64<<10)}
+}
+
+// Close releases every pidfd the cache holds. The cache stays usable.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.head; e != nil; e = e.next {
+		unix.Close(e.pidfd)
+	}
+	c.m = make(map[int32]*entry)
+	c.head, c.tail = nil, nil
+}
+
+// Len is the number of cached processes.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+// Enrich fills ev.Process from the process ev.Process.PID, if that process is
+// still the one that caused the event. It returns false, leaving the pid and
+// nothing else, when the process is gone or the pid now belongs to a process
+// that started after the event (ev.TimeNS, a wall-clock time; 0 skips that
+// check). The caller counts false as process_unresolved.
+func (c *Cache) Enrich(ev *schema.Event) bool {
+	pid := ev.Process.PID
+	if pid <= 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	evBoot := int64(0)
+	if ev.TimeNS != 0 {
+		evBoot = ev.TimeNS - bootOffset()
+	}
+	if e := c.m[pid]; e != nil {
+		if !c.alive(e) {
+			c.drop(e)
+		} else {
+			if evBoot != 0 && startBootNS(e.startTicks) > evBoot {
+				return false // this process started after the event: the pid was reused
+			}
+			if ev.Action == schema.ActionExec || now.Sub(e.loaded) > c.o.TTL {
+				if err := c.load(e); err != nil {
+					c.drop(e)
+					return false
+				}
+				e.loaded = now
+			}
+			c.moveFront(e)
+			c.fill(ev, e)
+			return true
+		}
+	}
+	st, err := c.readStat(pid)
+	if err != nil || st.state == 'Z' || st.state == 'X' {
+		return false // gone, or exited and not yet reaped
+	}
+	if evBoot != 0 && startBootNS(st.startTicks) > evBoot {
+		return false
+	}
+	pidfd, err := unix.PidfdOpen(int(pid), 0)
+	if err != nil {
+		return false
+	}
+	// The pidfd may name a newer process if the pid was reused between the
+	// stat read and pidfd_open: read the start time again through it.
+	st2, err := c.readStat(pid)
+	if err != nil || st2.startTicks != st.startTicks {
+		unix.Close(pidfd)
+		return false
+	}
+	e := &entry{pid: pid, startTicks: st.startTicks, pidfd: pidfd, loaded: now}
+	e.p.PPID = st.ppid
+	e.p.Name = st.comm
+	if err := c.load(e); err != nil {
+		unix.Close(pidfd)
+		return false
+	}
+	c.insert(e)
+	c.fill(ev, e)
+	return true
+}
+
+func (c *Cache) fill(ev *schema.Event, e *entry) {
+	keep := ev.Process
+	ev.Process = e.p
+	ev.Process.PID = keep.PID
+	ev.Process.PIDVersion = keep.PIDVersion
+}
+
+// alive reports whether e's process has not exited (its pidfd is not readable).
+func (c *Cache) alive(e *entry) bool {
+	c.pfd[0] = unix.PollFd{Fd: int32(e.pidfd), Events: unix.POLLIN}
+	n, err := unix.Poll(c.pfd[:], 0)
+	if err != nil {
+		return false
+	}
+	return n == 0
+}
+
+type stat struct {
+	comm       string
+	state      byte
+	ppid       int32
+	startTicks uint64
+}
+
+// readStat parses /proc/<pid>/stat: comm (field 2), ppid (4), starttime (22).
+func (c *Cache) readStat(pid int32) (stat, error) {
+	b, err := c.readFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return stat{}, err
+	}
+	return parseStat(b)
+}
+
+func parseStat(b []byte) (stat, error) {
+	var st stat
+	lp := bytes.IndexByte(b, '(')
+	rp := bytes.LastIndexByte(b, ')')
+	if lp < 0 || rp < lp {
+		return st, errors.New("procfs: malformed stat")
+	}
+	st.comm = string(b[lp+1 : rp])
+	fields := bytes.Fields(b[rp+1:])
+	// fields[0] is field 3 (state); field N is fields[N-3].
+	if len(fields) < 20 {
+		return st, errors.New("procfs: short stat")
+	}
+	ppid, err := strconv.ParseInt(string(fields[1]), 10, 32)
+	if err != nil {
+		return st, fmt.Errorf("procfs: ppid: %w", err)
+	}
+	start, err := strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return st, fmt.Errorf("procfs: starttime: %w", err)
+	}
+	st.ppid, st.startTicks = int32(ppid), start
+	st.state = fields[0][0]
+	return st, nil
+}
+
+// load reads the executable, ids and args of e's process.
+func (c *Cache) load(e *entry) error {
+	dir := "/proc/" + strconv.Itoa(int(e.pid))
+	exe, err := os.Readlink(dir + "/exe")
+	if err == nil {
+		exe, _ = strings.CutSuffix(exe, " (deleted)")
+		e.p.Executable = exe
+		e.p.Name = filepath.Base(exe)
+	} else if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		if _, serr := os.Stat(dir); serr != nil {
+			return err
+		}
+		// A kernel thread has no exe; keep comm as the name.
+	}
+	b, err := c.readFile(dir + "/status")
+	if err != nil {
+		return err
+	}
+	if ruid, euid, ok := idLine(b, "Uid:"); ok {
+		e.p.HasUser = true
+		e.p.RUID, e.p.UID = ruid, euid
+		e.p.UserName = c.userName(euid)
+	}
+	if _, egid, ok := idLine(b, "Gid:"); ok {
+		e.p.GID = egid
+	}
+	if c.o.Args {
+		if b, err := c.readFile(dir + "/cmdline"); err == nil {
+			e.p.Args = splitArgs(b)
+		}
+	}
+	st := startBootNS(e.startTicks) + bootOffset()
+	e.p.StartNS = st
+	e.p.EntityID = entityID(c.o.HostID, e.pid, e.startTicks)
+	if ppid, ok := statusInt(b, "PPid:"); ok {
+		e.p.PPID = int32(ppid)
+	}
+	return nil
+}
+
+// readFile reads a small /proc file into the cache's buffer; the result
+// aliases it until the next call.
+func (c *Cache) readFile(name string) ([]byte, error) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(c.buf) {
+		m, err := unix.Read(fd, c.buf[n:])
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return c.buf[:n], nil
+}
+
+func idLine(b []byte, key string) (real, eff uint32, ok bool) {
+	i := bytes.Index(b, []byte("\n"+key))
+	if i < 0 {
+		return 0, 0, false
+	}
+	line := b[i+1+len(key):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	f := bytes.Fields(line)
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	r, err1 := strconv.ParseUint(string(f[0]), 10, 32)
+	e, err2 := strconv.ParseUint(string(f[1]), 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uint32(r), uint32(e), true
+}
+
+func statusInt(b []byte, key string) (int64, bool) {
+	i := bytes.Index(b, []byte("\n"+key))
+	if i < 0 {
+		return 0, false
+	}
+	line := b[i+1+len(key):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	v, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 10, 64)
+	return v, err == nil
+}
+
+func splitArgs(b []byte) []string {
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) == 0 {
+		return nil
+	}
+	parts := bytes.Split(b, []byte{0})
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = string(p)
+	}
+	return out
+}
+
+func (c *Cache) userName(uid uint32) string {
+	if n, ok := c.users[uid]; ok {
+		return n
+	}
+	name := ""
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		name = u.Username
+	}
+	if len(c.users) >= 1024 {
+		clear(c.users)
+	}
+	c.users[uid] = name
+	return name
+}
+
+// entityID is stable for one process instance: host, pid and start time.
+func entityID(host string, pid int32, startTicks uint64) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%d|%d", host, pid, startTicks)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+func startBootNS(ticks uint64) int64 { return int64(ticks) * (1e9 / clockTicks) }
+
+// bootOffset is wall-clock time minus CLOCK_BOOTTIME, which converts
+// between event times (wall clock) and process start times (boot clock).
+func bootOffset() int64 {
+	var ts unix.Timespec
+	wall := time.Now().UnixNano()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return wall - ts.Nano()
+}
+
+func (c *Cache) insert(e *entry) {
+	if len(c.m) >= c.o.Size {
+		c.drop(c.tail)
+	}
+	c.m[e.pid] = e
+	e.prev, e.next = nil, c.head
+	if c.head != nil {
+		c.head.prev = e
+	}
+	c.head = e
+	if c.tail == nil {
+		c.tail = e
+	}
+}
+
+func (c *Cache) drop(e *entry) {
+	if e == nil {
+		return
+	}
+	unix.Close(e.pidfd)
+	delete(c.m, e.pid)
+	c.unlink(e)
+}
+
+func (c *Cache) moveFront(e *entry) {
+	if c.head == e {
+		return
+	}
+	c.unlink(e)
+	e.next = c.head
+	if c.head != nil {
+		c.head.prev = e
+	}
+	c.head = e
+	if c.tail == nil {
+		c.tail = e
+	}
+}
+
+func (c *Cache) unlink(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else if c.head == e {
+		c.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else if c.tail == e {
+		c.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}

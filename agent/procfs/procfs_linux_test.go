@@ -1,0 +1,179 @@
+//go:build linux
+
+package procfs
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/schema"
+)
+
+func TestEnrichSelf(t *testing.T) {
+	c := New(Options{Args: true, HostID: "h1"})
+	defer c.Close()
+	ev := schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: int32(os.Getpid())}}
+	if !c.Enrich(&ev) {
+		t.Fatal("Enrich(self) = false")
+	}
+	exe, _ := os.Executable()
+	p := ev.Process
+	if p.Executable != exe || p.Name != filepath.Base(exe) {
+		t.Errorf("executable %q name %q, want %q", p.Executable, p.Name, exe)
+	}
+	if p.PPID != int32(os.Getppid()) {
+		t.Errorf("ppid %d, want %d", p.PPID, os.Getppid())
+	}
+	if !p.HasUser || p.UID != uint32(os.Geteuid()) || p.RUID != uint32(os.Getuid()) || p.GID != uint32(os.Getegid()) {
+		t.Errorf("ids %+v", p)
+	}
+	if os.Geteuid() == 0 && p.UserName != "root" {
+		t.Errorf("user name %q, want root", p.UserName)
+	}
+	if len(p.Args) == 0 || p.Args[0] != os.Args[0] {
+		t.Errorf("args %q, want %q...", p.Args, os.Args[0])
+	}
+	if p.StartNS <= 0 || p.StartNS > time.Now().UnixNano() || time.Since(time.Unix(0, p.StartNS)) > 24*time.Hour {
+		t.Errorf("start %v", time.Unix(0, p.StartNS))
+	}
+	if p.EntityID == "" {
+		t.Error("no entity id")
+	}
+	// A second event from the same process is a cache hit with the same id.
+	ev2 := schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: int32(os.Getpid())}}
+	if !c.Enrich(&ev2) || ev2.Process.EntityID != p.EntityID {
+		t.Errorf("second enrich: entity %q, want %q", ev2.Process.EntityID, p.EntityID)
+	}
+	if c.Len() != 1 {
+		t.Errorf("cache len %d, want 1", c.Len())
+	}
+}
+
+func TestExitedProcessIsUnresolved(t *testing.T) {
+	c := New(Options{})
+	defer c.Close()
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(cmd.Process.Pid)
+	ev := schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: pid}}
+	if !c.Enrich(&ev) || !strings.HasSuffix(ev.Process.Executable, "/sleep") {
+		t.Fatalf("live child: %+v", ev.Process)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	ev = schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: pid}}
+	if c.Enrich(&ev) {
+		t.Fatalf("exited child resolved: %+v", ev.Process)
+	}
+	if ev.Process.PID != pid || ev.Process.Executable != "" {
+		t.Errorf("unresolved event must keep only the pid: %+v", ev.Process)
+	}
+	if c.Len() != 0 {
+		t.Errorf("dead entry kept: len %d", c.Len())
+	}
+}
+
+// TestPIDReuse makes the kernel hand a dead process's pid to a new process
+// (through /proc/sys/kernel/ns_last_pid) and checks that neither process is
+// credited with the other's events.
+func TestPIDReuse(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to write /proc/sys/kernel/ns_last_pid")
+	}
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other-sleep")
+	data, err := os.ReadFile(mustLookPath(t, "sleep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := New(Options{})
+	defer c.Close()
+
+	var a, b *exec.Cmd
+	for attempt := 0; ; attempt++ {
+		if attempt == 20 {
+			t.Skip("could not get the kernel to reuse a pid in 20 tries (other processes are forking)")
+		}
+		a = exec.Command("sleep", "10")
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		evA := schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: int32(a.Process.Pid)}}
+		if !c.Enrich(&evA) || !strings.HasSuffix(evA.Process.Executable, "/sleep") {
+			t.Fatalf("first process: %+v", evA.Process)
+		}
+		a.Process.Kill()
+		a.Wait()
+		// An event that A caused just before it died, enriched late.
+		lateA := schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: int32(a.Process.Pid)}}
+		time.Sleep(30 * time.Millisecond) // more than one clock tick between A's event and B's start
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(a.Process.Pid-1)), 0); err != nil {
+			t.Skipf("cannot set ns_last_pid: %v", err)
+		}
+		b = exec.Command(other, "10")
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if b.Process.Pid != a.Process.Pid {
+			b.Process.Kill()
+			b.Wait()
+			continue
+		}
+		defer func() { b.Process.Kill(); b.Wait() }()
+		if c.Enrich(&lateA) {
+			t.Fatalf("A's late event was credited to B (pid %d reused): %+v", a.Process.Pid, lateA.Process)
+		}
+		evB := schema.Event{TimeNS: time.Now().UnixNano(), Process: schema.Process{PID: int32(b.Process.Pid)}}
+		if !c.Enrich(&evB) {
+			t.Fatal("B unresolved")
+		}
+		if evB.Process.Executable != other {
+			t.Fatalf("B's event credited to %q, want %q (pid reuse misattributed)", evB.Process.Executable, other)
+		}
+		if evB.Process.EntityID == evA.Process.EntityID {
+			t.Fatal("A and B share an entity id")
+		}
+		t.Logf("pid %d reused after %d attempts", b.Process.Pid, attempt+1)
+		return
+	}
+}
+
+func mustLookPath(t *testing.T, name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseStat(t *testing.T) {
+	st, err := parseStat([]byte("42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.comm != "a) b (c)" || st.ppid != 7 || st.startTicks != 12345 || st.state != 'S' {
+		t.Fatalf("%+v", st)
+	}
+	for _, bad := range []string{"", "1 (x", "1 (x) S 1", "1 (x) S notanumber 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"} {
+		if _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("parseStat(%q) succeeded", bad)
+		}
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("42 (a) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parseStat(b)
+	})
+}
