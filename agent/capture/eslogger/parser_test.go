@@ -623,4 +623,3 @@ func BenchmarkParseEncodingJSON(b *testing.B) {
 		}
 	}
 }
-
