@@ -1,0 +1,182 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/capture/eslogger"
+	"github.com/fileward/fileward/schema"
+)
+
+// Stream is the ev.Stream of replayed events: "replay" in ASCII, so replayed
+// ids never collide with a live source's.
+const Stream uint64 = 0x7265706c6179
+
+// Options configures a Source.
+type Options struct {
+	Path   string
+	Format string  // "eslogger" or "ecs"
+	Rate   float64 // events per second; 0 = as fast as possible
+	Loop   bool
+	Logger *slog.Logger
+	// Now is the clock for event.created (default time.Now).
+	Now func() time.Time
+}
+
+// Source replays a file. It implements capture.Source.
+type Source struct {
+	o   Options
+	log *slog.Logger
+}
+
+// New checks the options and that the file can be read.
+func New(o Options) (*Source, error) {
+	switch o.Format {
+	case "", "eslogger":
+		o.Format = "eslogger"
+	case "ecs":
+	default:
+		return nil, fmt.Errorf("replay: unknown format %q (use eslogger or ecs)", o.Format)
+	}
+	if o.Rate < 0 {
+		return nil, fmt.Errorf("replay: rate %v is negative", o.Rate)
+	}
+	f, err := os.Open(o.Path)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	f.Close()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Source{o: o, log: log}, nil
+}
+
+// Name is the metrics label.
+func (s *Source) Name() string { return "replay" }
+
+// Run replays the file (over and over when Loop is set). It returns nil at
+// the end of the input, or when ctx is done.
+func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drops) error {
+	parse := s.parser()
+	var seq uint64
+	start := time.Now()
+	var lastWarn time.Time
+	for pass := 0; ; pass++ {
+		mapped, err := s.pass(ctx, parse, &seq, start, out, drops, &lastWarn)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		if !s.o.Loop {
+			s.log.Info("replay reached the end of its input", "path", s.o.Path, "events", seq)
+			return nil
+		}
+		if mapped == 0 {
+			s.log.Warn("replay input holds no event Fileward maps; not looping", "path", s.o.Path)
+			return nil
+		}
+	}
+}
+
+// parser returns the line decoder of the configured format.
+func (s *Source) parser() func(line []byte, ev *schema.Event) (bool, error) {
+	if s.o.Format == "ecs" {
+		return func(line []byte, ev *schema.Event) (bool, error) {
+			*ev = schema.Event{}
+			return true, schema.DecodeECS(line, ev)
+		}
+	}
+	return eslogger.NewParser().Parse
+}
+
+func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bool, error), seq *uint64, start time.Time,
+	out *capture.Ring, drops *capture.Drops, lastWarn *time.Time) (int, error) {
+	f, err := os.Open(s.o.Path)
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var ev schema.Event
+	var long []byte
+	mapped := 0
+	for lineNo := 1; ; lineNo++ {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if len(line) > 0 && !isBlank(line) {
+			ok, perr := parse(line, &ev)
+			switch {
+			case perr != nil:
+				drops.Add(schema.LossMalformed, 1)
+				if now := time.Now(); now.Sub(*lastWarn) >= time.Second {
+					*lastWarn = now
+					s.log.Warn("replay: malformed line skipped", "path", s.o.Path, "line", lineNo, "err", perr)
+				}
+			case ok:
+				mapped++
+				*seq++
+				ev.Seq, ev.Stream = *seq, Stream
+				ev.CreatedNS = s.o.Now().UnixNano()
+				out.TryPush(&ev)
+				if s.o.Rate > 0 {
+					if err := pace(ctx, start, *seq, s.o.Rate); err != nil {
+						return mapped, nil
+					}
+				}
+			}
+		}
+		if err == io.EOF {
+			return mapped, nil
+		}
+		if err != nil {
+			return mapped, fmt.Errorf("replay: read %s: %w", s.o.Path, err)
+		}
+		if lineNo&1023 == 0 && ctx.Err() != nil {
+			return mapped, nil
+		}
+	}
+}
+
+// pace sleeps until event n is due at rate events/s after start.
+func pace(ctx context.Context, start time.Time, n uint64, rate float64) error {
+	due := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+	d := time.Until(due)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
