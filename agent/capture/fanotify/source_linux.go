@@ -585,11 +585,18 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 			} else if r.dir.ok() {
 				path, ok = g.resolve(r.dir, r.name)
 			} else if r.obj.ok() {
-				path, ok = g.resolve(r.obj, nil)
+				// An event on an inode with no name (a link count change
+				// reported as FAN_ATTRIB): open the object itself, uncached.
+				path, ok, _ = g.openDir(r.obj)
 			}
 			if !ok {
-				truncated = true
 				unresolved++
+				if !r.dir.ok() && !r.oldDir.ok() {
+					// Nameless and gone (a link count change on a file
+					// already unlinked): nothing to report a path for.
+					continue
+				}
+				truncated = true
 			}
 			if r.mask&fanOnDir != 0 && r.mask&(fanRename|fanMovedFrom|fanDelete) != 0 {
 				// A directory moved or went away: forget its handle and every
@@ -602,6 +609,12 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 				if r.obj.ok() {
 					g.cache.remove(r.obj.key)
 				}
+			}
+			if ok && r.obj.ok() && r.mask&fanOnDir != 0 && r.mask&(fanCreate|fanRename|fanMovedTo) != 0 && r.mask&fanDelete == 0 {
+				// Learn a new or moved directory's handle from the event
+				// itself, so events under it resolve even if it is renamed
+				// or removed before they are read.
+				g.cache.put(r.obj.key, path, true)
 			}
 			key = r.obj.key
 			if key == nil {
