@@ -267,8 +267,8 @@ func (s *Spool) normalize(p Position, bounds map[uint64]map[int64]uint64) Positi
 	if p.Offset >= seg.size {
 		return Position{seg.idx, seg.size, seg.endSeq}
 	}
-	if seq, ok := bounds[seg.idx][p.Offset]; ok {
-		return Position{seg.idx, p.Offset, seq}
+	if seq, ok := bounds[seg.idx][p.Offset]; ok && seq == p.Seq {
+		return p
 	}
 	// Not a record boundary any more (the segment was repaired): the first
 	// record at or after the cursor's sequence number.
