@@ -1,10 +1,5 @@
 package schema
 
-import (
-	"encoding/binary"
-	"strconv"
-)
-
 // Loss describes events the agent lost, to be reported in the event stream
 // itself as an ECS document with event.action events_lost.
 type Loss struct {
@@ -62,14 +57,11 @@ func lossExplanation(r LossReason) string {
 	return "of an unknown reason"
 }
 
-// AppendLossID appends the deterministic event.id of a loss document:
-// IDLen hex digits of SHA-256(host key, reason, Seq, TimeNS).
+// AppendLossID appends the deterministic event.id of a loss document
+// (IDLen hex digits), keyed by the host id and derived from Reason, Seq and
+// TimeNS.
 func (e *Encoder) AppendLossID(dst []byte, l *Loss) []byte {
-	var t [17]byte
-	t[0] = byte(l.Reason)
-	binary.BigEndian.PutUint64(t[1:], l.Seq)
-	binary.BigEndian.PutUint64(t[9:], uint64(l.TimeNS))
-	return e.hashID(dst, tagLoss, t[:])
+	return e.appendID(dst, tagLoss<<56|uint64(l.Reason), l.Seq, uint64(l.TimeNS), 0)
 }
 
 // AppendLoss appends the ECS document that reports a loss: event.kind
@@ -82,9 +74,9 @@ func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
 	dst = append(dst, `,"event":{"kind":"pipeline_error","action":"events_lost","id":"`...)
 	dst = e.AppendLossID(dst, l)
 	dst = append(dst, `","sequence":`...)
-	dst = strconv.AppendUint(dst, l.Seq, 10)
+	dst = appendUint(dst, l.Seq)
 	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward lost `...)
-	dst = strconv.AppendUint(dst, l.Count, 10)
+	dst = appendUint(dst, l.Count)
 	if l.Count == 1 {
 		dst = append(dst, ` event (`...)
 	} else {
@@ -96,18 +88,15 @@ func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
 	dst = append(dst, `","fileward":{"lost":{"reason":"`...)
 	dst = append(dst, l.Reason.String()...)
 	dst = append(dst, `","count":`...)
-	dst = strconv.AppendUint(dst, l.Count, 10)
+	dst = appendUint(dst, l.Count)
 	dst = append(dst, `}}`...)
 	return append(dst, e.tail...)
 }
 
-// AppendHeartbeatID appends the deterministic event.id of a heartbeat:
-// IDLen hex digits of SHA-256(host key, Seq, TimeNS).
+// AppendHeartbeatID appends the deterministic event.id of a heartbeat
+// (IDLen hex digits), keyed by the host id and derived from Seq and TimeNS.
 func (e *Encoder) AppendHeartbeatID(dst []byte, h *Heartbeat) []byte {
-	var t [16]byte
-	binary.BigEndian.PutUint64(t[0:], h.Seq)
-	binary.BigEndian.PutUint64(t[8:], uint64(h.TimeNS))
-	return e.hashID(dst, tagHeartbeat, t[:])
+	return e.appendID(dst, tagHeartbeat<<56, h.Seq, uint64(h.TimeNS), 0)
 }
 
 // AppendHeartbeat appends the heartbeat document: event.kind metric,
@@ -119,25 +108,25 @@ func (e *Encoder) AppendHeartbeat(dst []byte, h *Heartbeat) []byte {
 	dst = append(dst, `,"event":{"kind":"metric","action":"heartbeat","id":"`...)
 	dst = e.AppendHeartbeatID(dst, h)
 	dst = append(dst, `","sequence":`...)
-	dst = strconv.AppendUint(dst, h.Seq, 10)
+	dst = appendUint(dst, h.Seq)
 	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward heartbeat","fileward":{"stats":{`...)
 	if h.StartedNS != 0 {
 		dst = append(dst, `"started":`...)
 		dst = appendTime(dst, h.StartedNS)
 		dst = append(dst, `,"uptime_s":`...)
-		dst = strconv.AppendInt(dst, (h.TimeNS-h.StartedNS)/1_000_000_000, 10)
+		dst = appendInt(dst, (h.TimeNS-h.StartedNS)/1_000_000_000)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"captured":`...)
-	dst = strconv.AppendUint(dst, h.Captured, 10)
+	dst = appendUint(dst, h.Captured)
 	dst = append(dst, `,"dropped":`...)
-	dst = strconv.AppendUint(dst, h.Dropped, 10)
+	dst = appendUint(dst, h.Dropped)
 	dst = append(dst, `,"spooled":`...)
-	dst = strconv.AppendUint(dst, h.Spooled, 10)
+	dst = appendUint(dst, h.Spooled)
 	dst = append(dst, `,"spool_bytes":`...)
-	dst = strconv.AppendInt(dst, h.SpoolBytes, 10)
+	dst = appendInt(dst, h.SpoolBytes)
 	dst = append(dst, `,"ring_depth":`...)
-	dst = strconv.AppendInt(dst, h.RingDepth, 10)
+	dst = appendInt(dst, h.RingDepth)
 	dst = append(dst, `}}`...)
 	return append(dst, e.tail...)
 }

@@ -1,9 +1,11 @@
 package schema
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/binary"
-	"strconv"
+	"slices"
 	"strings"
 )
 
@@ -28,8 +30,8 @@ type Meta struct {
 
 // IDLen is the length in bytes of every id the encoder writes: event.id,
 // process.entity_id when derived, and the ids of loss and heartbeat
-// documents. Ids are lowercase hex of a 128-bit SHA-256 prefix, so they are
-// safe as an Elasticsearch _id, a Kafka header and a file name.
+// documents. Ids are 128 bits in lowercase hex, so they are safe as an
+// Elasticsearch _id, a Kafka header and a file name.
 const IDLen = 32
 
 // Encoder turns Events into ECS JSON documents. It is immutable after
@@ -40,8 +42,10 @@ const IDLen = 32
 // state. Output is byte-for-byte deterministic: the same Meta and Event give
 // the same bytes, with fields in the fixed order docs/ecs.md documents.
 type Encoder struct {
-	meta    Meta
-	hostKey [16]byte
+	meta Meta
+	// block is AES-128 keyed by the host key, SHA-256("fileward host\x00" +
+	// HostID)[:16]. cipher.Block is safe for concurrent use.
+	block cipher.Block
 	// tail is `,"host":{…},"agent":{…},"ecs":{…}}`: the constant end of
 	// every document.
 	tail []byte
@@ -59,7 +63,11 @@ const (
 func NewEncoder(m Meta) *Encoder {
 	e := &Encoder{meta: m}
 	sum := sha256.Sum256([]byte("fileward host\x00" + m.HostID))
-	copy(e.hostKey[:], sum[:16])
+	block, err := aes.NewCipher(sum[:16])
+	if err != nil {
+		panic("schema: aes.NewCipher with a 16-byte key: " + err.Error()) // cannot happen
+	}
+	e.block = block
 
 	t := make([]byte, 0, 160+len(m.HostID)+len(m.HostName)+len(m.OSType)+len(m.OSVersion)+len(m.AgentID)+len(m.AgentVersion))
 	t = append(t, `,"host":{`...)
@@ -104,42 +112,50 @@ func NewEncoder(m Meta) *Encoder {
 // Meta returns the constant fields the encoder was built with.
 func (e *Encoder) Meta() Meta { return e.meta }
 
-// hashID hashes the host key, a tag and up to 24 bytes of tuple into a
-// 128-bit id and appends it as IDLen lowercase hex digits.
-func (e *Encoder) hashID(dst []byte, tag byte, tuple []byte) []byte {
-	var buf [16 + 1 + 32]byte
-	copy(buf[:16], e.hostKey[:])
-	buf[16] = tag
-	n := copy(buf[17:], tuple)
-	sum := sha256.Sum256(buf[:17+n])
-	for _, b := range sum[:16] {
-		dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
+// appendID appends the id of the four-word tuple (w0, w1, w2, w3) as IDLen
+// lowercase hex digits: the AES-128 CBC-MAC of the tuple's two big-endian
+// blocks under the host key. For messages of one fixed length, CBC-MAC is a
+// pseudorandom function, so distinct tuples collide only with the 2^-128
+// odds of random ids. w0 carries a tag byte in its top byte to keep the id
+// spaces of events, processes, losses and heartbeats apart.
+//
+// The two blocks are built in dst's spare capacity, and the hex digits are
+// then written over them from the end, so no scratch array escapes to the
+// heap through the cipher.Block interface.
+func (e *Encoder) appendID(dst []byte, w0, w1, w2, w3 uint64) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, IDLen)[:n+IDLen]
+	s := dst[n : n+IDLen]
+	binary.BigEndian.PutUint64(s[0:], w0)
+	binary.BigEndian.PutUint64(s[8:], w1)
+	e.block.Encrypt(s[:16], s[:16])
+	binary.BigEndian.PutUint64(s[0:], binary.BigEndian.Uint64(s[0:])^w2)
+	binary.BigEndian.PutUint64(s[8:], binary.BigEndian.Uint64(s[8:])^w3)
+	e.block.Encrypt(s[:16], s[:16])
+	// Expand the 16 MAC bytes to 32 hex digits in place, last byte first:
+	// byte i lands at 2i and 2i+1, which only later bytes occupied.
+	for i := 15; i >= 0; i-- {
+		b := s[i]
+		s[2*i], s[2*i+1] = hexDigits[b>>4], hexDigits[b&0xf]
 	}
 	return dst
 }
 
-// AppendID appends the event's deterministic event.id: IDLen hex digits of
-// SHA-256(host key, provider, ev.Stream, ev.Seq). Nothing else of the event
-// feeds it, so replaying the same input on the same host gives the same ids,
-// and a re-sent document collides with its first copy in Elasticsearch.
+// AppendID appends the event's deterministic event.id (IDLen hex digits),
+// keyed by the host id and derived from ev.Provider, ev.Stream and ev.Seq
+// only. Replaying the same input on the same host gives the same ids, and a
+// re-sent document collides with its first copy in Elasticsearch.
 func (e *Encoder) AppendID(dst []byte, ev *Event) []byte {
-	var t [17]byte
-	t[0] = byte(ev.Provider)
-	binary.BigEndian.PutUint64(t[1:], ev.Stream)
-	binary.BigEndian.PutUint64(t[9:], ev.Seq)
-	return e.hashID(dst, tagEvent, t[:])
+	return e.appendID(dst, tagEvent<<56|uint64(ev.Provider), ev.Stream, ev.Seq, 0)
 }
 
 // AppendEntityID appends the process.entity_id the encoder derives when
-// p.EntityID is empty: IDLen hex digits of SHA-256(host key, pid, pidversion,
-// start time). The same process on the same host always gets the same id,
-// and a reused pid gets a new one as long as pidversion or start time differ.
+// p.EntityID is empty (IDLen hex digits), keyed by the host id and derived
+// from pid, pidversion and start time. The same process on the same host
+// always gets the same id, and a reused pid gets a new one as long as
+// pidversion or start time differ.
 func (e *Encoder) AppendEntityID(dst []byte, p *Process) []byte {
-	var t [16]byte
-	binary.BigEndian.PutUint32(t[0:], uint32(p.PID))
-	binary.BigEndian.PutUint32(t[4:], p.PIDVersion)
-	binary.BigEndian.PutUint64(t[8:], uint64(p.StartNS))
-	return e.hashID(dst, tagEntity, t[:])
+	return e.appendID(dst, tagEntity<<56, uint64(uint32(p.PID))<<32|uint64(p.PIDVersion), uint64(p.StartNS), 0)
 }
 
 // actionHead returns event.category, event.type and event.action for a,
@@ -299,7 +315,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	dst = append(dst, `,"id":"`...)
 	dst = e.AppendID(dst, ev)
 	dst = append(dst, `","sequence":`...)
-	dst = strconv.AppendUint(dst, ev.Seq, 10)
+	dst = appendUint(dst, ev.Seq)
 	dst = append(dst, `,"module":"fileward","dataset":"fileward.file"`...)
 	if p := ev.Provider.String(); p != "" {
 		dst = append(dst, `,"provider":"`...)
@@ -345,7 +361,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		dst = append(dst, `,"gid":`...)
 		dst = appendUintString(dst, uint64(ev.GID))
 		dst = append(dst, `,"size":`...)
-		dst = strconv.AppendInt(dst, ev.Size, 10)
+		dst = appendInt(dst, ev.Size)
 		if ev.MtimeNS != 0 {
 			dst = append(dst, `,"mtime":`...)
 			dst = appendTime(dst, ev.MtimeNS)
@@ -366,7 +382,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	p := &ev.Process
 	if hasProcess(p) {
 		dst = append(dst, `,"process":{"pid":`...)
-		dst = strconv.AppendInt(dst, int64(p.PID), 10)
+		dst = appendInt(dst, int64(p.PID))
 		if p.Executable != "" {
 			dst = append(dst, `,"executable":`...)
 			dst = appendString(dst, p.Executable)
@@ -388,7 +404,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 				dst = appendString(dst, a)
 			}
 			dst = append(dst, `],"args_count":`...)
-			dst = strconv.AppendInt(dst, int64(len(p.Args)), 10)
+			dst = appendInt(dst, int64(len(p.Args)))
 		}
 		dst = append(dst, `,"entity_id":`...)
 		if p.EntityID != "" {
@@ -404,7 +420,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		}
 		if p.PPID > 0 {
 			dst = append(dst, `,"parent":{"pid":`...)
-			dst = strconv.AppendInt(dst, int64(p.PPID), 10)
+			dst = appendInt(dst, int64(p.PPID))
 			dst = append(dst, '}')
 		}
 		if p.HasCodeSig {
@@ -471,12 +487,12 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		if ev.Count > 1 {
 			dst = comma(dst)
 			dst = append(dst, `"count":`...)
-			dst = strconv.AppendUint(dst, uint64(ev.Count), 10)
+			dst = appendUint(dst, uint64(ev.Count))
 		}
 		if ev.Stream != 0 {
 			dst = comma(dst)
 			dst = append(dst, `"stream":`...)
-			dst = strconv.AppendUint(dst, ev.Stream, 10)
+			dst = appendUint(dst, ev.Stream)
 		}
 		if ev.PathTruncated {
 			dst = comma(dst)
@@ -490,18 +506,18 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		if esf {
 			dst = comma(dst)
 			dst = append(dst, `"esf":{"seq_num":`...)
-			dst = strconv.AppendUint(dst, ev.ESFSeqNum, 10)
+			dst = appendUint(dst, ev.ESFSeqNum)
 			if ev.ESFEvent != "" {
 				dst = append(dst, `,"event":`...)
 				dst = appendString(dst, ev.ESFEvent)
 			}
 			if ev.ESFVersion != 0 {
 				dst = append(dst, `,"version":`...)
-				dst = strconv.AppendUint(dst, uint64(ev.ESFVersion), 10)
+				dst = appendUint(dst, uint64(ev.ESFVersion))
 			}
 			if ev.HasGlobalSeq {
 				dst = append(dst, `,"global_seq_num":`...)
-				dst = strconv.AppendUint(dst, ev.GlobalSeq, 10)
+				dst = appendUint(dst, ev.GlobalSeq)
 			}
 			dst = append(dst, '}')
 		}

@@ -3,11 +3,16 @@ package schema
 import (
 	"bufio"
 	"bytes"
+	"crypto/aes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -670,5 +675,89 @@ func TestEncoderMeta(t *testing.T) {
 	}
 	if err := DecodeECS(raw, &ev); !errorsIs(err, ErrInvalidDocument) {
 		t.Errorf("DecodeECS(unknown action) = %v", err)
+	}
+}
+
+// TestIDConstruction recomputes ids with crypto/aes exactly as docs/ecs.md
+// describes them, so the documentation and the code cannot drift apart.
+func TestIDConstruction(t *testing.T) {
+	key := sha256.Sum256([]byte("fileward host\x00" + testMeta.HostID))
+	block, err := aes.NewCipher(key[:16])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(w0, w1, w2, w3 uint64) string {
+		var b1, b2 [16]byte
+		binary.BigEndian.PutUint64(b1[0:], w0)
+		binary.BigEndian.PutUint64(b1[8:], w1)
+		binary.BigEndian.PutUint64(b2[0:], w2)
+		binary.BigEndian.PutUint64(b2[8:], w3)
+		var x [16]byte
+		block.Encrypt(x[:], b1[:])
+		for i := range x {
+			x[i] ^= b2[i]
+		}
+		block.Encrypt(x[:], x[:])
+		return hex.EncodeToString(x[:])
+	}
+	enc := NewEncoder(testMeta)
+	ev := fullEvent()
+	ev.Stream = 77
+	if got, want := string(enc.AppendID([]byte("prefix"), &ev)), "prefix"+ref('E'<<56|uint64(ProviderEndpointSecurity), 77, ev.Seq, 0); got != want {
+		t.Errorf("event id %s, want %s", got, want)
+	}
+	p := Process{PID: -5, PIDVersion: 3, StartNS: -9}
+	if got, want := string(enc.AppendEntityID(nil, &p)), ref('P'<<56, uint64(uint32(p.PID))<<32|3, uint64(p.StartNS), 0); got != want {
+		t.Errorf("entity id %s, want %s", got, want)
+	}
+	l := Loss{TimeNS: 123, Reason: LossSpoolFull, Seq: 9}
+	if got, want := string(enc.AppendLossID(nil, &l)), ref('L'<<56|uint64(LossSpoolFull), 9, 123, 0); got != want {
+		t.Errorf("loss id %s, want %s", got, want)
+	}
+	h := Heartbeat{TimeNS: 456, Seq: 8}
+	if got, want := string(enc.AppendHeartbeatID(nil, &h)), ref('H'<<56, 8, 456, 0); got != want {
+		t.Errorf("heartbeat id %s, want %s", got, want)
+	}
+}
+
+func TestAppendNumbers(t *testing.T) {
+	for _, v := range []uint64{0, 1, 9, 10, 42, 99, 100, 101, 12345, math.MaxUint64} {
+		if got, want := string(appendUint(nil, v)), strconv.FormatUint(v, 10); got != want {
+			t.Errorf("appendUint(%d) = %s", v, got)
+		}
+	}
+	for _, v := range []int64{0, 7, 99, 100, -1, -99, math.MinInt64, math.MaxInt64} {
+		if got, want := string(appendInt(nil, v)), strconv.FormatInt(v, 10); got != want {
+			t.Errorf("appendInt(%d) = %s", v, got)
+		}
+	}
+}
+
+func TestWordIsPlain(t *testing.T) {
+	ref := func(w uint64) bool {
+		for i := 0; i < 8; i++ {
+			c := byte(w >> (8 * i))
+			if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	special := []byte{0, 0x1f, 0x20, 0x21, '"', 0x23, '\\', 0x5b, 0x5d, 0x7e, 0x7f, 0x80, 0xff, 'a'}
+	for range 300000 {
+		var w uint64
+		for i := 0; i < 8; i++ {
+			var c byte
+			if r.IntN(3) == 0 {
+				c = special[r.IntN(len(special))]
+			} else {
+				c = byte(0x20 + r.IntN(0x60))
+			}
+			w |= uint64(c) << (8 * i)
+		}
+		if got := wordIsPlain(w); got != ref(w) {
+			t.Fatalf("wordIsPlain(%#x) = %v", w, got)
+		}
 	}
 }

@@ -14,10 +14,21 @@ const hexDigits = "0123456789abcdef"
 // appendString appends s as a quoted JSON string. Quotes, backslashes and
 // control characters are escaped; invalid UTF-8 becomes \ufffd; U+2028 and
 // U+2029 are escaped so the output is also safe to embed in JavaScript.
+//
+// The common case, a run of printable ASCII, is scanned eight bytes at a
+// time and copied in one piece.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	i := 0
+	for i < len(s) {
+		// Skip whole words of printable ASCII without quote or backslash.
+		for i+8 <= len(s) && wordIsPlain(load64(s, i)) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -64,11 +75,55 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// load64 reads s[i:i+8] as a little-endian word; the compiler merges the
+// byte loads into one.
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// wordIsPlain reports whether all eight bytes of w are printable ASCII
+// (0x20..0x7f) other than '"' and '\\', i.e. need no escaping.
+func wordIsPlain(w uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	// A byte below 0x20: (b - 0x20) borrows into its high bit while b's own
+	// high bit is clear. A byte equal to q: b^q is zero.
+	lt := (w - ones*0x20) &^ w
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	eq := ((q - ones) &^ q) | ((bs - ones) &^ bs)
+	return (lt|eq|w)&highs == 0
+}
+
+// appendUint appends v in decimal, with a fast path for the small values
+// (pids, counts, versions) that most numbers in a document are.
+func appendUint(dst []byte, v uint64) []byte {
+	switch {
+	case v < 10:
+		return append(dst, byte('0'+v))
+	case v < 100:
+		return append(dst, digitPairs[2*v], digitPairs[2*v+1])
+	}
+	return strconv.AppendUint(dst, v, 10)
+}
+
+// appendInt appends v in decimal.
+func appendInt(dst []byte, v int64) []byte {
+	if v >= 0 {
+		return appendUint(dst, uint64(v))
+	}
+	return strconv.AppendInt(dst, v, 10)
+}
+
 // appendUintString appends v as a quoted decimal string (ECS keyword ids such
 // as file.inode and user.id).
 func appendUintString(dst []byte, v uint64) []byte {
 	dst = append(dst, '"')
-	dst = strconv.AppendUint(dst, v, 10)
+	dst = appendUint(dst, v)
 	return append(dst, '"')
 }
 
@@ -79,6 +134,9 @@ func appendBool(dst []byte, b bool) []byte {
 	}
 	return append(dst, "false"...)
 }
+
+// digitPairs holds "00" to "99" for two-digit formatting.
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
 // appendTime appends ns (Unix nanoseconds) as a quoted RFC 3339 UTC time with
 // exactly nine fractional digits: "2006-01-02T15:04:05.000000000Z". Every
@@ -99,37 +157,44 @@ func appendTime(dst []byte, ns int64) []byte {
 		days--
 	}
 	y, m, d := civilFromDays(days)
-	dst = append(dst, '"')
-	dst = append4(dst, int(y))
-	dst = append(dst, '-')
-	dst = append2(dst, int(m))
-	dst = append(dst, '-')
-	dst = append2(dst, int(d))
-	dst = append(dst, 'T')
-	dst = append2(dst, int(sod/3600))
-	dst = append(dst, ':')
-	dst = append2(dst, int(sod/60%60))
-	dst = append(dst, ':')
-	dst = append2(dst, int(sod%60))
-	dst = append(dst, '.')
-	f := int(frac)
-	var buf [9]byte
-	for i := 8; i >= 0; i-- {
-		buf[i] = byte('0' + f%10)
-		f /= 10
-	}
-	dst = append(dst, buf[:]...)
-	return append(dst, 'Z', '"')
+	hms := uint64(sod)
+	var b [32]byte
+	b[0] = '"'
+	put2(b[1:], int(y/100))
+	put2(b[3:], int(y%100))
+	b[5] = '-'
+	put2(b[6:], int(m))
+	b[8] = '-'
+	put2(b[9:], int(d))
+	b[11] = 'T'
+	put2(b[12:], int(hms/3600))
+	b[14] = ':'
+	put2(b[15:], int(hms/60%60))
+	b[17] = ':'
+	put2(b[18:], int(hms%60))
+	b[20] = '.'
+	f := uint32(frac)
+	put2(b[21:], int(f/10_000_000))
+	put2(b[23:], int(f/100_000%100))
+	put2(b[25:], int(f/1000%100))
+	put2(b[27:], int(f/10%100))
+	b[29] = byte('0' + f%10)
+	b[30] = 'Z'
+	b[31] = '"'
+	return append(dst, b[:]...)
+}
+
+// put2 writes v (0..99) as two digits at b[0:2].
+func put2(b []byte, v int) {
+	b[0], b[1] = digitPairs[2*v], digitPairs[2*v+1]
 }
 
 // civilFromDays converts days since 1970-01-01 to a proleptic Gregorian date
-// (Howard Hinnant's days_from_civil inverse).
-func civilFromDays(z int64) (year int64, month, day int64) {
-	z += 719468
+// (the inverse of Howard Hinnant's days_from_civil). Every day an int64 of
+// nanoseconds can reach is after 0000-03-01, so the arithmetic is unsigned.
+func civilFromDays(days int64) (year, month, day uint64) {
+	z := uint64(days + 719468)
 	era := z / 146097
-	if z < 0 && z%146097 != 0 {
-		era--
-	}
 	doe := z - era*146097
 	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
 	y := yoe + era*400
@@ -144,14 +209,6 @@ func civilFromDays(z int64) (year int64, month, day int64) {
 		y++
 	}
 	return y, m, d
-}
-
-func append2(dst []byte, v int) []byte {
-	return append(dst, byte('0'+v/10), byte('0'+v%10))
-}
-
-func append4(dst []byte, v int) []byte {
-	return append(dst, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
 }
 
 // appendMode appends the permission bits (mode & 07777) as a quoted
