@@ -443,8 +443,11 @@ func (p *Parser) stringArray() {
 	p.args = args
 }
 
-// file decodes an es_file_t into f.
-func (p *Parser) file(f *fileInfo) {
+// file decodes an es_file_t into f, with its stat.
+func (p *Parser) file(f *fileInfo) { p.fileStat(f, true) }
+
+// fileStat decodes an es_file_t into f; the stat only when withStat.
+func (p *Parser) fileStat(f *fileInfo, withStat bool) {
 	s := &p.s
 	if s.null() {
 		return
@@ -464,7 +467,11 @@ func (p *Parser) file(f *fileInfo) {
 		case "path_truncated":
 			f.trunc = s.bool()
 		case "stat":
-			p.stat(f)
+			if withStat {
+				p.stat(f)
+			} else {
+				s.skipValue()
+			}
 		default:
 			s.skipValue()
 		}
@@ -549,7 +556,7 @@ func (p *Parser) process(pr *schema.Process, exe *fileInfo) {
 				f = &p.exe
 				f.clear()
 			}
-			p.file(f)
+			p.fileStat(f, exe != nil)
 			if f.set {
 				pr.Executable = p.str(f.path)
 			}
