@@ -807,10 +807,12 @@ func TestKubernetesAgent(t *testing.T) {
 	if sc == nil || sc.Capabilities == nil {
 		t.Fatal("no capabilities")
 	}
-	for _, cp := range []string{"SYS_ADMIN", "DAC_READ_SEARCH", "SYS_PTRACE"} {
-		if !slices.Contains(sc.Capabilities.Add, cp) {
-			t.Errorf("capabilities.add lacks %s", cp)
-		}
+	// Exactly what fanotify and enrichment need (README, "Privileges").
+	if add := slices.Sorted(slices.Values(sc.Capabilities.Add)); !slices.Equal(add, []string{"DAC_READ_SEARCH", "SYS_ADMIN", "SYS_PTRACE"}) {
+		t.Errorf("capabilities.add = %v, want exactly SYS_ADMIN, DAC_READ_SEARCH, SYS_PTRACE", add)
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		t.Error("privileged: true grants every capability and device; add the three capabilities instead")
 	}
 	if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 		t.Error("the agent must run as UID 0")
@@ -1376,6 +1378,13 @@ func TestPrometheusAlerts(t *testing.T) {
 		}
 		if out, err := exec.Command(pt, "check", "rules", name).CombinedOutput(); err != nil {
 			t.Errorf("promtool check rules: %v\n%s", err, out)
+		}
+		// The unit tests feed series to every alert and expect it to fire
+		// (or stay silent) with the labels and annotations it promises.
+		cmd := exec.Command(pt, "test", "rules", "prometheus-alerts.test.yaml")
+		cmd.Dir = "dashboards"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool test rules: %v\n%s", err, out)
 		}
 	})
 }
