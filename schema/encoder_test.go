@@ -374,7 +374,7 @@ func TestDeterministicIDs(t *testing.T) {
 	ids := map[string]bool{}
 	e := fullEvent()
 	buf := make([]byte, 0, IDLen)
-	for i := range uint64(100000) {
+	for i := range uint64(30000) {
 		e.Seq = i
 		buf = a.AppendID(buf[:0], &e)
 		if ids[string(buf)] {
@@ -469,8 +469,16 @@ func TestAppendTime(t *testing.T) {
 		check(ns)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for range 200000 {
+	for range 20000 {
 		check(int64(r.Uint64()))
+	}
+	// Every day an int64 of nanoseconds can reach, against package time.
+	for days := int64(math.MinInt64)/86400e9 - 1; days <= int64(math.MaxInt64)/86400e9+1; days++ {
+		y, m, d := civilFromDays(days)
+		ty, tm, td := time.Unix(days*86400, 0).UTC().Date()
+		if int(y) != ty || time.Month(m) != tm || int(d) != td {
+			t.Fatalf("civilFromDays(%d) = %d-%d-%d, want %d-%d-%d", days, y, m, d, ty, tm, td)
+		}
 	}
 }
 
@@ -745,7 +753,7 @@ func TestWordIsPlain(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	special := []byte{0, 0x1f, 0x20, 0x21, '"', 0x23, '\\', 0x5b, 0x5d, 0x7e, 0x7f, 0x80, 0xff, 'a'}
-	for range 300000 {
+	for range 100000 {
 		var w uint64
 		for i := 0; i < 8; i++ {
 			var c byte
@@ -759,5 +767,39 @@ func TestWordIsPlain(t *testing.T) {
 		if got := wordIsPlain(w); got != ref(w) {
 			t.Fatalf("wordIsPlain(%#x) = %v", w, got)
 		}
+	}
+}
+
+// TestEncoderConcurrent shares one Encoder between goroutines (run with
+// -race): it holds no mutable state, so every goroutine gets the same bytes.
+func TestEncoderConcurrent(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	evs := roundTripEvents()
+	want := make([][]byte, len(evs))
+	for i := range evs {
+		want[i] = enc.Append(nil, &evs[i])
+	}
+	errs := make(chan string, 4)
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			buf := make([]byte, 0, 2048)
+			for n := 0; n < 500; n++ {
+				i := n % len(evs)
+				buf = enc.Append(buf[:0], &evs[i])
+				if !bytes.Equal(buf, want[i]) {
+					errs <- string(buf)
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Errorf("concurrent encoding differs: %s", e)
 	}
 }
