@@ -85,6 +85,7 @@ type Source struct {
 	log        *slog.Logger
 	wantEvents []string
 	dropClose  bool // "modify" without "close": drop unmodified closes
+	dropClosed bool // "close" without "modify": drop modified closes
 	parser     *Parser
 	restarts   atomic.Uint64
 	gaps       atomic.Uint64
@@ -134,6 +135,7 @@ func New(o Options) (*Source, error) {
 	}
 	s := &Source{o: o, log: log, wantEvents: events, parser: NewParser()}
 	s.dropClose = slices.Contains(o.Events, "modify") && !slices.Contains(o.Events, "close")
+	s.dropClosed = slices.Contains(o.Events, "close") && !slices.Contains(o.Events, "modify")
 	return s, nil
 }
 
@@ -402,8 +404,9 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 		if p := int(ev.Process.PID); p == childPID || (s.o.SelfPID != 0 && p == s.o.SelfPID) {
 			return
 		}
-		if s.dropClose && ev.Action == schema.ActionClose {
-			return
+		if (s.dropClose && ev.Action == schema.ActionClose) ||
+			(s.dropClosed && ev.Action == schema.ActionModification && ev.ESFEvent == "close") {
+			return // eslogger has one close event for two config names
 		}
 		for _, m := range s.o.MutePaths {
 			if strings.HasPrefix(ev.Path, m) || (ev.OrigPath != "" && strings.HasPrefix(ev.OrigPath, m)) {

@@ -641,3 +641,46 @@ func selfCPU(tb testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestRunnerCloseVersusModify: eslogger has one close event; "modify" alone
+// keeps only modified closes and "close" alone only unmodified ones.
+func TestRunnerCloseVersusModify(t *testing.T) {
+	lines := readLines(t, fixtureDir+"/synthesized/file-events.ndjson")
+	var closes [][]byte
+	for _, l := range lines {
+		if bytes.Contains(l, []byte(`"close": {`)) {
+			closes = append(closes, l)
+		}
+	}
+	if len(closes) != 2 {
+		t.Fatalf("%d close lines", len(closes))
+	}
+	for _, c := range []struct {
+		events []string
+		want   []schema.Action
+	}{
+		{[]string{"modify"}, []schema.Action{schema.ActionModification}},
+		{[]string{"close"}, []schema.Action{schema.ActionClose}},
+		{[]string{"close", "modify"}, []schema.Action{schema.ActionClose, schema.ActionModification}},
+	} {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "c.ndjson")
+		os.WriteFile(f, append(bytes.Join(closes, []byte("\n")), '\n'), 0o644)
+		h := start(t, Options{Path: script(t, dir, "", false, fmt.Sprintf("cat %q\nexec sleep 1000", f)), Events: c.events}, 16)
+		var pr *Parser = h.src.parser
+		waitFor(t, "lines", 20*time.Second, func() bool { return pr.Stats().Lines == 2 })
+		h.stop(t)
+		var got []schema.Action
+		var ev schema.Event
+		for h.ring.TryPop(&ev) {
+			got = append(got, ev.Action)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("events %v: got %v, want %v", c.events, got, c.want)
+		}
+		args, _ := os.ReadFile(filepath.Join(dir, "args"))
+		if strings.TrimSpace(string(args)) != "close" {
+			t.Errorf("events %v: eslogger args %q, want close", c.events, args)
+		}
+	}
+}
