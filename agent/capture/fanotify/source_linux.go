@@ -44,8 +44,9 @@ type Source struct {
 	malformed                          atomic.Uint64
 	maxWork                            atomic.Int64
 
-	// onRead, when set (tests), is called after every read with its time and size.
-	onRead func(t time.Time, n int)
+	// onRead, when set (tests), is called after every read with its time
+	// and the bytes read, before they are processed.
+	onRead func(t time.Time, b []byte)
 }
 
 var _ capture.Source = (*Source)(nil)
@@ -396,7 +397,11 @@ func (s *Source) addIgnoreMarks(g *group, mask uint64, k kernel) {
 			continue
 		}
 		if !fi.IsDir() {
-			if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV, evMask, unix.AT_FDCWD, p); err != nil {
+			// Directory-entry events (create, delete, rename) are invalid
+			// on a file's mark (ENOTDIR); the parent's entry events are not
+			// ignored, but the file's own are.
+			fileMask := evMask &^ (fanCreate | fanDelete | fanRename | fanMovedFrom | fanMovedTo)
+			if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV, fileMask, unix.AT_FDCWD, p); err != nil {
 				s.log.Warn("fanotify: ignore mark failed; filtered in the read loop", "path", p, "err", err)
 			}
 			continue
@@ -522,7 +527,7 @@ func (s *Source) loop(ctx context.Context, g *group, f *os.File, out *capture.Ri
 		t := time.Now()
 		s.reads.Add(1)
 		if s.onRead != nil {
-			s.onRead(t, n)
+			s.onRead(t, buf[:n])
 		}
 		s.process(g, buf[:n], t.UnixNano(), &ev, out, drops)
 		if w := int64(time.Since(t)); w > s.maxWork.Load() {
