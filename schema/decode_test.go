@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -136,14 +137,25 @@ func TestDecodeECSErrors(t *testing.T) {
 // FuzzEncode feeds arbitrary strings and numbers into an Event. The output
 // must always be valid JSON, identical on a second encoding, carry the
 // strings as encoding/json would, and for a valid event survive
-// DecodeECS → Append byte for byte.
+// DecodeECS → Append byte for byte. The inputs are few and wide (four
+// strings, "|"-separated parts of the fourth, and a byte string that holds
+// every number) so the fuzzer mutates them quickly.
 func FuzzEncode(f *testing.F) {
-	f.Add("/tmp/a.txt", "/tmp/b", "/bin/ls", "ls", "arg", "user", "sig", "team", "cd", "open", "xattr", "host",
-		int64(1), int64(2), uint64(3), uint64(4), int32(5), int32(1), uint32(0o100644), uint8(1), uint8(1), uint8(3), uint16(0xffff))
-	f.Add("\x00\"\\\n\xff\xfe", "\u2028", "", "", "", "", "", "", "", "", "", "",
-		int64(-1), int64(0), uint64(1<<63), uint64(0), int32(0), int32(-1), uint32(0xffffffff), uint8(255), uint8(2), uint8(255), uint16(0))
-	f.Fuzz(func(t *testing.T, path, orig, exe, name, arg, user, sig, team, cd, esfEv, xattr, host string,
-		tns, cns int64, seq, stream uint64, pid, ppid int32, mode uint32, action, provider, access uint8, flags uint16) {
+	f.Add("/tmp/a.txt", "/tmp/b", "/bin/ls", "ls|arg|user|sig|team|cd|open|xattr|host", []byte("\x01\x02\x03\x04\x05\x06\x07\x08\x09"))
+	f.Add("\x00\"\\\n\xff\xfe", "\u2028", "", "", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80})
+	f.Add("/private/etc/pam.d/login", "", "/usr/bin/sudo", "sudo|-s|root|com.apple.sudo||ab|write||h", []byte{})
+	f.Fuzz(func(t *testing.T, path, orig, exe, other string, nums []byte) {
+		parts := strings.Split(other, "|")
+		part := func(i int) string { return parts[i%len(parts)] }
+		name, user, sig, team, cd, esfEv, xattr, host := part(0), part(2), part(3), part(4), part(5), part(6), part(7), part(8)
+		var n [72]byte
+		copy(n[:], nums)
+		u64 := func(i int) uint64 { return binary.LittleEndian.Uint64(n[8*i:]) }
+		tns, cns, seq, stream := int64(u64(0)), int64(u64(1)), u64(2), u64(3)
+		pid, ppid := int32(u64(4)), int32(u64(4)>>32)
+		mode := uint32(u64(5))
+		action, provider, access := n[48], n[49], n[50]
+		flags := binary.LittleEndian.Uint16(n[51:])
 		enc := NewEncoder(Meta{HostID: host, HostName: host, OSType: "linux", OSVersion: orig, AgentID: name, AgentVersion: exe})
 		ev := Event{
 			TimeNS: tns, CreatedNS: cns, Action: Action(action % uint8(actionCount+1)), Provider: Provider(provider % 4),
@@ -156,10 +168,10 @@ func FuzzEncode(f *testing.F) {
 				HasCodeSig: flags&8 != 0, SigningID: sig, TeamID: team, CDHash: cd, Platform: flags&16 != 0,
 			},
 			ESFEvent: esfEv, ESFVersion: uint32(access), ESFSeqNum: seq / 2, GlobalSeq: seq, HasGlobalSeq: flags&32 != 0,
-			ExtAttr: xattr, Count: uint32(flags >> 6),
+			ExtAttr: xattr, Count: uint32(flags >> 8),
 		}
 		if flags&64 != 0 {
-			ev.Process.Args = []string{arg, name, exe}
+			ev.Process.Args = parts
 		}
 		if flags&128 != 0 {
 			ev.Process.EntityID = sig
@@ -185,10 +197,8 @@ func FuzzEncode(f *testing.F) {
 		if err := DecodeECS(doc, &back); err != nil {
 			t.Fatalf("DecodeECS of our own document: %v\n%s", err, doc)
 		}
-		for _, s := range []string{path, orig, exe, name, arg, user, sig, team, cd, esfEv, xattr} {
-			if !utf8.ValidString(s) {
-				return // invalid UTF-8 was replaced, so the bytes legitimately differ
-			}
+		if !utf8.ValidString(path) || !utf8.ValidString(orig) || !utf8.ValidString(exe) || !utf8.ValidString(other) {
+			return // invalid UTF-8 was replaced, so the bytes legitimately differ
 		}
 		if again := enc.Append(nil, &back); !bytes.Equal(doc, again) {
 			t.Fatalf("round trip differs:\n first %s\nsecond %s", doc, again)
