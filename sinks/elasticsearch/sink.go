@@ -1,0 +1,492 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	es "github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/fileward/fileward/schema/template"
+	"github.com/fileward/fileward/sinks"
+)
+
+// DefaultDataStream is the data stream events go to unless Options says
+// otherwise.
+const DefaultDataStream = "logs-fileward.file-default"
+
+// Options configures a Sink. Zero values take the documented defaults.
+type Options struct {
+	// Addresses are the node URLs (http:// or https://). Required.
+	Addresses []string
+	// APIKey is the base64 "id:key" API key; it takes precedence over
+	// Username/Password.
+	APIKey   string
+	Username string
+	Password string
+	// DataStream is the write target; default DefaultDataStream.
+	DataStream string
+	// SetupTemplate installs the ILM policy and index template in New
+	// (PUT is idempotent, so every start may do it).
+	SetupTemplate bool
+	// CAFile is a PEM bundle trusted in addition to nothing else: when set,
+	// only these roots are trusted.
+	CAFile string
+	// CAFingerprint is the hex SHA-256 of a certificate in the server's
+	// chain (as Elasticsearch prints at first start); colons are allowed.
+	CAFingerprint string
+	// InsecureSkipVerify disables TLS verification. Off by default; only
+	// for tests.
+	InsecureSkipVerify bool
+	// Timeout bounds one bulk request; default 30s.
+	Timeout time.Duration
+	// Logger receives warnings (nil discards). Secrets are never logged.
+	Logger *slog.Logger
+	// Transport overrides the HTTP transport (tests, benchmarks). When nil
+	// a clone of http.DefaultTransport with the TLS settings above is used.
+	Transport http.RoundTripper
+}
+
+// Sink writes batches to an Elasticsearch data stream with one Bulk request
+// per Send. It implements sinks.Sink; Send must not be called concurrently.
+type Sink struct {
+	client  *es.Client
+	ds      string
+	timeout time.Duration
+	log     *slog.Logger
+
+	// templatePending is true while SetupTemplate is requested but the
+	// template could not be installed yet (Elasticsearch unreachable);
+	// Send installs it first. Guarded by mu.
+	mu              sync.Mutex
+	templatePending bool
+
+	buf bytes.Buffer // request body, reused between Sends
+}
+
+// ItemError is one bulk item Elasticsearch refused.
+type ItemError struct {
+	Status int    // the item's HTTP status
+	Type   string // error.type, e.g. mapper_parsing_exception
+	Reason string // error.reason (with caused_by appended when present)
+}
+
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("elasticsearch item status %d: %s: %s", e.Status, e.Type, e.Reason)
+}
+
+// RequestError is a whole Bulk (or setup) request Elasticsearch refused.
+type RequestError struct {
+	Status int
+	Type   string
+	Reason string
+}
+
+func (e *RequestError) Error() string {
+	if e.Type == "" {
+		return fmt.Sprintf("elasticsearch answered HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("elasticsearch answered HTTP %d: %s: %s", e.Status, e.Type, e.Reason)
+}
+
+// New builds the client, checks the options and, with SetupTemplate,
+// installs the ILM policy and the index template. When Elasticsearch cannot
+// be reached yet the installation is deferred to the first Send (which then
+// returns a retryable error until it succeeds); a template Elasticsearch
+// rejects (400) fails New.
+func New(ctx context.Context, o Options) (*Sink, error) {
+	if len(o.Addresses) == 0 {
+		return nil, errors.New("elasticsearch: no addresses: set elasticsearch.addresses, e.g. https://127.0.0.1:9200")
+	}
+	for _, a := range o.Addresses {
+		u, err := url.Parse(a)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redactURL(a))
+		}
+	}
+	if o.DataStream == "" {
+		o.DataStream = DefaultDataStream
+	}
+	if _, _, err := template.ForDataStream(o.DataStream); err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := o.Transport
+	if tr == nil {
+		t, err := newTransport(o)
+		if err != nil {
+			return nil, err
+		}
+		tr = t
+	}
+	cfg := es.Config{
+		Addresses:              o.Addresses,
+		APIKey:                 o.APIKey,
+		Username:               o.Username,
+		Password:               o.Password,
+		CertificateFingerprint: strings.ToLower(strings.ReplaceAll(o.CAFingerprint, ":", "")),
+		Transport:              tr,
+		CompressRequestBody:    true,
+		PoolCompressor:         true,
+		// The shipper owns retries and backoff: one attempt per Send.
+		DisableRetry: true,
+	}
+	client, err := es.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: client: %w", err)
+	}
+	s := &Sink{client: client, ds: o.DataStream, timeout: o.Timeout, log: log, templatePending: o.SetupTemplate}
+	if o.SetupTemplate {
+		if err := s.installTemplate(ctx); err != nil {
+			if sinks.IsPermanent(err) {
+				return nil, err
+			}
+			log.Warn("elasticsearch: index template not installed yet; will retry before the first bulk request",
+				"data_stream", s.ds, "err", err)
+		}
+	}
+	return s, nil
+}
+
+func newTransport(o Options) (*http.Transport, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 8
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in, documented
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("elasticsearch: read tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("elasticsearch: tls.ca_file %s holds no PEM certificate", o.CAFile)
+		}
+		t.TLSClientConfig.RootCAs = pool
+	}
+	return t, nil
+}
+
+// installTemplate PUTs the ILM policy, then the index template.
+func (s *Sink) installTemplate(ctx context.Context) error {
+	name, body, err := template.ForDataStream(s.ds)
+	if err != nil {
+		return sinks.Permanent(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res, err := esapi.ILMPutLifecycleRequest{Policy: template.PolicyName, Body: bytes.NewReader(template.ILMPolicy())}.Do(ctx, s.client)
+	if err := s.checkSetup(res, err, "put ILM policy "+template.PolicyName); err != nil {
+		return err
+	}
+	res, err = esapi.IndicesPutIndexTemplateRequest{Name: name, Body: bytes.NewReader(body)}.Do(ctx, s.client)
+	if err := s.checkSetup(res, err, "put index template "+name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.templatePending = false
+	s.mu.Unlock()
+	s.log.Info("elasticsearch: index template and ILM policy installed", "template", name, "policy", template.PolicyName)
+	return nil
+}
+
+func (s *Sink) checkSetup(res *esapi.Response, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("elasticsearch: %s: %w", what, err)
+	}
+	defer drain(res.Body)
+	if res.StatusCode < 300 {
+		return nil
+	}
+	rerr := readRequestError(res)
+	if retryableStatus(res.StatusCode) {
+		s.logAuth(res.StatusCode, rerr)
+		return fmt.Errorf("elasticsearch: %s: %w", what, rerr)
+	}
+	return sinks.Permanent(fmt.Errorf("elasticsearch: %s: %w", what, rerr))
+}
+
+// retryableStatus says whether a whole-request status can succeed later.
+// 401 and 403 are retryable on purpose: an operator can fix a key or a role
+// without the events being dead-lettered meanwhile; they are logged at Error.
+func retryableStatus(code int) bool {
+	switch {
+	case code == http.StatusTooManyRequests, code >= 500,
+		code == http.StatusUnauthorized, code == http.StatusForbidden,
+		code == http.StatusNotFound, code == http.StatusRequestTimeout:
+		return true
+	}
+	return false
+}
+
+func (s *Sink) logAuth(code int, err error) {
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		s.log.Error("elasticsearch: authentication or authorization failed; check api_key or username/password and the role's privileges on the data stream (events are kept and retried)",
+			"status", code, "data_stream", s.ds, "err", err)
+	}
+}
+
+// Send writes b with one Bulk request (more only when Elasticsearch answers
+// 413 and the batch is split). See sinks.Sink for the meaning of the
+// results: per-item 429/5xx are retryable Failures, other per-item 4xx are
+// Permanent Failures carrying *ItemError, and 409 on create counts as
+// delivered.
+func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
+	var res sinks.Result
+	if b == nil || len(b.Events) == 0 {
+		return res, nil
+	}
+	s.mu.Lock()
+	pending := s.templatePending
+	s.mu.Unlock()
+	if pending {
+		if err := s.installTemplate(ctx); err != nil {
+			return res, fmt.Errorf("elasticsearch: index template not installed: %w", err)
+		}
+	}
+	idx := make([]int, 0, len(b.Events))
+	for i := range b.Events {
+		if err := checkEvent(&b.Events[i]); err != nil {
+			res.Failures = append(res.Failures, sinks.Failure{Index: i, Err: sinks.Permanent(err)})
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return res, nil
+	}
+	fails, err := s.bulk(ctx, b.Events, idx, false)
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	res.Failures = append(res.Failures, fails...)
+	return res, nil
+}
+
+// checkEvent refuses what cannot be framed as one NDJSON line.
+func checkEvent(e *sinks.Event) error {
+	if e.ID == "" {
+		return errors.New("elasticsearch: event has no event.id")
+	}
+	if len(e.Doc) == 0 || e.Doc[0] != '{' {
+		return errors.New("elasticsearch: document is not a JSON object")
+	}
+	if bytes.IndexByte(e.Doc, '\n') >= 0 {
+		return errors.New("elasticsearch: document contains a raw newline and cannot be framed as NDJSON")
+	}
+	return nil
+}
+
+// bulk sends events[idx...] in one request. split is true inside a 413
+// split, where a request-level error becomes per-item failures so the halves
+// already delivered are not reported as undelivered.
+func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split bool) ([]sinks.Failure, error) {
+	s.buf.Reset()
+	for _, i := range idx {
+		writeAction(&s.buf, events[i].ID)
+		s.buf.Write(events[i].Doc)
+		s.buf.WriteByte('\n')
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(s.buf.Bytes())}.Do(rctx, s.client)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return s.requestFailed(idx, split, fmt.Errorf("elasticsearch: bulk request: %w", err))
+	}
+	defer drain(resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusRequestEntityTooLarge:
+		if len(idx) == 1 {
+			return []sinks.Failure{{Index: idx[0], Err: sinks.Permanent(&ItemError{Status: 413, Type: "request_entity_too_large",
+				Reason: fmt.Sprintf("a single document of %d bytes exceeds http.max_content_length", len(events[idx[0]].Doc))})}}, nil
+		}
+		s.log.Debug("elasticsearch: 413, splitting batch", "events", len(idx))
+		drain(resp.Body)
+		half := len(idx) / 2
+		f1, err := s.bulk(ctx, events, idx[:half], true)
+		if err != nil {
+			return nil, err
+		}
+		f2, err := s.bulk(ctx, events, idx[half:], true)
+		if err != nil {
+			return nil, err
+		}
+		return append(f1, f2...), nil
+	case resp.StatusCode >= 300:
+		rerr := readRequestError(resp)
+		if retryableStatus(resp.StatusCode) {
+			s.logAuth(resp.StatusCode, rerr)
+			return s.requestFailed(idx, split, fmt.Errorf("elasticsearch: bulk: %w", rerr))
+		}
+		return s.requestFailed(idx, split, sinks.Permanent(fmt.Errorf("elasticsearch: bulk: %w", rerr)))
+	}
+	return s.classify(resp.Body, idx, split)
+}
+
+func (s *Sink) requestFailed(idx []int, split bool, err error) ([]sinks.Failure, error) {
+	if !split {
+		return nil, err
+	}
+	f := make([]sinks.Failure, len(idx))
+	for k, i := range idx {
+		f[k] = sinks.Failure{Index: i, Err: err}
+	}
+	return f, nil
+}
+
+type bulkResponse struct {
+	Errors bool       `json:"errors"`
+	Items  []bulkItem `json:"items"`
+}
+
+type bulkItem struct {
+	Create *itemResult `json:"create"`
+}
+
+type itemResult struct {
+	Status int        `json:"status"`
+	Error  *errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Type     string     `json:"type"`
+	Reason   string     `json:"reason"`
+	CausedBy *errorBody `json:"caused_by"`
+}
+
+func (e *errorBody) text() (typ, reason string) {
+	if e == nil {
+		return "", ""
+	}
+	reason = e.Reason
+	if e.CausedBy != nil && e.CausedBy.Reason != "" {
+		reason += " (caused by " + e.CausedBy.Type + ": " + e.CausedBy.Reason + ")"
+	}
+	return e.Type, reason
+}
+
+// classify maps each item to libbeat's outcomes: < 300 acked; 409 on create
+// acked (the document is already there); 429 and 5xx retryable; any other
+// status permanent.
+func (s *Sink) classify(body io.Reader, idx []int, split bool) ([]sinks.Failure, error) {
+	var br bulkResponse
+	if err := json.NewDecoder(body).Decode(&br); err != nil {
+		return s.requestFailed(idx, split, fmt.Errorf("elasticsearch: decode bulk response: %w", err))
+	}
+	if len(br.Items) != len(idx) {
+		return s.requestFailed(idx, split, fmt.Errorf("elasticsearch: bulk response has %d items for %d actions", len(br.Items), len(idx)))
+	}
+	var fails []sinks.Failure
+	for k, it := range br.Items {
+		r := it.Create
+		if r == nil {
+			fails = append(fails, sinks.Failure{Index: idx[k], Err: errors.New("elasticsearch: bulk item without a create result")})
+			continue
+		}
+		switch {
+		case r.Status >= 200 && r.Status < 300:
+		case r.Status == http.StatusConflict:
+			// Duplicate of a document already indexed: delivered.
+		default:
+			typ, reason := r.Error.text()
+			ie := &ItemError{Status: r.Status, Type: typ, Reason: reason}
+			var err error = ie
+			if r.Status != http.StatusTooManyRequests && r.Status < 500 {
+				err = sinks.Permanent(ie)
+			}
+			fails = append(fails, sinks.Failure{Index: idx[k], Err: err})
+		}
+	}
+	return fails, nil
+}
+
+// writeAction writes {"create":{"_id":ID}} and a newline. The target is in
+// the URL (/<data stream>/_bulk).
+func writeAction(buf *bytes.Buffer, id string) {
+	buf.WriteString(`{"create":{"_id":`)
+	safe := true
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		buf.WriteByte('"')
+		buf.WriteString(id)
+		buf.WriteByte('"')
+	} else {
+		q, _ := json.Marshal(id)
+		buf.Write(q)
+	}
+	buf.WriteString("}}\n")
+}
+
+func readRequestError(res *esapi.Response) *RequestError {
+	re := &RequestError{Status: res.StatusCode}
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if json.Unmarshal(raw, &body) == nil && len(body.Error) > 0 {
+		var eb errorBody
+		if json.Unmarshal(body.Error, &eb) == nil && eb.Type != "" {
+			re.Type, re.Reason = eb.text()
+		} else {
+			var s string
+			if json.Unmarshal(body.Error, &s) == nil {
+				re.Reason = s
+			}
+		}
+	}
+	return re
+}
+
+func drain(r io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+	_ = r.Close()
+}
+
+// Close releases the client's connections.
+func (s *Sink) Close(ctx context.Context) error {
+	err := s.client.Close(ctx)
+	if errors.Is(err, es.ErrAlreadyClosed) {
+		return nil
+	}
+	return err
+}
+
+// redactURL hides userinfo in an address.
+func redactURL(a string) string {
+	u, err := url.Parse(a)
+	if err != nil {
+		if i := strings.LastIndex(a, "@"); i >= 0 {
+			return "<redacted>@" + a[i+1:]
+		}
+		return a
+	}
+	return u.Redacted()
+}
+
+var _ sinks.Sink = (*Sink)(nil)
