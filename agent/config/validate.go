@@ -124,8 +124,8 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	if sp.SegmentBytes < 4096 {
 		c.at("spool.segment_bytes", "must be at least 4KiB")
 	}
-	if sp.MaxBytes < sp.SegmentBytes {
-		c.at("spool.max_bytes", "must be at least spool.segment_bytes (%s)", sp.SegmentBytes)
+	if sp.MaxBytes < 2*sp.SegmentBytes {
+		c.at("spool.max_bytes", "must be at least twice spool.segment_bytes (%s)", sp.SegmentBytes)
 	}
 	if b.MaxBytes > 0 && sp.SegmentBytes > 0 && b.MaxBytes > sp.SegmentBytes {
 		c.at("batch.max_bytes", "must not exceed spool.segment_bytes (%s): a batch is one spool record", sp.SegmentBytes)

@@ -1,4 +1,139 @@
 package main
 
-// cmdConvert is replaced when its implementation lands.
-var cmdConvert = pending("convert")
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/fileward/fileward/agent/capture/eslogger"
+	"github.com/fileward/fileward/schema"
+)
+
+// cmdConvert reads eslogger or ECS NDJSON and writes ECS NDJSON, one document
+// per mapped event. Output is deterministic: event.created is set to the
+// event's own time, the sequence comes from the input (global_seq_num, else
+// the line's position in the input), and host fields come from the flags or
+// this machine.
+func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "eslogger", "input format: eslogger or ecs")
+	hostName := fs.String("host-name", "", "host.name to write (default: this machine's)")
+	hostID := fs.String("host-id", "", "host.id to write (default: this machine's)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fileward convert --from eslogger|ecs [--host-name N] [--host-id I] [FILE ...]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *from != "eslogger" && *from != "ecs" {
+		fmt.Fprintf(stderr, "convert: --from %q: use eslogger or ecs\n", *from)
+		return 2
+	}
+	meta, err := hostMeta(*hostID, *hostName, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "convert: %v\n", err)
+		return 1
+	}
+	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr}
+	w := bufio.NewWriterSize(stdout, 256<<10)
+	inputs := fs.Args()
+	if len(inputs) == 0 {
+		c.convert("-", stdin, w)
+	}
+	for _, name := range inputs {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "convert: %v\n", err)
+			c.malformed++
+			continue
+		}
+		c.convert(name, f, w)
+		f.Close()
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintf(stderr, "convert: write: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "convert: %d documents, %d lines skipped, %d malformed\n", c.written, c.skipped, c.malformed)
+	if c.malformed > 0 {
+		return 1
+	}
+	return 0
+}
+
+type converter struct {
+	enc    *schema.Encoder
+	from   string
+	parser *eslogger.Parser
+	stderr io.Writer
+
+	pos                         uint64 // lines read across all inputs
+	written, skipped, malformed int
+	ev                          schema.Event
+	doc                         []byte
+}
+
+func (c *converter) convert(name string, r io.Reader, w *bufio.Writer) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	for lineNo := 1; ; lineNo++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			c.pos++
+			c.line(name, lineNo, line, w)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				fmt.Fprintf(c.stderr, "%s:%d: read: %v\n", name, lineNo, err)
+				c.malformed++
+			}
+			return
+		}
+	}
+}
+
+func (c *converter) line(name string, lineNo int, line []byte, w *bufio.Writer) {
+	if len(trimSpace(line)) == 0 {
+		return
+	}
+	ev := &c.ev
+	var mapped bool
+	var err error
+	if c.from == "ecs" {
+		*ev = schema.Event{}
+		err = schema.DecodeECS(line, ev)
+		mapped = err == nil
+	} else {
+		mapped, err = c.parser.Parse(line, ev)
+		if mapped && !ev.HasGlobalSeq {
+			ev.Seq = c.pos
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(c.stderr, "%s:%d: malformed: %v\n", name, lineNo, err)
+		c.malformed++
+		return
+	case !mapped:
+		fmt.Fprintf(c.stderr, "%s:%d: skipped: %q is not a file event Fileward maps\n", name, lineNo, ev.ESFEvent)
+		c.skipped++
+		return
+	}
+	ev.CreatedNS = ev.TimeNS
+	c.doc = c.enc.Append(c.doc[:0], ev)
+	c.doc = append(c.doc, '\n')
+	w.Write(c.doc)
+	c.written++
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/capture/eslogger"
+	"github.com/fileward/fileward/agent/capture/fanotify"
+	"github.com/fileward/fileward/agent/capture/replay"
+	"github.com/fileward/fileward/agent/config"
+	"github.com/fileward/fileward/agent/ship"
+	"github.com/fileward/fileward/sinks"
+	"github.com/fileward/fileward/sinks/elasticsearch"
+	"github.com/fileward/fileward/sinks/file"
+	"github.com/fileward/fileward/sinks/kafka"
+
+	_ "embed"
+)
+
+// demoStream is the bundled eslogger recording that `fileward run` replays
+// when it cannot capture on this machine.
+//
+//go:embed demo/eslogger-demo.ndjson
+var demoStream []byte
+
+// demoRate is the replay rate of the fallback demo: modest, so `make run`
+// never floods a laptop.
+const demoRate = 20
+
+// buildSource picks the capture source. With source.type auto it captures
+// for real where it can (eslogger on macOS, fanotify on Linux as root) and
+// otherwise falls back to replaying the bundled demo stream in a loop, saying
+// so on stderr. The second result describes the choice for the start-up line.
+func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr func(string)) (capture.Source, string, error) {
+	src := &cfg.Source
+	typ := src.Type
+	if typ == "auto" {
+		switch runtime.GOOS {
+		case "darwin":
+			typ = "eslogger"
+		case "linux":
+			s, err := newFanotify(cfg, dataDir, log)
+			if err == nil {
+				return s, "fanotify on " + fmt.Sprint(src.Fanotify.Marks), nil
+			}
+			stderr(fmt.Sprintf("fileward: cannot capture with fanotify here (%v); replaying the bundled demo stream instead", err))
+			return demoSource(dataDir, log)
+		default:
+			stderr("fileward: no capture source for " + runtime.GOOS + "; replaying the bundled demo stream instead")
+			return demoSource(dataDir, log)
+		}
+	}
+	switch typ {
+	case "fanotify":
+		s, err := newFanotify(cfg, dataDir, log)
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "fanotify on " + fmt.Sprint(src.Fanotify.Marks), nil
+	case "eslogger":
+		s, err := eslogger.New(eslogger.Options{
+			Path:      src.Eslogger.Path,
+			Args:      src.Eslogger.Args,
+			Events:    src.Events,
+			Select:    src.Eslogger.Select,
+			SelfPID:   os.Getpid(),
+			MutePaths: []string{dataDir},
+			Logger:    log,
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "eslogger (" + src.Eslogger.Path + ")", nil
+	case "replay":
+		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop, Logger: log})
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "replay of " + src.Replay.Path, nil
+	}
+	return nil, "", fmt.Errorf("source.type %q is not supported", typ)
+}
+
+func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.Source, error) {
+	ignore := []string{dataDir}
+	for _, s := range cfg.Sinks {
+		if s.File != nil {
+			if p, err := filepath.Abs(s.File.Path); err == nil {
+				ignore = append(ignore, filepath.Dir(p))
+			}
+		}
+	}
+	return fanotify.New(fanotify.Options{
+		Marks:       cfg.Source.Fanotify.Marks,
+		MarkType:    cfg.Source.Fanotify.MarkType,
+		Events:      cfg.Source.Events,
+		Queue:       cfg.Source.Fanotify.Queue,
+		IgnorePaths: ignore,
+		SelfPID:     os.Getpid(),
+		Logger:      log,
+	})
+}
+
+// demoSource writes the bundled recording into the data dir and replays it.
+func demoSource(dataDir string, log *slog.Logger) (capture.Source, string, error) {
+	p := filepath.Join(dataDir, "state", "demo-eslogger.ndjson")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, "", fmt.Errorf("demo stream: %w", err)
+	}
+	if err := os.WriteFile(p, demoStream, 0o644); err != nil {
+		return nil, "", fmt.Errorf("demo stream: %w", err)
+	}
+	s, err := replay.New(replay.Options{Path: p, Format: "eslogger", Rate: demoRate, Loop: true, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	return s, fmt.Sprintf("replay of the bundled demo stream (%d events/s, looping)", demoRate), nil
+}
+
+// buildSink makes the sink of one config entry.
+func buildSink(ctx context.Context, cfg *config.Config, s *config.Sink, log *slog.Logger) (sinks.Sink, string, error) {
+	log = log.With("sink", s.Name)
+	switch s.Type {
+	case "file":
+		k, err := file.New(file.Options{Path: s.File.Path, RotateBytes: int64(s.File.RotateBytes), Keep: s.File.Keep, Logger: log})
+		return k, s.File.Path, err
+	case "kafka":
+		k, err := kafka.New(kafkaOptions(s.Kafka, cfg, log))
+		return k, fmt.Sprintf("kafka %v topic %s", s.Kafka.Brokers, s.Kafka.Topic), err
+	case "elasticsearch":
+		e, err := elasticsearch.New(ctx, elasticsearchOptions(s.Elasticsearch, log))
+		return e, fmt.Sprintf("elasticsearch %v data stream %s", s.Elasticsearch.Addresses, s.Elasticsearch.DataStream), err
+	}
+	return nil, "", fmt.Errorf("sink %s: type %q is not supported", s.Name, s.Type)
+}
+
+func kafkaOptions(k *config.Kafka, cfg *config.Config, log *slog.Logger) kafka.Options {
+	return kafka.Options{
+		Brokers:      k.Brokers,
+		Topic:        k.Topic,
+		Compression:  k.Compression,
+		RequiredAcks: k.RequiredAcks,
+		TLS:          kafka.TLS{Enabled: k.TLS.Enabled, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile, KeyFile: k.TLS.KeyFile, InsecureSkipVerify: k.TLS.InsecureSkipVerify},
+		SASL:         kafka.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password.Value()},
+		Timeout:      k.Timeout.D(),
+		BatchEvents:  cfg.Batch.MaxEvents,
+		BatchBytes:   int64(cfg.Batch.MaxBytes),
+		Logger:       log,
+	}
+}
+
+func elasticsearchOptions(e *config.Elasticsearch, log *slog.Logger) elasticsearch.Options {
+	return elasticsearch.Options{
+		Addresses:          e.Addresses,
+		APIKey:             e.APIKey.Value(),
+		Username:           e.Username,
+		Password:           e.Password.Value(),
+		DataStream:         e.DataStream,
+		SetupTemplate:      e.SetupTemplate,
+		CAFile:             e.TLS.CAFile,
+		CAFingerprint:      e.TLS.CAFingerprint,
+		InsecureSkipVerify: e.TLS.InsecureSkipVerify,
+		Timeout:            e.Timeout.D(),
+		Logger:             log,
+	}
+}
+
+func shipBackoff(b config.Backoff) ship.Backoff {
+	return ship.Backoff{Initial: b.Initial.D(), Max: b.Max.D(), Multiplier: b.Multiplier, Jitter: b.Jitter}
+}
