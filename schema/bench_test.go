@@ -358,10 +358,12 @@ func BenchmarkEncodeID(b *testing.B) {
 	ev := benchEvent()
 	buf := make([]byte, 0, IDLen)
 	b.ReportAllocs()
+	m := startCPU(b)
 	for i := 0; i < b.N; i++ {
 		ev.Seq = uint64(i)
 		buf = enc.AppendID(buf[:0], &ev)
 	}
+	m.stop()
 }
 
 // BenchmarkDecodeECS measures DecodeECS of a full document.
