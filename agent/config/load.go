@@ -199,9 +199,8 @@ func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 	}
 	c := *n
 	c.Value = val
-	if val != n.Value && c.Tag != "!!str" {
-		c.Tag = "" // let the expanded text resolve as if written in place
-		c.Style = 0
+	if val != n.Value && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		c.Tag = "" // an unquoted ${VAR} resolves as if its value were written in place
 	}
 	if err := c.Decode(v.Addr().Interface()); err != nil {
 		msg := err.Error()
