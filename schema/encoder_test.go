@@ -803,3 +803,16 @@ func TestEncoderConcurrent(t *testing.T) {
 		t.Errorf("concurrent encoding differs: %s", e)
 	}
 }
+
+// TestGoldenFullDocument pins the bytes of a document with every optional
+// field, so a change of field order or formatting is a deliberate one (and
+// docs/ecs.md must follow it).
+func TestGoldenFullDocument(t *testing.T) {
+	const golden = `{"@timestamp":"2026-11-26T02:05:39.123456789Z","event":{"kind":"event","category":["file"],"type":["access"],"action":"open","id":"6e6385c61b8a7e16c3b29ba71902e206","sequence":1234567,"module":"fileward","dataset":"fileward.file","provider":"endpoint_security","created":"2026-11-26T02:05:39.123501000Z"},"file":{"path":"/Users/alice/Library/Preferences/com.apple.finder.plist","name":"com.apple.finder.plist","directory":"/Users/alice/Library/Preferences","extension":"plist","type":"file","inode":"12884902011","device":"16777232","mode":"0644","uid":"501","gid":"20","size":40213,"mtime":"2026-11-25T18:00:01.500000000Z"},"process":{"pid":4242,"executable":"/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder","name":"Finder","args":["/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder","-psn_0_4242"],"args_count":2,"entity_id":"7078038bd5daafddcea84f5f3b1b82ce","start":"2026-11-26T01:00:00.250000000Z","parent":{"pid":1},"code_signature":{"exists":true,"signing_id":"com.apple.finder","trusted":true},"hash":{"cdhash":"5a1f0c9d2e3b4a5968778695a4b3c2d1e0f1a2b3"}},"user":{"id":"501","name":"alice","Ext":{"real":{"id":"501"}}},"group":{"id":"20"},"fileward":{"access":["read","write"],"count":3,"stream":2,"path_truncated":true,"extattr":"x","esf":{"seq_num":880,"event":"open","version":9,"global_seq_num":1234567}},"host":{"id":"5d41402a-bc4b-2a76-b971-9d911017c592","name":"build-mac.local","os":{"type":"macos","version":"15.3.1"}},"agent":{"type":"fileward","version":"0.1.0","id":"0b7c1f0e-3a52-4d6b-9f1e-2c3d4e5f6a7b"},"ecs":{"version":"8.11.0"}}`
+	ev := fullEvent()
+	ev.Count, ev.Stream, ev.PathTruncated, ev.ExtAttr = 3, 2, true, "x"
+	got := string(NewEncoder(testMeta).Append(nil, &ev))
+	if got != golden {
+		t.Errorf("document changed:\n got %s\nwant %s", got, golden)
+	}
+}
