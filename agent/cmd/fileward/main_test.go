@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/internal/testfixtures"
+)
+
+// binary is the fileward executable built once for the process-level tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fileward-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "fileward")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fw runs the binary and returns stdout, stderr and the exit code.
+func fw(t *testing.T, stdin []byte, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := fw(t, nil, "version")
+	if code != 0 || !strings.Contains(out, "ecs 8.") || !strings.Contains(out, "go go1.") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	_, errOut, code := fw(t, nil, "frobnicate")
+	if code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("%d %q", code, errOut)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	out, errOut, code := fw(t, nil, "check-config", "-c", "../../../config.example.yaml")
+	if code != 0 || out != "ok\n" {
+		t.Fatalf("example config: %d %q %q", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("agent:\n  data_dir: ./var\n  colour: blue\nbatch:\n  max_wait: 5 parsecs\nsinks:\n  - name: siem\n    type: elasticsearch\n    elasticsearch:\n      addresses: [\"http://127.0.0.1:9200\"]\n      api_key: ${FILEWARD_TEST_SURELY_UNSET}\n"), 0o644)
+	out, errOut, code = fw(t, nil, "check-config", "-c", bad)
+	if code != 2 || out != "" {
+		t.Fatalf("bad config: exit %d, stdout %q", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	want := []string{bad + ":3: agent.colour:", bad + ":5: batch.max_wait:", bad + ":11: sinks[0].elasticsearch.api_key:"}
+	if len(lines) != 3 {
+		t.Fatalf("want 3 error lines, got:\n%s", errOut)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want prefix %q", i, lines[i], w)
+		}
+	}
+	// The same config makes run refuse to start with exit 2.
+	if _, _, code := fw(t, nil, "run", "-c", bad); code != 2 {
+		t.Errorf("run with a bad config exited %d, want 2", code)
+	}
+}
+
+// required lists the fields CONTRACT.md requires on every file event.
+var required = []string{
+	"@timestamp", "event.kind", "event.category", "event.type", "event.action", "event.id", "event.sequence",
+	"event.module", "event.dataset", "event.provider", "event.created",
+	"file.path", "file.name", "file.directory",
+	"process.pid", "process.executable", "process.name", "process.entity_id",
+	"host.id", "host.name", "host.os.type", "agent.type", "agent.version", "agent.id", "ecs.version",
+}
+
+func lookup(d map[string]any, path string) (any, bool) {
+	if v, ok := d[path]; ok {
+		return v, true
+	}
+	var cur any = d
+	for _, p := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func TestConvertFixtures(t *testing.T) {
+	files := testfixtures.EsloggerFiles(t)
+	args := append([]string{"convert", "--from", "eslogger", "--host-name", "mac-1", "--host-id", "HID-1"}, files...)
+	out1, errOut, code := fw(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("convert exited %d: %s", code, errOut)
+	}
+	out2, _, _ := fw(t, nil, args...)
+	if out1 != out2 {
+		t.Fatal("two conversions of the same input differ")
+	}
+	// fork and exit are process events: skipped and reported, not malformed.
+	if !strings.Contains(errOut, "fork.macos26.v10.ndjson:1: skipped") || !strings.Contains(errOut, "exit.macos15.v9.ndjson:1: skipped") {
+		t.Errorf("skipped lines not reported: %s", errOut)
+	}
+	actions := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(out1))
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		var d map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("doc %d: %v", n, err)
+		}
+		for _, f := range required {
+			if _, ok := lookup(d, f); !ok {
+				t.Errorf("doc %d (%v) lacks %s", n, d["event"].(map[string]any)["action"], f)
+			}
+		}
+		a, _ := lookup(d, "event.action")
+		actions[a.(string)]++
+		if h, _ := lookup(d, "host.name"); h != "mac-1" {
+			t.Errorf("host.name %v", h)
+		}
+		if p, _ := lookup(d, "event.provider"); p != "endpoint_security" {
+			t.Errorf("provider %v", p)
+		}
+		if a == "rename" {
+			if _, ok := lookup(d, "file.Ext.original.path"); !ok {
+				t.Errorf("rename without file.Ext.original.path")
+			}
+		}
+		if a == "open" {
+			if _, ok := lookup(d, "fileward.access"); !ok {
+				t.Errorf("open without fileward.access")
+			}
+		}
+		if p, _ := lookup(d, "file.path"); p == "/private/etc/pam.d/login" {
+			if _, ok := lookup(d, "file.extension"); ok {
+				t.Errorf("/private/etc/pam.d/login has an extension")
+			}
+		}
+	}
+	// 36 synthesized file events and 2 real exec lines.
+	if n != 38 {
+		t.Errorf("converted %d lines, want 38", n)
+	}
+	for _, a := range []string{"open", "close", "modification", "creation", "deletion", "rename", "attributes_modification",
+		"extended_attributes_modification", "truncate", "link", "clone", "exchange", "exec"} {
+		if actions[a] == 0 {
+			t.Errorf("no %s event among the fixtures' conversions (%v)", a, actions)
+		}
+	}
+}
+
+func TestConvertReportsMalformedLines(t *testing.T) {
+	good, _ := os.ReadFile(testfixtures.EsloggerFiles(t)[0])
+	in := append(append([]byte("{\"oops\n"), good...), []byte("[1,2]\n")...)
+	out, errOut, code := fw(t, in, "convert", "--from", "eslogger", "--host-id", "x", "--host-name", "y")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(errOut, "-:1: malformed") || !strings.Contains(errOut, "malformed") {
+		t.Errorf("stderr %q", errOut)
+	}
+	if strings.Count(out, "\n") == 0 {
+		t.Error("good lines were not converted")
+	}
+}
+
+func TestConvertECSRoundTrip(t *testing.T) {
+	args := append([]string{"convert", "--from", "eslogger", "--host-name", "h", "--host-id", "i"}, testfixtures.EsloggerFiles(t)...)
+	ecs, _, code := fw(t, nil, args...)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	again, errOut, code := fw(t, []byte(ecs), "convert", "--from", "ecs", "--host-name", "h", "--host-id", "i")
+	if code != 0 {
+		t.Fatalf("ecs → ecs exited %d: %s", code, errOut)
+	}
+	if again != ecs {
+		a, b := strings.Split(ecs, "\n"), strings.Split(again, "\n")
+		for i := range a {
+			if i < len(b) && a[i] != b[i] {
+				t.Fatalf("line %d differs:\n%s\n%s", i+1, a[i], b[i])
+			}
+		}
+		t.Fatal("ecs round trip differs")
+	}
+}
+
+// TestRunDrainsOnSIGTERM runs the agent on a finite replay into the file
+// sink, stops it with SIGTERM and checks that every event was delivered and
+// the exit code is 0.
+func TestRunDrainsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	var buf bytes.Buffer
+	for _, f := range testfixtures.EsloggerFiles(t) {
+		b, _ := os.ReadFile(f)
+		buf.Write(b)
+	}
+	os.WriteFile(in, buf.Bytes(), 0o644)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s}
+source: {type: replay, replay: {path: %[2]s}}
+filters: {aggregate_window: 0s}
+batch: {max_wait: 10s}
+sinks:
+  - {name: local, type: file, file: {path: %[1]s/out/events.ndjson}}
+metrics: {listen: "127.0.0.1:0"}
+`, dir, in), 0o644)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the replay has finished, then stop: the open batch (max_wait 10s)
+	// must be flushed by the drain, not by its timer.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(errb.String(), "replay reached the end") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "events go to: local") {
+		t.Errorf("start-up line missing:\n%s", errb.String())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "out", "events.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n != 38 {
+		t.Fatalf("file sink has %d events, want 38\n%s", n, errb.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's writer and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
