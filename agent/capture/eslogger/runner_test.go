@@ -1,6 +1,7 @@
 package eslogger
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -562,17 +563,23 @@ func BenchmarkRunnerThroughput(b *testing.B) {
 	dir := b.TempDir()
 	lines := readLines(b, fixtureDir+"/synthesized/file-events.ndjson")
 	const n = 200000
-	var buf bytes.Buffer
-	for i := 0; i < n; i++ {
-		buf.Write(lines[i%len(lines)])
-		buf.WriteByte('\n')
-	}
 	f := filepath.Join(dir, "bench.ndjson")
-	if err := os.WriteFile(f, buf.Bytes(), 0o644); err != nil {
+	fh, err := os.Create(f)
+	if err != nil {
 		b.Fatal(err)
 	}
-	size := buf.Len()
-	buf = bytes.Buffer{}
+	w := bufio.NewWriterSize(fh, 1<<20)
+	size := 0
+	for i := 0; i < n; i++ {
+		l := lines[i%len(lines)]
+		w.Write(l)
+		w.WriteByte('\n')
+		size += len(l) + 1
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	fh.Close()
 	// Warm the page cache, then time the baseline.
 	exec.Command("sh", "-c", fmt.Sprintf("cat %q > /dev/null", f)).Run()
 	catCmd := exec.Command("sh", "-c", fmt.Sprintf("exec cat %q > /dev/null", f))
