@@ -53,6 +53,8 @@ type Cache struct {
 	users      map[uint32]string
 	buf        []byte
 	pfd        [1]unix.PollFd
+	offset     int64
+	offsetAt   time.Time
 }
 
 type entry struct {
@@ -60,6 +62,7 @@ type entry struct {
 	startTicks uint64
 	pidfd      int
 	loaded     time.Time
+	checkedNS  int64 // wall time the process was last known alive
 	p          schema.Process
 	prev, next *entry
 }
@@ -112,12 +115,21 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 	now := time.Now()
 	evBoot := int64(0)
 	if ev.TimeNS != 0 {
-		evBoot = ev.TimeNS - bootOffset()
+		evBoot = ev.TimeNS - c.bootOffset(now)
 	}
 	if e := c.m[pid]; e != nil {
-		if !c.alive(e) {
-			c.drop(e)
-		} else {
+		// A process seen alive at checkedNS held its pid from its start
+		// until then, so an event up to that time is its own: skip the
+		// liveness syscall for it.
+		if ev.TimeNS == 0 || ev.TimeNS > e.checkedNS {
+			if c.alive(e) {
+				e.checkedNS = now.UnixNano()
+			} else {
+				c.drop(e)
+				e = nil
+			}
+		}
+		if e != nil {
 			if evBoot != 0 && startBootNS(e.startTicks) > evBoot {
 				return false // this process started after the event: the pid was reused
 			}
@@ -151,7 +163,7 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 		unix.Close(pidfd)
 		return false
 	}
-	e := &entry{pid: pid, startTicks: st.startTicks, pidfd: pidfd, loaded: now}
+	e := &entry{pid: pid, startTicks: st.startTicks, pidfd: pidfd, loaded: now, checkedNS: now.UnixNano()}
 	e.p.PPID = st.ppid
 	e.p.Name = st.comm
 	if err := c.load(e); err != nil {
@@ -253,7 +265,7 @@ func (c *Cache) load(e *entry) error {
 			e.p.Args = splitArgs(b)
 		}
 	}
-	st := startBootNS(e.startTicks) + bootOffset()
+	st := startBootNS(e.startTicks) + c.bootOffset(time.Now())
 	e.p.StartNS = st
 	e.p.EntityID = entityID(c.o.HostID, e.pid, e.startTicks)
 	if ppid, ok := statusInt(b, "PPid:"); ok {
@@ -359,14 +371,18 @@ func entityID(host string, pid int32, startTicks uint64) string {
 func startBootNS(ticks uint64) int64 { return int64(ticks) * (1e9 / clockTicks) }
 
 // bootOffset is wall-clock time minus CLOCK_BOOTTIME, which converts
-// between event times (wall clock) and process start times (boot clock).
-func bootOffset() int64 {
-	var ts unix.Timespec
-	wall := time.Now().UnixNano()
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0
+// between event times (wall clock) and process start times (boot clock). It
+// changes only when the wall clock is stepped, so it is read at most once a
+// second (clock_gettime(CLOCK_BOOTTIME) is a real syscall from Go).
+func (c *Cache) bootOffset(now time.Time) int64 {
+	if c.offsetAt.IsZero() || now.Sub(c.offsetAt) > time.Second || now.Before(c.offsetAt) {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err == nil {
+			c.offset = time.Now().UnixNano() - ts.Nano()
+			c.offsetAt = now
+		}
 	}
-	return wall - ts.Nano()
+	return c.offset
 }
 
 func (c *Cache) insert(e *entry) {

@@ -29,7 +29,7 @@ func needRoot(t testing.TB) {
 func tmpfsDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=512m,mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4g,mode=0755"); err != nil {
 		t.Fatalf("mount tmpfs on %s: %v", dir, err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })

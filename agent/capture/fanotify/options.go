@@ -30,6 +30,11 @@ type Options struct {
 	SelfPID int
 	// ReadBuffer is the size in bytes of each read(2). Default 256 KiB.
 	ReadBuffer int
+	// BatchDelay is how long the read loop sleeps after a read that
+	// returned less than 1/16 of ReadBuffer, so that a trickle of events
+	// costs one wakeup per batch rather than one per event. It bounds the
+	// added latency. Default 1ms; negative disables.
+	BatchDelay time.Duration
 	// DirCacheSize bounds the directory handle → path cache. Default 16384.
 	DirCacheSize int
 	// Logger receives warnings (fallbacks, ignored event names). nil discards.
@@ -53,5 +58,6 @@ type Stats struct {
 	Ignored     uint64        // events dropped by the read loop's IgnorePaths check
 	Unresolved  uint64        // events whose directory handle could not be resolved
 	Malformed   uint64        // records that failed to decode
+	Nameless    uint64        // nameless inode records dropped (the FAN_ATTRIB link-count change of a link or unlink)
 	MaxWork     time.Duration // longest time spent processing one read's buffer
 }

@@ -26,6 +26,7 @@ import (
 const (
 	defaultReadBuffer   = 256 << 10
 	defaultDirCacheSize = 16384
+	defaultBatchDelay   = time.Millisecond
 )
 
 // Source is the fanotify capture source. Create it with New, run it once
@@ -41,7 +42,7 @@ type Source struct {
 
 	reads, records, events, overflows atomic.Uint64
 	selfDropped, ignored, unresolved   atomic.Uint64
-	malformed                          atomic.Uint64
+	malformed, nameless                atomic.Uint64
 	maxWork                            atomic.Int64
 
 	// onRead, when set (tests), is called after every read with its time
@@ -117,6 +118,9 @@ func New(o Options) (*Source, error) {
 	}
 	if o.DirCacheSize <= 0 {
 		o.DirCacheSize = defaultDirCacheSize
+	}
+	if o.BatchDelay == 0 {
+		o.BatchDelay = defaultBatchDelay
 	}
 	var markFlag uint
 	switch o.MarkType {
@@ -456,7 +460,7 @@ func (s *Source) Stats() Stats {
 	return Stats{
 		Reads: s.reads.Load(), Records: s.records.Load(), Events: s.events.Load(),
 		Overflows: s.overflows.Load(), SelfDropped: s.selfDropped.Load(), Ignored: s.ignored.Load(),
-		Unresolved: s.unresolved.Load(), Malformed: s.malformed.Load(),
+		Unresolved: s.unresolved.Load(), Malformed: s.malformed.Load(), Nameless: s.nameless.Load(),
 		MaxWork: time.Duration(s.maxWork.Load()),
 	}
 }
@@ -533,13 +537,20 @@ func (s *Source) loop(ctx context.Context, g *group, f *os.File, out *capture.Ri
 		if w := int64(time.Since(t)); w > s.maxWork.Load() {
 			s.maxWork.Store(w)
 		}
+		if s.o.BatchDelay > 0 && n < len(buf)/16 {
+			// A small read: let the kernel gather a batch before the next
+			// wakeup. A busy host fills the buffer and never sleeps here;
+			// the kernel queue (16384 events) absorbs far more than one
+			// delay's worth of events.
+			time.Sleep(s.o.BatchDelay)
+		}
 	}
 }
 
 // process decodes one read's buffer and pushes its events.
 func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *capture.Ring, drops *capture.Drops) {
 	var steps [maxSteps]step
-	var records, events, selfDropped, ignored, unresolved, malformed uint64
+	var records, events, selfDropped, ignored, unresolved, malformed, nameless uint64
 	for len(b) > 0 {
 		r, n, err := decode(b)
 		if err != nil {
@@ -589,18 +600,16 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 				ok = ok && ok2
 			} else if r.dir.ok() {
 				path, ok = g.resolve(r.dir, r.name)
-			} else if r.obj.ok() {
-				// An event on an inode with no name (a link count change
-				// reported as FAN_ATTRIB): open the object itself, uncached.
-				path, ok, _ = g.openDir(r.obj)
+			} else {
+				// An event on an inode with no name: the link-count change
+				// (FAN_ATTRIB) of every link and unlink, reported on the
+				// inode alone. The link or unlink's own entry event already
+				// says what happened, so drop it without a syscall.
+				nameless++
+				continue
 			}
 			if !ok {
 				unresolved++
-				if !r.dir.ok() && !r.oldDir.ok() {
-					// Nameless and gone (a link count change on a file
-					// already unlinked): nothing to report a path for.
-					continue
-				}
 				truncated = true
 			}
 			if r.mask&fanOnDir != 0 && r.mask&(fanRename|fanMovedFrom|fanDelete) != 0 {
@@ -676,6 +685,9 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 	}
 	if malformed > 0 {
 		s.malformed.Add(malformed)
+	}
+	if nameless > 0 {
+		s.nameless.Add(nameless)
 	}
 }
 

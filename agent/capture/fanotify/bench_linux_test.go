@@ -1,0 +1,293 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/procfs"
+	"github.com/fileward/fileward/schema"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain doubles as the benchmark's workload: with FILEWARD_WORKLOAD set,
+// the test binary runs the file workload in that directory and exits, so the
+// workload is a separate process from the agent being measured.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("FILEWARD_WORKLOAD"); dir != "" {
+		n, _ := strconv.Atoi(os.Getenv("FILEWARD_WORKLOAD_FILES"))
+		if err := workload(dir, os.Getenv("FILEWARD_WORKLOAD_SRC"), n); err != nil {
+			fmt.Fprintln(os.Stderr, "workload:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// workload creates, writes, reads, renames and deletes n small files in
+// dir, then walks src and reads every file.
+func workload(dir, src string, n int) error {
+	const perDir = 1000
+	buf := make([]byte, 256)
+	for i := range buf {
+		buf[i] = byte('a' + i%26)
+	}
+	rbuf := make([]byte, 64<<10)
+	name := func(i int) string { return filepath.Join(dir, strconv.Itoa(i/perDir), "f"+strconv.Itoa(i)) }
+	for d := 0; d*perDir < n; d++ {
+		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(d)), 0o755); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(name(i), buf, 0o644); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		f, err := os.Open(name(i))
+		if err != nil {
+			return err
+		}
+		f.Read(rbuf)
+		f.Close()
+	}
+	for i := 0; i < n; i++ {
+		if err := os.Rename(name(i), name(i)+".r"); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := os.Remove(name(i) + ".r"); err != nil {
+			return err
+		}
+	}
+	if src == "" {
+		return nil
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := f.Read(rbuf); err != nil {
+				break
+			}
+		}
+		return f.Close()
+	})
+}
+
+// copyTree copies up to max regular files of src into dst.
+func copyTree(src, dst string, max int) (int, error) {
+	n := 0
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if n >= max {
+			return filepath.SkipAll
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer in.Close()
+		out, err := os.Create(target)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		n++
+		return out.Close()
+	})
+	return n, err
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkCaptureOverhead runs a file-heavy workload in a child process on
+// a tmpfs, alternating without and with a Source capturing that filesystem
+// (a consumer drains the ring and calls procfs Enrich on every event, as the
+// pipeline would). Each iteration is one pair. It reports the workload's
+// slowdown, the agent's CPU seconds per million events (this process's
+// getrusage delta: it runs only the source and the consumer), events per
+// second, kernel_overflow and ring_full losses, and the peak RSS.
+//
+// FILEWARD_BENCH_FILES (default 200000) and FILEWARD_BENCH_SRC_FILES
+// (default 20000, copied from $GOROOT/src) size the workload;
+// FILEWARD_BENCH_EVENTS adds events (e.g. "access").
+func BenchmarkCaptureOverhead(b *testing.B) {
+	needRoot(b)
+	nFiles := envInt("FILEWARD_BENCH_FILES", 200000)
+	srcCap := envInt("FILEWARD_BENCH_SRC_FILES", 20000)
+	events := []string{"open", "close", "create", "modify", "rename", "delete", "attrib", "exec"}
+	if extra := os.Getenv("FILEWARD_BENCH_EVENTS"); extra != "" {
+		events = append(events, strings.Split(extra, ",")...)
+	}
+	mnt := tmpfsDir(b)
+	src := filepath.Join(mnt, "src")
+	goroot := os.Getenv("GOROOT")
+	if goroot == "" {
+		goroot = "/usr/local/go"
+	}
+	copied, err := copyTree(filepath.Join(goroot, "src"), src, srcCap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := 0
+	var childCPU time.Duration
+	runWorkload := func() time.Duration {
+		run++
+		dir := filepath.Join(mnt, fmt.Sprintf("run%d", run))
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_SRC="+src, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(nFiles))
+		cmd.Stderr = os.Stderr
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("workload: %v", err)
+		}
+		d := time.Since(t0)
+		childCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		os.RemoveAll(dir)
+		return d
+	}
+	var without, with, cpuWithout, cpuWith []time.Duration
+	var totalEvents, totalOverflow, totalRingFull uint64
+	var agentCPU time.Duration
+	var withTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		without = append(without, runWorkload())
+		cpuWithout = append(cpuWithout, childCPU)
+
+		s, err := New(Options{Marks: []string{mnt}, Events: events})
+		if err != nil {
+			b.Fatal(err)
+		}
+		drops := &capture.Drops{}
+		ring := capture.NewRing(65536, drops)
+		pc := procfs.New(procfs.Options{HostID: "bench"})
+		ctx, cancel := context.WithCancel(context.Background())
+		var consumed atomic.Uint64
+		var wg sync.WaitGroup
+		wg.Add(2)
+		runErr := make(chan error, 1)
+		go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
+		go func() {
+			defer wg.Done()
+			var ev schema.Event
+			for ring.Pop(ctx, &ev) {
+				pc.Enrich(&ev)
+				consumed.Add(1)
+			}
+		}()
+		cpu0 := cpuTime()
+		d := runWorkload()
+		// Let the source and consumer finish the backlog.
+		for last := uint64(0); ; {
+			time.Sleep(50 * time.Millisecond)
+			c := consumed.Load()
+			if c == last && ring.Len() == 0 {
+				break
+			}
+			last = c
+		}
+		agentCPU += cpuTime() - cpu0
+		cancel()
+		wg.Wait()
+		if err := <-runErr; err != nil {
+			b.Fatal(err)
+		}
+		pc.Close()
+		with = append(with, d)
+		cpuWith = append(cpuWith, childCPU)
+		withTime += d
+		st := s.Stats()
+		totalEvents += st.Events
+		totalOverflow += drops.Load(schema.LossKernelOverflow)
+		totalRingFull += drops.Load(schema.LossRingFull)
+		b.Logf("pair %d: wall without %v, with %v (%.3fx); workload CPU without %v, with %v (%.3fx); %d reads, %d records → %d events, kernel_overflow %d, ring_full %d, unresolved %d",
+			i, without[i].Round(time.Millisecond), d.Round(time.Millisecond), float64(d)/float64(without[i]),
+			cpuWithout[i].Round(time.Millisecond), cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
+			st.Reads, st.Records, st.Events, drops.Load(schema.LossKernelOverflow), drops.Load(schema.LossRingFull), st.Unresolved)
+	}
+	b.StopTimer()
+	med := func(ds []time.Duration) time.Duration {
+		s := append([]time.Duration(nil), ds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	ratio := float64(med(with)) / float64(med(without))
+	b.ReportMetric(ratio, "slowdown")
+	b.ReportMetric(float64(med(cpuWith))/float64(med(cpuWithout)), "workload-cpu-ratio")
+	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
+	b.ReportMetric(float64(totalEvents)/withTime.Seconds(), "events/s")
+	b.ReportMetric(float64(totalOverflow), "kernel_overflow")
+	b.ReportMetric(float64(totalRingFull), "ring_full")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.Logf("workload: %d files ×(create+write, read, rename, delete) + walk/read of %d source files; median without %v, with %v",
+		nFiles, copied, med(without).Round(time.Millisecond), med(with).Round(time.Millisecond))
+}
