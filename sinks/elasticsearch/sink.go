@@ -2,6 +2,7 @@ package elasticsearch
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/fileward/fileward/schema/template"
@@ -63,7 +64,7 @@ type Options struct {
 // Sink writes batches to an Elasticsearch data stream with one Bulk request
 // per Send. It implements sinks.Sink; Send must not be called concurrently.
 type Sink struct {
-	client  *es.Client
+	client  *productChecked
 	ds      string
 	timeout time.Duration
 	log     *slog.Logger
@@ -138,22 +139,33 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		}
 		tr = t
 	}
-	cfg := es.Config{
-		Addresses:              o.Addresses,
-		APIKey:                 o.APIKey,
-		Username:               o.Username,
-		Password:               o.Password,
-		CertificateFingerprint: strings.ToLower(strings.ReplaceAll(o.CAFingerprint, ":", "")),
-		Transport:              tr,
-		CompressRequestBody:    true,
-		PoolCompressor:         true,
+	urls := make([]*url.URL, len(o.Addresses))
+	for i, a := range o.Addresses {
+		urls[i], _ = url.Parse(a)
+	}
+	topts := []elastictransport.Option{
+		elastictransport.WithURLs(urls...),
+		elastictransport.WithTransport(tr),
+		// gzip level 1, as libbeat's output.elasticsearch compression_level
+		// default: most of the size win for a fraction of the CPU.
+		elastictransport.WithCompression(gzip.BestSpeed),
 		// The shipper owns retries and backoff: one attempt per Send.
-		DisableRetry: true,
+		elastictransport.WithDisableRetry(),
 	}
-	client, err := es.NewClient(cfg)
+	switch {
+	case o.APIKey != "":
+		topts = append(topts, elastictransport.WithAPIKey(o.APIKey))
+	case o.Username != "":
+		topts = append(topts, elastictransport.WithBasicAuth(o.Username, o.Password))
+	}
+	if o.CAFingerprint != "" {
+		topts = append(topts, elastictransport.WithCertificateFingerprint(strings.ToLower(strings.ReplaceAll(o.CAFingerprint, ":", ""))))
+	}
+	tp, err := elastictransport.NewClient(topts...)
 	if err != nil {
-		return nil, fmt.Errorf("elasticsearch: client: %w", err)
+		return nil, fmt.Errorf("elasticsearch: transport: %w", err)
 	}
+	client := &productChecked{tp: tp}
 	s := &Sink{client: client, ds: o.DataStream, timeout: o.Timeout, log: log, templatePending: o.SetupTemplate}
 	if o.SetupTemplate {
 		if err := s.installTemplate(ctx); err != nil {
@@ -470,11 +482,31 @@ func drain(r io.ReadCloser) {
 
 // Close releases the client's connections.
 func (s *Sink) Close(ctx context.Context) error {
-	err := s.client.Close(ctx)
-	if errors.Is(err, es.ErrAlreadyClosed) {
-		return nil
+	return s.client.tp.Close(ctx)
+}
+
+// errNotElasticsearch is the answer when a server lacks the product header.
+var errNotElasticsearch = errors.New("elasticsearch: the server is not Elasticsearch: its answer lacks the X-Elastic-Product: Elasticsearch header")
+
+// productChecked is the esapi transport: elastictransport plus the product
+// check go-elasticsearch's client does (a successful answer must carry
+// X-Elastic-Product: Elasticsearch). The sink uses esapi with the transport
+// directly, not the elasticsearch.Client, because that package pulls in the
+// whole typed API, which takes minutes to compile with -race.
+type productChecked struct {
+	tp *elastictransport.Client
+}
+
+func (p *productChecked) Perform(req *http.Request) (*http.Response, error) {
+	res, err := p.tp.Perform(req)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	if res.StatusCode >= 200 && res.StatusCode < 300 && res.Header.Get("X-Elastic-Product") != "Elasticsearch" {
+		drain(res.Body)
+		return nil, errNotElasticsearch
+	}
+	return res, nil
 }
 
 // redactURL hides userinfo in an address.

@@ -281,20 +281,12 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, target string) {
 	// Bulk API: the body may be compressed with Content-Encoding: gzip
 	// (Elasticsearch reference: REST APIs > API conventions >
 	// "Content-Encoding"; http.compression).
-	var body io.Reader = r.Body
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		s.gzipRequests.Add(1)
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "parse_exception", "invalid gzip body: "+err.Error())
-			return
-		}
-		defer zr.Close()
-		body = zr
 	}
-	raw, err := io.ReadAll(body)
+	raw, err := readBody(r)
 	if err != nil {
-		s.errorResponse(w, http.StatusBadRequest, "parse_exception", "read body: "+err.Error())
+		s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
 		return
 	}
 
@@ -355,7 +347,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, target string) {
 		}
 		it, failed := s.apply(a, src)
 		anyErr = anyErr || failed
-		items = append(items, map[string]any{a.op: it})
+		items = append(items, map[string]*itemResult{a.op: it})
 	}
 	// Bulk API, "Response body": took, errors (true if any item failed) and
 	// one item per action, in request order, keyed by the op name.
@@ -421,13 +413,40 @@ func parseAction(line []byte, target string) action {
 	return action{}
 }
 
+// itemResult is one entry of the Bulk API response's items array (Bulk API,
+// "Response body": _index, _id, _version, result, _shards, _seq_no,
+// _primary_term, status, error{type, reason, index}).
+type itemResult struct {
+	Index       string      `json:"_index"`
+	ID          string      `json:"_id"`
+	Version     int         `json:"_version,omitempty"`
+	Result      string      `json:"result,omitempty"`
+	Shards      *shards     `json:"_shards,omitempty"`
+	SeqNo       *int64      `json:"_seq_no,omitempty"`
+	PrimaryTerm int         `json:"_primary_term,omitempty"`
+	Status      int         `json:"status"`
+	Error       *itemErrorB `json:"error,omitempty"`
+}
+
+type shards struct {
+	Total      int `json:"total"`
+	Successful int `json:"successful"`
+	Failed     int `json:"failed"`
+}
+
+type itemErrorB struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+	Index  string `json:"index"`
+}
+
 // apply runs one bulk item under s.mu and returns its result object.
-func (s *Server) apply(a action, src []byte) (map[string]any, bool) {
+func (s *Server) apply(a action, src []byte) (*itemResult, bool) {
 	st := s.target(a.index)
-	item := map[string]any{"_index": st.backing, "_id": a.id}
-	fail := func(status int, typ, reason string) (map[string]any, bool) {
-		item["status"] = status
-		item["error"] = map[string]any{"type": typ, "reason": reason, "index": st.backing}
+	item := &itemResult{Index: st.backing, ID: a.id}
+	fail := func(status int, typ, reason string) (*itemResult, bool) {
+		item.Status = status
+		item.Error = &itemErrorB{Type: typ, Reason: reason, Index: st.backing}
 		return item, true
 	}
 	// Data streams: "you cannot send indexing or update requests for
@@ -454,12 +473,14 @@ func (s *Server) apply(a action, src []byte) (map[string]any, bool) {
 	// Documents must be JSON objects; a data stream document needs
 	// @timestamp (Data streams > "Set up a data stream": every document
 	// must contain a @timestamp field mapped as date).
-	var obj map[string]json.RawMessage
+	var obj struct {
+		Timestamp json.RawMessage `json:"@timestamp"`
+	}
 	if err := json.Unmarshal(src, &obj); err != nil {
 		return fail(http.StatusBadRequest, "mapper_parsing_exception", "failed to parse: "+err.Error())
 	}
 	if st.dataStream {
-		if _, ok := obj["@timestamp"]; !ok {
+		if obj.Timestamp == nil {
 			return fail(http.StatusBadRequest, "mapper_parsing_exception", "data stream timestamp field [@timestamp] is missing")
 		}
 	}
@@ -472,7 +493,7 @@ func (s *Server) apply(a action, src []byte) (map[string]any, bool) {
 	if id == "" {
 		// Index API: without _id an id is generated.
 		id = "auto-" + strconv.FormatUint(s.rng.Uint64(), 36)
-		item["_id"] = id
+		item.ID = id
 	}
 	if _, exists := st.docs[id]; exists {
 		if a.op == "create" {
@@ -484,15 +505,17 @@ func (s *Server) apply(a action, src []byte) (map[string]any, bool) {
 		}
 		st.docs[id] = src
 		st.seq++
-		item["result"], item["status"], item["_version"], item["_seq_no"] = "updated", http.StatusOK, 2, st.seq
+		seq := st.seq
+		item.Result, item.Status, item.Version, item.SeqNo = "updated", http.StatusOK, 2, &seq
 		return item, false
 	}
 	st.docs[id] = src
 	st.ids[id]++
 	st.seq++
-	item["result"], item["status"], item["_version"], item["_seq_no"] = "created", http.StatusCreated, 1, st.seq
-	item["_primary_term"] = 1
-	item["_shards"] = map[string]int{"total": 2, "successful": 1, "failed": 0}
+	seq := st.seq
+	item.Result, item.Status, item.Version, item.SeqNo = "created", http.StatusCreated, 1, &seq
+	item.PrimaryTerm = 1
+	item.Shards = &shards{Total: 2, Successful: 1, Failed: 0}
 	return item, false
 }
 
@@ -539,7 +562,7 @@ func (s *Server) matchTemplate(name string) (indexTemplate, bool) {
 func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name string) {
 	switch r.Method {
 	case http.MethodPut, http.MethodPost:
-		raw, err := io.ReadAll(r.Body)
+		raw, err := readBody(r)
 		if err != nil {
 			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
 			return
@@ -620,7 +643,7 @@ func overlaps(a, b []string) bool {
 func (s *Server) ilmPolicy(w http.ResponseWriter, r *http.Request, name string) {
 	switch r.Method {
 	case http.MethodPut:
-		raw, err := io.ReadAll(r.Body)
+		raw, err := readBody(r)
 		if err != nil {
 			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
 			return
@@ -676,4 +699,24 @@ func (s *Server) count(w http.ResponseWriter, _ *http.Request, parts []string) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": n, "_shards": map[string]int{"total": 1, "successful": 1, "skipped": 0, "failed": 0}})
+}
+
+// readBody reads a request body, decompressing Content-Encoding: gzip as
+// every REST endpoint does when http.compression is on (the default)
+// (Elasticsearch reference: Networking > HTTP settings, http.compression).
+func readBody(r *http.Request) ([]byte, error) {
+	var body io.Reader = r.Body
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("invalid gzip body: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return raw, nil
 }
