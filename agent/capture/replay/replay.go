@@ -94,7 +94,11 @@ func (s *Source) parser() func(line []byte, ev *schema.Event) (bool, error) {
 	if s.o.Format == "ecs" {
 		return func(line []byte, ev *schema.Event) (bool, error) {
 			*ev = schema.Event{}
-			return true, schema.DecodeECS(line, ev)
+			err := schema.DecodeECS(line, ev)
+			if errors.Is(err, schema.ErrNotFileEvent) {
+				return false, nil // a loss or heartbeat document of an earlier run
+			}
+			return err == nil, err
 		}
 	}
 	return eslogger.NewParser().Parse

@@ -40,6 +40,10 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "convert: %v\n", err)
 		return 1
 	}
+	if *from == "eslogger" {
+		// eslogger streams come from a Mac, whatever machine converts them.
+		meta.OSType, meta.OSVersion = "macos", ""
+	}
 	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	inputs := fs.Args()
@@ -108,6 +112,9 @@ func (c *converter) line(name string, lineNo int, line []byte, w *bufio.Writer) 
 		*ev = schema.Event{}
 		err = schema.DecodeECS(line, ev)
 		mapped = err == nil
+		if errors.Is(err, schema.ErrNotFileEvent) {
+			err, mapped = nil, false // loss and heartbeat documents are skipped
+		}
 	} else {
 		mapped, err = c.parser.Parse(line, ev)
 		if mapped && !ev.HasGlobalSeq {
