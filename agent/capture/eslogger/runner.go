@@ -317,6 +317,13 @@ func (s *Source) runOnce(ctx context.Context, args []string, start uint64, out *
 	go func() {
 		select {
 		case <-ctx.Done():
+		case <-exited:
+		case <-readDone: // stdout closed: a child that cannot report is useless
+		}
+		// Make sure the child ends: SIGTERM, then SIGKILL after a grace.
+		select {
+		case <-exited:
+		default:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-exited:
@@ -324,16 +331,21 @@ func (s *Source) runOnce(ctx context.Context, args []string, start uint64, out *
 				_ = cmd.Process.Kill()
 				<-exited
 			}
-		case <-exited:
-		case <-readDone:
-			return
 		}
 		// The child is gone; a grandchild could still hold the pipes open.
-		select {
-		case <-readDone:
-		case <-time.After(2 * time.Second):
-			pr.Close()
-			er.Close()
+		rd, sd := readDone, stderrDone
+		grace := time.After(2 * time.Second)
+		for rd != nil || sd != nil {
+			select {
+			case <-rd:
+				rd = nil
+			case <-sd:
+				sd = nil
+			case <-grace:
+				pr.Close()
+				er.Close()
+				return
+			}
 		}
 	}()
 

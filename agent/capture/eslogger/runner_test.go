@@ -691,3 +691,18 @@ func TestRunnerCloseVersusModify(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnerChildClosesStdout: a child that closes its stdout but keeps
+// running is ended and restarted, not waited on forever.
+func TestRunnerChildClosesStdout(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, Options{
+		Path:    script(t, dir, "", false, "exec 1>&-\nexec sleep 1000"),
+		Events:  []string{"open"},
+		Backoff: Backoff{Initial: 5 * time.Millisecond},
+	}, 16)
+	waitFor(t, "a restart", 20*time.Second, func() bool { return h.drops.Load(schema.LossSourceRestart) >= 1 })
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
