@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fileward/fileward/schema"
@@ -184,4 +184,20 @@ func TestSmallBatchIsPrompt(t *testing.T) {
 	}
 }
 
-var _ = kfake.NumBrokers
+
+// probe builds the message Send would build for ev.
+func (s *Sink) probe(ev *sinks.Event) kafkago.Message {
+	return kafkago.Message{
+		Key:   []byte(ev.Key),
+		Value: ev.Doc,
+		Headers: []kafkago.Header{
+			{Key: HeaderEventID, Value: []byte(ev.ID)},
+			{Key: HeaderECSVersion, Value: s.ecsVersion},
+			{Key: HeaderContentType, Value: s.contentType},
+		},
+	}
+}
+
+type kafkaError = kafkago.Error
+
+const kafkaMessageSizeTooLarge = kafkago.MessageSizeTooLarge
