@@ -1,4 +1,123 @@
 package main
 
-// cmdCollect is replaced when its implementation lands.
-var cmdCollect = pending("collect")
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/fileward/fileward/agent/collect"
+	"github.com/fileward/fileward/agent/config"
+	"github.com/fileward/fileward/agent/telemetry"
+	"github.com/fileward/fileward/sinks/elasticsearch"
+)
+
+// cmdCollect runs the central tier: Kafka consumer group → Elasticsearch,
+// until ctx is cancelled (SIGINT/SIGTERM). Exit 0 on a clean stop, 2 on bad
+// config, 1 when it cannot start.
+func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "config.example.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if code != 0 {
+		return code
+	}
+	if err := cfg.ValidateCollector(); err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e.Error())
+			}
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		}
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "collector")
+	cc := cfg.Collector
+	ec := cc.Elasticsearch
+
+	startCtx, cancel := context.WithTimeout(ctx, ec.Timeout.D()+5*time.Second)
+	sink, err := elasticsearch.New(startCtx, elasticsearch.Options{
+		Addresses:          ec.Addresses,
+		APIKey:             ec.APIKey.Value(),
+		Username:           ec.Username,
+		Password:           ec.Password.Value(),
+		DataStream:         ec.DataStream,
+		SetupTemplate:      ec.SetupTemplate,
+		CAFile:             ec.TLS.CAFile,
+		CAFingerprint:      ec.TLS.CAFingerprint,
+		InsecureSkipVerify: ec.TLS.InsecureSkipVerify,
+		Timeout:            ec.Timeout.D(),
+		Logger:             log,
+	})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward collect: %v\n", err)
+		return 1
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = sink.Close(cctx)
+	}()
+
+	reg := telemetry.NewRegistry()
+	health := &collect.Health{}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	metricsDone := make(chan error, 1)
+	if cfg.Metrics.Listen != "" {
+		h := &telemetry.Health{}
+		h.Add("elasticsearch", health.Err)
+		srv, err := telemetry.Listen(cfg.Metrics.Listen, reg, h, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "fileward collect: %v\n", err)
+			return 1
+		}
+		log.Info("serving /metrics and /healthz", "addr", srv.Addr())
+		go func() { metricsDone <- srv.Serve(runCtx) }()
+	} else {
+		metricsDone <- nil
+	}
+
+	dl := cc.DeadLetter
+	if dl == "" {
+		dl = filepath.Join(cfg.Agent.DataDir, "dead-letter", "collector.ndjson")
+	}
+	k := cc.Kafka
+	err = collect.Run(runCtx, collect.Options{
+		Brokers: k.Brokers,
+		Topic:   k.Topic,
+		GroupID: k.GroupID,
+		TLS: collect.TLS{Enabled: k.TLS.Enabled, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
+			KeyFile: k.TLS.KeyFile, InsecureSkipVerify: k.TLS.InsecureSkipVerify},
+		SASL:        collect.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password.Value()},
+		Sink:        sink,
+		BatchEvents: cc.BatchEvents,
+		BatchWait:   cc.BatchWait.D(),
+		Backoff: collect.Backoff{Initial: cc.Backoff.Initial.D(), Max: cc.Backoff.Max.D(),
+			Multiplier: cc.Backoff.Multiplier, Jitter: cc.Backoff.Jitter},
+		DeadLetterPath: dl,
+		Logger:         log,
+		Registerer:     reg,
+		Health:         health,
+	})
+	stop()
+	if merr := <-metricsDone; merr != nil {
+		log.Warn("metrics server", "err", merr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward collect: %v\n", err)
+		return 1
+	}
+	return 0
+}
