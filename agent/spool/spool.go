@@ -320,7 +320,7 @@ func (s *Spool) recoverSegment(idx uint64, newest bool) (*segment, map[int64]uin
 		if err := f.Truncate(b.start); err != nil {
 			return nil, nil, fmt.Errorf("spool: truncate torn tail: %w", err)
 		}
-		if err := f.Sync(); err != nil {
+		if err := s.fsync(f); err != nil {
 			return nil, nil, fmt.Errorf("spool: truncate torn tail: %w", err)
 		}
 	default:
@@ -380,7 +380,7 @@ func (s *Spool) quarantine(idx uint64, res *scanResult) error {
 			_, err = io.Copy(dst, io.NewSectionReader(src, r.off, r.size))
 		}
 		if err == nil {
-			err = dst.Sync()
+			err = s.fsync(dst)
 		}
 		if cerr := dst.Close(); err == nil {
 			err = cerr
@@ -401,8 +401,10 @@ func (s *Spool) quarantine(idx uint64, res *scanResult) error {
 	s.recovery.Quarantined = append(s.recovery.Quarantined, qname)
 	s.m.quarantined.Inc()
 	s.log.Warn("spool: quarantined segment", "segment", idx, "file", qpath, "repaired", res != nil)
-	if err := syncDir(s.o.Dir); err != nil {
-		return err
+	if s.o.Fsync != FsyncNever {
+		if err := syncDir(s.o.Dir); err != nil {
+			return err
+		}
 	}
 	return pruneQuarantine(filepath.Join(s.o.Dir, quarantineDir), maxQuarantined)
 }
@@ -741,7 +743,7 @@ func (s *Spool) syncLoop() {
 	}
 }
 
-// Close syncs and closes the spool. Readers then report ErrClosed.
+// Close syncs (unless fsync is "never") and closes the spool. Readers then report ErrClosed.
 func (s *Spool) Close() error {
 	if s.stop != nil {
 		s.stopOnce.Do(func() {
@@ -755,7 +757,7 @@ func (s *Spool) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
-	err := s.active.Sync()
+	err := s.fsync(s.active)
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
 	}
@@ -773,6 +775,14 @@ func (s *Spool) Bytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
+}
+
+// fsync syncs f unless the policy is "never".
+func (s *Spool) fsync(f *os.File) error {
+	if s.o.Fsync == FsyncNever {
+		return nil
+	}
+	return f.Sync()
 }
 
 func syncDir(dir string) error {
