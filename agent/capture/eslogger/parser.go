@@ -108,6 +108,7 @@ type Parser struct {
 	args                     []string
 
 	intern map[string]string
+	recent [256]string // direct-mapped cache in front of intern
 
 	lines, mapped, unmapped, unknown, malformed atomic.Uint64
 	mu                                          sync.Mutex
@@ -134,7 +135,7 @@ func (f *fileInfo) clear() {
 	*f = fileInfo{path: p}
 }
 
-// NewParser returns a Parser.
+// NewParser returns a Parser. The zero Parser is ready to use too.
 func NewParser() *Parser {
 	return &Parser{intern: make(map[string]string, 256), unknownNames: make(map[string]uint64)}
 }
@@ -160,10 +161,20 @@ const maxIntern = 4096
 // str returns b as a string, shared with earlier equal strings for the
 // low-cardinality process fields (executable, signing and team ids, cdhash).
 func (p *Parser) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	// Most lines repeat the previous lines' executables and ids: a cheap
+	// direct-mapped check avoids hashing the whole string.
+	slot := &p.recent[(uint(len(b))*31^uint(b[len(b)-1])*7^uint(b[len(b)/2]))&255]
+	if *slot == string(b) {
+		return *slot
+	}
 	if p.intern == nil {
 		p.intern = make(map[string]string, 256)
 	}
 	if s, ok := p.intern[string(b)]; ok {
+		*slot = s
 		return s
 	}
 	if len(p.intern) >= maxIntern {
@@ -171,6 +182,7 @@ func (p *Parser) str(b []byte) string {
 	}
 	s := string(b)
 	p.intern[s] = s
+	*slot = s
 	return s
 }
 
@@ -235,6 +247,9 @@ func (p *Parser) Parse(line []byte, ev *schema.Event) (mapped bool, err error) {
 	case kindUnknown:
 		p.unknown.Add(1)
 		p.mu.Lock()
+		if p.unknownNames == nil {
+			p.unknownNames = make(map[string]uint64)
+		}
 		if _, ok := p.unknownNames[ev.ESFEvent]; ok || len(p.unknownNames) < maxUnknownNames {
 			p.unknownNames[ev.ESFEvent]++
 		}

@@ -285,6 +285,19 @@ func TestParseExtraShapes(t *testing.T) {
 	}
 }
 
+func TestZeroParserUsable(t *testing.T) {
+	var p Parser
+	var ev schema.Event
+	for _, l := range readLines(t, "testdata/extra.ndjson") {
+		if _, err := p.Parse(l, &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.Stats(); st.Unknown != 1 || st.Mapped != 6 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
 func TestParseAuditTokenForms(t *testing.T) {
 	obj := `{"event":{"write":{"target":{"path":"\/a"}}},"process":{"audit_token":{"auid":1,"euid":2,"egid":3,"ruid":4,"rgid":5,"pid":6,"asid":7,"pidversion":8},"parent_audit_token":{"pid":9}}}`
 	arr := `{"process":{"parent_audit_token":[0,0,0,0,0,9,0,0],"audit_token":[1,2,3,4,5,6,7,8]},"event":{"write":{"target":{"path":"\/a"}}}}`
