@@ -378,6 +378,7 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 		gap       gapState
 		malformed uint64 // malformed lines since the last good one
 		bad       = sampler{every: time.Minute, burst: 5}
+		unknown   = map[string]bool{} // unknown event names already logged
 	)
 	handle := func(line []byte) {
 		lineNo++
@@ -408,6 +409,10 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 		}
 		malformed = 0
 		if !mapped {
+			if eventKinds[ev.ESFEvent] == kindUnknown && len(unknown) < maxUnknownNames && !unknown[ev.ESFEvent] {
+				unknown[ev.ESFEvent] = true
+				s.log.Warn("eslogger sent an event type this agent does not know; counting and skipping it", "event", ev.ESFEvent)
+			}
 			return
 		}
 		if !ev.HasGlobalSeq {
