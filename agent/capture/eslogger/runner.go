@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -57,8 +58,9 @@ type Options struct {
 	Select []string
 	// SelfPID is the agent's pid; its events and eslogger's are dropped.
 	SelfPID int
-	// MutePaths are path prefixes (the agent's data_dir) whose events are
-	// dropped; a prefix matches Path or OrigPath.
+	// MutePaths are directories (the agent's data_dir) whose events are
+	// dropped when Path or OrigPath is inside one. Relative paths are made
+	// absolute and symlinks resolved too (/var → /private/var on macOS).
 	MutePaths []string
 	// Backoff is the restart backoff.
 	Backoff Backoff
@@ -133,6 +135,7 @@ func New(o Options) (*Source, error) {
 	for _, n := range skipped {
 		log.Warn("source.events: macOS cannot report this event (Endpoint Security has no read event); ignoring it", "event", n)
 	}
+	o.MutePaths = mutePrefixes(o.MutePaths)
 	s := &Source{o: o, log: log, wantEvents: events, parser: NewParser()}
 	s.dropClose = slices.Contains(o.Events, "modify") && !slices.Contains(o.Events, "close")
 	s.dropClosed = slices.Contains(o.Events, "close") && !slices.Contains(o.Events, "modify")
@@ -426,7 +429,7 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 			return // eslogger has one close event for two config names
 		}
 		for _, m := range s.o.MutePaths {
-			if strings.HasPrefix(ev.Path, m) || (ev.OrigPath != "" && strings.HasPrefix(ev.OrigPath, m)) {
+			if underDir(ev.Path, m) || (ev.OrigPath != "" && underDir(ev.OrigPath, m)) {
 				return
 			}
 		}
@@ -579,4 +582,36 @@ func (e *stderrState) loop(r io.Reader) {
 			return
 		}
 	}
+}
+
+// mutePrefixes makes each muted directory absolute and adds its resolved
+// real path: ESF reports real paths (/private/var/… for /var/…), and a
+// relative data_dir would never match.
+func mutePrefixes(dirs []string) []string {
+	var out []string
+	add := func(p string) {
+		p = strings.TrimRight(p, "/")
+		if p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			abs = d
+		}
+		add(abs)
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			add(real)
+		}
+	}
+	return out
+}
+
+// underDir reports whether p is dir or inside it.
+func underDir(p, dir string) bool {
+	return strings.HasPrefix(p, dir) && (len(p) == len(dir) || p[len(dir)] == '/')
 }

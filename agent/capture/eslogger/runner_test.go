@@ -714,3 +714,30 @@ func TestRunnerChildClosesStdout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMutePrefixes(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "private", "data")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "data")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	got := mutePrefixes([]string{link + "/", "rel/dir", ""})
+	want := []string{link, real, filepath.Join(wd, "rel/dir")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for p, in := range map[string]bool{real + "/f": true, real: true, real + "2/f": false, link + "/x/y": true, "/other": false} {
+		hit := false
+		for _, m := range got {
+			hit = hit || underDir(p, m)
+		}
+		if hit != in {
+			t.Errorf("%s: muted %v, want %v", p, hit, in)
+		}
+	}
+}
