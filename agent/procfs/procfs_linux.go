@@ -49,6 +49,7 @@ type Cache struct {
 
 	mu         sync.Mutex
 	m          map[int32]*entry
+	gone       map[int32]int64 // pid → wall time it was found free
 	head, tail *entry
 	users      map[uint32]string
 	buf        []byte
@@ -79,7 +80,7 @@ func New(o Options) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{o: o, log: log, m: make(map[int32]*entry), users: make(map[uint32]string), buf: make([]byte, 64<<10)}
+	return &Cache{o: o, log: log, m: make(map[int32]*entry), gone: make(map[int32]int64), users: make(map[uint32]string), buf: make([]byte, 64<<10)}
 }
 
 // Close releases every pidfd the cache holds. The cache stays usable.
@@ -145,10 +146,18 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 			return true
 		}
 	}
+	// A pid found free at goneNS was free or held by an exited process at
+	// any earlier time, so events up to then cannot be resolved: answer
+	// without a syscall (the bulk of a backlog from a finished process).
+	if g, ok := c.gone[pid]; ok && ev.TimeNS != 0 && ev.TimeNS <= g {
+		return false
+	}
 	st, err := c.readStat(pid)
 	if err != nil || st.state == 'Z' || st.state == 'X' {
+		c.markGone(pid, now)
 		return false // gone, or exited and not yet reaped
 	}
+	delete(c.gone, pid)
 	if evBoot != 0 && startBootNS(st.startTicks) > evBoot {
 		return false
 	}
@@ -173,6 +182,13 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 	c.insert(e)
 	c.fill(ev, e)
 	return true
+}
+
+func (c *Cache) markGone(pid int32, now time.Time) {
+	if len(c.gone) >= c.o.Size {
+		clear(c.gone)
+	}
+	c.gone[pid] = now.UnixNano()
 }
 
 func (c *Cache) fill(ev *schema.Event, e *entry) {

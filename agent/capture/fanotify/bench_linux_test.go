@@ -291,3 +291,81 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	b.Logf("workload: %d files ×(create+write, read, rename, delete) + walk/read of %d source files; median without %v, with %v",
 		nFiles, copied, med(without).Round(time.Millisecond), med(with).Round(time.Millisecond))
 }
+
+// BenchmarkDrainRate measures the agent's own capacity, apart from how fast
+// a workload can make events: a child process creates, reads, renames and
+// deletes FILEWARD_BENCH_FILES files (default 100000) while the source is
+// created but not yet read (queue: unlimited, so nothing is lost), then the
+// source and a consumer calling procfs Enrich drain the backlog. It reports
+// events/s drained and the agent's CPU seconds per million events.
+func BenchmarkDrainRate(b *testing.B) {
+	needRoot(b)
+	nFiles := envInt("FILEWARD_BENCH_FILES", 100000)
+	mnt := tmpfsDir(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var totalEvents uint64
+	var totalTime, totalCPU time.Duration
+	for i := 0; i < b.N; i++ {
+		s, err := New(Options{Marks: []string{mnt}, Queue: "unlimited"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir := filepath.Join(mnt, fmt.Sprintf("run%d", i))
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(nFiles))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
+		drops := &capture.Drops{}
+		ring := capture.NewRing(65536, drops)
+		pc := procfs.New(procfs.Options{HostID: "bench"})
+		ctx, cancel := context.WithCancel(context.Background())
+		var consumed atomic.Uint64
+		var lastAt atomic.Int64
+		var wg sync.WaitGroup
+		wg.Add(2)
+		cpu0 := cpuTime()
+		t0 := time.Now()
+		go func() { defer wg.Done(); s.Run(ctx, ring, drops) }()
+		go func() {
+			defer wg.Done()
+			var ev schema.Event
+			enrich := os.Getenv("FILEWARD_BENCH_NOENRICH") == ""
+			for ring.Pop(ctx, &ev) {
+				if enrich {
+					pc.Enrich(&ev)
+				}
+				consumed.Add(1)
+				lastAt.Store(time.Now().UnixNano())
+			}
+		}()
+		for last := uint64(0); ; {
+			time.Sleep(100 * time.Millisecond)
+			c := consumed.Load()
+			if c == last && c > 0 {
+				break
+			}
+			last = c
+		}
+		cpu := cpuTime() - cpu0
+		cancel()
+		wg.Wait()
+		pc.Close()
+		d := time.Duration(lastAt.Load() - t0.UnixNano())
+		st := s.Stats()
+		b.Logf("drained %d records → %d events in %v (%.0f events/s), agent CPU %v; ring_full %d, kernel_overflow %d",
+			st.Records, consumed.Load(), d.Round(time.Millisecond), float64(consumed.Load())/d.Seconds(), cpu.Round(time.Millisecond),
+			drops.Load(schema.LossRingFull), drops.Load(schema.LossKernelOverflow))
+		totalEvents += consumed.Load()
+		totalTime += d
+		totalCPU += cpu
+		os.RemoveAll(dir)
+	}
+	b.ReportMetric(float64(totalEvents)/totalTime.Seconds(), "events/s")
+	b.ReportMetric(totalCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+}
