@@ -1,0 +1,164 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/schema"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestNewErrors(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	cases := []struct {
+		o    Options
+		want string
+	}{
+		{Options{Marks: []string{filepath.Join(dir, "nope")}}, "does not exist"},
+		{Options{Marks: []string{"relative/path"}}, "must be an absolute path"},
+		{Options{Marks: []string{dir}, MarkType: "volume"}, "not filesystem, mount or inode"},
+		{Options{Marks: []string{dir}, Queue: "huge"}, "not default or unlimited"},
+		{Options{Marks: []string{dir}, Events: []string{"truncate"}}, "no events to capture"},
+	}
+	for _, c := range cases {
+		s, err := New(c.o)
+		if err == nil {
+			s.Close()
+			t.Errorf("%+v: no error", c.o)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want it to say %q", c.o, err, c.want)
+		}
+	}
+}
+
+func TestKernelVersionParse(t *testing.T) {
+	k := runningKernel()
+	if k.major < 5 {
+		t.Fatalf("parsed %+v", k)
+	}
+	if !(kernel{major: 6, minor: 0}).atLeast(5, 17) || (kernel{major: 5, minor: 16}).atLeast(5, 17) || !(kernel{major: 5, minor: 17}).atLeast(5, 17) {
+		t.Fatal("atLeast")
+	}
+}
+
+// TestUnknownEventsWarnOnce: names fanotify cannot give are ignored with one
+// warning, and capture still starts.
+func TestUnknownEventsWarnOnce(t *testing.T) {
+	needRoot(t)
+	var logs syncBuffer
+	s, err := New(Options{Marks: []string{t.TempDir()}, Events: []string{"open", "truncate", "clone"}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if n := strings.Count(logs.String(), "cannot report"); n != 1 || !strings.Contains(logs.String(), "truncate") {
+		t.Fatalf("logs: %s", logs.String())
+	}
+}
+
+// TestMountMarkDropsDirentEvents: the kernel refuses dirent events on mount
+// marks; New says so once and captures the rest.
+func TestMountMarkDropsDirentEvents(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	var logs syncBuffer
+	r := start(t, Options{Marks: []string{dir}, MarkType: "mount", Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 1024, true)
+	if !strings.Contains(logs.String(), "mount marks cannot report create") {
+		t.Fatalf("no warning: %s", logs.String())
+	}
+	f := filepath.Join(dir, "m.txt")
+	os.WriteFile(f, []byte("x"), 0o644)
+	evs, ok := r.waitFor(5*time.Second, func(evs []schema.Event) bool {
+		for _, e := range evs {
+			if e.Path == f && e.Action == schema.ActionModification {
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("got:\n%s", dump(evs))
+	}
+	for _, e := range evs {
+		if e.Action == schema.ActionCreation {
+			t.Errorf("creation on a mount mark: %s", e.Path)
+		}
+	}
+}
+
+// TestDescriptorFallback: a filesystem that cannot give file handles (procfs
+// here) falls back to a descriptor group with a mount mark, with one warning.
+// The descriptor path itself is exercised on a tmpfs.
+func TestDescriptorFallback(t *testing.T) {
+	needRoot(t)
+	var logs syncBuffer
+	s, err := New(Options{Marks: []string{"/proc"}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("New on /proc: %v", err)
+	}
+	defer s.Close()
+	if len(s.groups) != 1 || s.groups[0].fid {
+		t.Fatalf("want one descriptor group, got %d groups", len(s.groups))
+	}
+	if n := strings.Count(logs.String(), "cannot give file handles"); n != 1 {
+		t.Fatalf("want one fallback warning, logs: %s", logs.String())
+	}
+
+	dir := tmpfsDir(t)
+	r := start(t, Options{Marks: []string{dir}, forceDescriptor: true}, 1024, true)
+	f := filepath.Join(dir, "d.txt")
+	os.WriteFile(f, []byte("x"), 0o644)
+	os.ReadFile(f)
+	evs, ok := r.waitFor(5*time.Second, func(evs []schema.Event) bool {
+		n := 0
+		for _, e := range evs {
+			if e.Path == f && (e.Action == schema.ActionModification || e.Action == schema.ActionClose) {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	if !ok {
+		t.Fatalf("descriptor group events:\n%s", dump(evs))
+	}
+	for _, e := range evs {
+		if e.Process.PID != int32(os.Getpid()) || e.Path != f {
+			t.Errorf("unexpected event %v %s pid %d", e.Action, e.Path, e.Process.PID)
+		}
+	}
+	// Every event descriptor was closed: our fd count is back to normal.
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l == f {
+			t.Errorf("leaked descriptor %s → %s", e.Name(), l)
+		}
+	}
+}
