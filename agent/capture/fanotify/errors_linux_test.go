@@ -162,3 +162,25 @@ func TestDescriptorFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyRename: before Linux 5.17 a rename arrives as two unpaired
+// events, the old path (file.Ext.original.path) then the new one.
+func TestLegacyRename(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	var logs syncBuffer
+	r := start(t, Options{Marks: []string{dir}, Events: []string{"rename"}, forceLegacyRename: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 1024, true)
+	if !strings.Contains(logs.String(), "FAN_RENAME needs Linux 5.17") {
+		t.Errorf("no legacy warning: %s", logs.String())
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, nil, 0o644)
+	os.Rename(a, b)
+	evs, ok := r.waitFor(5*time.Second, func(evs []schema.Event) bool { return len(evs) >= 2 })
+	if !ok || len(evs) != 2 {
+		t.Fatalf("got:\n%s", dump(evs))
+	}
+	if evs[0].Action != schema.ActionRename || evs[0].OrigPath != a || evs[1].Action != schema.ActionRename || evs[1].Path != b || evs[1].OrigPath != "" {
+		t.Fatalf("got:\n%s", dump(evs))
+	}
+}

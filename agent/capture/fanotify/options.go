@@ -42,6 +42,9 @@ type Options struct {
 
 	// forceDescriptor makes New use a descriptor-mode group only (tests).
 	forceDescriptor bool
+	// forceLegacyRename uses FAN_MOVED_FROM/FAN_MOVED_TO as on kernels
+	// before 5.17 (tests).
+	forceLegacyRename bool
 }
 
 // ErrNotSupported is returned by New on operating systems without fanotify.

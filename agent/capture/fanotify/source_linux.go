@@ -147,7 +147,7 @@ func New(o Options) (*Source, error) {
 	if !k.atLeast(5, 9) {
 		return nil, fmt.Errorf("fanotify: Linux %s is too old: fileward needs Linux 5.9 or later for file-handle reporting with names (FAN_REPORT_DFID_NAME), which every event (%s) uses; upgrade the kernel", k.release, strings.Join(eventNames(ev), ", "))
 	}
-	legacyRename := !k.atLeast(5, 17)
+	legacyRename := !k.atLeast(5, 17) || o.forceLegacyRename
 	if legacyRename && ev.rename {
 		log.Warn("fanotify: FAN_RENAME needs Linux 5.17; this kernel reports the old and new names of a rename as two separate rename events (FAN_MOVED_FROM, FAN_MOVED_TO)", "kernel", k.release)
 	}
@@ -666,6 +666,11 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 			}
 			if steps[i].action == schema.ActionRename {
 				ev.OrigPath = orig
+				if r.mask&fanMovedFrom != 0 && r.mask&fanRename == 0 {
+					// Unpaired old half of a rename (kernels before 5.17):
+					// the old path is all there is.
+					ev.OrigPath = path
+				}
 			}
 			g.seq++
 			events++

@@ -14,7 +14,7 @@ type Source struct{}
 
 // New returns ErrNotSupported: fanotify exists only on Linux.
 func New(o Options) (*Source, error) {
-	_ = o.forceDescriptor
+	_, _ = o.forceDescriptor, o.forceLegacyRename
 	return nil, ErrNotSupported
 }
 
