@@ -102,3 +102,20 @@ func fuzzRecover(t *testing.T, data []byte) {
 		t.Fatalf("damage after recovery: %+v", rep.Damage)
 	}
 }
+
+// FuzzScanSegment is the recovery scan alone, without the file system
+// around it, so the fuzzer can run it fast.
+func FuzzScanSegment(f *testing.F) {
+	good := segmentBytes(4)
+	f.Add(good)
+	f.Add(good[:len(good)-5])
+	f.Add([]byte("FWSG"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, verify := range []bool{true, false} {
+			res := scanSegment(bytes.NewReader(data), int64(len(data)), verify)
+			if res.hdrErr == nil && res.end() > int64(len(data)) {
+				t.Fatalf("scan ends at %d of %d bytes", res.end(), len(data))
+			}
+		}
+	})
+}
