@@ -845,6 +845,20 @@ func TestKubernetesAgent(t *testing.T) {
 			}
 		}
 	}
+	// Identity files come from the host, read-only.
+	for _, f := range []string{"/etc/machine-id", "/etc/passwd", "/etc/group"} {
+		ok := false
+		for _, vm := range c.VolumeMounts {
+			for _, v := range spec.Volumes {
+				if vm.MountPath == f && v.Name == vm.Name && v.HostPath != nil && v.HostPath.Path == f && vm.ReadOnly {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("%s must be the host's, mounted read-only from a hostPath", f)
+		}
+	}
 	// The spool is on the node.
 	for _, vm := range c.VolumeMounts {
 		if vm.MountPath != cfg.Agent.DataDir {
