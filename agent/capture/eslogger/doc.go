@@ -34,6 +34,6 @@
 //
 // Sequence: ev.Seq is global_seq_num when the message has it (version ≥ 4);
 // otherwise the runner sets it to the line number in the current child's
-// output (1-based, every line counted). ev.Stream changes with every child
+// output (1-based, counting non-blank lines). ev.Stream changes with every child
 // start (see Options.Stream), so (Stream, Seq) is unique per agent run.
 package eslogger
