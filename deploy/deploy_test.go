@@ -223,6 +223,14 @@ func TestSystemdConfig(t *testing.T) {
 	if k.SASL.Mechanism != env["FILEWARD_KAFKA_SASL_MECHANISM"] || k.SASL.Password.Value() != env["FILEWARD_KAFKA_PASSWORD"] {
 		t.Errorf("sasl with the env example = %+v, not the example's values", k.SASL)
 	}
+	// TLS is on by default and an unquoted ${VAR} turns it off as a boolean.
+	if !cfg.Sinks[0].Kafka.TLS.Enabled {
+		t.Error("kafka TLS must default to on in the production config")
+	}
+	env["FILEWARD_KAFKA_TLS"] = "false"
+	if parseConfig(t, name, data, env).Sinks[0].Kafka.TLS.Enabled {
+		t.Error("FILEWARD_KAFKA_TLS=false did not turn TLS off")
+	}
 }
 
 func parseEnvFile(t *testing.T, name string) map[string]string {
