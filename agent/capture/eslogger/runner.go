@@ -454,11 +454,11 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 			line = long
 		}
 		if overlong {
-			if len(chunk) > 0 && (err == nil || len(bytes.TrimSpace(chunk)) > 0) {
-				lineNo++
-				drops.Add(schema.LossMalformed, 1)
-				malformed++
-				s.log.Warn("eslogger line longer than the limit dropped", "limit", s.o.MaxLine)
+			lineNo++
+			drops.Add(schema.LossMalformed, 1)
+			malformed++
+			if bad.allow(time.Now()) {
+				s.log.Warn("eslogger line longer than the limit dropped", "line", lineNo, "limit", s.o.MaxLine)
 			}
 			overlong = false
 		} else if t := bytes.TrimRight(line, "\r\n"); len(bytes.TrimSpace(t)) > 0 {
