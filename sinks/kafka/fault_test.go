@@ -23,6 +23,7 @@ import (
 // returns retryable errors; a shipper-like retry loop then delivers
 // everything, and nothing sent is missing afterwards.
 func TestBrokerRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	c1 := newCluster(t, 4, kfake.DataDir(dir))
 	addr := c1.ListenAddrs()[0]
@@ -113,6 +114,7 @@ func TestBrokerRestart(t *testing.T) {
 // max.message.bytes and one is over the sink's own limit: exactly those two
 // indexes fail permanently, and every other event is delivered once.
 func TestMessageTooLarge(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 4)
 	const topic = "small-messages"
 	if err := c.CreateTopic(topic, 4, map[string]string{"max.message.bytes": strconv.Itoa(256 << 10)}); err != nil {

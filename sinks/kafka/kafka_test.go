@@ -16,6 +16,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	sinktest.Run(t, func(t *testing.T) (sinks.Sink, sinktest.Verifier) {
 		c := newCluster(t, 4)
 		s, err := New(Options{Brokers: c.ListenAddrs(), Topic: testTopic, Timeout: 5 * time.Second})
@@ -116,8 +117,8 @@ func TestCompressionCodecs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, 2)
 			s := newSink(t, c, Options{Compression: tc.name})
-			evs := sinktest.Events("codec-"+tc.name, 3000, 3)
-			sendAll(t, s, evs, 1000)
+			evs := sinktest.Events("codec-"+tc.name, 1000, 3)
+			sendAll(t, s, evs, 500)
 			byID := map[string][]byte{}
 			consume(t, c, testTopic, func(r *kgo.Record) {
 				if got := r.Attrs.CompressionType(); got != tc.kgo {

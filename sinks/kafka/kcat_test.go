@@ -17,6 +17,7 @@ import (
 // client (librdkafka, through Debian's kcat): every codec's messages, as
 // kcat decodes them, carry our key, headers and document.
 func TestKcatReadsWhatWeWrite(t *testing.T) {
+	t.Parallel()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Skip("kcat not installed (Debian package kcat); this librdkafka cross-check needs it — CI installs it with apt-get install -y kcat")

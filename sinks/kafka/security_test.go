@@ -153,6 +153,7 @@ func TestBuildTLS(t *testing.T) {
 // certificate, and checks that verification is on: a sink that does not
 // trust the CA, or has no client certificate, is refused (retryably).
 func TestTLSBroker(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	serverPair, err := tls.LoadX509KeyPair(p.serverCert, p.serverKey)
 	if err != nil {
@@ -229,6 +230,7 @@ func TestBuildSASL(t *testing.T) {
 // and checks that a wrong password is refused retryably and that neither
 // the error nor the logs show the password.
 func TestSASLBroker(t *testing.T) {
+	t.Parallel()
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
 			const user, pass = "agent", "s3cret-pass"
