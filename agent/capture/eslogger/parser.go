@@ -224,7 +224,7 @@ func (p *Parser) Parse(line []byte, ev *schema.Event) (mapped bool, err error) {
 	s.reset(line)
 	kind, sawEvent := p.message(ev)
 	if s.err == nil {
-		if c := s.peek(); c != 0 {
+		if s.ws(); s.i < len(s.b) {
 			s.fail("trailing data after message")
 		}
 	}

@@ -332,6 +332,7 @@ func TestParseMalformed(t *testing.T) {
 		"bad escape":     `{"event":{"open":{"file":{"path":"\q"}}}}`,
 		"bad time":       `{"time":"yesterday","event":{"open":{}}}`,
 		"trailing":       `{"event":{"open":{}}} x`,
+		"trailing NUL":   "{\"event\":{\"open\":{}}}\x00x",
 		"mismatched":     `{"event":{"open":{"x":[1}}}}`,
 		"float seq":      `{"seq_num":1.5,"event":{"open":{}}}`,
 		"neg seq":        `{"global_seq_num":-1,"event":{"open":{}}}`,

@@ -48,22 +48,29 @@ func (s *scanner) fail(msg string) {
 }
 
 func (s *scanner) ws() {
-	for s.i < len(s.b) && s.b[s.i] <= ' ' {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
+	b, i := s.b, s.i
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+		i++
 	}
+	s.i = i
 }
 
 // peek returns the next non-space byte, or 0 at the end.
 func (s *scanner) peek() byte {
-	s.ws()
-	if s.i < len(s.b) {
-		return s.b[s.i]
+	b, i := s.b, s.i
+	for i < len(b) {
+		c := b[i]
+		if c > ' ' {
+			s.i = i
+			return c
+		}
+		if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+			s.i = i
+			return c
+		}
+		i++
 	}
+	s.i = i
 	return 0
 }
 
