@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/agent/config"
 	"github.com/fileward/fileward/agent/pipeline"
@@ -124,6 +126,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fileward_spool_max_bytes", Help: "spool.max_bytes: the bound fileward_spool_bytes stays under (plus one segment).",
+	}, func() float64 { return float64(sp.MaxBytes) })); err != nil {
+		return nil, err
+	}
 	// Sinks removed from the config must not pin the spool.
 	var names []string
 	for _, s := range cfg.Sinks {
@@ -149,7 +156,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		sh, err := ship.New(ship.Options{
 			Name: sc.Name, Sink: k, Spool: a.spool, Backoff: shipBackoff(sc.Backoff),
 			DeadLetterDir: filepath.Join(dataDir, "dead-letter"),
-			Logger:        log.With("sink", sc.Name), Registerer: reg,
+			Logger:        log, Registerer: reg, // ship adds the sink attribute
 			OnRejected: func(n uint64) { a.drops.Add(schema.LossRejected, n) },
 		})
 		if err != nil {
