@@ -137,7 +137,9 @@ type Spool struct {
 	total    int64 // bytes of all segment files
 	nextSeq  uint64
 	nextIdx  uint64
-	dirty    bool
+	dirty    bool       // the active segment has unsynced writes
+	dirDirty bool       // a segment was created since the last Sync
+	sealed   []*os.File // sealed, not yet fsynced ("interval")
 	cursors  map[string]*cursorState
 	wake     chan struct{}
 	recovery Recovery
@@ -649,25 +651,27 @@ func (s *Spool) gc() {
 	}
 }
 
-// roll seals the active segment and starts a new one.
+// roll seals the active segment and starts a new one. Under "interval" the
+// sealed segment is fsynced (and closed) by the next Sync, not here, so that
+// a roll costs an append no more than any other record.
 func (s *Spool) roll() error {
 	old := s.active
-	if s.o.Fsync != FsyncNever && s.dirty {
-		if err := old.Sync(); err != nil {
-			return fmt.Errorf("sync sealed segment: %w", err)
-		}
-		s.dirty = false
-	}
 	if err := s.createSegment(); err != nil {
 		s.active = old
 		return err
 	}
-	old.Close()
+	if s.o.Fsync == FsyncInterval {
+		s.sealed = append(s.sealed, old)
+	} else {
+		old.Close()
+	}
 	s.gc()
 	return nil
 }
 
-// createSegment creates segment nextIdx and makes it the active one.
+// createSegment creates segment nextIdx and makes it the active one. Under
+// "always" the new file and the directory are fsynced before any record
+// goes in; under "interval" the next Sync does it.
 func (s *Spool) createSegment() error {
 	idx := s.nextIdx
 	path := filepath.Join(s.o.Dir, segName(idx))
@@ -678,7 +682,7 @@ func (s *Spool) createSegment() error {
 	var hdr [segHeaderSize]byte
 	putSegHeader(hdr[:], s.nextSeq)
 	_, err = f.Write(hdr[:])
-	if err == nil && s.o.Fsync != FsyncNever {
+	if err == nil && s.o.Fsync == FsyncAlways {
 		if err = f.Sync(); err == nil {
 			err = syncDir(s.o.Dir)
 		}
@@ -688,6 +692,9 @@ func (s *Spool) createSegment() error {
 		os.Remove(path)
 		return fmt.Errorf("create segment: %w", err)
 	}
+	if s.o.Fsync == FsyncInterval {
+		s.dirty, s.dirDirty = true, true
+	}
 	s.nextIdx++
 	s.active = f
 	s.segs = append(s.segs, &segment{idx: idx, baseSeq: s.nextSeq, endSeq: s.nextSeq, size: segHeaderSize})
@@ -696,31 +703,44 @@ func (s *Spool) createSegment() error {
 	return nil
 }
 
-// Sync makes every record appended so far durable. With fsync "interval" a
-// background goroutine calls it every FsyncInterval.
+// Sync makes every record appended so far durable: it fsyncs (and closes)
+// the segments sealed since the last Sync, the active segment and, after a
+// roll, the directory. With fsync "interval" a background goroutine calls it
+// every FsyncInterval. It does nothing under "never".
 func (s *Spool) Sync() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if !s.dirty {
+	if s.o.Fsync == FsyncNever {
 		s.mu.Unlock()
 		return nil
 	}
-	f := s.active
-	s.dirty = false
+	sealed, f, dirty, dirDirty := s.sealed, s.active, s.dirty, s.dirDirty
+	s.sealed, s.dirty, s.dirDirty = nil, false, false
 	s.mu.Unlock()
-	// Outside the lock, so appends go on during the fsync. If a roll closes
-	// f meanwhile, the roll synced it first.
-	err := f.Sync()
-	if errors.Is(err, os.ErrClosed) {
-		return nil
+	// Outside the lock, so appends go on during the fsyncs. The active
+	// file is closed only by Close, which stops the background syncer
+	// first.
+	var errs []error
+	for _, sf := range sealed {
+		if err := sf.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+		sf.Close()
 	}
-	if err != nil {
-		s.mu.Lock()
-		s.dirty = true
-		s.mu.Unlock()
+	if dirty {
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if dirDirty {
+		if err := syncDir(s.o.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		s.m.syncErrors.Inc()
 		return fmt.Errorf("spool sync: %w", err)
 	}
@@ -743,7 +763,8 @@ func (s *Spool) syncLoop() {
 	}
 }
 
-// Close syncs (unless fsync is "never") and closes the spool. Readers then report ErrClosed.
+// Close syncs (unless fsync is "never") and closes the spool. Readers then
+// report ErrClosed.
 func (s *Spool) Close() error {
 	if s.stop != nil {
 		s.stopOnce.Do(func() {
@@ -752,12 +773,22 @@ func (s *Spool) Close() error {
 		})
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
+	if s.o.Fsync == FsyncAlways {
+		s.dirty = true // Close promises a final fsync
+	}
+	s.mu.Unlock()
+	err := s.Sync()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
-	err := s.fsync(s.active)
+	for _, f := range s.sealed {
+		f.Close()
+	}
+	s.sealed = nil
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
 	}
