@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -178,13 +178,16 @@ func Run(ctx context.Context, o Options) error {
 func readerConfig(o Options, tlsCfg *tls.Config, mech sasl.Mechanism, log *slog.Logger) kafka.ReaderConfig {
 	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
 	return kafka.ReaderConfig{
-		Brokers:           o.Brokers,
-		GroupID:           o.GroupID,
-		Topic:             o.Topic,
-		Dialer:            dialer,
-		MinBytes:          1,
-		MaxBytes:          16 << 20,
-		MaxWait:           250 * time.Millisecond,
+		Brokers:  o.Brokers,
+		GroupID:  o.GroupID,
+		Topic:    o.Topic,
+		Dialer:   dialer,
+		MinBytes: 1,
+		MaxBytes: 4 << 20,
+		// kafka-go uses MaxWait as the read deadline for the fetch
+		// response, so it must exceed a slow broker's answer time; with
+		// MinBytes 1 the broker answers as soon as data is there anyway.
+		MaxWait:           5 * time.Second,
 		QueueCapacity:     max(100, o.BatchEvents),
 		CommitInterval:    0, // CommitMessages is synchronous
 		StartOffset:       kafka.FirstOffset,
@@ -508,4 +511,3 @@ func (d *deadLetter) sync() error {
 }
 
 func (d *deadLetter) Close() error { return d.f.Close() }
-
