@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,7 +36,11 @@ func TestEndToEndCrash(t *testing.T) {
 	t0 := time.Now()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fileward")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/fileward/fileward/agent/cmd/fileward")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	build := exec.Command(gobin, "build", "-o", bin, "github.com/fileward/fileward/agent/cmd/fileward")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build fileward: %v\n%s", err, out)
