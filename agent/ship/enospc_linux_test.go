@@ -16,8 +16,10 @@ import (
 )
 
 // TestENOSPC fills a 2 MiB tmpfs under the spool: appends fail fast with
-// ErrNoSpace and are counted, the agent keeps running; after space is
-// freed, appending and shipping resume without a restart.
+// ErrNoSpace and are counted, the agent keeps running, and the shipper keeps
+// delivering what was spooled even though it cannot persist its cursor;
+// after space is freed, appending and shipping resume without a restart,
+// with no event lost or sent twice.
 func TestENOSPC(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("TestENOSPC mounts a tmpfs and needs root (CI runs as root)")
@@ -56,8 +58,13 @@ func TestENOSPC(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "first batches", func() bool { return sink.count() == 20*per })
 
-	// Fill the file system, with the sink down so nothing is deleted.
+	// Some batches stay undelivered, then the file system fills up.
 	sink.down.Store(true)
+	for i := 0; i < 10; i++ {
+		if err := appendOne(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	filler := filepath.Join(mnt, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
@@ -98,6 +105,11 @@ func TestENOSPC(t *testing.T) {
 		t.Fatalf("an append on a full disk took %v", slowest)
 	}
 
+	// The sink comes back while the disk is still full: the shipper
+	// delivers the spooled batches even though it cannot persist its cursor.
+	sink.down.Store(false)
+	waitFor(t, 10*time.Second, "delivery on a full disk", func() bool { return sink.count() == 30*per })
+
 	// Free the space: no restart, the same Spool and Shipper go on.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -107,7 +119,6 @@ func TestENOSPC(t *testing.T) {
 			t.Fatalf("append after freeing space: %v", err)
 		}
 	}
-	sink.down.Store(false)
 	r.drain(t, 10*time.Second)
 	got := sink.received()
 	want := 0

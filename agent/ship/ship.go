@@ -208,15 +208,24 @@ func (s *Shipper) Run(ctx context.Context) error {
 			if s.draining() && r.AtEnd() {
 				return nil
 			}
-			if err := r.Wait(ctx, s.drain); err != nil {
+			err = r.Wait(ctx, s.drain)
+			if err == nil {
+				s.healthy.Store(true) // caught up, cursor persisted
+			}
+			if err != nil {
 				if errors.Is(err, spool.ErrClosed) {
 					return fmt.Errorf("ship %s: %w", s.o.Name, err)
 				}
 				if ctx.Err() != nil {
 					return nil
 				}
+				// The cursor could not be persisted (a full disk, say):
+				// back off instead of spinning on it.
 				s.errs.WithLabelValues("cursor").Inc()
 				s.log.Error("ship: persist cursor", "err", err)
+				if !s.sleep(ctx) {
+					return nil
+				}
 			}
 			continue
 		}

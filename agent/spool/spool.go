@@ -489,10 +489,10 @@ func (s *Spool) findSeg(idx uint64) *segment {
 // segment. Every refusal is counted through Options.OnDrop. Under
 // drop_oldest, Append deletes the oldest segments to make room and counts
 // the events no cursor had acknowledged yet.
-func (s *Spool) Append(ctx context.Context, payload []byte, events int) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+//
+// Append blocks on nothing but the disk, so it does not look at ctx: a
+// batch flushed during shutdown, with a cancelled context, is still stored.
+func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 	if events < 0 {
 		return fmt.Errorf("spool: negative event count %d", events)
 	}
