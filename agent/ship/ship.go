@@ -122,7 +122,7 @@ func New(o Options) (*Shipper, error) {
 		acked: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_sink_events_acked_total",
 			Help: "Events the sink acknowledged.", ConstLabels: labels}),
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fileward_sink_errors_total",
-			Help: "Sink errors: send (failed attempts of a whole batch), retry (events to retry), rejected (events dead-lettered), decode, corrupt, read, deadletter, cursor.",
+			Help:        "Sink errors: send (failed attempts of a whole batch), retry (events to retry), rejected (events dead-lettered), decode, corrupt, read, deadletter, cursor.",
 			ConstLabels: labels}, []string{"kind"}),
 	}
 	s.healthy.Store(true)
