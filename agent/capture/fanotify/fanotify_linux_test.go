@@ -194,10 +194,10 @@ func TestFileOperations(t *testing.T) {
 	if st.Unresolved != 0 {
 		t.Errorf("%d unresolved paths", st.Unresolved)
 	}
-	// link and the two unlinks change link counts: nameless FAN_ATTRIB
-	// records, dropped in the read loop.
-	if st.Nameless == 0 {
-		t.Error("no nameless link-count records dropped")
+	// Link-count changes (link, unlink) are nameless FAN_ATTRIB records;
+	// with only directory handles requested the kernel does not queue them.
+	if st.Nameless != 0 {
+		t.Errorf("%d nameless records reached the loop", st.Nameless)
 	}
 	if !strings.HasPrefix(copied, dir) {
 		t.Fatal("copied binary outside the mount")

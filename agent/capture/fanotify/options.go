@@ -45,6 +45,10 @@ type Options struct {
 	// forceLegacyRename uses FAN_MOVED_FROM/FAN_MOVED_TO as on kernels
 	// before 5.17 (tests).
 	forceLegacyRename bool
+	// childFID adds the object's own file handle to each record
+	// (FAN_REPORT_FID|FAN_REPORT_TARGET_FID): directory handles are then
+	// learnt from create and rename events. Off by default for cost.
+	childFID bool
 }
 
 // ErrNotSupported is returned by New on operating systems without fanotify.

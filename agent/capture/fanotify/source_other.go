@@ -14,7 +14,7 @@ type Source struct{}
 
 // New returns ErrNotSupported: fanotify exists only on Linux.
 func New(o Options) (*Source, error) {
-	_, _ = o.forceDescriptor, o.forceLegacyRename
+	_, _, _ = o.forceDescriptor, o.forceLegacyRename, o.childFID
 	return nil, ErrNotSupported
 }
 
