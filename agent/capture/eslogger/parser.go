@@ -190,7 +190,8 @@ func (p *Parser) str(b []byte) string {
 // into ev, which it resets first.
 //
 // mapped is true when the line is a file or exec event Fileward maps: ev is
-// then complete except for CreatedNS and Stream, which the caller sets, and,
+// then complete except for CreatedNS, which the caller sets (Stream is the
+// message's mach_time, see below), and,
 // when !ev.HasGlobalSeq (message version < 4), Seq, which the caller sets to
 // its own per-stream position (the runner uses the line number in the child's
 // output). When HasGlobalSeq, Seq is global_seq_num.
@@ -280,6 +281,12 @@ func (p *Parser) message(ev *schema.Event) (kind eventKind, sawEvent bool) {
 			ev.ESFVersion = s.uint32v()
 		case "time":
 			ev.TimeNS = s.timeNS()
+		case "mach_time":
+			// The message's Mach absolute time: with global_seq_num it makes
+			// the event id unique across eslogger restarts, and it comes from
+			// the message itself, so the live runner and `fileward convert`
+			// derive the same id from the same line.
+			ev.Stream = s.uint()
 		case "seq_num":
 			ev.ESFSeqNum = s.uint()
 		case "global_seq_num":

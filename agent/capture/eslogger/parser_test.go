@@ -449,6 +449,7 @@ func refEvent(t *testing.T, m map[string]any) (schema.Event, bool) {
 	ev.ESFVersion = uint32(num(m["version"]))
 	ev.TimeNS = tm(m["time"])
 	ev.ESFSeqNum = uint64(num(m["seq_num"]))
+	ev.Stream = uint64(num(m["mach_time"]))
 	if g, ok := m["global_seq_num"]; ok {
 		ev.GlobalSeq, ev.HasGlobalSeq, ev.Seq = uint64(num(g)), true, uint64(num(g))
 	}

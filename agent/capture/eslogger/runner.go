@@ -67,10 +67,12 @@ type Options struct {
 	// HealthyAfter is how long a child must run for the backoff to reset;
 	// default 30s.
 	HealthyAfter time.Duration
-	// Stream gives ev.Stream for the child started start-th (0 for the first,
-	// +1 for each restart), so that event ids stay unique across restarts and
-	// agent runs although every eslogger start numbers from 1 again. nil uses
-	// (agent start time in ms << 16) + start.
+	// Stream, when set, gives ev.Stream for the child started start-th (0 for
+	// the first, +1 for each restart). By default ev.Stream is the message's
+	// own mach_time, which keeps ids unique across restarts and agent runs
+	// (every eslogger start numbers from 1 again) and equal to the ids
+	// `fileward convert` derives from the same line; a message without
+	// mach_time gets (agent start time in ms << 16) + start.
 	Stream func(start uint64) uint64
 	// ReadBuffer is the stdout read buffer; default 1 MiB. Longer lines are
 	// assembled in a side buffer up to MaxLine (default 64 MiB), and longer
@@ -89,8 +91,10 @@ type Source struct {
 	dropClose  bool // "modify" without "close": drop unmodified closes
 	dropClosed bool // "close" without "modify": drop modified closes
 	parser     *Parser
-	restarts   atomic.Uint64
-	gaps       atomic.Uint64
+	// streamOverride is set when Options.Stream was given.
+	streamOverride bool
+	restarts       atomic.Uint64
+	gaps           atomic.Uint64
 }
 
 // New validates o and returns the source. It does not start anything.
@@ -123,7 +127,8 @@ func New(o Options) (*Source, error) {
 	if o.MaxLine <= 0 {
 		o.MaxLine = 64 << 20
 	}
-	if o.Stream == nil {
+	override := o.Stream != nil
+	if !override {
 		base := uint64(time.Now().UnixMilli()) << 16
 		o.Stream = func(start uint64) uint64 { return base + start }
 	}
@@ -136,7 +141,7 @@ func New(o Options) (*Source, error) {
 		log.Warn("source.events: macOS cannot report this event (Endpoint Security has no read event); ignoring it", "event", n)
 	}
 	o.MutePaths = mutePrefixes(o.MutePaths)
-	s := &Source{o: o, log: log, wantEvents: events, parser: NewParser()}
+	s := &Source{o: o, log: log, wantEvents: events, parser: NewParser(), streamOverride: override}
 	s.dropClose = slices.Contains(o.Events, "modify") && !slices.Contains(o.Events, "close")
 	s.dropClosed = slices.Contains(o.Events, "close") && !slices.Contains(o.Events, "modify")
 	return s, nil
@@ -433,7 +438,9 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 				return
 			}
 		}
-		ev.Stream = stream
+		if s.streamOverride || ev.Stream == 0 {
+			ev.Stream = stream
+		}
 		ev.CreatedNS = time.Now().UnixNano()
 		out.TryPush(&ev)
 	}

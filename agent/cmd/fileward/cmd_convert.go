@@ -24,8 +24,9 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	from := fs.String("from", "eslogger", "input format: eslogger or ecs")
 	hostName := fs.String("host-name", "", "host.name to write (default: this machine's)")
 	hostID := fs.String("host-id", "", "host.id to write (default: this machine's)")
+	hostOS := fs.String("host-os-type", "", "host.os.type to write (default: macos for eslogger input, else this machine's)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fileward convert --from eslogger|ecs [--host-name N] [--host-id I] [FILE ...]")
+		fmt.Fprintln(stderr, "usage: fileward convert --from eslogger|ecs [--host-name N] [--host-id I] [--host-os-type T] [FILE ...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -43,6 +44,9 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	if *from == "eslogger" {
 		// eslogger streams come from a Mac, whatever machine converts them.
 		meta.OSType, meta.OSVersion = "macos", ""
+	}
+	if *hostOS != "" && *hostOS != meta.OSType {
+		meta.OSType, meta.OSVersion = *hostOS, ""
 	}
 	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr}
 	w := bufio.NewWriterSize(stdout, 256<<10)
@@ -77,7 +81,7 @@ type converter struct {
 	parser *eslogger.Parser
 	stderr io.Writer
 
-	pos                         uint64 // lines read across all inputs
+	pos                         uint64 // non-blank lines read across all inputs
 	written, skipped, malformed int
 	ev                          schema.Event
 	doc                         []byte
@@ -88,7 +92,6 @@ func (c *converter) convert(name string, r io.Reader, w *bufio.Writer) {
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
-			c.pos++
 			c.line(name, lineNo, line, w)
 		}
 		if err != nil {
@@ -105,6 +108,7 @@ func (c *converter) line(name string, lineNo int, line []byte, w *bufio.Writer) 
 	if len(trimSpace(line)) == 0 {
 		return
 	}
+	c.pos++ // the position of this non-blank line, as the eslogger runner counts
 	ev := &c.ev
 	var mapped bool
 	var err error
