@@ -383,10 +383,17 @@ func (r *Reader) SkipDamaged() {
 
 // Valid reports whether the last record returned by Next is still in the
 // spool (drop_oldest has not deleted its segment).
+// When it is gone, Valid also closes the reader's handle on the deleted
+// file, so that its disk space is freed.
 func (r *Reader) Valid() bool {
 	r.s.mu.Lock()
-	defer r.s.mu.Unlock()
-	return r.have && r.s.findSeg(r.rec.Pos.Segment) != nil
+	ok := r.have && r.s.findSeg(r.rec.Pos.Segment) != nil
+	r.s.mu.Unlock()
+	if !ok && r.f != nil && r.fseg == r.rec.Pos.Segment {
+		r.f.Close()
+		r.f = nil
+	}
+	return ok
 }
 
 // Ack moves the cursor past the last record returned by Next. With fsync

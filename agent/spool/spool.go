@@ -239,6 +239,8 @@ func (s *Spool) recover() error {
 		s.active = f
 	} else if err := s.createSegment(); err != nil {
 		return fmt.Errorf("spool: create segment: %w", err)
+	} else if err := s.Sync(); err != nil { // not on the append path: make the new segment durable now
+		return fmt.Errorf("spool: create segment: %w", err)
 	}
 	for _, c := range cursors {
 		c.pos = s.normalize(c.pos, boundaries)
