@@ -102,6 +102,11 @@ type Sink struct {
 	// position in msgs to the event's index in the batch.
 	msgs []kafkago.Message
 	idx  []int
+	// arena and headers back the messages of a Send; unsettled is set
+	// when a write may still be reading them, and they are not reused.
+	arena     []byte
+	headers   []kafkago.Header
+	unsettled bool
 
 	closeOnce sync.Once
 	closeErr  chan error
@@ -221,14 +226,28 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 
 	// kafka-go keeps encoding a batch after WriteMessages returns on a
 	// cancelled context, so everything it may read is copied into memory
-	// owned by this call: one arena for docs, ids and keys.
+	// the caller does not own: one arena for docs, ids and keys, and one
+	// slice of headers. They are reused by the next Send only when every
+	// write of this one has completed.
 	size := 0
 	for i := range b.Events {
 		ev := &b.Events[i]
 		size += len(ev.Doc) + len(ev.ID) + len(ev.Key)
 	}
-	arena := make([]byte, 0, size)
-	headers := make([]kafkago.Header, 3*len(b.Events))
+	arena, headers := s.arena[:0], s.headers
+	s.arena, s.headers, s.unsettled = nil, nil, false
+	if cap(arena) < size {
+		arena = make([]byte, 0, size)
+	}
+	if cap(headers) < 3*len(b.Events) {
+		headers = make([]kafkago.Header, 3*len(b.Events))
+	}
+	headers = headers[:3*len(b.Events)]
+	defer func() {
+		if !s.unsettled {
+			s.arena, s.headers = arena[:0], headers[:0]
+		}
+	}()
 	now := time.Now()
 	msgs, idx := s.msgs[:0], s.idx[:0]
 	var key []byte
@@ -294,6 +313,9 @@ func (s *Sink) write(ctx context.Context, msgs []kafkago.Message, idx []int, res
 	}
 	var werrs kafkago.WriteErrors
 	if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+		// kafka-go may still be writing some of msgs (it returns early
+		// when ctx ends), so Send must not reuse their memory.
+		s.unsettled = true
 		return classify(fmt.Errorf("kafka: produce to %s: %w", s.topic, err))
 	}
 	var tooLarge []int // positions in msgs
