@@ -31,7 +31,12 @@ func cmdSpool(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if code != 0 {
 		return code
 	}
-	dir := filepath.Join(cfg.Agent.DataDir, "spool")
+	dataDir, err := filepath.Abs(cfg.Agent.DataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward spool %s: agent.data_dir: %v\n", sub, err)
+		return 2
+	}
+	dir := filepath.Join(dataDir, "spool")
 	rep, err := spool.Inspect(dir, sub == "verify")
 	if err != nil {
 		fmt.Fprintf(stderr, "fileward spool %s: %v\n", sub, err)
