@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// fileSink is the sinks: entry of the pipeline and idle rows.
+func fileSink(dir string) string {
+	return fmt.Sprintf(`  - name: local
+    type: file
+    file: { path: %q, rotate_bytes: 256MiB, keep: 2 }`, filepath.Join(dir, "events.ndjson"))
+}
+
+// rowPipeline runs `fileward run` on the n-line eslogger input (replay →
+// ring → pipeline → spool with fsync: interval → file sink) until the file
+// sink has acknowledged every event, then stops it and reads its rusage.
+// The baseline is `cp` of the same input file on the same disk, with an
+// fsync of the copy. A second run of the profiled binary writes the CPU
+// profile.
+func (h *harness) rowPipeline(ctx context.Context) ([]Result, error) {
+	n := h.events
+	in, err := h.eslInput(n)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(in)
+	if err != nil {
+		return nil, err
+	}
+
+	// Baseline: cp, then fsync the copy (the agent fsyncs its spool too).
+	dst := filepath.Join(h.work, "cp-copy")
+	t0 := time.Now()
+	cmd := exec.CommandContext(ctx, "cp", in, dst)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("cp: %w: %s", err, out)
+	}
+	if err := fsyncFile(dst); err != nil {
+		return nil, err
+	}
+	cp := usageOf(cmd.ProcessState, time.Since(t0))
+	os.Remove(dst)
+	h.logf("pipeline: cp of %d MiB in %v", fi.Size()>>20, cp.Wall.Round(time.Millisecond))
+
+	res, u, wall, err := h.pipelineRun(ctx, h.fileward, "pipeline", in, n, nil)
+	if err != nil {
+		return nil, err
+	}
+	_ = res
+	rate := float64(n) / wall.Seconds()
+	cpRate := float64(n) / cp.Wall.Seconds()
+	perM := u.CPU.Seconds() / (float64(n) / 1e6)
+	inMB := float64(fi.Size()) / 1e6
+	out := []Result{
+		{Name: "pipeline.events_per_s", Value: rate, Unit: "events/s", Baseline: cpRate, BaselineUnit: "events/s",
+			BaselineName: fmt.Sprintf("cp of the same %.0f MB input + fsync (%.0f MB/s)", inMB, inMB/cp.Wall.Seconds()),
+			Ratio:        rate / cpRate, RatioMeans: "ours / cp",
+			Notes: fmt.Sprintf("%d eslogger lines, aggregation off, batch 2048/1MiB, spool fsync interval 1s, file sink; wall from process start to the last ack", n)},
+		{Name: "pipeline.cpu_s_per_1M", Value: perM, Unit: "CPU-s/1M events", Baseline: cp.CPU.Seconds() / (float64(n) / 1e6), BaselineUnit: "CPU-s/1M events",
+			BaselineName: "cp", Ratio: perM / (cp.CPU.Seconds() / (float64(n) / 1e6)), RatioMeans: "ours / cp",
+			Notes: fmt.Sprintf("getrusage of the fileward child: user %.2fs sys %.2fs", u.User.Seconds(), u.Sys.Seconds())},
+		{Name: "pipeline.peak_rss", Value: float64(u.MaxRSS) / (1 << 20), Unit: "MiB", Notes: "peak VmHWM of the fileward child (sampled from /proc)"},
+	}
+
+	if h.profile != "" {
+		if _, _, _, err := h.pipelineRun(ctx, h.profiled, "pipeline-profile", in, n, []string{"FWBENCH_CPUPROFILE=" + h.profile}); err != nil {
+			return out, fmt.Errorf("profiled run: %w", err)
+		}
+		top, err := h.pprofTop(ctx, h.profiled, h.profile)
+		if err != nil {
+			return out, err
+		}
+		topPath := h.profile + ".top.txt"
+		if err := os.WriteFile(topPath, top, 0o644); err != nil {
+			return out, err
+		}
+		h.logf("pipeline: agent CPU profile %s, top in %s:\n%s", h.profile, topPath, tail(string(top), 3000))
+		out[1].Notes += "; CPU profile of a second run: " + h.profile + " (go tool pprof -top: " + topPath + ")"
+	}
+	return out, nil
+}
+
+// pipelineRun runs one agent on in with a file sink until n events are
+// acknowledged, and returns its usage and the wall time to the last ack.
+// With FWBENCH_CPUPROFILE in env it also stops the profile first.
+func (h *harness) pipelineRun(ctx context.Context, bin, name, in string, n int, env []string) (string, Usage, time.Duration, error) {
+	dir := filepath.Join(h.work, name)
+	a, err := h.startAgent(ctx, bin, agentConfig{DataDir: dir, Input: in, Sinks: fileSink(dir)}, env...)
+	if err != nil {
+		return "", Usage{}, 0, err
+	}
+	at, err := a.waitFor(ctx, "file sink acks", float64(n), h.timeout(n), func() (float64, error) {
+		return a.metric("fileward_sink_events_acked_total", `sink="local"`)
+	})
+	if err != nil {
+		a.kill()
+		return "", Usage{}, 0, err
+	}
+	wall := at.Sub(a.start)
+	if len(env) > 0 {
+		a.cmd.Process.Signal(syscall.SIGUSR1)
+		for i := 0; i < 200 && !fileExists(h.profile+".done"); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !fileExists(h.profile + ".done") {
+			a.kill()
+			return "", Usage{}, 0, fmt.Errorf("the profiled agent wrote no profile:\n%s", tail(a.stderr.String(), 1000))
+		}
+		os.Remove(h.profile + ".done")
+	}
+	u, err := a.stop()
+	if err != nil {
+		return "", Usage{}, 0, err
+	}
+	h.logf("%s: %d events acked in %v; CPU %v; maxrss %d MiB", name, n, wall.Round(time.Millisecond), u.CPU.Round(time.Millisecond), u.MaxRSS>>20)
+	os.RemoveAll(dir)
+	return dir, u, wall, nil
+}
+
+func (h *harness) pprofTop(ctx context.Context, bin, profile string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, h.goTool, "tool", "pprof", "-top", "-nodecount=30", bin, profile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof: %w: %s", err, stderr.String())
+	}
+	return out, nil
+}
+
+func fsyncFile(p string) error {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// rowMemory measures the agent's RSS in two states:
+//   - backlog: a Kafka sink pointing at a closed port (the sink is down),
+//     spool max 2 GiB, the eslogger input replayed in a loop as fast as
+//     possible until the spool holds 1 GiB, and 5 s more; VmHWM and VmRSS
+//     sampled from /proc every 100 ms, peak reported;
+//   - idle: a file sink, the 38-line demo input replayed once, then 3 s
+//     with nothing to do; VmRSS reported.
+func (h *harness) rowMemory(ctx context.Context) ([]Result, error) {
+	backlog, max := int64(1<<30), "2GiB"
+	if h.smoke {
+		backlog, max = 48<<20, "128MiB"
+	}
+	in, err := h.eslInput(min(h.events, 100000))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	dir := filepath.Join(h.work, "memory-backlog")
+	sink := fmt.Sprintf(`  - name: kafka
+    type: kafka
+    kafka: { brokers: [%q], topic: fw-down, compression: %s, required_acks: all }`, closed, h.kafkaCompression)
+	a, err := h.startAgent(ctx, h.fileward, agentConfig{DataDir: dir, Input: in, Loop: true, SpoolMax: max, Sinks: sink})
+	if err != nil {
+		return nil, err
+	}
+	var peakRSS, peakHWM, spoolAt int64
+	sample := func() {
+		if rss, hwm, err := procStatus(a.cmd.Process.Pid); err == nil {
+			peakRSS, peakHWM = maxI(peakRSS, rss), maxI(peakHWM, hwm)
+		}
+	}
+	if _, err := a.waitFor(ctx, "spool backlog", float64(backlog), 5*time.Minute, func() (float64, error) {
+		sample()
+		v, err := a.metric("fileward_spool_bytes")
+		spoolAt = int64(v)
+		return v, err
+	}); err != nil {
+		a.kill()
+		return nil, err
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		sample()
+	}
+	spoolEnd, _ := a.metric("fileward_spool_bytes")
+	acked, _ := a.metric("fileward_sink_events_acked_total", `sink="kafka"`)
+	u, err := a.stop()
+	if err != nil {
+		return nil, err
+	}
+	peak := maxI(peakHWM, u.MaxRSS)
+	os.RemoveAll(dir)
+	r1 := Result{Name: "memory.backlog_peak_rss", Value: float64(peak) / (1 << 20), Unit: "MiB",
+		Notes: fmt.Sprintf("sink down (closed port), backlog grew to %d MiB and %.0f MiB 5 s later (spool max %s); max VmRSS sampled %d MiB, VmHWM %d MiB (100 ms samples), %d MiB (50 ms sampler); %v events acked by the down sink",
+			backlog>>20, spoolEnd/(1<<20), max, peakRSS>>20, peakHWM>>20, u.MaxRSS>>20, acked)}
+	r1.apply(Target{"value", "<=", 100})
+	_ = spoolAt
+
+	dir = filepath.Join(h.work, "memory-idle")
+	a, err = h.startAgent(ctx, h.fileward, agentConfig{DataDir: dir, Input: h.demoInput(), Sinks: fileSink(dir)})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.waitFor(ctx, "file sink acks", 38, time.Minute, func() (float64, error) {
+		return a.metric("fileward_sink_events_acked_total", `sink="local"`)
+	}); err != nil {
+		a.kill()
+		return nil, err
+	}
+	time.Sleep(3 * time.Second)
+	rss, hwm, err := procStatus(a.cmd.Process.Pid)
+	if err != nil {
+		a.kill()
+		return nil, err
+	}
+	if _, err := a.stop(); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(dir)
+	r2 := Result{Name: "memory.idle_rss", Value: float64(rss) / (1 << 20), Unit: "MiB",
+		Notes: fmt.Sprintf("VmRSS 3 s after replaying the 38-event demo input to a file sink; VmHWM %d MiB", hwm>>20)}
+	r2.apply(Target{"value", "<=", 50})
+	return []Result{r1, r2}, nil
+}
+
+func maxI(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
