@@ -1,17 +1,20 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fileward/fileward/sinks"
@@ -241,4 +244,96 @@ func TestBrokerErrorClassification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSendDoesNotRetainBatch makes Send give up on its context while its
+// batch is still queued inside kafka-go (behind a produce request the
+// broker holds), then overwrites the caller's documents the way a shipper
+// reusing its read buffer would. When the broker lets go, the queued batch
+// must still carry the original documents, and -race must see no shared
+// memory.
+func TestSendDoesNotRetainBatch(t *testing.T) {
+	c := newCluster(t, 1)
+	s := newSink(t, c, Options{Timeout: 10 * time.Second})
+	sendAll(t, s, sinktest.Events("warm", 1, 1), 1) // connections and metadata
+
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		c.SleepControl(func() { <-release })
+		return nil, nil, false // then handle it normally
+	})
+	abandon := func(evs []sinks.Event) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := s.Send(ctx, &sinks.Batch{Events: evs})
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || !IsRetryable(err) {
+			t.Fatalf("Send with a held broker = %v, want a retryable deadline error", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("Send returned %v after its deadline", took)
+		}
+	}
+
+	first := sinktest.Events("first", 10, 1)
+	abandon(first) // its produce request sits in the broker
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the produce request never reached the broker")
+	}
+	evs := sinktest.Events("held", 500, 1)
+	want := make([][]byte, len(evs))
+	for i := range evs {
+		want[i] = append([]byte(nil), evs[i].Doc...)
+	}
+	abandon(evs) // queued in kafka-go behind the held request
+	for i := range evs {
+		for j := range evs[i].Doc {
+			evs[i].Doc[j] = 'X'
+		}
+	}
+	// The next Send builds its messages while the abandoned ones are still
+	// queued: it must not reuse their memory either.
+	third := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := s.Send(ctx, &sinks.Batch{Events: sinktest.Events("third", 500, 1)})
+		third <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	if err := <-third; err != nil {
+		t.Fatalf("Send after the abandoned ones: %v", err)
+	}
+
+	deadline := time.Now().Add(15 * time.Second)
+	for c.PartitionInfo(testTopic, 0).HighWatermark < 1011 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n := 0
+	consume(t, c, testTopic, func(r *kgo.Record) {
+		id := header(r, HeaderEventID)
+		i, err := eventIndex(id)
+		if err != nil || !strings.HasPrefix(id, "held-") {
+			return
+		}
+		n++
+		if !bytes.Equal(r.Value, want[i]) {
+			t.Fatalf("event %d reached the broker as %.40q…, not the document sent", i, r.Value)
+		}
+	})
+	if n != len(evs) {
+		t.Fatalf("the abandoned send delivered %d of %d events", n, len(evs))
+	}
+
+	// The sink stays usable after abandoned sends.
+	sendAll(t, s, sinktest.Events("after", 10, 1), 10)
 }
