@@ -83,6 +83,21 @@ func BenchmarkKafkaSink(b *testing.B) {
 // sink around it.
 func BenchmarkKafkaWriterBare(b *testing.B) {
 	c, evs := benchEnv()
+	w, msgs := newBareWriter(c, evs)
+	defer w.Close()
+	ctx := context.Background()
+	benchLoop(b, evs, func(batch []sinks.Event) {
+		off := cap(evs) - cap(batch) // batch is a window of evs
+		if err := w.WriteMessages(ctx, msgs[off:off+len(batch)]...); err != nil {
+			b.Fatalf("WriteMessages: %v", err)
+		}
+	})
+}
+
+// newBareWriter is the baseline: a kafka.Writer with the sink's settings
+// and messages built once in advance (same key, value and headers), with
+// no sink around it.
+func newBareWriter(c *kfake.Cluster, evs []sinks.Event) (*kafkago.Writer, []kafkago.Message) {
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(c.ListenAddrs()...),
 		Topic:        testTopic,
@@ -97,7 +112,6 @@ func BenchmarkKafkaWriterBare(b *testing.B) {
 		Compression:  kafkago.Zstd,
 		Transport:    &kafkago.Transport{ClientID: "fileward"},
 	}
-	defer w.Close()
 	msgs := make([]kafkago.Message, len(evs))
 	ecs, ct := []byte(schema.ECSVersion), []byte(ContentType)
 	now := time.Now()
@@ -108,11 +122,55 @@ func BenchmarkKafkaWriterBare(b *testing.B) {
 			{Key: HeaderContentType, Value: ct},
 		}}
 	}
+	return w, msgs
+}
+
+// BenchmarkKafkaPaired alternates, batch by batch, a Send through the sink
+// and the same batch through the bare writer, timing each side, so both see
+// the same load at the same moments: on a shared machine this ratio is far
+// steadier than two separate runs. b.N counts events per side.
+func BenchmarkKafkaPaired(b *testing.B) {
+	c, evs := benchEnv()
+	s, err := New(Options{Brokers: c.ListenAddrs(), Topic: testTopic, BatchEvents: benchBatch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	w, msgs := newBareWriter(c, evs)
+	defer w.Close()
 	ctx := context.Background()
-	benchLoop(b, evs, func(batch []sinks.Event) {
-		off := cap(evs) - cap(batch) // batch is a window of evs
-		if err := w.WriteMessages(ctx, msgs[off:off+len(batch)]...); err != nil {
-			b.Fatalf("WriteMessages: %v", err)
+	var sinkTime, bareTime time.Duration
+	b.ResetTimer()
+	for sent, k := 0, 0; sent < b.N; k++ {
+		off := sent % len(evs)
+		n := min(benchBatch, b.N-sent, len(evs)-off)
+		sendSink := func() {
+			t0 := time.Now()
+			res, err := s.Send(ctx, &sinks.Batch{Events: evs[off : off+n]})
+			sinkTime += time.Since(t0)
+			if err != nil || len(res.Failures) > 0 {
+				b.Fatalf("Send: %+v, %v", res, err)
+			}
 		}
-	})
+		sendBare := func() {
+			t0 := time.Now()
+			err := w.WriteMessages(ctx, msgs[off:off+n]...)
+			bareTime += time.Since(t0)
+			if err != nil {
+				b.Fatalf("WriteMessages: %v", err)
+			}
+		}
+		if k%2 == 0 { // alternate who goes first
+			sendSink()
+			sendBare()
+		} else {
+			sendBare()
+			sendSink()
+		}
+		sent += n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/sinkTime.Seconds(), "sink-events/s")
+	b.ReportMetric(float64(b.N)/bareTime.Seconds(), "bare-events/s")
+	b.ReportMetric(bareTime.Seconds()/sinkTime.Seconds(), "sink/bare")
 }

@@ -237,7 +237,7 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 	arena, headers := s.arena[:0], s.headers
 	s.arena, s.headers, s.unsettled = nil, nil, false
 	if cap(arena) < size {
-		arena = make([]byte, 0, size)
+		arena = make([]byte, 0, size+size/8) // slack for the next, slightly larger batch
 	}
 	if cap(headers) < 3*len(b.Events) {
 		headers = make([]kafkago.Header, 3*len(b.Events))

@@ -34,8 +34,8 @@ func TestConformance(t *testing.T) {
 // once, key = host.id, headers, value byte for byte, and each host's
 // events in one partition in order. The documents are cut to their
 // identifying fields (about 100 bytes) and sent uncompressed so the test
-// stays quick under -race;
-// 1 KB documents go through the conformance, codec and benchmark runs.
+// stays quick under -race; 1 KB documents go through the conformance, codec
+// and benchmark runs.
 func TestDelivers100k(t *testing.T) {
 	const n, hosts, batch = 100_000, 16, 2048
 	c := newCluster(t, 8)
