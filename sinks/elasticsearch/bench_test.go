@@ -1,7 +1,6 @@
 package elasticsearch
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"testing"
@@ -57,5 +56,3 @@ func BenchmarkElasticsearchSink(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
-
-func bytesReader(p []byte) *bytes.Reader { return bytes.NewReader(p) }

@@ -9,6 +9,7 @@
 package elasticsearch
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"sync/atomic"
@@ -53,7 +54,7 @@ func BenchmarkBulkIndexer(b *testing.B) {
 		err := bi.Add(context.Background(), esutil.BulkIndexerItem{
 			Action:     "create",
 			DocumentID: "e" + strconv.Itoa(i),
-			Body:       bytesReader(docs[i%benchBatch]),
+			Body:       bytes.NewReader(docs[i%benchBatch]),
 			OnSuccess: func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem) {
 				acked.Add(1)
 			},
