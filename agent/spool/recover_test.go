@@ -153,3 +153,43 @@ func TestCursorSurvivesRepairedSegment(t *testing.T) {
 	defer s.Close()
 	checkSeq(t, readAll(t, s, "c", 10), 30, 120)
 }
+
+// Damage found while reading (not at Open) is a *CorruptionError; the
+// reader skips past it and goes on with later records.
+func TestReaderCorruptionAtRuntime(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, testOpts(dir))
+	defer s.Close()
+	for i := uint64(0); i < 3; i++ {
+		if err := s.Append(context.Background(), payload(i*10, 10, 100), 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, segName(1))
+	res := scanFile(t, path)
+	b, _ := os.ReadFile(path)
+	b[res.records[1].off+recHeaderSize+3] ^= 0x10
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Reader("rt")
+	defer r.Close()
+	if !r.Next() || r.Record().Seq != 0 {
+		t.Fatalf("first record: %v", r.Err())
+	}
+	if r.Next() {
+		t.Fatal("read a damaged record")
+	}
+	var ce *CorruptionError
+	if !errors.As(r.Err(), &ce) || ce.Segment != 1 || ce.Offset != res.records[1].off || !errors.Is(r.Err(), errBadCRC) {
+		t.Fatalf("Err = %v", r.Err())
+	}
+	r.SkipDamaged()
+	if r.Next() || r.Err() != nil {
+		t.Fatalf("after SkipDamaged: next record or error %v", r.Err())
+	}
+	s.Append(context.Background(), payload(30, 10, 100), 10)
+	if !r.Next() || r.Record().Seq != 30 {
+		t.Fatalf("record appended after the damage: %v", r.Err())
+	}
+}
