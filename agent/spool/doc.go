@@ -9,9 +9,9 @@
 //     truncates it. A record with a bad CRC anywhere else is corruption: the
 //     segment is copied to quarantine/ and rewritten with its good records.
 //     Both are counted and neither is fatal.
-//   - The segment files never exceed Options.MaxBytes in total (the directory
-//     may hold at most one extra segment header beyond that): when an append
-//     would exceed it, WhenFull decides (drop_oldest deletes whole oldest
+//   - The segment files never exceed Options.MaxBytes in total (the
+//     promise to users is MaxBytes plus one segment): when an append would
+//     exceed it, WhenFull decides (drop_oldest deletes whole oldest
 //     segments, drop_newest refuses the append). ENOSPC behaves like
 //     drop_newest until space returns. Every dropped event is reported
 //     through Options.OnDrop.
