@@ -162,7 +162,7 @@ func (h *harness) committed(partitions int) map[int]int64 {
 func TestDeliversExactlyOnce(t *testing.T) {
 	h := newHarness(t, 3)
 	reg := prometheus.NewRegistry()
-	ids := produce(t, h.cluster.ListenAddrs(), 0, 5000)
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 3000)
 	stop := h.start(reg)
 	h.waitCount(len(ids), 30*time.Second)
 	// Wait for the final commit, then stop.

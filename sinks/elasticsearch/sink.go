@@ -266,6 +266,9 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 	if b == nil || len(b.Events) == 0 {
 		return res, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	s.mu.Lock()
 	pending := s.templatePending
 	s.mu.Unlock()
@@ -316,6 +319,11 @@ func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split 
 		writeAction(&s.buf, events[i].ID)
 		s.buf.Write(events[i].Doc)
 		s.buf.WriteByte('\n')
+	}
+	// Compression inside the transport does not watch ctx: do not start it
+	// for a context that has already ended.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
