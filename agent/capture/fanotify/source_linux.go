@@ -41,9 +41,9 @@ type Source struct {
 	closed  bool
 
 	reads, records, events, overflows atomic.Uint64
-	selfDropped, ignored, unresolved   atomic.Uint64
-	malformed, nameless                atomic.Uint64
-	maxWork                            atomic.Int64
+	selfDropped, ignored, unresolved  atomic.Uint64
+	malformed, nameless               atomic.Uint64
+	maxWork                           atomic.Int64
 
 	// onRead, when set (tests), is called after every read with its time
 	// and the bytes read, before they are processed.
@@ -733,7 +733,6 @@ func (g *group) resolve(dir fidRef, name []byte) (string, bool) {
 	return joinPath(p, name), true
 }
 
-//
 // final reports a failure that cannot change (the handle is stale: the
 // directory is gone), which the caller may cache.
 func (g *group) openDir(dir fidRef) (path string, ok, final bool) {
