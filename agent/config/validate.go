@@ -49,7 +49,7 @@ func (c *checker) oneOf(path, v string, allowed ...string) {
 	}
 }
 
-var sinkNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+var sinkNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 func (cfg *Config) validate(lines map[string]int) Errors {
 	c := &checker{file: cfg.File, lines: lines}
@@ -157,7 +157,7 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 	case s.Name == "":
 		c.at(p+".name", "is required")
 	case !sinkNameRe.MatchString(s.Name):
-		c.at(p+".name", "%q may hold only letters, digits, '.', '_' and '-' (it names files)", s.Name)
+		c.at(p+".name", "%q may hold only letters, digits, '.', '_' and '-', at most 128 characters (it names files)", s.Name)
 	case seen[s.Name]:
 		c.at(p+".name", "%q is used by another sink", s.Name)
 	}
