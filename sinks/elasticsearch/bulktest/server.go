@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,8 +62,17 @@ type indexTemplate struct {
 	Body       json.RawMessage
 }
 
-// New starts a server. seed drives the fault RNG.
-func New(seed uint64) *Server {
+// New starts a plain-HTTP server. seed drives the fault RNG.
+func New(seed uint64) *Server { return start(seed, false) }
+
+// NewTLS starts an HTTPS server with a self-signed certificate (see
+// Certificate), for TLS verification tests.
+func NewTLS(seed uint64) *Server { return start(seed, true) }
+
+// Certificate is the TLS server's certificate (nil for New).
+func (s *Server) Certificate() *x509.Certificate { return s.hs.Certificate() }
+
+func start(seed uint64, useTLS bool) *Server {
 	s := &Server{
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		streams:   map[string]*stream{},
@@ -76,7 +86,11 @@ func New(seed uint64) *Server {
 	// collisions", which lists the built-in logs-*-* template).
 	s.templates["logs"] = indexTemplate{Patterns: []string{"logs-*-*"}, Priority: 100, DataStream: true,
 		Body: json.RawMessage(`{"index_patterns":["logs-*-*"],"data_stream":{},"priority":100,"_meta":{"managed":true}}`)}
-	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
+	if useTLS {
+		s.hs = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	} else {
+		s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
+	}
 	s.URL = s.hs.URL
 	return s
 }
