@@ -27,6 +27,7 @@ type agentConfig struct {
 	Loop     bool
 	SpoolMax string // e.g. "4GiB"
 	Sinks    string // the YAML list under sinks:, indented by two spaces
+	Shutdown string // agent.shutdown_timeout (default 10s)
 }
 
 // yaml renders a complete config in CONTRACT.md's keys: replay source,
@@ -37,11 +38,14 @@ func (c agentConfig) yaml() string {
 	if c.SpoolMax == "" {
 		c.SpoolMax = "8GiB"
 	}
+	if c.Shutdown == "" {
+		c.Shutdown = "10s"
+	}
 	return fmt.Sprintf(`agent:
   name: fwbench
   host_id: fwbench-host
   data_dir: %q
-  shutdown_timeout: 10s
+  shutdown_timeout: %s
   heartbeat: 0s
 source:
   type: replay
@@ -59,7 +63,7 @@ spool:
 sinks:
 %s
 metrics: { listen: "127.0.0.1:0" }
-`, c.DataDir, c.Input, c.Loop, c.SpoolMax, c.Sinks)
+`, c.DataDir, c.Shutdown, c.Input, c.Loop, c.SpoolMax, c.Sinks)
 }
 
 // agentProc is a running `fileward run` child.

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -55,21 +56,27 @@ func (h *harness) logf(format string, args ...any) {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "kafka-writer" {
-		os.Exit(kafkaWriterMain(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "kafka-writer":
+			os.Exit(kafkaWriterMain(os.Args[2:]))
+		case "kfake":
+			os.Exit(kfakeMain(os.Args[2:]))
+		}
 	}
 	os.Exit(run())
 }
 
 func run() int {
 	smoke := flag.Bool("smoke", false, "small inputs, every row, figures not asserted (make bench-smoke)")
-	events := flag.Int("events", 0, "events per end-to-end row (default 1000000, or 20000 with -smoke)")
+	events := flag.Int("events", 0, "events per end-to-end row (default 1000000, or 5000 with -smoke)")
 	rows := flag.String("rows", strings.Join(allRows, ","), "rows to run, comma-separated: "+strings.Join(allRows, ","))
-	out := flag.String("out", "var/bench/results.json", "results file (relative to the module root)")
-	work := flag.String("work", "var/bench/work", "scratch directory, on the disk under test (relative to the module root); emptied first")
+	out := flag.String("out", "", "results file, relative to the module root (default var/bench/results.json, or var/bench/smoke/results.json with -smoke)")
+	work := flag.String("work", "", "scratch directory on the disk under test, relative to the module root; emptied first (default var/bench/work, or var/bench/smoke/work)")
 	keep := flag.Bool("keep", false, "keep the scratch directory")
-	install := flag.Bool("install-peers", true, "apt-get install rsyslog and rsyslog-kafka for the peer row when they are missing")
-	profile := flag.String("cpuprofile", "var/bench/pipeline.cpu.pprof", "CPU profile of the agent in the pipeline row (\"\" = none)")
+	install := flag.Bool("install-peers", true, "apt-get install rsyslog and rsyslog-kafka for the peer row when they are missing (never with -smoke)")
+	profile := flag.String("cpuprofile", "default", "CPU profile of the agent in the pipeline row (\"\" = none; default var/bench/pipeline.cpu.pprof, or under var/bench/smoke/)")
+	gotool := flag.String("go", "", "the go command (default $GO, else go on $PATH)")
 	compression := flag.String("kafka-compression", "none", "compression for every Kafka row (the agent, the bare writer and the peers): none|gzip|snappy|lz4|zstd")
 	flag.Parse()
 
@@ -78,12 +85,28 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "fwbench:", err)
 		return 1
 	}
-	h := &harness{root: root, goTool: goTool(), smoke: *smoke, install: *install, logw: os.Stderr, kafkaCompression: *compression}
+	base := "var/bench"
+	if *smoke {
+		base = "var/bench/smoke"
+	}
+	if *out == "" {
+		*out = base + "/results.json"
+	}
+	if *work == "" {
+		*work = base + "/work"
+	}
+	if *profile == "default" {
+		*profile = base + "/pipeline.cpu.pprof"
+	}
+	if *gotool == "" {
+		*gotool = cmp.Or(os.Getenv("GO"), "go")
+	}
+	h := &harness{root: root, goTool: *gotool, smoke: *smoke, install: *install && !*smoke, logw: os.Stderr, kafkaCompression: *compression}
 	h.events = *events
 	if h.events == 0 {
 		h.events = 1_000_000
 		if h.smoke {
-			h.events = 20_000
+			h.events = 5_000
 		}
 	}
 	abs := func(p string) string {
@@ -211,13 +234,6 @@ func moduleRoot() (string, error) {
 			return "", fmt.Errorf("run fwbench inside the fileward module (no go.mod above %s)", wd)
 		}
 	}
-}
-
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

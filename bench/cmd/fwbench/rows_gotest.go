@@ -41,9 +41,9 @@ func (h *harness) rowEncode(ctx context.Context) ([]Result, error) {
 // dir: TMPDIR is pointed at the work directory), fsync every second in both.
 // The figure is the 1 MiB record size, the pipeline's batch.max_bytes.
 func (h *harness) rowSpool(ctx context.Context) ([]Result, error) {
-	bt := "3s"
+	bt := "1s"
 	if h.smoke {
-		bt = "100ms"
+		bt = "50ms"
 	}
 	tmp := h.work + "/gotest-tmp"
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -84,7 +84,7 @@ func (h *harness) rowCapture(ctx context.Context) ([]Result, error) {
 	}
 	files, pairs, srcFiles := envOr("FWBENCH_CAPTURE_FILES", 100000), envOr("FWBENCH_CAPTURE_PAIRS", 3), envOr("FWBENCH_CAPTURE_SRC_FILES", 20000)
 	if h.smoke {
-		files, pairs, srcFiles = 2000, 1, 200
+		files, pairs, srcFiles = 1000, 1, 100
 	}
 	env := []string{"FILEWARD_BENCH_FILES=" + strconv.Itoa(files), "FILEWARD_BENCH_SRC_FILES=" + strconv.Itoa(srcFiles)}
 	bl, err := h.goBench(ctx, `^BenchmarkCaptureOverhead$`, fmt.Sprintf("%dx", pairs), env, "./agent/capture/fanotify")

@@ -62,7 +62,7 @@ func (h *harness) rowPeer(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	br, err := newBroker("fw-rsyslog")
+	br, err := h.newBroker(ctx, "fw-rsyslog")
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ input(type="imfile" File=%q Tag="fw" ruleset="fw" freshStartTail="off" reopenOnT
 		return nil, err
 	}
 	var stderr syncBuffer
-	cmd := exec.Command(rsyslogd, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	cmd := exec.CommandContext(ctx, rsyslogd, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
