@@ -84,17 +84,35 @@ func newFilter(r Rules) *filter {
 	return f
 }
 
-// keep reports whether ev passes every rule. For two-path events (rename,
-// link, clone, exchange) a path rule drops the event only when both paths
-// are excluded, and include keeps it when either path is included, so a
-// file moved out of a watched tree is still seen.
+// keep reports whether ev passes every rule.
 func (f *filter) keep(ev *schema.Event) bool {
+	return f.keepPath(ev) && f.keepProcess(ev)
+}
+
+// keepPath applies the rules that need only the event itself (pid and
+// paths), so the pipeline can drop an event before it pays for process
+// enrichment. For two-path events (rename, link, clone, exchange) a path rule
+// drops the event only when both paths are excluded, and include keeps it
+// when either path is included, so a file moved out of a watched tree is
+// still seen.
+func (f *filter) keepPath(ev *schema.Event) bool {
 	if slices.Contains(f.pids, ev.Process.PID) {
 		return false
 	}
 	if f.mute.match(ev.Path) && (ev.OrigPath == "" || f.mute.match(ev.OrigPath)) {
 		return false
 	}
+	if f.exclude.match(ev.Path) && (ev.OrigPath == "" || f.exclude.match(ev.OrigPath)) {
+		return false
+	}
+	if !f.include.empty() && !f.include.match(ev.Path) && !f.include.match(ev.OrigPath) {
+		return false
+	}
+	return true
+}
+
+// keepProcess applies the executable and signing-id rules.
+func (f *filter) keepProcess(ev *schema.Event) bool {
 	if f.exe.match(ev.Process.Executable) {
 		return false
 	}
@@ -102,12 +120,6 @@ func (f *filter) keep(ev *schema.Event) bool {
 		if _, ok := f.signing[ev.Process.SigningID]; ok {
 			return false
 		}
-	}
-	if f.exclude.match(ev.Path) && (ev.OrigPath == "" || f.exclude.match(ev.OrigPath)) {
-		return false
-	}
-	if !f.include.empty() && !f.include.match(ev.Path) && !f.include.match(ev.OrigPath) {
-		return false
 	}
 	return true
 }

@@ -190,12 +190,16 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 	if ev.Action == schema.ActionNone {
 		return
 	}
+	if !p.filter.keepPath(ev) {
+		p.filtered.Inc()
+		return
+	}
 	if p.o.Enrich != nil && ev.Process.Executable == "" && ev.Process.PID > 0 {
 		if !p.o.Enrich(ev) {
 			p.unresolved.Inc()
 		}
 	}
-	if !p.filter.keep(ev) {
+	if !p.filter.keepProcess(ev) {
 		p.filtered.Inc()
 		return
 	}
