@@ -71,21 +71,21 @@ func produce(t testing.TB, brokers []string, from, n int, extra ...kafka.Message
 type harness struct {
 	t       *testing.T
 	cluster *kfake.Cluster
-	es      *bulktest.Server
+	bulk    *bulktest.Server
 	dlPath  string
 }
 
 func newHarness(t *testing.T, partitions int32) *harness {
-	es := bulktest.New(3)
-	t.Cleanup(es.Close)
-	return &harness{t: t, cluster: newCluster(t, partitions), es: es, dlPath: filepath.Join(t.TempDir(), "dl", "collector.ndjson")}
+	bulk := bulktest.New(3)
+	t.Cleanup(bulk.Close)
+	return &harness{t: t, cluster: newCluster(t, partitions), bulk: bulk, dlPath: filepath.Join(t.TempDir(), "dl", "collector.ndjson")}
 }
 
 // start runs a collector until the returned stop is called; stop waits for
 // Run to return and fails the test on an error.
 func (h *harness) start(reg prometheus.Registerer) (stop func()) {
 	h.t.Helper()
-	sink, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.es.URL}, SetupTemplate: true})
+	sink, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.bulk.URL}, SetupTemplate: true})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -118,17 +118,17 @@ func (h *harness) waitCount(n int, within time.Duration) {
 	h.t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if h.es.Count(ds) >= n {
+		if h.bulk.Count(ds) >= n {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	h.t.Fatalf("index holds %d documents after %v, want %d", h.es.Count(ds), within, n)
+	h.t.Fatalf("index holds %d documents after %v, want %d", h.bulk.Count(ds), within, n)
 }
 
 func (h *harness) expectExactly(ids []string) {
 	h.t.Helper()
-	got := h.es.IDs(ds)
+	got := h.bulk.IDs(ds)
 	if len(got) != len(ids) {
 		h.t.Fatalf("index holds %d ids, want %d", len(got), len(ids))
 	}
@@ -206,7 +206,7 @@ func TestDeliversExactlyOnce(t *testing.T) {
 
 func TestMalformedAndRejectedAreDeadLettered(t *testing.T) {
 	h := newHarness(t, 1)
-	h.es.SetPoison(func(d []byte) string {
+	h.bulk.SetPoison(func(d []byte) string {
 		if strings.Contains(string(d), `"poison"`) {
 			return "failed to parse field [file.size] of type [long]"
 		}
@@ -225,7 +225,7 @@ func TestMalformedAndRejectedAreDeadLettered(t *testing.T) {
 	h.waitCount(len(ids)+len(more)+1, 30*time.Second)
 	waitCommitted(t, h, 0, int64(len(ids)+len(bad)+len(more)))
 	stop()
-	if _, ok := h.es.Doc(ds, "from-doc"); !ok {
+	if _, ok := h.bulk.Doc(ds, "from-doc"); !ok {
 		t.Fatal("event whose id came from the document was not indexed")
 	}
 	recs := readDeadLetter(t, h.dlPath)
@@ -258,7 +258,7 @@ func TestMalformedAndRejectedAreDeadLettered(t *testing.T) {
 
 func TestNoCommitBeforeAck(t *testing.T) {
 	h := newHarness(t, 1)
-	h.es.SetItemFaults(0, 1) // every item 503
+	h.bulk.SetItemFaults(0, 1) // every item 503
 	ids := produce(t, h.cluster.ListenAddrs(), 0, 1000)
 	stop := h.start(nil)
 	// Let it fail for a while: retries, but nothing may be committed.
@@ -269,16 +269,16 @@ func TestNoCommitBeforeAck(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if total, _ := h.es.BulkRequests(); total < 3 {
+	if total, _ := h.bulk.BulkRequests(); total < 3 {
 		t.Fatalf("only %d bulk attempts: the collector is not retrying", total)
 	}
 	stop() // "crash" with nothing acknowledged
-	if h.es.Count(ds) != 0 {
+	if h.bulk.Count(ds) != 0 {
 		t.Fatal("documents indexed despite 100% item failure")
 	}
 	// Elasticsearch recovers partly (30% 429, 10% 503); a new collector
 	// picks up from the last commit: nothing lost, nothing twice.
-	h.es.SetItemFaults(0.3, 0.1)
+	h.bulk.SetItemFaults(0.3, 0.1)
 	stop = h.start(nil)
 	h.waitCount(len(ids), 30*time.Second)
 	waitCommitted(t, h, 0, int64(len(ids)))

@@ -69,7 +69,7 @@ collector:
   batch_wait: 100ms
   backoff: { initial: 20ms, max: 500ms, multiplier: 2, jitter: 0.2 }
   dead_letter: %[1]s/var/dead-letter/collector.ndjson
-`, dir, metricsAddr, brokers[0], topic, h.es.URL)
+`, dir, metricsAddr, brokers[0], topic, h.bulk.URL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -123,24 +123,24 @@ collector:
 	start := time.Now()
 	child := startChild()
 	// SIGKILL once a fair part is indexed (mid-batch: no clean shutdown).
-	if !waitFor(30*time.Second, func() bool { return h.es.Count(ds) >= total/4 }) {
+	if !waitFor(30*time.Second, func() bool { return h.bulk.Count(ds) >= total/4 }) {
 		_ = child.Process.Kill()
 		dumpLog()
-		t.Fatalf("only %d indexed before the kill point", h.es.Count(ds))
+		t.Fatalf("only %d indexed before the kill point", h.bulk.Count(ds))
 	}
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = child.Wait()
-	atKill := h.es.Count(ds)
+	atKill := h.bulk.Count(ds)
 	t.Logf("SIGKILL after %v with %d indexed", time.Since(start).Round(time.Millisecond), atKill)
 
 	child = startChild()
 	defer func() { _ = child.Process.Kill(); _, _ = child.Process.Wait() }()
 	<-produced
-	if !waitFor(60*time.Second, func() bool { return h.es.Count(ds) >= total }) {
+	if !waitFor(60*time.Second, func() bool { return h.bulk.Count(ds) >= total }) {
 		dumpLog()
-		t.Fatalf("index holds %d of %d after restart", h.es.Count(ds), total)
+		t.Fatalf("index holds %d of %d after restart", h.bulk.Count(ds), total)
 	}
 	t.Logf("all %d indexed after %v", total, time.Since(start).Round(time.Millisecond))
 
@@ -170,7 +170,7 @@ collector:
 		t.Fatal("collector did not stop within 20s of SIGTERM")
 	}
 
-	got := h.es.IDs(ds)
+	got := h.bulk.IDs(ds)
 	sinktest.ExpectExactly(t, got, events)
 	if b, err := os.ReadFile(filepath.Join(dir, "var", "dead-letter", "collector.ndjson")); err == nil && len(bytes.TrimSpace(b)) > 0 {
 		t.Fatalf("unexpected dead-letter records:\n%.1000s", b)

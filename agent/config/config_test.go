@@ -75,7 +75,7 @@ sinks:
   - name: e
     type: elasticsearch
     elasticsearch:
-      addresses: ["https://es.example:9200"]
+      addresses: ["https://elasticsearch.example:9200"]
       api_key: ${KEY}
     backoff: { initial: 1s, max: 1m }
 `

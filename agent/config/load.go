@@ -41,9 +41,9 @@ func (e Error) Error() string {
 // Errors is every problem found in one config, in file order.
 type Errors []Error
 
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
+func (errs Errors) Error() string {
+	lines := make([]string, len(errs))
+	for i, e := range errs {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
@@ -53,7 +53,7 @@ func (es Errors) Error() string {
 var ErrInvalid = errors.New("invalid configuration")
 
 // Is makes errors.Is(err, ErrInvalid) true for Errors.
-func (es Errors) Is(target error) bool { return target == ErrInvalid }
+func (errs Errors) Is(target error) bool { return target == ErrInvalid }
 
 // Load reads, expands, decodes and validates the config at path.
 // Any problem comes back as Errors; reading the file may also fail with an

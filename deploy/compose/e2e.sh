@@ -14,7 +14,7 @@ for tool in docker curl jq; do
 done
 docker info >/dev/null 2>&1 || { echo "e2e: no Docker engine reachable" >&2; exit 2; }
 
-ES=${ES:-http://127.0.0.1:9200}
+ELASTICSEARCH=${ELASTICSEARCH:-http://127.0.0.1:9200}
 DS=logs-fileward.file-default
 TIMEOUT=${TIMEOUT:-300}
 dc() { docker compose "$@"; }
@@ -52,8 +52,8 @@ echo "e2e: agent emitted $want distinct event.ids"
 check() {
 	i=0
 	while :; do
-		curl -fsS -XPOST "$ES/$DS/_refresh" >/dev/null 2>&1 || true
-		got=$(curl -fsS "$ES/$DS/_count" 2>/dev/null | jq -r '.count // 0' || echo 0)
+		curl -fsS -XPOST "$ELASTICSEARCH/$DS/_refresh" >/dev/null 2>&1 || true
+		got=$(curl -fsS "$ELASTICSEARCH/$DS/_count" 2>/dev/null | jq -r '.count // 0' || echo 0)
 		[ "$got" -ge "$want" ] && break
 		i=$((i + 3)); [ "$i" -lt "$TIMEOUT" ] || fail "$DS holds $got documents after ${TIMEOUT}s, want $want"
 		sleep 3
@@ -62,9 +62,9 @@ check() {
 	# Every wanted id is there (ids query), and no id appears twice
 	# (terms aggregation with min_doc_count 2 must be empty).
 	q=$(jq -R -s '{size:0, track_total_hits:true, query:{ids:{values:(split("\n")|map(select(length>0)))}}}' "$out/want")
-	found=$(curl -fsS -H 'Content-Type: application/json' "$ES/$DS/_search" -d "$q" | jq -r '.hits.total.value')
+	found=$(curl -fsS -H 'Content-Type: application/json' "$ELASTICSEARCH/$DS/_search" -d "$q" | jq -r '.hits.total.value')
 	[ "$found" -eq "$want" ] || fail "$found of $want event.ids found by _id"
-	dups=$(curl -fsS -H 'Content-Type: application/json' "$ES/$DS/_search" \
+	dups=$(curl -fsS -H 'Content-Type: application/json' "$ELASTICSEARCH/$DS/_search" \
 		-d '{"size":0,"aggs":{"d":{"terms":{"field":"event.id","min_doc_count":2,"size":10}}}}' | jq -r '.aggregations.d.buckets | length')
 	[ "$dups" -eq 0 ] || fail "$dups event.ids are indexed more than once"
 }

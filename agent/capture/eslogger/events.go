@@ -34,14 +34,14 @@ var configEvents = map[string][]string{
 // in skipped.
 func EsloggerEvents(names []string) (events, skipped []string, err error) {
 	for _, n := range names {
-		es, ok := configEvents[n]
+		mapped, ok := configEvents[n]
 		if !ok {
 			return nil, nil, fmt.Errorf("source.events: unknown event %q", n)
 		}
-		if es == nil {
+		if mapped == nil {
 			skipped = append(skipped, n)
 		}
-		for _, e := range es {
+		for _, e := range mapped {
 			if !slices.Contains(events, e) {
 				events = append(events, e)
 			}
