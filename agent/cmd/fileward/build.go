@@ -32,11 +32,18 @@ var demoStream []byte
 // never floods a laptop.
 const demoRate = 20
 
+// pickedSource is buildSource's choice.
+type pickedSource struct {
+	src  capture.Source
+	desc string // for the start-up line
+	demo bool   // the bundled demo stream, because capture is not possible here
+}
+
 // buildSource picks the capture source. With source.type auto it captures
 // for real where it can (eslogger on macOS, fanotify on Linux as root) and
 // otherwise falls back to replaying the bundled demo stream in a loop, saying
-// so on stderr. The second result describes the choice for the start-up line.
-func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr func(string)) (capture.Source, string, error) {
+// so on stderr.
+func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr func(string)) (pickedSource, error) {
 	src := &cfg.Source
 	typ := src.Type
 	if typ == "auto" {
@@ -46,7 +53,7 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 		case "linux":
 			s, err := newFanotify(cfg, dataDir, log)
 			if err == nil {
-				return s, "fanotify on " + fmt.Sprint(src.Fanotify.Marks), nil
+				return pickedSource{src: s, desc: "fanotify on " + fmt.Sprint(src.Fanotify.Marks)}, nil
 			}
 			stderr(fmt.Sprintf("fileward: cannot capture with fanotify here (%v); replaying the bundled demo stream instead", err))
 			return demoSource(dataDir, log)
@@ -59,9 +66,9 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 	case "fanotify":
 		s, err := newFanotify(cfg, dataDir, log)
 		if err != nil {
-			return nil, "", err
+			return pickedSource{}, err
 		}
-		return s, "fanotify on " + fmt.Sprint(src.Fanotify.Marks), nil
+		return pickedSource{src: s, desc: "fanotify on " + fmt.Sprint(src.Fanotify.Marks)}, nil
 	case "eslogger":
 		s, err := eslogger.New(eslogger.Options{
 			Path:      src.Eslogger.Path,
@@ -73,17 +80,17 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 			Logger:    log,
 		})
 		if err != nil {
-			return nil, "", err
+			return pickedSource{}, err
 		}
-		return s, "eslogger (" + src.Eslogger.Path + ")", nil
+		return pickedSource{src: s, desc: "eslogger (" + src.Eslogger.Path + ")"}, nil
 	case "replay":
 		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop, Logger: log})
 		if err != nil {
-			return nil, "", err
+			return pickedSource{}, err
 		}
-		return s, "replay of " + src.Replay.Path, nil
+		return pickedSource{src: s, desc: "replay of " + src.Replay.Path}, nil
 	}
-	return nil, "", fmt.Errorf("source.type %q is not supported", typ)
+	return pickedSource{}, fmt.Errorf("source.type %q is not supported", typ)
 }
 
 func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.Source, error) {
@@ -107,19 +114,19 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 }
 
 // demoSource writes the bundled recording into the data dir and replays it.
-func demoSource(dataDir string, log *slog.Logger) (capture.Source, string, error) {
+func demoSource(dataDir string, log *slog.Logger) (pickedSource, error) {
 	p := filepath.Join(dataDir, "state", "demo-eslogger.ndjson")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, "", fmt.Errorf("demo stream: %w", err)
+		return pickedSource{}, fmt.Errorf("demo stream: %w", err)
 	}
 	if err := os.WriteFile(p, demoStream, 0o644); err != nil {
-		return nil, "", fmt.Errorf("demo stream: %w", err)
+		return pickedSource{}, fmt.Errorf("demo stream: %w", err)
 	}
 	s, err := replay.New(replay.Options{Path: p, Format: "eslogger", Rate: demoRate, Loop: true, Logger: log})
 	if err != nil {
-		return nil, "", err
+		return pickedSource{}, err
 	}
-	return s, fmt.Sprintf("replay of the bundled demo stream (%d events/s, looping)", demoRate), nil
+	return pickedSource{src: s, desc: fmt.Sprintf("replay of the bundled demo stream (%d events/s, looping)", demoRate), demo: true}, nil
 }
 
 // buildSink makes the sink of one config entry.

@@ -84,6 +84,7 @@ type agent struct {
 	procs    *procfs.Cache
 	metrics  *telemetry.Server
 	describe string
+	demo     bool // replaying the bundled demo stream because capture is not possible
 }
 
 func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (a *agent, err error) {
@@ -172,10 +173,17 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		dests = append(dests, sc.Name+" → "+desc)
 	}
 
+	include := cfg.Filters.IncludePaths
+	if a.demo && len(include) > 0 {
+		// The demo is a recording from a Mac: the include rules written for
+		// live capture on this machine would drop all of it.
+		fmt.Fprintln(stderr, "fileward: filters.include_paths does not apply to the demo stream")
+		include = nil
+	}
 	po := pipeline.Options{
 		Ring: a.ring, Drops: a.drops, Encoder: schema.NewEncoder(meta), Output: a.spool,
 		Rules: pipeline.Rules{
-			ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: cfg.Filters.IncludePaths,
+			ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: include,
 			ExcludeExecutables: cfg.Filters.ExcludeExecutables, ExcludeSigningIDs: cfg.Filters.ExcludeSigningIDs,
 			MutePIDs: []int32{int32(os.Getpid())}, MutePaths: []string{dataDir},
 		},
@@ -211,12 +219,12 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 }
 
 func (a *agent) pickSource(stderr io.Writer) (capture.Source, error) {
-	src, desc, err := buildSource(a.cfg, a.dataDir, a.log, func(msg string) { fmt.Fprintln(stderr, msg) })
+	p, err := buildSource(a.cfg, a.dataDir, a.log, func(msg string) { fmt.Fprintln(stderr, msg) })
 	if err != nil {
 		return nil, err
 	}
-	a.describe = desc
-	return src, nil
+	a.describe, a.demo = p.desc, p.demo
+	return p.src, nil
 }
 
 // run starts every goroutine and, when ctx is done (or the source fails),

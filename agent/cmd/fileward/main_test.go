@@ -391,3 +391,43 @@ metrics: {listen: ""}
 		}
 	}
 }
+
+// TestRunFallsBackToDemo: with source.type auto and capture impossible (here:
+// a mark on a path that does not exist), the agent says so and replays the
+// bundled recording, and include rules meant for live capture do not hide it.
+func TestRunFallsBackToDemo(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s}
+source: {type: auto, fanotify: {marks: ["%[1]s/does-not-exist"]}}
+filters: {include_paths: ["/tmp/"]}
+batch: {max_wait: 50ms}
+sinks:
+  - {name: local, type: file, file: {path: %[1]s/events.ndjson}}
+metrics: {listen: ""}
+`, dir), 0o644)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(filepath.Join(dir, "events.ndjson")); bytes.Count(b, []byte("\n")) >= 5 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "replaying the bundled demo stream instead") {
+		t.Errorf("no fallback notice:\n%s", errb.String())
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "events.ndjson"))
+	if n := bytes.Count(b, []byte("\n")); n < 5 {
+		t.Fatalf("demo wrote %d events\n%s", n, errb.String())
+	}
+}
