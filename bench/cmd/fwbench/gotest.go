@@ -26,9 +26,10 @@ type BenchLine struct {
 var procSuffix = regexp.MustCompile(`-\d+$`)
 
 // parseBench reads `go test -bench` output and returns its benchmark lines
-// by name. A name seen twice (-count > 1) keeps the last line.
+// by name. A name seen several times (-count > 1) gets the median of each
+// metric, and N is the number of runs.
 func parseBench(r io.Reader) (map[string]BenchLine, error) {
-	out := map[string]BenchLine{}
+	runs := map[string][]map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -48,16 +49,32 @@ func parseBench(r io.Reader) (map[string]BenchLine, error) {
 			}
 			bl.Metrics[f[i+1]] = v
 		}
-		out[bl.Name] = bl
+		runs[bl.Name] = append(runs[bl.Name], bl.Metrics)
+	}
+	out := map[string]BenchLine{}
+	for name, rs := range runs {
+		bl := BenchLine{Name: name, N: int64(len(rs)), Metrics: map[string]float64{}}
+		if len(rs) == 1 {
+			bl.Metrics = rs[0]
+		} else {
+			for unit := range rs[0] {
+				var xs []float64
+				for _, m := range rs {
+					xs = append(xs, m[unit])
+				}
+				bl.Metrics[unit] = median(xs)
+			}
+		}
+		out[name] = bl
 	}
 	return out, sc.Err()
 }
 
 // goBench runs `go test -run ^$ -bench pattern -benchtime benchtime
-// -benchmem` over pkgs in the module root, echoes the output to the log,
+// -count count -benchmem` over pkgs in the module root, echoes the output to the log,
 // and returns the parsed lines. env is added to the environment.
-func (h *harness) goBench(ctx context.Context, pattern, benchtime string, env []string, pkgs ...string) (map[string]BenchLine, error) {
-	args := append([]string{"test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-benchmem", "-count", "1", "-timeout", "20m"}, pkgs...)
+func (h *harness) goBench(ctx context.Context, pattern, benchtime string, count int, env []string, pkgs ...string) (map[string]BenchLine, error) {
+	args := append([]string{"test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-benchmem", "-count", strconv.Itoa(count), "-timeout", "20m"}, pkgs...)
 	cmd := exec.CommandContext(ctx, h.goTool, args...)
 	cmd.Dir = h.root
 	cmd.Env = append(os.Environ(), env...)

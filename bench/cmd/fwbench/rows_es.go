@@ -25,7 +25,7 @@ import (
 // Every round checks that its data stream holds every id exactly once.
 func (h *harness) rowElasticsearch(ctx context.Context) ([]Result, error) {
 	n := min(h.events, envOr("FWBENCH_ES_EVENTS", 20000))
-	ecs, err := h.ecsInput(ctx, h.events)
+	ecs, err := h.ecsInput(ctx, h.kafkaEvents())
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (h *harness) rsyslogReady(ctx context.Context) (string, bool) {
 // syslog-ng-core conflicts with rsyslog (both provide system-log-daemon),
 // so the two cannot be installed side by side.
 func (h *harness) rowPeer(ctx context.Context) ([]Result, error) {
-	n := h.events
+	n := h.kafkaEvents()
 	notes := "syslog-ng not measured: syslog-ng-core conflicts with rsyslog in Debian (both provide system-log-daemon)"
 	if why, ok := h.rsyslogReady(ctx); !ok {
 		h.logf("peer: skipped: %s", why)
