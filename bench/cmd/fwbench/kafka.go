@@ -40,7 +40,7 @@ func (h *harness) newBroker(ctx context.Context, topics ...string) (*broker, err
 	for _, t := range topics {
 		args = append(args, "-topic", t)
 	}
-	b := &broker{cmd: exec.Command(os.Args[0], args...), done: make(chan struct{})}
+	b := &broker{cmd: exec.Command(self(), args...), done: make(chan struct{})}
 	// The broker keeps every record: collect garbage rarely, up to a soft
 	// limit well above a million ECS records.
 	b.cmd.Env = append(os.Environ(), "GOGC=off", "GOMEMLIMIT=6GiB")
@@ -281,7 +281,7 @@ func (h *harness) rowKafka(ctx context.Context) ([]Result, error) {
 
 	// The bare client first, as a child process.
 	t0 := time.Now()
-	cmd := exec.CommandContext(ctx, os.Args[0], "kafka-writer", "-broker", br.addr, "-topic", "fw-bare", "-in", ecs, "-compression", h.kafkaCompression)
+	cmd := exec.CommandContext(ctx, self(), "kafka-writer", "-broker", br.addr, "-topic", "fw-bare", "-in", ecs, "-compression", h.kafkaCompression)
 	var stderr, stdout bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stdout
 	if err := cmd.Run(); err != nil {
@@ -488,4 +488,12 @@ func (h *harness) kafkaEvents() int {
 // (5k events/s), so a slow or busy machine still finishes, a hang does not.
 func (h *harness) timeout(n int) time.Duration {
 	return 30*time.Second + time.Duration(n/5000)*time.Second
+}
+
+// self is this program's path, for the child subcommands.
+func self() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return os.Args[0]
 }
