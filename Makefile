@@ -37,11 +37,17 @@ unit:
 	# detector slows kfake and bulktest ~30x); here it moves the full 50k.
 	$(GO) test -count=1 -run '^TestEndToEndCrash$$' ./agent/collect/
 
-bench-smoke:
-	@echo "bench-smoke: not wired yet"
-
+# Every benchmark of issue 7 (as root, about 5 minutes): var/bench/results.json.
+# The Elasticsearch row's BulkIndexer baseline needs -tags bulkindexer.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) build -tags bulkindexer -o bin/fwbench ./bench/cmd/fwbench
+	./bin/fwbench -go $(GO)
+
+# The same harness on small inputs (< 60 s): figures are not asserted, but a
+# broken row fails. Results in var/bench/smoke/.
+bench-smoke:
+	$(GO) build -o bin/fwbench ./bench/cmd/fwbench
+	./bin/fwbench -smoke -go $(GO)
 
 # Every parser's fuzz target, FUZZTIME each (default 60s).
 FUZZTIME ?= 60s

@@ -1,3 +1,5 @@
+//go:build bulkindexer
+
 package main
 
 import (
