@@ -20,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/fileward/fileward/sinks"
+	kafkasink "github.com/fileward/fileward/sinks/kafka"
 )
 
 // Backoff is the retry schedule for undelivered events.
@@ -149,11 +150,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := buildTLS(o.TLS)
+	tlsCfg, err := kafkasink.BuildTLS(o.TLS)
 	if err != nil {
 		return err
 	}
-	mech, err := buildSASL(o.SASL)
+	mech, err := kafkasink.BuildSASL(o.SASL)
 	if err != nil {
 		return err
 	}
@@ -169,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Warn("collect: close reader", "err", err)
 		}
 	}()
-	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", mechName(o.SASL), "tls", o.TLS.Enabled)
+	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", kafkasink.MechanismName(o.SASL), "tls", o.TLS.Enabled)
 
 	c := &collector{o: o, r: r, dl: dl, m: m, log: log}
 	return c.loop(ctx)

@@ -149,11 +149,11 @@ func New(o Options) (*Sink, error) {
 	if o.BatchBytes == 0 {
 		o.BatchBytes = DefaultBatchBytes
 	}
-	tlsConfig, err := buildTLS(o.TLS)
+	tlsConfig, err := BuildTLS(o.TLS)
 	if err != nil {
 		return nil, err
 	}
-	mech, err := buildSASL(o.SASL)
+	mech, err := BuildSASL(o.SASL)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func New(o Options) (*Sink, error) {
 	}
 	log.Info("kafka sink configured",
 		"brokers", o.Brokers, "topic", o.Topic, "compression", compressionName(codec),
-		"required_acks", acksName(acks), "tls", tlsConfig != nil, "sasl", mechName(o.SASL))
+		"required_acks", acksName(acks), "tls", tlsConfig != nil, "sasl", MechanismName(o.SASL))
 	return &Sink{
 		w:           w,
 		transport:   transport,

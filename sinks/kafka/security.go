@@ -13,9 +13,10 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
-// buildTLS returns the TLS configuration for t, or nil when TLS is off.
+// BuildTLS returns the TLS configuration for t, or nil when TLS is off. The
+// collector builds its consumer's TLS with it too.
 // Certificate verification stays on unless InsecureSkipVerify is set.
-func buildTLS(t TLS) (*tls.Config, error) {
+func BuildTLS(t TLS) (*tls.Config, error) {
 	if !t.Enabled {
 		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify {
 			return nil, errors.New("kafka: tls: ca_file, cert_file, key_file or insecure_skip_verify is set but tls.enabled is false; set tls.enabled: true or remove them")
@@ -49,8 +50,9 @@ func buildTLS(t TLS) (*tls.Config, error) {
 	return c, nil
 }
 
-// buildSASL returns the SASL mechanism for s, or nil when Mechanism is "".
-func buildSASL(s SASL) (sasl.Mechanism, error) {
+// BuildSASL returns the SASL mechanism for s, or nil when Mechanism is "".
+// The collector uses it too.
+func BuildSASL(s SASL) (sasl.Mechanism, error) {
 	mech := strings.ToUpper(strings.TrimSpace(s.Mechanism))
 	if mech == "" {
 		if s.Username != "" || s.Password != "" {
@@ -80,8 +82,8 @@ func buildSASL(s SASL) (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("kafka: sasl.mechanism: unknown mechanism %q; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
 }
 
-// mechName is the mechanism for logs: never the credentials.
-func mechName(s SASL) string {
+// MechanismName is the mechanism for logs: never the credentials.
+func MechanismName(s SASL) string {
 	if s.Mechanism == "" {
 		return "none"
 	}

@@ -125,9 +125,9 @@ func TestBuildTLS(t *testing.T) {
 		}},
 	}
 	for _, tc := range good {
-		c, err := buildTLS(tc.in)
+		c, err := BuildTLS(tc.in)
 		if err != nil || !tc.want(c) {
-			t.Errorf("%s: buildTLS(%+v) = %+v, %v", tc.name, tc.in, c, err)
+			t.Errorf("%s: BuildTLS(%+v) = %+v, %v", tc.name, tc.in, c, err)
 		}
 	}
 	bad := []struct {
@@ -143,8 +143,8 @@ func TestBuildTLS(t *testing.T) {
 		{"mismatched pair", TLS{Enabled: true, CertFile: p.clientCert, KeyFile: p.serverKey}},
 	}
 	for _, tc := range bad {
-		if c, err := buildTLS(tc.in); err == nil {
-			t.Errorf("%s: buildTLS(%+v) = %+v, want an error", tc.name, tc.in, c)
+		if c, err := BuildTLS(tc.in); err == nil {
+			t.Errorf("%s: BuildTLS(%+v) = %+v, want an error", tc.name, tc.in, c)
 		}
 	}
 }
@@ -200,14 +200,14 @@ func TestBuildSASL(t *testing.T) {
 		{SASL{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "p"}, "SCRAM-SHA-256"},
 		{SASL{Mechanism: "scram-sha-512", Username: "u", Password: "p"}, "SCRAM-SHA-512"},
 	} {
-		m, err := buildSASL(tc.in)
+		m, err := BuildSASL(tc.in)
 		switch {
 		case err != nil:
-			t.Errorf("buildSASL(%q): %v", tc.in.Mechanism, err)
+			t.Errorf("BuildSASL(%q): %v", tc.in.Mechanism, err)
 		case tc.name == "" && m != nil:
-			t.Errorf("buildSASL(%q) = %s, want none", tc.in.Mechanism, m.Name())
+			t.Errorf("BuildSASL(%q) = %s, want none", tc.in.Mechanism, m.Name())
 		case tc.name != "" && (m == nil || m.Name() != tc.name):
-			t.Errorf("buildSASL(%q) = %v, want %s", tc.in.Mechanism, m, tc.name)
+			t.Errorf("BuildSASL(%q) = %v, want %s", tc.in.Mechanism, m, tc.name)
 		}
 	}
 	const secret = "hunter2-\u0007-secret" // a control character SASLprep refuses
@@ -217,11 +217,11 @@ func TestBuildSASL(t *testing.T) {
 		{Username: "u", Password: "p"},
 		{Mechanism: "SCRAM-SHA-256", Username: "u", Password: secret},
 	} {
-		_, err := buildSASL(in)
+		_, err := BuildSASL(in)
 		if err == nil {
-			t.Errorf("buildSASL(%+v) accepted it", in.Mechanism)
+			t.Errorf("BuildSASL(%+v) accepted it", in.Mechanism)
 		} else if strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("buildSASL error quotes the password: %v", err)
+			t.Errorf("BuildSASL error quotes the password: %v", err)
 		}
 	}
 }
