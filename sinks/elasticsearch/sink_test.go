@@ -143,7 +143,7 @@ func TestPerItemOutcomes(t *testing.T) {
 	})
 	b := batch(6, 0)
 	b.Events[4].Doc = []byte(`{"event":{"id":"evt-0000004"}}`) // no @timestamp
-	b.Events[5].Doc = []byte(`{"@timestamp":"x", broken`)        // not JSON
+	b.Events[5].Doc = []byte(`{"@timestamp":"x", broken`)      // not JSON
 	res, err := s.Send(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)

@@ -482,7 +482,7 @@ func (s *Server) apply(a action, src []byte) (*itemResult, bool) {
 			"rejected execution of primary operation [coordinating_and_primary_bytes=0, max_coordinating_and_primary_bytes=0]")
 	} else if f < s.item429+s.item503 {
 		return fail(http.StatusServiceUnavailable, "unavailable_shards_exception",
-			"[" + st.backing + "][0] primary shard is not active Timeout: [1m]")
+			"["+st.backing+"][0] primary shard is not active Timeout: [1m]")
 	}
 	// Documents must be JSON objects; a data stream document needs
 	// @timestamp (Data streams > "Set up a data stream": every document
