@@ -28,6 +28,7 @@ staticcheck:
 
 # The import direction is a fact we check: schema/ and sinks/ never import agent/.
 lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	@bad=$$($(GO) list -deps ./schema/... ./sinks/... | grep '^github.com/fileward/fileward/agent' || true); \
 	if [ -n "$$bad" ]; then echo "schema/ or sinks/ imports agent/: $$bad"; exit 1; fi; echo "import direction ok"
 
