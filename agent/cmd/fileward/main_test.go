@@ -431,3 +431,71 @@ metrics: {listen: ""}
 		t.Fatalf("demo wrote %d events\n%s", n, errb.String())
 	}
 }
+
+// TestSpoolFullLossReachesTheStream: with one sink down, a tiny spool under
+// drop_oldest drops events, and the loss travels in the stream as an
+// events_lost document (reason spool_full) that the healthy file sink
+// receives, and /metrics-style counts agree with it.
+func TestSpoolFullLossReachesTheStream(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	demo, _ := os.ReadFile(filepath.Join("demo", "eslogger-demo.ndjson"))
+	os.WriteFile(in, demo, 0o644)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
+source: {type: replay, replay: {path: %[2]s, loop: true, rate: 20000}}
+filters: {aggregate_window: 0s}
+batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
+spool: {max_bytes: 512KiB, segment_bytes: 128KiB, when_full: drop_oldest}
+sinks:
+  - {name: local, type: file, file: {path: %[1]s/events.ndjson}}
+  - name: down
+    type: kafka
+    kafka: {brokers: ["127.0.0.1:1"], timeout: 200ms}
+    backoff: {initial: 50ms, max: 200ms}
+metrics: {listen: ""}
+`, dir, in), 0o644)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lost float64
+	deadline := time.Now().Add(30 * time.Second)
+	for lost == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		b, _ := os.ReadFile(filepath.Join(dir, "events.ndjson"))
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if !bytes.Contains(l, []byte(`"events_lost"`)) {
+				continue
+			}
+			var d map[string]any
+			if err := json.Unmarshal(l, &d); err != nil {
+				continue // a line still being written
+			}
+			if r, _ := lookup(d, "fileward.lost.reason"); r == "spool_full" {
+				c, _ := lookup(d, "fileward.lost.count")
+				lost += c.(float64)
+			}
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	if lost == 0 {
+		t.Fatalf("no spool_full loss event reached the file sink\n%s", errb.String())
+	}
+	// The spool stayed within its bound the whole time it was checked at the end.
+	var total int64
+	filepath.Walk(filepath.Join(dir, "data", "spool"), func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	if total > 512<<10+128<<10 {
+		t.Errorf("spool holds %d bytes, over max_bytes + segment_bytes", total)
+	}
+}
