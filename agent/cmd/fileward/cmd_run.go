@@ -203,7 +203,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, err
 	}
-	health.Add("capture", func() error { return nil })
+	health.Add("capture", captureCheck(a.drops, time.Now, 30*time.Second))
 
 	metricsAt := "metrics disabled"
 	if cfg.Metrics.Listen != "" {
@@ -329,5 +329,31 @@ func (a *agent) closeAll(ctx context.Context) {
 	if a.procs != nil {
 		a.procs.Close()
 		a.procs = nil
+	}
+}
+
+// captureCheck reports capture as degraded while it is losing events: when a
+// capture-side loss counter (ring_full, kernel_overflow, seq_gap,
+// source_restart) moved within the last window.
+func captureCheck(drops *capture.Drops, now func() time.Time, window time.Duration) telemetry.Check {
+	var mu sync.Mutex
+	var last uint64
+	var movedAt time.Time
+	reasons := []schema.LossReason{schema.LossRingFull, schema.LossKernelOverflow, schema.LossSeqGap, schema.LossSourceRestart}
+	return func() error {
+		var total uint64
+		for _, r := range reasons {
+			total += drops.Load(r)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t := now()
+		if total != last {
+			last, movedAt = total, t
+		}
+		if !movedAt.IsZero() && t.Sub(movedAt) < window {
+			return fmt.Errorf("losing events (ring_full, kernel_overflow, seq_gap or source_restart rose within %s)", window)
+		}
+		return nil
 	}
 }
