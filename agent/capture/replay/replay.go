@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,7 +126,7 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 			}
 			line = long
 		}
-		if len(line) > 0 && !isBlank(line) {
+		if len(bytes.TrimSpace(line)) > 0 {
 			ok, perr := parse(line, &ev)
 			switch {
 			case perr != nil:
@@ -174,13 +175,4 @@ func pace(ctx context.Context, start time.Time, n uint64, rate float64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func isBlank(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -105,7 +106,7 @@ func (c *converter) convert(name string, r io.Reader, w *bufio.Writer) {
 }
 
 func (c *converter) line(name string, lineNo int, line []byte, w *bufio.Writer) {
-	if len(trimSpace(line)) == 0 {
+	if len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
 	c.pos++ // the position of this non-blank line, as the eslogger runner counts
@@ -140,11 +141,4 @@ func (c *converter) line(name string, lineNo int, line []byte, w *bufio.Writer) 
 	c.doc = append(c.doc, '\n')
 	w.Write(c.doc)
 	c.written++
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
