@@ -281,14 +281,14 @@ func (p *Pipeline) housekeep(ctx context.Context, final bool) {
 // batch, nothing is marked reported, so the next report carries the sum.
 func (p *Pipeline) reportLosses(ctx context.Context, now time.Time) {
 	var pending [schema.LossReasonCount]uint64
-	any := false
+	moved := false
 	for r := schema.LossReason(0); r < schema.LossReasonCount; r++ {
 		pending[r] = p.o.Drops.Load(r)
 		if pending[r] > p.reported[r] {
-			any = true
+			moved = true
 		}
 	}
-	if !any {
+	if !moved {
 		return
 	}
 	p.flush(ctx) // loss events travel in their own batch
