@@ -78,6 +78,10 @@ type Options struct {
 	// assembled in a side buffer up to MaxLine (default 64 MiB), and longer
 	// still are counted malformed.
 	ReadBuffer, MaxLine int
+	// PipeBuffer is the kernel buffer asked for the child's stdout pipe on
+	// Linux (F_SETPIPE_SZ; default 1 MiB, capped by fs.pipe-max-size).
+	// macOS pipes cannot be resized and ignore it.
+	PipeBuffer int
 	// Logger receives warnings, stderr lines and restart reports; nil discards.
 	Logger *slog.Logger
 }
@@ -126,6 +130,9 @@ func New(o Options) (*Source, error) {
 	}
 	if o.MaxLine <= 0 {
 		o.MaxLine = 64 << 20
+	}
+	if o.PipeBuffer <= 0 {
+		o.PipeBuffer = 1 << 20
 	}
 	override := o.Stream != nil
 	if !override {
@@ -284,6 +291,7 @@ func (s *Source) runOnce(ctx context.Context, args []string, start uint64, out *
 		res.startErr = err
 		return res
 	}
+	pipeSize := growPipe(pr, s.o.PipeBuffer)
 	er, ew, err := os.Pipe()
 	if err != nil {
 		pr.Close()
@@ -305,7 +313,7 @@ func (s *Source) runOnce(ctx context.Context, args []string, start uint64, out *
 		return res
 	}
 	childPID := cmd.Process.Pid
-	s.log.Info("eslogger started", "pid", childPID, "path", s.o.Path, "args", args)
+	s.log.Info("eslogger started", "pid", childPID, "path", s.o.Path, "args", args, "pipe_buffer", pipeSize)
 
 	exited := make(chan struct{})
 	var waitErr error

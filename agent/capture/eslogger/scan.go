@@ -148,28 +148,45 @@ const (
 func zeroMask(v uint64) uint64 { return (v - lsb) &^ v & msb }
 
 // stringEnd returns the index of the quote that closes the string whose
-// contents start at i, or -1. It tests 8 bytes at a time for '"' or '\\'.
+// contents start at i, or -1. It looks for quotes only: the first word of 8
+// bytes by SWAR (most keys end there), then with bytes.IndexByte (SIMD), and
+// a quote is escaped exactly when an odd run of backslashes precedes it
+// (within the string). That is the same answer as walking the string and
+// skipping the byte after each backslash, because the run starts where an
+// escape may start.
 func stringEnd(b []byte, i int) int {
-	for i < len(b) {
+	start := i
+	for {
+		var j int
 		if i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			m := zeroMask(x^quotes) | zeroMask(x^backslashes)
-			if m == 0 {
-				i += 8
-				continue
+			if m := zeroMask(binary.LittleEndian.Uint64(b[i:]) ^ quotes); m != 0 {
+				j = i + bits.TrailingZeros64(m)>>3
+			} else {
+				k := bytes.IndexByte(b[i+8:], '"')
+				if k < 0 {
+					return -1
+				}
+				j = i + 8 + k
 			}
-			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			k := bytes.IndexByte(b[i:], '"')
+			if k < 0 {
+				return -1
+			}
+			j = i + k
 		}
-		switch b[i] {
-		case '"':
-			return i
-		case '\\':
-			i += 2 // the escaped byte cannot end the string
-		default:
-			i++
+		if j == start || b[j-1] != '\\' {
+			return j
 		}
+		n := 1
+		for j-n-1 >= start && b[j-n-1] == '\\' {
+			n++
+		}
+		if n&1 == 0 {
+			return j
+		}
+		i = j + 1
 	}
-	return -1
 }
 
 // rawString reads a string value and returns its decoded bytes, which alias
