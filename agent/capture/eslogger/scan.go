@@ -100,37 +100,76 @@ func (s *scanner) null() bool {
 // index, 0 for the first) and returns its raw key. It returns ok=false after
 // consuming the closing '}', or on error.
 func (s *scanner) nextKey(n int) (key []byte, ok bool) {
-	c := s.peek()
-	if c == '}' {
-		s.i++
+	b := s.b
+	var start int
+	// eslogger writes `, "` between members and `{"` at the start.
+	if i := s.i; n > 0 && i+2 < len(b) && b[i] == ',' && b[i+1] == ' ' && b[i+2] == '"' {
+		start = i + 3
+	} else if n == 0 && i < len(b) && b[i] == '"' {
+		start = i + 1
+	} else if start, ok = s.keyStart(n); !ok {
 		return nil, false
 	}
-	if n > 0 {
-		if c != ',' {
-			s.fail("expected ',' or '}' in object")
-			return nil, false
+	var end int
+	// Keys are short and never escaped in eslogger output: one SWAR word
+	// usually holds the closing quote; anything else takes stringEnd.
+	if start+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[start:])
+		m := zeroMask(x^quotes) | zeroMask(x^backslashes)
+		if m != 0 && b[start+bits.TrailingZeros64(m)>>3] == '"' {
+			end = start + bits.TrailingZeros64(m)>>3
+		} else {
+			end = stringEnd(b, start)
 		}
-		s.i++
-		c = s.peek()
+	} else {
+		end = stringEnd(b, start)
 	}
-	if c != '"' {
-		s.fail("expected object key")
-		return nil, false
-	}
-	start := s.i + 1
-	end := stringEnd(s.b, start)
 	if end < 0 {
+		s.i = start - 1
 		s.fail("unterminated key")
 		return nil, false
 	}
-	key = s.b[start:end]
-	s.i = end + 1
+	key = b[start:end]
+	// The separator is ':' or ': ' in eslogger output.
+	i := end + 1
+	if i < len(b) && b[i] == ':' {
+		s.i = i + 1
+		return key, true
+	}
+	if i+1 < len(b) && b[i] == ' ' && b[i+1] == ':' {
+		s.i = i + 2
+		return key, true
+	}
+	s.i = i
 	if s.peek() != ':' {
 		s.fail("expected ':' after key")
 		return nil, false
 	}
 	s.i++
 	return key, true
+}
+
+// keyStart is nextKey's general path to the opening quote of a key: it
+// returns the index after the quote, or ok=false at '}' (consumed) or on error.
+func (s *scanner) keyStart(n int) (start int, ok bool) {
+	c := s.peek()
+	if c == '}' {
+		s.i++
+		return 0, false
+	}
+	if n > 0 {
+		if c != ',' {
+			s.fail("expected ',' or '}' in object")
+			return 0, false
+		}
+		s.i++
+		c = s.peek()
+	}
+	if c != '"' {
+		s.fail("expected object key")
+		return 0, false
+	}
+	return s.i + 1, true
 }
 
 // SWAR constants: zeroMask(x ^ c*lsb) has the high bit set in each byte of x
@@ -157,18 +196,17 @@ func zeroMask(v uint64) uint64 { return (v - lsb) &^ v & msb }
 func stringEnd(b []byte, i int) int {
 	start := i
 	for {
-		var j int
-		if i+8 <= len(b) {
+		j := -1
+		// Most strings (keys, ids, timestamps, short paths) end within a few
+		// words: SWAR is cheaper than a call there; long ones take IndexByte.
+		lim := min(len(b)-8, i+64)
+		for ; i <= lim; i += 8 {
 			if m := zeroMask(binary.LittleEndian.Uint64(b[i:]) ^ quotes); m != 0 {
 				j = i + bits.TrailingZeros64(m)>>3
-			} else {
-				k := bytes.IndexByte(b[i+8:], '"')
-				if k < 0 {
-					return -1
-				}
-				j = i + 8 + k
+				break
 			}
-		} else {
+		}
+		if j < 0 {
 			k := bytes.IndexByte(b[i:], '"')
 			if k < 0 {
 				return -1
@@ -372,6 +410,10 @@ func (s *scanner) skipNumber() {
 func (s *scanner) skipComposite() {
 	b := s.b
 	i := s.i
+	if end, ok := skipFlat(b, i); ok {
+		s.i = end
+		return
+	}
 	var stack uint64 // bit set = '{'
 	depth := 0
 	for i < len(b) {
@@ -426,6 +468,35 @@ func (s *scanner) skipComposite() {
 	s.fail("unexpected end of input")
 }
 
+// flatMin is the size from which skipFlat pays for its scans.
+const flatMin = 64
+
+// skipFlat skips a long composite that holds no nested composite and no
+// escape (an es_file_t's stat, an audit token array) with a few SIMD scans
+// instead of a walk. b[i] is '{' or '['. The first closing bracket of the same
+// kind ends the composite when the bytes before it hold no opening bracket,
+// no closing bracket of the other kind, no backslash and an even number of
+// quotes: the quotes then pair up into strings that hold no bracket, so the
+// exact skipper (skipComposite's walk) would stop at the same byte. Anything
+// else returns ok=false and the walk decides, errors included.
+func skipFlat(b []byte, i int) (end int, ok bool) {
+	closer, other := byte('}'), byte(']')
+	if b[i] == '[' {
+		closer, other = ']', '}'
+	}
+	r := b[i+1:]
+	k := bytes.IndexByte(r, closer)
+	if k < flatMin {
+		return 0, false
+	}
+	r = r[:k]
+	if bytes.IndexByte(r, '{') >= 0 || bytes.IndexByte(r, '[') >= 0 || bytes.IndexByte(r, other) >= 0 ||
+		bytes.IndexByte(r, '\\') >= 0 || bytes.Count(r, []byte{'"'})&1 != 0 {
+		return 0, false
+	}
+	return i + 1 + k + 1, true
+}
+
 // uint reads a non-negative integer.
 func (s *scanner) uint() uint64 {
 	c := s.peek()
@@ -436,6 +507,23 @@ func (s *scanner) uint() uint64 {
 	b := s.b
 	i := s.i
 	var v uint64
+	// Up to 19 digits cannot overflow: no check per digit.
+	fast := i
+	for fast < len(b) && fast-i < 19 && b[fast]-'0' <= 9 {
+		v = v*10 + uint64(b[fast]-'0')
+		fast++
+	}
+	if fast-i < 19 || fast == len(b) || b[fast]-'0' > 9 {
+		i = fast
+		if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+			s.i = i
+			s.fail("expected integer")
+			return 0
+		}
+		s.i = i
+		return v
+	}
+	v = 0
 	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 		d := uint64(b[i] - '0')
 		if v > (1<<64-1-d)/10 {
