@@ -110,18 +110,19 @@ func (s *scanner) nextKey(n int) (key []byte, ok bool) {
 	} else if start, ok = s.keyStart(n); !ok {
 		return nil, false
 	}
-	var end int
-	// Keys are short and never escaped in eslogger output: one SWAR word
-	// usually holds the closing quote; anything else takes stringEnd.
-	if start+8 <= len(b) {
-		x := binary.LittleEndian.Uint64(b[start:])
-		m := zeroMask(x^quotes) | zeroMask(x^backslashes)
-		if m != 0 && b[start+bits.TrailingZeros64(m)>>3] == '"' {
-			end = start + bits.TrailingZeros64(m)>>3
-		} else {
-			end = stringEnd(b, start)
+	// Keys are short and never escaped in eslogger output: the closing quote
+	// is usually within three SWAR words; anything else takes stringEnd.
+	end := -1
+	for w := start; w+8 <= len(b) && w < start+24; w += 8 {
+		x := binary.LittleEndian.Uint64(b[w:])
+		if m := zeroMask(x^quotes) | zeroMask(x^backslashes); m != 0 {
+			if j := w + bits.TrailingZeros64(m)>>3; b[j] == '"' {
+				end = j
+			}
+			break
 		}
-	} else {
+	}
+	if end < 0 {
 		end = stringEnd(b, start)
 	}
 	if end < 0 {
@@ -469,7 +470,7 @@ func (s *scanner) skipComposite() {
 }
 
 // flatMin is the size from which skipFlat pays for its scans.
-const flatMin = 64
+const flatMin = 32
 
 // skipFlat skips a long composite that holds no nested composite and no
 // escape (an es_file_t's stat, an audit token array) with a few SIMD scans
