@@ -633,6 +633,11 @@ func (p *Parser) token(t *token) bool {
 		s.null()
 		return false
 	case '[':
+		if v, end, ok := tokenArray(s.b, s.i); ok {
+			s.i = end
+			t.euid, t.egid, t.ruid, t.pid, t.pidversion = v[1], v[2], v[3], int32(v[5]), v[7]
+			return true
+		}
 		s.i++
 		var v [8]uint32
 		for n := 0; ; n++ {
@@ -689,6 +694,39 @@ func (p *Parser) token(t *token) bool {
 	}
 	s.fail("expected audit token object or array")
 	return false
+}
+
+// tokenArray is the fast path for an audit token array of exactly 8
+// integers that fit uint32, of up to 10 digits each, separated by ',' or ', ' (as eslogger
+// writes them). b[i] is '['. Anything else returns ok=false, and the general
+// decoding in token runs from the same place, errors included.
+func tokenArray(b []byte, i int) (v [8]uint32, end int, ok bool) {
+	i++
+	for n := 0; n < 8; n++ {
+		if i < len(b) && b[i] == ' ' {
+			i++
+		}
+		start := i
+		var x uint64
+		for i < len(b) && i-start < 10 && b[i]-'0' <= 9 {
+			x = x*10 + uint64(b[i]-'0')
+			i++
+		}
+		if i == start || i >= len(b) || x > 1<<32-1 {
+			return v, 0, false
+		}
+		v[n] = uint32(x)
+		c := b[i]
+		if n < 7 && c == ',' {
+			i++
+			continue
+		}
+		if n == 7 && c == ']' {
+			return v, i + 1, true
+		}
+		return v, 0, false
+	}
+	return v, 0, false
 }
 
 // finish maps the decoded payload onto ev.

@@ -445,6 +445,14 @@ func (s *scanner) skipComposite() {
 				s.fail("nesting too deep")
 				return
 			}
+			if depth > 0 {
+				// A nested flat composite (the stat of a skipped file)
+				// ends where the walk would end it.
+				if end, ok := skipFlat(b, i); ok {
+					i = end
+					continue
+				}
+			}
 			stack <<= 1
 			if c == '{' {
 				stack |= 1
