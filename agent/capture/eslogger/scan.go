@@ -114,9 +114,9 @@ func (s *scanner) nextKey(n int) (key []byte, ok bool) {
 	// is usually within three SWAR words; anything else takes stringEnd.
 	end := -1
 	for w := start; w+8 <= len(b) && w < start+24; w += 8 {
-		x := binary.LittleEndian.Uint64(b[w:])
-		if m := zeroMask(x^quotes) | zeroMask(x^backslashes); m != 0 {
-			if j := w + bits.TrailingZeros64(m)>>3; b[j] == '"' {
+		if m := zeroMask(binary.LittleEndian.Uint64(b[w:]) ^ quotes); m != 0 {
+			// The first quote ends the key unless a backslash precedes it.
+			if j := w + bits.TrailingZeros64(m)>>3; b[j-1] != '\\' {
 				end = j
 			}
 			break
