@@ -476,7 +476,7 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 				s.log.Warn("eslogger line longer than the limit dropped", "line", lineNo, "limit", s.o.MaxLine)
 			}
 			overlong = false
-		} else if t := bytes.TrimRight(line, "\r\n"); len(bytes.TrimSpace(t)) > 0 {
+		} else if t := trimEOL(line); len(bytes.TrimSpace(t)) > 0 {
 			handle(t)
 		}
 		long = long[:0]
@@ -490,6 +490,16 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 			return
 		}
 	}
+}
+
+// trimEOL is bytes.TrimRight(line, "\r\n") without building a byte set per
+// call.
+func trimEOL(line []byte) []byte {
+	n := len(line)
+	for n > 0 && (line[n-1] == '\n' || line[n-1] == '\r') {
+		n--
+	}
+	return line[:n]
 }
 
 // gapState tracks ESF sequence numbers of one eslogger run.
