@@ -669,6 +669,10 @@ func (p *Parser) token(t *token) bool {
 		t.euid, t.egid, t.ruid, t.pid, t.pidversion = v[1], v[2], v[3], int32(v[5]), v[7]
 		return true
 	case '{':
+		if end, ok := tokenObject(s.b, s.i, t); ok {
+			s.i = end
+			return true
+		}
 		s.i++
 		for n := 0; ; n++ {
 			k, ok := s.nextKey(n)
@@ -727,6 +731,76 @@ func tokenArray(b []byte, i int) (v [8]uint32, end int, ok bool) {
 		return v, 0, false
 	}
 	return v, 0, false
+}
+
+// tokenObject is the fast path for an audit token object as eslogger writes
+// it: {"key": integer, ...} with ", " or "," between members, every key one
+// of the eight token fields, every value an integer that fits uint32. b[i] is
+// '{'. It fills t only on success; anything else returns ok=false, and the
+// general decoding in token runs from the same place, errors included. On
+// success the general decoding would have set the same fields.
+func tokenObject(b []byte, i int, t *token) (end int, ok bool) {
+	var r token
+	i++
+	for n := 0; ; n++ {
+		if n > 0 {
+			if i+1 < len(b) && b[i] == ',' && b[i+1] == ' ' {
+				i += 2
+			} else if i < len(b) && b[i] == ',' {
+				i++
+			} else {
+				return 0, false
+			}
+		}
+		if i >= len(b) || b[i] != '"' {
+			return 0, false
+		}
+		ks := i + 1
+		i = ks
+		for i < len(b) && i-ks <= 10 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) || b[i] != '"' {
+			return 0, false
+		}
+		key := b[ks:i]
+		i++
+		if i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		i++
+		if i < len(b) && b[i] == ' ' {
+			i++
+		}
+		ds := i
+		var x uint64
+		for i < len(b) && i-ds < 10 && b[i]-'0' <= 9 {
+			x = x*10 + uint64(b[i]-'0')
+			i++
+		}
+		if i == ds || i >= len(b) || x > 1<<32-1 || b[i]-'0' <= 9 {
+			return 0, false
+		}
+		switch string(key) {
+		case "pid":
+			r.pid = int32(uint32(x))
+		case "pidversion":
+			r.pidversion = uint32(x)
+		case "euid":
+			r.euid = uint32(x)
+		case "ruid":
+			r.ruid = uint32(x)
+		case "egid":
+			r.egid = uint32(x)
+		case "auid", "asid", "rgid":
+		default:
+			return 0, false
+		}
+		if b[i] == '}' {
+			*t = r
+			return i + 1, true
+		}
+	}
 }
 
 // finish maps the decoded payload onto ev.
