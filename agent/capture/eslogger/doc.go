@@ -3,7 +3,9 @@
 // and turns its JSON Lines into capture.Event values.
 //
 // It owns the eslogger parser (Parser, a hand-written scanner that decodes
-// only what the agent needs), the mapping of config event names to eslogger
+// only what the agent needs; its fast paths for eslogger's own layout fall
+// back to the general decoding on anything else, and refparser_test.go keeps
+// the pre-speed-up parser as the oracle they are fuzzed against), the mapping of config event names to eslogger
 // names, the runner (Source: one goroutine that reads the child's stdout,
 // parses and pushes with Ring.TryPush; restarts with backoff; seq_num and
 // global_seq_num gap counting; self-muting), and the darwin-only start-up

@@ -349,8 +349,9 @@ func unescape(dst, v []byte) ([]byte, bool) {
 	return dst, true
 }
 
-// skipValue skips any JSON value. Strings are jumped with IndexByte and
-// containers by depth counting with a bit stack that checks bracket pairs.
+// skipValue skips any JSON value. Strings are jumped with stringEnd, flat
+// containers of 32 bytes or more with skipFlat's SIMD scans, and the rest by
+// depth counting with a bit stack that checks bracket pairs.
 func (s *scanner) skipValue() {
 	c := s.peek()
 	switch {
