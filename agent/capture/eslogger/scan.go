@@ -257,12 +257,31 @@ func (s *scanner) rawString() ([]byte, bool) {
 }
 
 // appendString reads a string value and appends its decoded bytes to dst.
+// It unescapes straight into dst, without the scratch buffer.
 func (s *scanner) appendString(dst []byte) ([]byte, bool) {
-	v, ok := s.rawString()
-	if !ok {
+	if s.peek() != '"' {
+		s.fail("expected string")
 		return dst, false
 	}
-	return append(dst, v...), true
+	start := s.i + 1
+	end := stringEnd(s.b, start)
+	if end < 0 {
+		s.fail("unterminated string")
+		return dst, false
+	}
+	s.i = end + 1
+	v := s.b[start:end]
+	if bytes.IndexByte(v, '\\') < 0 {
+		return append(dst, v...), true
+	}
+	n := len(dst)
+	out, ok := unescape(dst, v)
+	if !ok {
+		s.i = start
+		s.fail("invalid escape in string")
+		return out[:n], false
+	}
+	return out, true
 }
 
 func unhex(c byte) rune {
