@@ -489,51 +489,73 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	}
 	s.closeMu.Unlock()
 
-	files := make([]*os.File, len(s.groups))
-	for i, g := range s.groups {
-		// The fd is non-blocking, so os.File parks the goroutine in the
-		// runtime poller instead of holding a thread, and a read deadline
-		// can wake it on cancellation.
-		files[i] = os.NewFile(uintptr(g.fd), "fanotify")
-		g.fd = -1 // owned by files[i] now
+	// The read loops wait in poll(2) on their group and on this eventfd,
+	// which cancellation (or the first loop to fail) makes readable.
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		for _, g := range s.groups {
+			g.close()
+		}
+		return fmt.Errorf("fanotify: eventfd: %w", err)
+	}
+	signal := func() {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1) // eventfd counters are in host byte order
+		unix.Write(wake, one[:])
 	}
 	errs := make(chan error, len(s.groups))
-	for i, g := range s.groups {
-		go func() { errs <- s.loop(ctx, g, files[i], out, drops) }()
+	for _, g := range s.groups {
+		go func() { errs <- s.loop(ctx, g, wake, out, drops) }()
 	}
-	stop := context.AfterFunc(ctx, func() {
-		for _, f := range files {
-			f.SetReadDeadline(time.Unix(1, 0))
-		}
-	})
+	stop := context.AfterFunc(ctx, signal)
 	var first error
 	for range s.groups {
 		if err := <-errs; err != nil && first == nil {
 			first = err
-			for _, f := range files { // stop the other loops too
-				f.SetReadDeadline(time.Unix(1, 0))
-			}
+			signal() // stop the other loops too
 		}
 	}
 	stop()
-	for i, g := range s.groups {
-		files[i].Close()
+	for _, g := range s.groups {
 		g.close()
 	}
+	unix.Close(wake)
 	return first
 }
 
-func (s *Source) loop(ctx context.Context, g *group, f *os.File, out *capture.Ring, drops *capture.Drops) error {
+// loop reads one group until wake becomes readable.
+//
+// It does not use the Go runtime's poller. The poller registers a
+// descriptor with epoll for its whole life, so the kernel would run epoll's
+// wakeup callback inside the workload's own syscall for every event it
+// queues, even while this loop is busy or asleep. Waiting in poll(2) only
+// when the queue is empty puts a waiter on the group just while nobody
+// reads it: BenchmarkCaptureOverhead's raw-reader rows measured the
+// workload's CPU at 1.21–1.54× with an epoll-registered reader against
+// 1.02× with this one, both reading after the same 1 ms batch delay.
+func (s *Source) loop(ctx context.Context, g *group, wake int, out *capture.Ring, drops *capture.Drops) error {
 	buf := make([]byte, s.o.ReadBuffer)
+	fds := []unix.PollFd{{Fd: int32(g.fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
 	var ev schema.Event
 	for {
-		n, err := f.Read(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+		n, err := unix.Read(g.fd, buf)
+		if errors.Is(err, unix.EAGAIN) || (err == nil && n == 0) {
+			// Nothing queued: wait for the kernel or for cancellation.
+			fds[0].Revents, fds[1].Revents = 0, 0
+			if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+				return fmt.Errorf("poll fanotify: %w", err)
+			}
+			if fds[1].Revents != 0 || ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
-				continue
+			continue
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
 			return fmt.Errorf("read fanotify: %w", err)
 		}
@@ -545,6 +567,9 @@ func (s *Source) loop(ctx context.Context, g *group, f *os.File, out *capture.Ri
 		s.process(g, buf[:n], t.UnixNano(), &ev, out, drops)
 		if w := int64(time.Since(t)); w > s.maxWork.Load() {
 			s.maxWork.Store(w)
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		if s.o.BatchDelay > 0 && n < len(buf)/16 {
 			// A small read: let the kernel gather a batch before the next
