@@ -5,7 +5,6 @@ package fanotify
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -453,8 +452,9 @@ func benchFS(b *testing.B) string {
 }
 
 // rawReader starts a fanotify group with the agent's flags and mask on a
-// filesystem mark on mnt, and a goroutine that reads it into a large buffer
-// and discards what it reads. stop ends it and closes the group.
+// filesystem mark on mnt, and a goroutine that reads it the way the agent
+// does (poll(2) when empty, a 1 ms pause after a small read) into a large
+// buffer and discards what it reads. stop ends it and closes the group.
 func rawReader(mnt string, events []string) (stop func(), err error) {
 	ev, _ := parseEvents(events)
 	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_REPORT_DFID_NAME, unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
@@ -465,22 +465,27 @@ func rawReader(mnt string, events []string) (stop func(), err error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("fanotify_mark: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "fanotify-raw")
+	var stopping atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		buf := make([]byte, defaultReadBuffer)
-		for {
-			if _, err := f.Read(buf); err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-				return
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for !stopping.Load() {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				unix.Poll(fds, 100)
+				continue
+			}
+			if n < len(buf)/16 {
+				time.Sleep(defaultBatchDelay)
 			}
 		}
 	}()
 	return func() {
-		// Drain what is queued, then stop.
-		time.Sleep(100 * time.Millisecond)
-		f.SetReadDeadline(time.Unix(1, 0))
+		time.Sleep(100 * time.Millisecond) // drain what is queued
+		stopping.Store(true)
 		<-done
-		f.Close()
+		unix.Close(fd)
 	}, nil
 }
