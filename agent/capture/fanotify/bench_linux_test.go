@@ -30,6 +30,13 @@ import (
 // the test binary runs the file workload in that directory and exits, so the
 // workload is a separate process from the agent being measured.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("FILEWARD_GEN_DIR"); dir != "" {
+		if err := generate(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "generate:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv("FILEWARD_WORKLOAD"); dir != "" {
 		n, _ := strconv.Atoi(os.Getenv("FILEWARD_WORKLOAD_FILES"))
 		if err := workload(dir, os.Getenv("FILEWARD_WORKLOAD_SRC"), n); err != nil {
@@ -271,10 +278,21 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
 		go func() {
 			defer wg.Done()
+			// Consume as the pipeline does: wait for one event, take what
+			// is queued, then pause before waiting again (see
+			// pipeline.Run), so a busy source does not wake the consumer
+			// for every event it pushes.
 			var ev schema.Event
 			for ring.Pop(ctx, &ev) {
 				pc.Enrich(&ev)
 				consumed.Add(1)
+				for ring.TryPop(&ev) {
+					pc.Enrich(&ev)
+					consumed.Add(1)
+				}
+				if os.Getenv("FILEWARD_BENCH_NOGATHER") == "" {
+					time.Sleep(time.Millisecond)
+				}
 			}
 		}()
 		cpu0 := cpuTime()
@@ -488,4 +506,174 @@ func rawReader(mnt string, events []string) (stop func(), err error) {
 		<-done
 		unix.Close(fd)
 	}, nil
+}
+
+// generate is the paced event generator of BenchmarkSustainedRate (a child
+// process): it opens and closes the files f0…f{FILEWARD_GEN_FILES-1} in dir
+// round-robin at FILEWARD_GEN_RATE opens per second for
+// FILEWARD_GEN_MILLIS, pacing itself every millisecond, and prints the
+// number of opens it made. Each open and close is two events (open, close)
+// on a different file from its neighbours, so the kernel cannot merge them.
+func generate(dir string) error {
+	rate := envInt("FILEWARD_GEN_RATE", 10000)
+	files := envInt("FILEWARD_GEN_FILES", 10000)
+	d := time.Duration(envInt("FILEWARD_GEN_MILLIS", 3000)) * time.Millisecond
+	names := make([]string, files)
+	for i := range names {
+		names[i] = filepath.Join(dir, "f"+strconv.Itoa(i))
+	}
+	t0 := time.Now()
+	done := 0
+	for {
+		el := time.Since(t0)
+		if el >= d {
+			break
+		}
+		want := int(float64(rate) * el.Seconds())
+		for ; done < want; done++ {
+			fd, err := unix.Open(names[done%files], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open: %w", err)
+			}
+			unix.Close(fd)
+		}
+		time.Sleep(time.Millisecond - time.Since(t0.Add(el)))
+	}
+	fmt.Println(done)
+	return nil
+}
+
+// BenchmarkSustainedRate searches for the highest event rate the agent
+// sustains with zero kernel_overflow on the default kernel queue (16384
+// events). One source and a consumer that calls procfs Enrich on every
+// event (as the pipeline would) run for the whole search; two paced child
+// processes open and close distinct files at a rate that doubles, then
+// grows by a quarter, step by step (FILEWARD_BENCH_STEP_MS long, default
+// 3000), until the kernel overflows, the ring fills, or the generators can no
+// longer reach the rate asked of it on this machine. It reports the highest
+// rate with no loss (events/s) and the first rate with loss, if one was
+// reached.
+func BenchmarkSustainedRate(b *testing.B) {
+	needRoot(b)
+	stepMS := envInt("FILEWARD_BENCH_STEP_MS", 3000)
+	mnt := benchFS(b)
+	const nFiles = 10000
+	dirs := []string{filepath.Join(mnt, "gen0"), filepath.Join(mnt, "gen1")}
+	for _, dir := range dirs {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < nFiles; i++ {
+			if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), []byte("x"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		s, err := New(Options{Marks: []string{mnt}, Events: []string{"open", "close", "create", "modify", "rename", "delete", "attrib", "exec"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		drops := &capture.Drops{}
+		ring := capture.NewRing(65536, drops)
+		pc := procfs.New(procfs.Options{HostID: "bench"})
+		ctx, cancel := context.WithCancel(context.Background())
+		var consumed atomic.Uint64
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.Run(ctx, ring, drops) }()
+		go func() {
+			defer wg.Done()
+			var ev schema.Event
+			for ring.Pop(ctx, &ev) {
+				pc.Enrich(&ev)
+				consumed.Add(1)
+				for ring.TryPop(&ev) {
+					pc.Enrich(&ev)
+					consumed.Add(1)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		best, firstLoss := 0.0, 0.0
+		var bestCPU float64
+		for rate := 25000; ; {
+			of0, rf0 := drops.Load(schema.LossKernelOverflow), drops.Load(schema.LossRingFull)
+			ev0, c0 := s.Stats().Events, cpuTime()
+			// Two generators, each at half the rate, so that the rate is not
+			// capped by one core's syscall speed.
+			var outs [2][]byte
+			var errs [2]error
+			var gw sync.WaitGroup
+			t0 := time.Now()
+			for g := range outs {
+				gw.Add(1)
+				go func() {
+					defer gw.Done()
+					cmd := exec.Command(self)
+					cmd.Env = append(os.Environ(), "FILEWARD_GEN_DIR="+dirs[g], "FILEWARD_GEN_FILES="+strconv.Itoa(nFiles),
+						"FILEWARD_GEN_RATE="+strconv.Itoa(rate/2), "FILEWARD_GEN_MILLIS="+strconv.Itoa(stepMS))
+					cmd.Stderr = os.Stderr
+					outs[g], errs[g] = cmd.Output()
+				}()
+			}
+			gw.Wait()
+			opens := 0
+			for g := range outs {
+				if errs[g] != nil {
+					b.Fatalf("generator: %v", errs[g])
+				}
+				n, _ := strconv.Atoi(strings.TrimSpace(string(outs[g])))
+				opens += n
+			}
+			wall := time.Since(t0)
+			// Let the agent catch up before judging the step.
+			for last := uint64(0); ; {
+				time.Sleep(100 * time.Millisecond)
+				c := consumed.Load()
+				if c == last && ring.Len() == 0 {
+					break
+				}
+				last = c
+			}
+			evs := s.Stats().Events - ev0
+			cpu := cpuTime() - c0
+			of, rf := drops.Load(schema.LossKernelOverflow)-of0, drops.Load(schema.LossRingFull)-rf0
+			got := float64(evs) / wall.Seconds()
+			asked := 2 * float64(rate)
+			reached := float64(opens) >= 0.95*float64(rate)*float64(stepMS)/1000
+			// Fewer events than opens and closes without a loss count means
+			// the kernel merged an event into an identical one still queued
+			// (same file, same process, same mask): not a loss it reports.
+			b.Logf("asked %.0f events/s: generators made %d opens (%v), agent got %d events = %.0f events/s (%d merged by the kernel), %.2f agent CPU-s/1M events; kernel_overflow %d, ring_full %d",
+				asked, opens, wall.Round(time.Millisecond), evs, got, 2*int64(opens)-int64(evs), cpu.Seconds()/(float64(evs)/1e6), of, rf)
+			if of > 0 || rf > 0 {
+				firstLoss = got
+				break
+			}
+			if got > best {
+				best, bestCPU = got, cpu.Seconds()/(float64(evs)/1e6)
+			}
+			if !reached {
+				b.Logf("the generator cannot make more than %.0f events/s on this machine; no loss up to here", got)
+				break
+			}
+			if rate < 200000 {
+				rate *= 2
+			} else {
+				rate += rate / 4
+			}
+		}
+		cancel()
+		wg.Wait()
+		pc.Close()
+		b.ReportMetric(best, "lossless-events/s")
+		b.ReportMetric(bestCPU, "agent-cpu-s/1M-events")
+		b.ReportMetric(firstLoss, "first-loss-events/s")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	}
 }
