@@ -78,44 +78,72 @@ func (h *harness) rowSpool(ctx context.Context) ([]Result, error) {
 	return out, nil
 }
 
-// rowCapture reuses agent/capture/fanotify's BenchmarkCaptureOverhead: the
-// workload in a child process on a tmpfs, alternating without and with the
-// fanotify source (plus procfs enrichment) capturing that tmpfs; each
-// iteration is one pair, and the figures are medians over the pairs.
+// rowCapture reuses agent/capture/fanotify's benchmarks.
+// BenchmarkCaptureOverhead runs the workload in a child process, rotating
+// without the agent, with a raw reader (a fanotify group with the agent's
+// flags whose reader discards what it reads: the kernel's own cost) and with
+// the fanotify source plus procfs enrichment; each iteration is one such
+// set, and the ratios are of totals over the sets. It runs on a tmpfs (the
+// cheapest syscalls, so the largest relative cost) and, outside the smoke
+// run, on an ext4 filesystem on a loop device. BenchmarkSustainedRate
+// searches for the highest event rate with zero kernel_overflow.
 func (h *harness) rowCapture(ctx context.Context) ([]Result, error) {
 	if os.Geteuid() != 0 {
 		return []Result{{Name: "capture.slowdown", Skipped: "needs root (fanotify)"}}, nil
 	}
 	files, pairs, srcFiles := envOr("FWBENCH_CAPTURE_FILES", 100000), envOr("FWBENCH_CAPTURE_PAIRS", 3), envOr("FWBENCH_CAPTURE_SRC_FILES", 20000)
+	stepMS := 3000
+	fss := []string{"tmpfs", "ext4"}
 	if h.smoke {
-		files, pairs, srcFiles = 1000, 1, 100
+		files, pairs, srcFiles, stepMS = 1000, 1, 100, 300
+		fss = fss[:1]
 	}
-	env := []string{"FILEWARD_BENCH_FILES=" + strconv.Itoa(files), "FILEWARD_BENCH_SRC_FILES=" + strconv.Itoa(srcFiles)}
-	bl, err := h.goBench(ctx, `^BenchmarkCaptureOverhead$`, fmt.Sprintf("%dx", pairs), 1, env, "./agent/capture/fanotify")
+	var out []Result
+	for _, fsType := range fss {
+		env := []string{"FILEWARD_BENCH_FILES=" + strconv.Itoa(files), "FILEWARD_BENCH_SRC_FILES=" + strconv.Itoa(srcFiles), "FILEWARD_BENCH_FS=" + fsType}
+		bl, err := h.goBench(ctx, `^BenchmarkCaptureOverhead$`, fmt.Sprintf("%dx", pairs), 1, env, "./agent/capture/fanotify")
+		if err != nil {
+			return nil, err
+		}
+		b, ok := bl["BenchmarkCaptureOverhead"]
+		if !ok {
+			return nil, fmt.Errorf("BenchmarkCaptureOverhead missing from the output (have %v)", keys(bl))
+		}
+		m := b.Metrics
+		name := "capture." + fsType + "."
+		note := fmt.Sprintf("%d sets; workload %d files ×(create+write, read, rename, delete) + read of %d source files on %s; events open,close,create,modify,rename,delete,attrib,exec (access off); agent = fanotify source + ring + procfs enrichment in the benchmark process (not the full fileward run)", pairs, files, srcFiles, fsType)
+		slow := Result{Name: name + "slowdown", Value: m["slowdown"], Unit: "x wall (with/without)",
+			Baseline: m["raw-reader-slowdown"], BaselineUnit: "x wall, raw reader (kernel cost alone)",
+			Ratio: m["agent-vs-raw"], RatioMeans: "workload wall time with agent / with raw reader", Notes: note}
+		slow.apply(Target{"value", "<=", 1.10})
+		wcpu := Result{Name: name + "workload_cpu_ratio", Value: m["workload-cpu-ratio"], Unit: "x CPU (with/without)",
+			Notes: "the workload's own CPU time with / without; less noisy than wall time on 2 cores"}
+		cpu := Result{Name: name + "agent_cpu_s_per_1M", Value: m["agent-cpu-s/1M-events"], Unit: "CPU-s/1M events"}
+		rss := Result{Name: name + "peak_rss", Value: m["peak-RSS-MiB"], Unit: "MiB", Notes: "VmHWM of the benchmark process"}
+		rss.apply(Target{"value", "<=", 100})
+		out = append(out, slow, wcpu, cpu, rss)
+	}
+	bl, err := h.goBench(ctx, `^BenchmarkSustainedRate$`, "1x", 1, []string{"FILEWARD_BENCH_STEP_MS=" + strconv.Itoa(stepMS)}, "./agent/capture/fanotify")
 	if err != nil {
 		return nil, err
 	}
-	b, ok := bl["BenchmarkCaptureOverhead"]
+	b, ok := bl["BenchmarkSustainedRate"]
 	if !ok {
-		return nil, fmt.Errorf("BenchmarkCaptureOverhead missing from the output (have %v)", keys(bl))
+		return nil, fmt.Errorf("BenchmarkSustainedRate missing from the output (have %v)", keys(bl))
 	}
 	m := b.Metrics
-	note := fmt.Sprintf("%d pairs; workload %d files ×(create+write, read, rename, delete) + read of %d source files on tmpfs; events open,close,create,modify,rename,delete,attrib,exec (access off); agent = fanotify source + ring + procfs enrichment in the benchmark process (not the full fileward run)", pairs, files, srcFiles)
-	slow := Result{Name: "capture.slowdown", Value: m["slowdown"], Unit: "x wall (with/without)",
-		Ratio: m["slowdown"], RatioMeans: "workload wall time with agent / without", Notes: note}
-	slow.apply(Target{"value", "<=", 1.10})
-	wcpu := Result{Name: "capture.workload_cpu_ratio", Value: m["workload-cpu-ratio"], Unit: "x CPU (with/without)",
-		Notes: "the workload's own CPU time with / without; less noisy than wall time on 2 cores"}
-	cpu := Result{Name: "capture.agent_cpu_s_per_1M", Value: m["agent-cpu-s/1M-events"], Unit: "CPU-s/1M events"}
-	rate := Result{Name: "capture.events_per_s_zero_overflow", Value: m["events/s"], Unit: "events/s",
-		Notes: fmt.Sprintf("kernel_overflow %v, ring_full %v; the rate the workload produced, all captured (not a saturation search)", m["kernel_overflow"], m["ring_full"])}
-	if m["kernel_overflow"] > 0 {
-		rate.Value = 0
-		rate.Notes = fmt.Sprintf("kernel_overflow %v > 0 at %v events/s: no loss-free rate measured", m["kernel_overflow"], m["events/s"])
+	note := "the highest rate with zero kernel_overflow and ring_full, default kernel queue; "
+	if m["first-loss-events/s"] > 0 {
+		note += fmt.Sprintf("the first loss came at %.0f events/s", m["first-loss-events/s"])
+	} else {
+		note += "no loss was reached: the generators (two child processes opening and closing files) could go no faster on this machine"
 	}
-	rate.apply(Target{"value", ">=", 200000})
-	rss := Result{Name: "capture.peak_rss", Value: m["peak-RSS-MiB"], Unit: "MiB", Notes: "VmHWM of the benchmark process"}
-	return []Result{slow, wcpu, cpu, rate, rss}, nil
+	rate := Result{Name: "capture.events_per_s_zero_overflow", Value: m["lossless-events/s"], Unit: "events/s", Notes: note}
+	if !h.smoke { // 300 ms steps on a shared CI machine: reported, not judged
+		rate.apply(Target{"value", ">=", 200000})
+	}
+	cpu := Result{Name: "capture.sustained_agent_cpu_s_per_1M", Value: m["agent-cpu-s/1M-events"], Unit: "CPU-s/1M events", Notes: "at the highest lossless rate"}
+	return append(out, rate, cpu), nil
 }
 
 func envOr(name string, def int) int {
