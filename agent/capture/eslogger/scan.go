@@ -626,6 +626,17 @@ func (s *scanner) timeNS() int64 {
 		return 0
 	}
 	start := s.i
+	// eslogger's timestamps have no escapes: try the raw bytes first. When
+	// fastTime accepts them they hold no backslash, so they are the decoded
+	// string too.
+	if b := s.b; start < len(b) && b[start] == '"' {
+		if end := stringEnd(b, start+1); end >= 0 {
+			if ns, ok := fastTime(b[start+1 : end]); ok {
+				s.i = end + 1
+				return ns
+			}
+		}
+	}
 	v, ok := s.rawString()
 	if !ok {
 		return 0
@@ -659,13 +670,19 @@ func fastTime(b []byte) (int64, bool) {
 	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
 		return 0, false
 	}
-	y, ok1 := digits(b[0:4])
-	mo, ok2 := digits(b[5:7])
-	d, ok3 := digits(b[8:10])
-	h, ok4 := digits(b[11:13])
-	mi, ok5 := digits(b[14:16])
-	se, ok6 := digits(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || se > 59 {
+	// Unrolled two-digit fields: each byte minus '0' must be at most 9.
+	y1, y2, y3, y4 := b[0]-'0', b[1]-'0', b[2]-'0', b[3]-'0'
+	m1, m2, d1, d2 := b[5]-'0', b[6]-'0', b[8]-'0', b[9]-'0'
+	h1, h2, i1, i2 := b[11]-'0', b[12]-'0', b[14]-'0', b[15]-'0'
+	s1, s2 := b[17]-'0', b[18]-'0'
+	if y1 > 9 || y2 > 9 || y3 > 9 || y4 > 9 || m1 > 9 || m2 > 9 || d1 > 9 || d2 > 9 ||
+		h1 > 9 || h2 > 9 || i1 > 9 || i2 > 9 || s1 > 9 || s2 > 9 {
+		return 0, false
+	}
+	y := int(y1)*1000 + int(y2)*100 + int(y3)*10 + int(y4)
+	mo, d := int(m1)*10+int(m2), int(d1)*10+int(d2)
+	h, mi, se := int(h1)*10+int(h2), int(i1)*10+int(i2), int(s1)*10+int(s2)
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || se > 59 {
 		return 0, false
 	}
 	frac := 0
