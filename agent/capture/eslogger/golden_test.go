@@ -418,3 +418,18 @@ func BenchmarkParseReference(b *testing.B) {
 		}
 	}
 }
+
+// TestKindOfMatchesTable: the switch in kindOf agrees with eventKinds for
+// every known name and for unknown ones.
+func TestKindOfMatchesTable(t *testing.T) {
+	for name, k := range eventKinds {
+		if got := kindOf([]byte(name)); got != k {
+			t.Errorf("kindOf(%q) = %d, want %d", name, got, k)
+		}
+	}
+	for _, name := range []string{"", "opem", "future_thing", "OPEN", "open "} {
+		if got := kindOf([]byte(name)); got != kindUnknown {
+			t.Errorf("kindOf(%q) = %d, want unknown", name, got)
+		}
+	}
+}

@@ -70,6 +70,40 @@ var eventKinds = func() map[string]eventKind {
 	return m
 }()
 
+// kindOf is eventKinds[string(name)], with the mapped names in a switch
+// (no hashing on the hot path).
+func kindOf(name []byte) eventKind {
+	switch string(name) {
+	case "open":
+		return kindOpen
+	case "close":
+		return kindClose
+	case "create":
+		return kindCreate
+	case "write":
+		return kindWrite
+	case "rename":
+		return kindRename
+	case "unlink":
+		return kindUnlink
+	case "truncate":
+		return kindTruncate
+	case "link":
+		return kindLink
+	case "clone":
+		return kindClone
+	case "exchangedata":
+		return kindExchange
+	case "setextattr", "deleteextattr":
+		return kindExtAttr
+	case "setmode", "setowner", "setflags", "setattrlist", "setacl", "utimes":
+		return kindAttr
+	case "exec":
+		return kindExec
+	}
+	return eventKinds[string(name)]
+}
+
 // maxUnknownNames bounds how many distinct unknown event names Stats keeps.
 const maxUnknownNames = 32
 
@@ -321,7 +355,7 @@ func (p *Parser) event(ev *schema.Event) eventKind {
 		}
 		return kindUnknown
 	}
-	kind := eventKinds[string(k)] // kindUnknown when absent
+	kind := kindOf(k) // kindUnknown when absent
 	// Event names are plain identifiers; unescape only for odd input.
 	if kind == kindUnknown && len(k) > 0 {
 		if u, ok := unescape(nil, k); ok {
