@@ -188,9 +188,9 @@ const (
 func zeroMask(v uint64) uint64 { return (v - lsb) &^ v & msb }
 
 // stringEnd returns the index of the quote that closes the string whose
-// contents start at i, or -1. It looks for quotes only: the first word of 8
-// bytes by SWAR (most keys end there), then with bytes.IndexByte (SIMD), and
-// a quote is escaped exactly when an odd run of backslashes precedes it
+// contents start at i, or -1. It looks for quotes only: in the first 72
+// bytes by SWAR, 8 at a time (most strings end there), then with
+// bytes.IndexByte (SIMD), and a quote is escaped exactly when an odd run of backslashes precedes it
 // (within the string). That is the same answer as walking the string and
 // skipping the byte after each backslash, because the run starts where an
 // escape may start.
