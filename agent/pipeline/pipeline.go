@@ -40,7 +40,10 @@ type Options struct {
 	BatchWait   time.Duration
 
 	// Enrich fills process fields the source could not (fanotify gives only
-	// a pid). It returns false when the process is gone. Optional.
+	// a pid). It is called for events without an executable and for every
+	// exec event (whose source may know only the new image's executable).
+	// It returns false when the process is gone. Optional; set it only for
+	// sources that need it.
 	Enrich func(ev *schema.Event) bool
 
 	// Heartbeat is the interval of heartbeat events; 0 disables them.
@@ -194,7 +197,9 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 		p.filtered.Inc()
 		return
 	}
-	if p.o.Enrich != nil && ev.Process.Executable == "" && ev.Process.PID > 0 {
+	// An exec event may carry its new image's executable from the source
+	// and still need the rest of its process fields.
+	if p.o.Enrich != nil && (ev.Process.Executable == "" || ev.Action == schema.ActionExec) && ev.Process.PID > 0 {
 		if !p.o.Enrich(ev) {
 			p.unresolved.Inc()
 		}

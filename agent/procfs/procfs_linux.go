@@ -106,8 +106,17 @@ func (c *Cache) Len() int {
 // nothing else, when the process is gone or the pid now belongs to a process
 // that started after the event (ev.TimeNS, a wall-clock time; 0 skips that
 // check). The caller counts false as process_unresolved.
+//
+// For an exec event whose source already set ev.Process.Executable to the
+// new image (fanotify's FAN_OPEN_EXEC names the file being executed, and it
+// arrives while execve(2) is still running), that executable is kept: /proc
+// may still show the image before the exec. The other fields come from /proc.
 func (c *Cache) Enrich(ev *schema.Event) bool {
 	pid := ev.Process.PID
+	var image string
+	if ev.Action == schema.ActionExec {
+		image = ev.Process.Executable
+	}
 	if pid <= 0 {
 		return false
 	}
@@ -142,7 +151,7 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 				e.loaded = now
 			}
 			c.moveFront(e)
-			c.fill(ev, e)
+			c.fill(ev, e, image)
 			return true
 		}
 	}
@@ -180,7 +189,7 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 		return false
 	}
 	c.insert(e)
-	c.fill(ev, e)
+	c.fill(ev, e, image)
 	return true
 }
 
@@ -191,11 +200,22 @@ func (c *Cache) markGone(pid int32, now time.Time) {
 	c.gone[pid] = now.UnixNano()
 }
 
-func (c *Cache) fill(ev *schema.Event, e *entry) {
+// fill copies e's process into ev. image, when set, is the executable an
+// exec event names: if /proc does not show it yet, the exec is still
+// running, so the event keeps image (with its base name, and no args, which
+// would be the old image's), and e is marked to be read again by the next
+// event of its pid.
+func (c *Cache) fill(ev *schema.Event, e *entry, image string) {
 	keep := ev.Process
 	ev.Process = e.p
 	ev.Process.PID = keep.PID
 	ev.Process.PIDVersion = keep.PIDVersion
+	if image != "" && e.p.Executable != image {
+		ev.Process.Executable = image
+		ev.Process.Name = filepath.Base(image)
+		ev.Process.Args = nil
+		e.loaded = time.Time{}
+	}
 }
 
 // alive reports whether e's process has not exited (its pidfd is not readable).

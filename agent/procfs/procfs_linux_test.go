@@ -54,6 +54,40 @@ func TestEnrichSelf(t *testing.T) {
 	}
 }
 
+// TestExecKeepsTheNewImage: an exec event that already names its new image
+// (fanotify's exec record arrives before /proc shows it) keeps that
+// executable, with its base name and no stale args, and the next event of
+// the pid reads /proc again instead of trusting the cached entry.
+func TestExecKeepsTheNewImage(t *testing.T) {
+	c := New(Options{Args: true, TTL: time.Hour})
+	defer c.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(os.Getpid())
+	ev := schema.Event{Action: schema.ActionOpen, Process: schema.Process{PID: pid}}
+	if !c.Enrich(&ev) || ev.Process.Executable != self {
+		t.Fatalf("open: %+v", ev.Process)
+	}
+	ev = schema.Event{Action: schema.ActionExec, Process: schema.Process{PID: pid, Executable: "/opt/new/prog"}}
+	if !c.Enrich(&ev) {
+		t.Fatal("exec unresolved")
+	}
+	if ev.Process.Executable != "/opt/new/prog" || ev.Process.Name != "prog" || ev.Process.Args != nil || ev.Process.PPID != int32(os.Getppid()) {
+		t.Errorf("exec: %+v", ev.Process)
+	}
+	ev = schema.Event{Action: schema.ActionOpen, Process: schema.Process{PID: pid}}
+	if !c.Enrich(&ev) || ev.Process.Executable != self || len(ev.Process.Args) == 0 {
+		t.Errorf("open after exec: %+v", ev.Process)
+	}
+	// An exec whose image /proc already shows is filled from /proc.
+	ev = schema.Event{Action: schema.ActionExec, Process: schema.Process{PID: pid, Executable: self}}
+	if !c.Enrich(&ev) || ev.Process.Executable != self || len(ev.Process.Args) == 0 {
+		t.Errorf("completed exec: %+v", ev.Process)
+	}
+}
+
 func TestExitedProcessIsUnresolved(t *testing.T) {
 	c := New(Options{})
 	defer c.Close()

@@ -203,3 +203,68 @@ func TestFileOperations(t *testing.T) {
 		t.Fatal("copied binary outside the mount")
 	}
 }
+
+// TestExecNamesTheProgram: FAN_OPEN_EXEC arrives while execve(2) runs, so
+// the source names the program itself. A script on the mount runs through
+// an interpreter copied onto the mount: both exec records of that execve
+// name the script. The script then reads a file and execs a copied binary:
+// that later execve names the binary.
+func TestExecNamesTheProgram(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	copyBin := func(name, to string) {
+		t.Helper()
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh, sleep := filepath.Join(dir, "mysh"), filepath.Join(dir, "mysleep")
+	copyBin("sh", sh)
+	copyBin("sleep", sleep)
+	data := filepath.Join(dir, "data.txt")
+	script := filepath.Join(dir, "run.sh")
+	os.WriteFile(data, []byte("x"), 0o644)
+	os.WriteFile(script, []byte("#!"+sh+"\nread x < "+data+"\nexec "+sleep+" 0.01\n"), 0o755)
+
+	r := start(t, Options{Marks: []string{dir}, Events: []string{"open", "exec"}}, 4096, true)
+	cmd := exec.Command(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", script, err, out)
+	}
+	pid := int32(cmd.Process.Pid)
+	evs, ok := r.waitFor(5*time.Second, func(evs []schema.Event) bool {
+		for _, e := range evs {
+			if e.Action == schema.ActionExec && e.Path == sleep {
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("no exec of %s:\n%s", sleep, dump(evs))
+	}
+	want := map[string]string{script: script, sh: script, sleep: sleep}
+	seen := 0
+	for _, e := range evs {
+		if e.Action != schema.ActionExec || e.Process.PID != pid {
+			continue
+		}
+		if w, ok := want[e.Path]; ok {
+			seen++
+			if e.Process.Executable != w {
+				t.Errorf("exec of %s: process.executable %q, want %q", e.Path, e.Process.Executable, w)
+			}
+		}
+	}
+	if seen != 3 {
+		t.Errorf("%d of the 3 exec records (script, interpreter, binary):\n%s", seen, dump(evs))
+	}
+}

@@ -62,7 +62,16 @@ type group struct {
 	cache  *dirCache
 	split  *splitter
 	lnkBuf []byte
+
+	// The program of the last execve seen: its pid, path and read time.
+	execPID  int32
+	execPath string
+	execAt   int64
 }
+
+// execBurst is how close the exec records of one execve are: the program's,
+// then its interpreters'.
+const execBurst = 100 * time.Millisecond
 
 // kernel is the running kernel's version.
 type kernel struct {
@@ -684,6 +693,11 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 				mk = modKey(r.pid, nil, []byte(path))
 			}
 		}
+		if r.pid == g.execPID && r.mask&fanOpenExec == 0 && r.mask&^(fanAccess|fanOnDir) != 0 {
+			// The pid did something else after its execve: a later exec
+			// record is a new program, not an interpreter of the last.
+			g.execPID = 0
+		}
 		k := g.split.split(r.mask, mk, &steps)
 		for i := 0; i < k; i++ {
 			*ev = schema.Event{
@@ -697,6 +711,21 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 				Path:          path,
 				PathTruncated: truncated,
 				Process:       schema.Process{PID: r.pid},
+			}
+			if steps[i].action == schema.ActionExec && !truncated {
+				// FAN_OPEN_EXEC comes while execve(2) runs, before /proc
+				// shows the new image. The first exec record of a pid names
+				// the program; exec records that follow it from that pid
+				// with nothing else between (the ELF interpreter, a
+				// script's interpreter) belong to the same execve, whose
+				// program is still the first. For a script that is the
+				// script's path, where /proc/<pid>/exe shows the
+				// interpreter.
+				if r.pid != g.execPID || now-g.execAt > int64(execBurst) {
+					g.execPID, g.execPath = r.pid, path
+				}
+				g.execAt = now
+				ev.Process.Executable = g.execPath
 			}
 			if steps[i].action == schema.ActionRename {
 				ev.OrigPath = orig
