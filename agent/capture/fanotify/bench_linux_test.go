@@ -28,8 +28,13 @@ import (
 
 // TestMain doubles as the benchmark's workload: with FILEWARD_WORKLOAD set,
 // the test binary runs the file workload in that directory and exits, so the
-// workload is a separate process from the agent being measured.
+// workload is a separate process from the agent being measured. With
+// FILEWARD_GEN_DIR it is BenchmarkSustainedRate's generator, and with
+// FILEWARD_TRY_NEW TestNotRoot's unprivileged child.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("FILEWARD_TRY_NEW"); dir != "" {
+		tryNew(dir)
+	}
 	if dir := os.Getenv("FILEWARD_GEN_DIR"); dir != "" {
 		if err := generate(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "generate:", err)

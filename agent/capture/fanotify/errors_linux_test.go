@@ -4,11 +4,14 @@ package fanotify
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,4 +186,80 @@ func TestLegacyRename(t *testing.T) {
 	if evs[0].Action != schema.ActionRename || evs[0].OrigPath != a || evs[1].Action != schema.ActionRename || evs[1].Path != b || evs[1].OrigPath != "" {
 		t.Fatalf("got:\n%s", dump(evs))
 	}
+}
+
+// TestKernelChecks: a kernel too old for file-handle reporting is refused
+// with its version and the events named; one too old for FAN_RENAME warns,
+// naming its version, and falls back to unpaired renames.
+func TestKernelChecks(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	_, err := New(Options{Marks: []string{dir}, Events: []string{"open", "create", "rename"}, kernelRelease: "5.4.0-150-generic"})
+	if err == nil {
+		t.Fatal("Linux 5.4 accepted")
+	}
+	for _, want := range []string{"Linux 5.4.0-150-generic is too old", "5.9", "FAN_REPORT_DFID_NAME", "open", "rename", "upgrade the kernel"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	var logs syncBuffer
+	s, err := New(Options{Marks: []string{dir}, Events: []string{"open", "rename"}, kernelRelease: "5.15.0-91-generic", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("Linux 5.15: %v", err)
+	}
+	s.Close()
+	if l := logs.String(); !strings.Contains(l, "FAN_RENAME needs Linux 5.17") || !strings.Contains(l, "5.15.0-91-generic") {
+		t.Errorf("no rename warning naming the kernel: %s", l)
+	}
+}
+
+// TestNotRoot runs New in a child process as uid 65534 with no
+// capabilities: it must refuse with an error that says what to do.
+func TestNotRoot(t *testing.T) {
+	needRoot(t)
+	// The child needs an executable it may run: copy the test binary into
+	// a directory everyone can read.
+	dir, err := os.MkdirTemp("", "fileward-notroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "fanotify.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "FILEWARD_TRY_NEW="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("New succeeded as uid 65534: %s", out)
+	}
+	for _, want := range []string{"fanotify needs root or CAP_SYS_ADMIN", "uid 65534", "AmbientCapabilities=CAP_SYS_ADMIN"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("output %q does not say %q", out, want)
+		}
+	}
+}
+
+// tryNew is TestNotRoot's child: it runs New on dir and reports the error.
+func tryNew(dir string) {
+	s, err := New(Options{Marks: []string{dir}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	s.Close()
+	fmt.Println("ok")
+	os.Exit(0)
 }

@@ -49,6 +49,9 @@ type Options struct {
 	// (FAN_REPORT_FID|FAN_REPORT_TARGET_FID): directory handles are then
 	// learnt from create and rename events. Off by default for cost.
 	childFID bool
+	// kernelRelease, when set, stands in for uname's release (tests of the
+	// kernel checks).
+	kernelRelease string
 }
 
 // ErrNotSupported is returned by New on operating systems without fanotify.

@@ -88,7 +88,11 @@ func runningKernel() kernel {
 	if err := unix.Uname(&u); err != nil {
 		return kernel{release: "unknown"}
 	}
-	rel := unix.ByteSliceToString(u.Release[:])
+	return parseKernel(unix.ByteSliceToString(u.Release[:]))
+}
+
+// parseKernel reads "6.18.0-1-amd64" as 6.18.
+func parseKernel(rel string) kernel {
 	k := kernel{release: rel}
 	parts := strings.SplitN(rel, ".", 3)
 	if len(parts) >= 2 {
@@ -149,6 +153,9 @@ func New(o Options) (*Source, error) {
 		return nil, err
 	}
 	k := runningKernel()
+	if o.kernelRelease != "" {
+		k = parseKernel(o.kernelRelease)
+	}
 	ev, unknown := parseEvents(o.Events)
 	if len(unknown) > 0 {
 		log.Warn("fanotify cannot report these source.events; they are ignored on Linux", "events", unknown)
