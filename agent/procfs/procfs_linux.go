@@ -50,6 +50,7 @@ type Cache struct {
 	mu         sync.Mutex
 	m          map[int32]*entry
 	gone       map[int32]int64 // pid → wall time it was found free
+	execs      map[int32]execSeen
 	head, tail *entry
 	users      map[uint32]string
 	buf        []byte
@@ -80,7 +81,7 @@ func New(o Options) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{o: o, log: log, m: make(map[int32]*entry), gone: make(map[int32]int64), users: make(map[uint32]string), buf: make([]byte, 64<<10)}
+	return &Cache{o: o, log: log, m: make(map[int32]*entry), gone: make(map[int32]int64), execs: make(map[int32]execSeen), users: make(map[uint32]string), buf: make([]byte, 64<<10)}
 }
 
 // Close releases every pidfd the cache holds. The cache stays usable.
@@ -111,17 +112,52 @@ func (c *Cache) Len() int {
 // new image (fanotify's FAN_OPEN_EXEC names the file being executed, and it
 // arrives while execve(2) is still running), that executable is kept: /proc
 // may still show the image before the exec. The other fields come from /proc.
+//
+// A process that is gone by the time its event is enriched (a short-lived
+// command) gets the executable of the exec event Enrich last saw for its pid,
+// if that exec came before the event and at most execMemory earlier; its
+// other fields stay empty.
 func (c *Cache) Enrich(ev *schema.Event) bool {
 	pid := ev.Process.PID
+	if pid <= 0 {
+		return false
+	}
 	var image string
 	if ev.Action == schema.ActionExec {
 		image = ev.Process.Executable
 	}
-	if pid <= 0 {
-		return false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if image != "" && ev.TimeNS != 0 {
+		if len(c.execs) >= c.o.Size {
+			clear(c.execs)
+		}
+		c.execs[pid] = execSeen{image: image, atNS: ev.TimeNS}
+	}
+	if c.enrich(ev, image) {
+		return true
+	}
+	if x, ok := c.execs[pid]; ok && ev.TimeNS != 0 && ev.TimeNS >= x.atNS && ev.TimeNS-x.atNS <= int64(execMemory) {
+		ev.Process.Executable = x.image
+		ev.Process.Name = filepath.Base(x.image)
+		return true
+	}
+	return false
+}
+
+// execMemory is how long after an exec event its image may name a process
+// that has exited (a pid is seldom reused that soon).
+const execMemory = 5 * time.Second
+
+// execSeen is the image and time of the last exec event of a pid.
+type execSeen struct {
+	image string
+	atNS  int64
+}
+
+// enrich is Enrich from /proc alone; c.mu is held.
+func (c *Cache) enrich(ev *schema.Event, image string) bool {
+	pid := ev.Process.PID
 	now := time.Now()
 	evBoot := int64(0)
 	if ev.TimeNS != 0 {

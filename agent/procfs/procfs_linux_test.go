@@ -88,6 +88,35 @@ func TestExecKeepsTheNewImage(t *testing.T) {
 	}
 }
 
+// TestShortLivedProcessFromExec: a process that exited before its events
+// were enriched is named by its exec event's image, for events after the
+// exec and within execMemory, and by nothing else.
+func TestShortLivedProcessFromExec(t *testing.T) {
+	c := New(Options{})
+	defer c.Close()
+	t0 := time.Now().UnixNano()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(cmd.Process.Pid)
+	image := "/opt/tools/short"
+	ev := schema.Event{Action: schema.ActionExec, TimeNS: t0, Process: schema.Process{PID: pid, Executable: image}}
+	if !c.Enrich(&ev) || ev.Process.Executable != image || ev.Process.Name != "short" {
+		t.Fatalf("exec of a gone process: %+v", ev.Process)
+	}
+	ev = schema.Event{Action: schema.ActionOpen, TimeNS: t0 + int64(time.Millisecond), Process: schema.Process{PID: pid}}
+	if !c.Enrich(&ev) || ev.Process.Executable != image || ev.Process.Name != "short" || ev.Process.PPID != 0 {
+		t.Errorf("open after the exec: %+v", ev.Process)
+	}
+	for _, at := range []int64{t0 - int64(time.Millisecond), t0 + int64(execMemory) + 1} {
+		ev = schema.Event{Action: schema.ActionOpen, TimeNS: at, Process: schema.Process{PID: pid}}
+		if c.Enrich(&ev) || ev.Process.Executable != "" {
+			t.Errorf("event at exec%+dns resolved: %+v", at-t0, ev.Process)
+		}
+	}
+}
+
 func TestExitedProcessIsUnresolved(t *testing.T) {
 	c := New(Options{})
 	defer c.Close()

@@ -159,6 +159,26 @@ metrics: {listen: "127.0.0.1:0"}
 	wants = append(wants, want{schema.ActionExec, copied, "", child.Process.Pid, copied})
 	step()
 
+	// A short-lived process: a copied cat reads a file and exits at once,
+	// often before the pipeline looks at its pid. Its events are named from
+	// /proc if the pipeline is quick enough, else by its exec event (procfs'
+	// TestShortLivedProcessFromExec covers that path deterministically).
+	catBin, err := exec.LookPath("cat")
+	must(err)
+	bin, err = os.ReadFile(catBin)
+	must(err)
+	mycat := p("mycat")
+	must(os.WriteFile(mycat, bin, 0o755))
+	must(os.WriteFile(p("note.txt"), []byte("short"), 0o644))
+	step()
+	catCmd := exec.Command(mycat, p("note.txt"))
+	if o, err := catCmd.Output(); err != nil || string(o) != "short" {
+		t.Fatalf("mycat: %v %q", err, o)
+	}
+	wants = append(wants, want{schema.ActionExec, mycat, "", catCmd.Process.Pid, mycat},
+		want{schema.ActionOpen, p("note.txt"), "", catCmd.Process.Pid, mycat})
+	step()
+
 	// 10,000 opens of one file by this process, inside the window.
 	hot := p("hot")
 	must(os.WriteFile(hot, []byte("x"), 0o644))
