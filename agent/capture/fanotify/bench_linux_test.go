@@ -476,7 +476,7 @@ func benchFS(b *testing.B) string {
 
 // rawReader starts a fanotify group with the agent's flags and mask on a
 // filesystem mark on mnt, and a goroutine that reads it the way the agent
-// does (poll(2) when empty, a 1 ms pause after a small read) into a large
+// does (poll(2) when empty, the same pause after a small read) into a large
 // buffer and discards what it reads. stop ends it and closes the group.
 func rawReader(mnt string, events []string) (stop func(), err error) {
 	ev, _ := parseEvents(events)

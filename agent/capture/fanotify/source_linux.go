@@ -26,7 +26,7 @@ import (
 const (
 	defaultReadBuffer   = 256 << 10
 	defaultDirCacheSize = 16384
-	defaultBatchDelay   = time.Millisecond
+	defaultBatchDelay   = 5 * time.Millisecond
 )
 
 // Source is the fanotify capture source. Create it with New, run it once
