@@ -546,9 +546,10 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 // wakeup callback inside the workload's own syscall for every event it
 // queues, even while this loop is busy or asleep. Waiting in poll(2) only
 // when the queue is empty puts a waiter on the group just while nobody
-// reads it: BenchmarkCaptureOverhead's raw-reader rows measured the
-// workload's CPU at 1.21–1.54× with an epoll-registered reader against
-// 1.02× with this one, both reading after the same 1 ms batch delay.
+// reads it. In a raw-reader experiment on BenchmarkCaptureOverhead's
+// workload (100k files), the workload's CPU was 1.21–1.54× of baseline
+// with an epoll-registered reader against 1.02× with this one, both
+// pausing 1 ms after small reads (docs/linux.md, Overhead).
 func (s *Source) loop(ctx context.Context, g *group, wake int, out *capture.Ring, drops *capture.Drops) error {
 	buf := make([]byte, s.o.ReadBuffer)
 	fds := []unix.PollFd{{Fd: int32(g.fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
