@@ -147,12 +147,17 @@ metrics: {listen: "127.0.0.1:0"}
 	step()
 	// exec of a copied binary: the event comes from the child, whose
 	// executable is the copy once the exec completes.
-	sleepBin, err := exec.LookPath("sleep")
-	must(err)
-	bin, err := os.ReadFile(sleepBin)
-	must(err)
+	// copyBin copies the program name from $PATH to to, executable.
+	copyBin := func(name, to string) {
+		t.Helper()
+		from, err := exec.LookPath(name)
+		must(err)
+		b, err := os.ReadFile(from)
+		must(err)
+		must(os.WriteFile(to, b, 0o755))
+	}
 	copied := p("mysleep")
-	must(os.WriteFile(copied, bin, 0o755))
+	copyBin("sleep", copied)
 	child := exec.Command(copied, "3")
 	must(child.Start())
 	defer func() { child.Process.Kill(); child.Wait() }()
@@ -163,12 +168,8 @@ metrics: {listen: "127.0.0.1:0"}
 	// often before the pipeline looks at its pid. Its events are named from
 	// /proc if the pipeline is quick enough, else by its exec event (procfs'
 	// TestShortLivedProcessFromExec covers that path deterministically).
-	catBin, err := exec.LookPath("cat")
-	must(err)
-	bin, err = os.ReadFile(catBin)
-	must(err)
 	mycat := p("mycat")
-	must(os.WriteFile(mycat, bin, 0o755))
+	copyBin("cat", mycat)
 	must(os.WriteFile(p("note.txt"), []byte("short"), 0o644))
 	step()
 	catCmd := exec.Command(mycat, p("note.txt"))
