@@ -22,9 +22,9 @@ import (
 )
 
 // TestAppendEachAction encodes one event per action and checks every field
-// CONTRACT.md requires, by decoding the output with encoding/json.
+// docs/ecs.md requires, by decoding the output with encoding/json.
 func TestAppendEachAction(t *testing.T) {
-	// Expected event.type and event.category per action, from CONTRACT.md's
+	// Expected event.type and event.category per action, from docs/ecs.md's
 	// table, written out independently of the encoder's switch.
 	want := map[Action]struct {
 		typ      string

@@ -91,7 +91,7 @@ func typeName(t reflect.Type) string {
 
 // docRow is one row of a key table in docs/configuration.md.
 type docRow struct {
-	line                       int
+	line                        int
 	key, typ, def, reload, what string
 }
 

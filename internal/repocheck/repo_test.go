@@ -62,12 +62,12 @@ func TestEscapes(t *testing.T) {
 		dir, p string
 		want   bool
 	}{
-		{".", "../shared/fixtures", true},
+		{".", "../elsewhere/fixtures", true},
 		{".", "../x", true},
 		{"docs", "../deploy/macos/config.yaml", false},
 		{"docs", "../../x", true},
 		{"agent/capture/eslogger", "../../../testdata/fixtures/eslogger", false},
-		{"agent/capture/eslogger", "../../../../shared", true},
+		{"agent/capture/eslogger", "../../../../elsewhere", true},
 		{"deploy/compose", "../..", false},
 		{"deploy/compose", "../../..", true},
 		{"schema", "a/../../../x", true},
