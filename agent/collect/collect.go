@@ -3,21 +3,20 @@ package collect
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/fileward/fileward/sinks"
 	kafkasink "github.com/fileward/fileward/sinks/kafka"
@@ -87,8 +86,9 @@ func (h *Health) set(err error) {
 }
 
 type metrics struct {
-	acked, deadLettered, malformed, retries, batches prometheus.Counter
-	lag                                              prometheus.Gauge
+	acked, deadLettered, malformed, retries, batches, rebalances, dropped prometheus.Counter
+	lag, assignedCount                                                    prometheus.Gauge
+	assigned, partLag                                                     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -103,11 +103,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Delivery attempts that left events to retry."}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_collector_batches_committed_total",
 			Help: "Batches whose offsets were committed."}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_collector_rebalances_total",
+			Help: "Consumer group generations this collector joined (1 at start, +1 per rebalance)."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_collector_revoked_messages_redelivered_total",
+			Help: "Messages of revoked partitions whose delivery or commit did not finish before the rebalance; their offsets stay uncommitted and the partition's next owner delivers them again."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fileward_collector_lag_messages",
-			Help: "Consumer lag of the collector's reader, in messages."}),
+			Help: "Consumer lag summed over the partitions this collector owns, in messages (high watermark minus committed offset)."}),
+		assignedCount: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fileward_collector_assigned_partitions",
+			Help: "Partitions assigned to this collector in the current consumer group generation (0: idle, e.g. more collectors than partitions)."}),
+		assigned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fileward_collector_partition_assigned",
+			Help: "1 for each topic partition assigned to this collector in the current generation."}, []string{"topic", "partition"}),
+		partLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fileward_collector_partition_lag_messages",
+			Help: "Consumer lag of one assigned partition: its high watermark minus the offset this collector last committed."}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.acked, m.deadLettered, m.malformed, m.retries, m.batches, m.lag} {
+		for _, c := range []prometheus.Collector{m.acked, m.deadLettered, m.malformed, m.retries, m.batches,
+			m.rebalances, m.dropped, m.lag, m.assignedCount, m.assigned, m.partLag} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("collect: register metrics: %w", err)
 			}
@@ -123,6 +134,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // _id = event.id makes Elasticsearch drop the duplicates. Retryable failures
 // are retried with backoff for as long as it takes. Run returns an error only
 // for bad options or a dead-letter file it cannot write.
+//
+// Each consumer group generation is consumed on its own: readers for exactly
+// the assigned partitions, offsets committed with that generation's id (the
+// coordinator refuses a commit from an ended generation, so a collector never
+// commits a partition it no longer owns). When a rebalance begins, the
+// collector stops fetching, finishes the batch in flight within half the
+// session timeout, commits it, and only then rejoins; a batch that cannot
+// finish in time is left uncommitted for the partition's next owner.
 func Run(ctx context.Context, o Options) error {
 	if len(o.Brokers) == 0 || o.Topic == "" || o.GroupID == "" {
 		return errors.New("collect: brokers, topic and group_id are required")
@@ -164,127 +183,299 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer dl.Close()
 
-	r := kafka.NewReader(readerConfig(o, tlsCfg, mech, log))
+	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
+	kerr := kafka.LoggerFunc(func(f string, a ...any) { log.Warn("collect: kafka: " + fmt.Sprintf(f, a...)) })
+	cg, err := kafka.NewConsumerGroup(groupConfig(o, dialer, kerr))
+	if err != nil {
+		return fmt.Errorf("collect: consumer group: %w", err)
+	}
 	defer func() {
-		if err := r.Close(); err != nil {
-			log.Warn("collect: close reader", "err", err)
+		// Close leaves the group, so the others take over at once.
+		if err := cg.Close(); err != nil {
+			log.Warn("collect: leave consumer group", "err", err)
 		}
 	}()
 	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", kafkasink.MechanismName(o.SASL), "tls", o.TLS.Enabled)
 
-	c := &collector{o: o, r: r, dl: dl, m: m, log: log}
-	return c.loop(ctx)
+	c := &collector{o: o, dl: dl, m: m, log: log, dialer: dialer, kerr: kerr}
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("collect: join consumer group", "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		done := make(chan error, 1)
+		gen.Start(func(gctx context.Context) { done <- c.generation(ctx, gctx, gen) })
+		if err := <-done; err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
 }
 
-func readerConfig(o Options, tlsCfg *tls.Config, mech sasl.Mechanism, log *slog.Logger) kafka.ReaderConfig {
-	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
+func groupConfig(o Options, dialer *kafka.Dialer, kerr kafka.Logger) kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{
+		ID:                o.GroupID,
+		Brokers:           o.Brokers,
+		Dialer:            dialer,
+		Topics:            []string{o.Topic},
+		HeartbeatInterval: max(o.SessionTimeout/5, 100*time.Millisecond),
+		SessionTimeout:    o.SessionTimeout,
+		RebalanceTimeout:  o.SessionTimeout,
+		JoinGroupBackoff:  time.Second,
+		// A partition added to the topic triggers a rebalance.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 30 * time.Second,
+		StartOffset:            kafka.FirstOffset,
+		Timeout:                10 * time.Second,
+		ErrorLogger:            kerr,
+	}
+}
+
+// readerConfig is the fetch side for one assigned partition.
+func readerConfig(o Options, partition int, dialer *kafka.Dialer, kerr kafka.Logger) kafka.ReaderConfig {
 	return kafka.ReaderConfig{
-		Brokers:  o.Brokers,
-		GroupID:  o.GroupID,
-		Topic:    o.Topic,
-		Dialer:   dialer,
-		MinBytes: 1,
-		MaxBytes: 4 << 20,
+		Brokers:   o.Brokers,
+		Topic:     o.Topic,
+		Partition: partition,
+		Dialer:    dialer,
+		MinBytes:  1,
+		MaxBytes:  4 << 20,
 		// kafka-go uses MaxWait as the read deadline for the fetch
 		// response, so it must exceed a slow broker's answer time; with
 		// MinBytes 1 the broker answers as soon as data is there anyway.
-		MaxWait:           5 * time.Second,
-		QueueCapacity:     max(100, o.BatchEvents),
-		CommitInterval:    0, // CommitMessages is synchronous
-		StartOffset:       kafka.FirstOffset,
-		SessionTimeout:    o.SessionTimeout,
-		RebalanceTimeout:  o.SessionTimeout,
-		HeartbeatInterval: o.SessionTimeout / 5,
-		JoinGroupBackoff:  time.Second,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    time.Second,
-		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { log.Warn("collect: kafka: " + fmt.Sprintf(f, a...)) }),
+		MaxWait:        5 * time.Second,
+		QueueCapacity:  max(100, o.BatchEvents/2),
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    kerr,
 	}
 }
 
 type collector struct {
-	o   Options
-	r   *kafka.Reader
-	dl  *deadLetter
-	m   *metrics
-	log *slog.Logger
-
-	deadline time.Time // when the batch being filled must go
+	o      Options
+	dl     *deadLetter
+	m      *metrics
+	log    *slog.Logger
+	dialer *kafka.Dialer
+	kerr   kafka.Logger
 }
 
-func (c *collector) loop(ctx context.Context) error {
+// partState is what the collector knows of one assigned partition.
+type partState struct {
+	hwm       atomic.Int64 // high watermark of the last fetch; -1 before any
+	committed atomic.Int64 // next offset to consume per the group; -1 unknown
+}
+
+// generation consumes the partitions gen assigned until the generation ends
+// (gctx) or ctx is done. It returns an error only when the collector must
+// stop (the dead-letter file cannot be written).
+func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation) error {
+	c.m.rebalances.Inc()
+	assigns := gen.Assignments[c.o.Topic]
+	parts := make(map[int]*partState, len(assigns))
+	ids := make([]int, 0, len(assigns))
+	for _, a := range assigns {
+		ps := &partState{}
+		ps.hwm.Store(-1)
+		ps.committed.Store(-1)
+		if a.Offset >= 0 {
+			ps.committed.Store(a.Offset)
+		}
+		parts[a.ID] = ps
+		ids = append(ids, a.ID)
+		c.m.assigned.WithLabelValues(c.o.Topic, strconv.Itoa(a.ID)).Set(1)
+	}
+	c.m.assignedCount.Set(float64(len(assigns)))
+	c.log.Info("collect: partitions assigned", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
+	defer func() {
+		// Revoked: the next generation publishes its own set.
+		c.m.assigned.Reset()
+		c.m.partLag.Reset()
+		c.m.lag.Set(0)
+		c.m.assignedCount.Set(0)
+	}()
+
+	// fctx ends fetching: at the end of the generation or of the run.
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	stopF := context.AfterFunc(gctx, fcancel)
+	defer stopF()
+
+	in := make(chan kafka.Message, c.o.BatchEvents)
+	var wg sync.WaitGroup
+	for _, a := range assigns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.fetch(fctx, a, parts[a.ID], in)
+		}()
+	}
+	defer wg.Wait()
+	defer fcancel()
+
 	msgs := make([]kafka.Message, 0, c.o.BatchEvents)
 	for {
 		msgs = msgs[:0]
-		if err := c.fill(ctx, &msgs); err != nil {
-			if ctx.Err() != nil {
+		c.fill(fctx, in, &msgs)
+		c.publishLag(parts)
+		if len(msgs) == 0 {
+			if fctx.Err() != nil {
 				return nil
 			}
-			return err
-		}
-		if len(msgs) == 0 {
 			continue
 		}
-		if err := c.deliver(ctx, msgs); err != nil {
-			if ctx.Err() != nil {
-				return nil // uncommitted: re-delivered after restart
+		// The batch in flight is finished even when the generation ends
+		// meanwhile, but only within half the session timeout (the
+		// rebalance timeout), so that this member rejoins in time.
+		dctx, dcancel := context.WithCancel(ctx)
+		stopD := context.AfterFunc(gctx, func() { time.AfterFunc(c.o.SessionTimeout/2, dcancel) })
+		err := c.deliver(dctx, msgs)
+		stopD()
+		dcancel()
+		if err != nil {
+			if dctx.Err() == nil {
+				return err // the dead-letter file
 			}
-			return err
+			if ctx.Err() == nil {
+				c.m.dropped.Add(float64(len(msgs)))
+				c.log.Warn("collect: rebalance: batch not acknowledged in time; left uncommitted for the partitions' next owner", "messages", len(msgs))
+			}
+			return nil // uncommitted: re-delivered, duplicates collapse
 		}
-		// Commit: a failure here (rebalance, broker gone) only means the
-		// batch will be re-delivered, and duplicates collapse.
-		if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		if err := c.commit(ctx, gctx, gen, msgs, parts); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			c.log.Warn("collect: commit offsets failed; the batch may be re-delivered", "err", err)
+			if gctx.Err() != nil {
+				c.m.dropped.Add(float64(len(msgs)))
+			}
+			// A refused commit (the generation ended) or a broker gone
+			// only means the batch will be delivered again, and
+			// duplicates collapse.
+			c.log.Warn("collect: commit offsets failed; the batch may be re-delivered", "generation", gen.ID, "err", err)
 		} else {
 			c.m.batches.Inc()
 		}
-		c.m.lag.Set(float64(c.r.Stats().Lag))
+		c.publishLag(parts)
+		if fctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
-// fill blocks for the first message, then adds messages until the batch is
-// full or BatchWait has passed since the first.
-func (c *collector) fill(ctx context.Context, msgs *[]kafka.Message) error {
-	for len(*msgs) < c.o.BatchEvents {
-		var fctx context.Context
-		var cancel context.CancelFunc
-		if len(*msgs) == 0 {
-			// Wake up now and then to refresh the lag gauge while idle.
-			fctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		} else {
-			fctx, cancel = context.WithDeadline(ctx, c.deadline)
+// fetch reads one assigned partition from its group offset into in until
+// ctx is done.
+func (c *collector) fetch(ctx context.Context, a kafka.PartitionAssignment, ps *partState, in chan<- kafka.Message) {
+	r := kafka.NewReader(readerConfig(c.o, a.ID, c.dialer, c.kerr))
+	defer func() {
+		if err := r.Close(); err != nil {
+			c.log.Warn("collect: close partition reader", "partition", a.ID, "err", err)
 		}
-		msg, err := c.r.FetchMessage(fctx)
-		cancel()
+	}()
+	if err := r.SetOffset(a.Offset); err != nil {
+		c.log.Warn("collect: set offset", "partition", a.ID, "offset", a.Offset, "err", err)
+		return
+	}
+	for {
+		msg, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return
 			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				if len(*msgs) == 0 {
-					c.m.lag.Set(float64(c.r.Stats().Lag))
-					continue
-				}
-				return nil
-			}
-			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("collect: reader closed: %w", err)
-			}
-			c.log.Warn("collect: fetch", "err", err)
+			c.log.Warn("collect: fetch", "partition", a.ID, "err", err)
 			if !sleep(ctx, time.Second) {
-				return ctx.Err()
+				return
 			}
 			continue
 		}
-		if len(*msgs) == 0 {
-			c.deadline = time.Now().Add(c.o.BatchWait)
+		ps.hwm.Store(msg.HighWaterMark)
+		ps.committed.CompareAndSwap(-1, msg.Offset) // no commit yet: lag from the first offset
+		select {
+		case in <- msg:
+		case <-ctx.Done():
+			return
 		}
+	}
+}
+
+// commit commits, with this generation's id, the offset after the last
+// message of each partition in msgs. It retries briefly while the
+// generation lasts.
+func (c *collector) commit(ctx, gctx context.Context, gen *kafka.Generation, msgs []kafka.Message, parts map[int]*partState) error {
+	next := map[int]int64{}
+	for i := range msgs {
+		if o := msgs[i].Offset + 1; o > next[msgs[i].Partition] {
+			next[msgs[i].Partition] = o
+		}
+	}
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 && (gctx.Err() != nil || !sleep(ctx, time.Duration(attempt)*200*time.Millisecond)) {
+			break
+		}
+		if err = gen.CommitOffsets(map[string]map[int]int64{c.o.Topic: next}); err == nil {
+			for p, o := range next {
+				if ps := parts[p]; ps != nil {
+					ps.committed.Store(o)
+				}
+			}
+			return nil
+		}
+	}
+	return err
+}
+
+// publishLag sets the lag gauges from the partitions' last high watermarks
+// and committed offsets.
+func (c *collector) publishLag(parts map[int]*partState) {
+	var sum int64
+	for p, ps := range parts {
+		hwm, com := ps.hwm.Load(), ps.committed.Load()
+		if hwm < 0 || com < 0 {
+			continue // nothing fetched yet: unknown
+		}
+		lag := max(hwm-com, 0)
+		sum += lag
+		c.m.partLag.WithLabelValues(c.o.Topic, strconv.Itoa(p)).Set(float64(lag))
+	}
+	c.m.lag.Set(float64(sum))
+}
+
+// fill blocks for the first message (giving up after 5s, so the caller
+// refreshes the lag gauges), then adds messages until the batch is full,
+// BatchWait has passed since the first, or ctx is done.
+func (c *collector) fill(ctx context.Context, in <-chan kafka.Message, msgs *[]kafka.Message) {
+	idle := time.NewTimer(5 * time.Second)
+	defer idle.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-idle.C:
+		return
+	case msg := <-in:
 		*msgs = append(*msgs, msg)
 	}
-	return nil
+	wait := time.NewTimer(c.o.BatchWait)
+	defer wait.Stop()
+	for len(*msgs) < c.o.BatchEvents {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait.C:
+			return
+		case msg := <-in:
+			*msgs = append(*msgs, msg)
+		}
+	}
 }
 
 // deliver returns once every message is acknowledged or dead-lettered, or
