@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,17 +36,7 @@ func TestEndToEndCrash(t *testing.T) {
 	}
 	t0 := time.Now()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fileward")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = "/usr/local/go/bin/go"
-	}
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/fileward/fileward/agent/cmd/fileward")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build fileward: %v\n%s", err, out)
-	}
-
+	bin := buildFileward(t)
 	t.Logf("go build: %v", time.Since(t0).Round(time.Millisecond))
 	h := newHarness(t, 4)
 	brokers := h.cluster.ListenAddrs()
@@ -175,6 +166,50 @@ collector:
 	if b, err := os.ReadFile(filepath.Join(dir, "var", "dead-letter", "collector.ndjson")); err == nil && len(bytes.TrimSpace(b)) > 0 {
 		t.Fatalf("unexpected dead-letter records:\n%.1000s", b)
 	}
+}
+
+// buildFileward builds the fileward binary from this tree once per test
+// binary run and returns its path.
+func buildFileward(t *testing.T) string {
+	t.Helper()
+	fwBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fileward-collect-test-")
+		if err != nil {
+			fwBuild.err = err
+			return
+		}
+		fwBuild.dir = dir
+		fwBuild.bin = filepath.Join(dir, "fileward")
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			gobin = "/usr/local/go/bin/go"
+		}
+		build := exec.Command(gobin, "build", "-o", fwBuild.bin, "github.com/fileward/fileward/agent/cmd/fileward")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fwBuild.err = fmt.Errorf("go build fileward: %w\n%s", err, out)
+		}
+	})
+	if fwBuild.err != nil {
+		t.Fatal(fwBuild.err)
+	}
+	return fwBuild.bin
+}
+
+// fwBuild is the binary buildFileward built; TestMain removes it.
+var fwBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fwBuild.dir != "" {
+		_ = os.RemoveAll(fwBuild.dir)
+	}
+	os.Exit(code)
 }
 
 func waitFor(d time.Duration, cond func() bool) bool {
