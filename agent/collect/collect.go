@@ -197,7 +197,10 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", kafkasink.MechanismName(o.SASL), "tls", o.TLS.Enabled)
 
-	c := &collector{o: o, dl: dl, m: m, log: log, dialer: dialer, kerr: kerr}
+	c := &collector{o: o, dl: dl, m: m, log: log, dialer: dialer, kerr: kerr, lagEvery: 5 * time.Second,
+		admin: &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
+			Transport: &kafka.Transport{DialTimeout: 10 * time.Second, TLS: tlsCfg, SASL: mech, ClientID: "fileward-collector"}}}
+	defer c.admin.Transport.(*kafka.Transport).CloseIdleConnections()
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {
@@ -267,11 +270,15 @@ type collector struct {
 	log    *slog.Logger
 	dialer *kafka.Dialer
 	kerr   kafka.Logger
+	admin  *kafka.Client // log end offsets, for the lag gauges
+	// lagEvery is how often the log end offsets of the assigned
+	// partitions are read.
+	lagEvery time.Duration
 }
 
 // partState is what the collector knows of one assigned partition.
 type partState struct {
-	hwm       atomic.Int64 // high watermark of the last fetch; -1 before any
+	hwm       atomic.Int64 // highest log end offset seen; -1 before any
 	committed atomic.Int64 // next offset to consume per the group; -1 unknown
 }
 
@@ -319,6 +326,11 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 			c.fetch(fctx, a, parts[a.ID], in)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.watchEnds(fctx, parts)
+	}()
 	defer wg.Wait()
 	defer fcancel()
 
@@ -397,12 +409,55 @@ func (c *collector) fetch(ctx context.Context, a kafka.PartitionAssignment, ps *
 			}
 			continue
 		}
-		ps.hwm.Store(msg.HighWaterMark)
+		ps.seeEnd(msg.HighWaterMark)
 		ps.committed.CompareAndSwap(-1, msg.Offset) // no commit yet: lag from the first offset
 		select {
 		case in <- msg:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// seeEnd raises the partition's known log end offset to end.
+func (ps *partState) seeEnd(end int64) {
+	for {
+		cur := ps.hwm.Load()
+		if end <= cur || ps.hwm.CompareAndSwap(cur, end) {
+			return
+		}
+	}
+}
+
+// watchEnds reads the log end offsets of the assigned partitions every
+// lagEvery until ctx is done, so the lag gauges keep growing while the
+// collector is stuck (Elasticsearch down) and its fetchers wait.
+func (c *collector) watchEnds(ctx context.Context, parts map[int]*partState) {
+	if len(parts) == 0 {
+		return
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for p := range parts {
+		req.Topics[c.o.Topic] = append(req.Topics[c.o.Topic], kafka.LastOffsetOf(p))
+	}
+	t := time.NewTicker(c.lagEvery)
+	defer t.Stop()
+	for {
+		res, err := c.admin.ListOffsets(ctx, req)
+		if err == nil {
+			for _, po := range res.Topics[c.o.Topic] {
+				if ps := parts[po.Partition]; ps != nil && po.Error == nil {
+					ps.seeEnd(po.LastOffset)
+				}
+			}
+			c.publishLag(parts)
+		} else if ctx.Err() == nil {
+			c.log.Debug("collect: list offsets for the lag gauges", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

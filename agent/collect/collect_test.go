@@ -372,3 +372,124 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// labelled gathers metric name from reg as partition label -> value.
+func labelled(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var p, tp string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "partition":
+					p = l.GetValue()
+				case "topic":
+					tp = l.GetValue()
+				}
+			}
+			if tp != topic {
+				t.Fatalf("%s has topic label %q", name, tp)
+			}
+			out[p] = m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// TestPartitionMetrics: two collectors in one group split a 4-partition
+// topic; each one's registry names its own partitions (disjoint, covering
+// the topic) and their lag: while Elasticsearch refuses every item, the
+// lags add up to every message produced; once it accepts, they fall to 0.
+// When one member leaves, the other owns all four and the leaver shows
+// none.
+func TestPartitionMetrics(t *testing.T) {
+	h := newHarness(t, 4)
+	h.bulk.SetItemFaults(0, 1) // every item 503: nothing commits
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	stopA := h.start(regA)
+	stopB := h.start(regB)
+	defer stopB()
+	const assigned = "fileward_collector_partition_assigned"
+	const lag = "fileward_collector_partition_lag_messages"
+	split := func() bool {
+		a, b := labelled(t, regA, assigned), labelled(t, regB, assigned)
+		if len(a) == 0 || len(b) == 0 || len(a)+len(b) != 4 {
+			return false
+		}
+		for p := range a {
+			if _, dup := b[p]; dup {
+				t.Fatalf("partition %s assigned to both collectors", p)
+			}
+		}
+		return gaugeValue(t, regA, "fileward_collector_assigned_partitions") == float64(len(a)) &&
+			gaugeValue(t, regB, "fileward_collector_assigned_partitions") == float64(len(b))
+	}
+	if !waitFor(30*time.Second, split) {
+		t.Fatalf("partitions not split: a %v, b %v", labelled(t, regA, assigned), labelled(t, regB, assigned))
+	}
+	// 40 hosts: every partition gets some.
+	w := &kafka.Writer{Addr: kafka.TCP(h.cluster.ListenAddrs()...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond}
+	msgs := make([]kafka.Message, 2000)
+	for i := range msgs {
+		id := fmt.Sprintf("pm-%d", i)
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "host-%d", i%40), Value: docFor(id, i),
+			Headers: []kafka.Header{{Key: "event.id", Value: []byte(id)}}}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	sumLag := func() (float64, int) {
+		var s float64
+		n := 0
+		for _, reg := range []*prometheus.Registry{regA, regB} {
+			for _, v := range labelled(t, reg, lag) {
+				s += v
+				n++
+			}
+		}
+		return s, n
+	}
+	if !waitFor(30*time.Second, func() bool { s, n := sumLag(); return s == 2000 && n == 4 }) {
+		s, n := sumLag()
+		t.Fatalf("lag over %d partitions adds up to %v while nothing is acknowledged, want 2000 over 4", n, s)
+	}
+	if got := gaugeValue(t, regA, "fileward_collector_lag_messages") + gaugeValue(t, regB, "fileward_collector_lag_messages"); got != 2000 {
+		t.Fatalf("total lag gauges add up to %v, want 2000", got)
+	}
+	h.bulk.SetItemFaults(0, 0)
+	h.waitCount(2000, 30*time.Second)
+	if !waitFor(30*time.Second, func() bool { s, n := sumLag(); return s == 0 && n == 4 }) {
+		s, n := sumLag()
+		t.Fatalf("lag %v over %d partitions after everything was acknowledged, want 0 over 4", s, n)
+	}
+	stopA()
+	if got := labelled(t, regA, assigned); len(got) != 0 || gaugeValue(t, regA, "fileward_collector_assigned_partitions") != 0 {
+		t.Fatalf("stopped collector still shows partitions %v", got)
+	}
+	if !waitFor(40*time.Second, func() bool { return len(labelled(t, regB, assigned)) == 4 }) {
+		t.Fatalf("the remaining collector owns %v, want all 4", labelled(t, regB, assigned))
+	}
+}
