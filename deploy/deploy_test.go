@@ -574,6 +574,7 @@ type manifests struct {
 	serviceAccounts map[string]bool
 	namespaces      map[string]bool
 	files           []string
+	scaling         map[string]*yaml.Node // kind/name: the collector's PodDisruptionBudget and ScaledObject
 }
 
 func strictDecode(n *yaml.Node, v any) error {
@@ -588,7 +589,7 @@ func strictDecode(n *yaml.Node, v any) error {
 
 func loadManifests(t *testing.T) *manifests {
 	t.Helper()
-	m := &manifests{workloads: map[string]*workload{}, configMaps: map[string]*configMap{}, serviceAccounts: map[string]bool{}, namespaces: map[string]bool{}}
+	m := &manifests{workloads: map[string]*workload{}, configMaps: map[string]*configMap{}, serviceAccounts: map[string]bool{}, namespaces: map[string]bool{}, scaling: map[string]*yaml.Node{}}
 	for _, f := range ownedFiles(t, ".yaml") {
 		if !strings.HasPrefix(f, "kubernetes/") || f == "kubernetes/kustomization.yaml" {
 			continue
@@ -606,6 +607,11 @@ func loadManifests(t *testing.T) *manifests {
 			where := fmt.Sprintf("%s doc %d (%s)", f, i+1, tm.Kind)
 			var err error
 			switch tm.Kind {
+			case "PodDisruptionBudget", "ScaledObject": // TestKubernetesCollectorScaling
+				o := &simpleObject{}
+				if err = docs[i].Decode(o); err == nil {
+					m.scaling[tm.Kind+"/"+o.Metadata.Name] = &docs[i]
+				}
 			case "DaemonSet", "Deployment":
 				w := &workload{}
 				if err = strictDecode(&docs[i], w); err == nil {

@@ -106,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_collector_rebalances_total",
 			Help: "Consumer group generations this collector joined (1 at start, +1 per rebalance)."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_collector_revoked_messages_redelivered_total",
-			Help: "Messages of revoked partitions whose delivery or commit did not finish before the rebalance; their offsets stay uncommitted and the partition's next owner delivers them again."}),
+			Help: "Messages whose delivery or commit did not finish before their partitions were given up (rebalance or shutdown); their offsets stay uncommitted and the partition's next owner delivers them again."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fileward_collector_lag_messages",
 			Help: "Consumer lag summed over the partitions this collector owns, in messages (high watermark minus committed offset)."}),
 		assignedCount: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fileward_collector_assigned_partitions",
@@ -141,7 +141,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // commits a partition it no longer owns). When a rebalance begins, the
 // collector stops fetching, finishes the batch in flight within half the
 // session timeout, commits it, and only then rejoins; a batch that cannot
-// finish in time is left uncommitted for the partition's next owner.
+// finish in time is left uncommitted for the partition's next owner. When ctx
+// is done the same happens before the collector leaves the group.
 func Run(ctx context.Context, o Options) error {
 	if len(o.Brokers) == 0 || o.Topic == "" || o.GroupID == "" {
 		return errors.New("collect: brokers, topic and group_id are required")
@@ -346,21 +347,22 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 			continue
 		}
 		// The batch in flight is finished even when the generation ends
-		// meanwhile, but only within half the session timeout (the
-		// rebalance timeout), so that this member rejoins in time.
-		dctx, dcancel := context.WithCancel(ctx)
-		stopD := context.AfterFunc(gctx, func() { time.AfterFunc(c.o.SessionTimeout/2, dcancel) })
+		// (a rebalance) or the collector stops (SIGTERM) meanwhile, but
+		// only within half the session timeout (the rebalance timeout),
+		// so that this member rejoins or leaves in time.
+		dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
+		grace := func() { time.AfterFunc(c.o.SessionTimeout/2, dcancel) }
+		stopG, stopC := context.AfterFunc(gctx, grace), context.AfterFunc(ctx, grace)
 		err := c.deliver(dctx, msgs)
-		stopD()
+		stopG()
+		stopC()
 		dcancel()
 		if err != nil {
 			if dctx.Err() == nil {
 				return err // the dead-letter file
 			}
-			if ctx.Err() == nil {
-				c.m.dropped.Add(float64(len(msgs)))
-				c.log.Warn("collect: rebalance: batch not acknowledged in time; left uncommitted for the partitions' next owner", "messages", len(msgs))
-			}
+			c.m.dropped.Add(float64(len(msgs)))
+			c.log.Warn("collect: batch not acknowledged before the partitions were given up; left uncommitted for their next owner", "messages", len(msgs))
 			return nil // uncommitted: re-delivered, duplicates collapse
 		}
 		if err := c.commit(ctx, gctx, gen, msgs, parts); err != nil {
