@@ -537,7 +537,7 @@ func (s *sampler) check(ctx context.Context) {
 	s.samples++
 	for p := range int32(rbPartitions) {
 		c := com[p]
-		if c < s.maxCom[p] {
+		if c >= 0 && c < s.maxCom[p] {
 			// Only a member committing a partition it no longer owns
 			// (an ended generation's batch) moves an offset back.
 			s.violations = append(s.violations, fmt.Sprintf("partition %d committed offset moved back from %d to %d", p, s.maxCom[p], c))

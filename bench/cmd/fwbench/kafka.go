@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,12 @@ type broker struct {
 }
 
 func (h *harness) newBroker(ctx context.Context, topics ...string) (*broker, error) {
-	args := []string{"kfake"}
+	return h.newBrokerPartitions(ctx, 1, topics...)
+}
+
+// newBrokerPartitions is newBroker with topics of the given partition count.
+func (h *harness) newBrokerPartitions(_ context.Context, partitions int, topics ...string) (*broker, error) {
+	args := []string{"kfake", "-partitions", strconv.Itoa(partitions)}
 	for _, t := range topics {
 		args = append(args, "-topic", t)
 	}
@@ -79,10 +85,11 @@ func kfakeMain(args []string) int {
 	fs := flag.NewFlagSet("kfake", flag.ContinueOnError)
 	var topics []string
 	fs.Func("topic", "topic to seed (repeat)", func(s string) error { topics = append(topics, s); return nil })
+	partitions := fs.Int("partitions", 1, "partitions per topic")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), topics...))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kfake:", err)
 		return 1

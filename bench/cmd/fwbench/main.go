@@ -33,7 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var allRows = []string{"encode", "pipeline", "spool", "kafka", "peer", "elasticsearch", "capture", "memory"}
+var allRows = []string{"encode", "pipeline", "spool", "kafka", "peer", "elasticsearch", "collector", "capture", "memory"}
 
 type harness struct {
 	root             string // module root
@@ -149,6 +149,7 @@ func run() int {
 	funcs := map[string]func(context.Context) ([]Result, error){
 		"encode": h.rowEncode, "pipeline": h.rowPipeline, "spool": h.rowSpool, "kafka": h.rowKafka,
 		"peer": h.rowPeer, "elasticsearch": h.rowElasticsearch, "capture": h.rowCapture, "memory": h.rowMemory,
+		"collector": h.rowCollector,
 	}
 	for _, name := range allRows {
 		if !slices.Contains(want, name) {
