@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,7 @@ type collectorRun struct {
 	rssMiB   []float64 // per member: peak VmHWM
 	acked    []float64 // per member: fileward_collector_events_acked_total
 	assigned []float64 // per member: partitions owned in the measured window
+	requests int64     // _bulk requests in the measured window
 }
 
 // rowCollector measures the central tier's scale-out: `fileward collect`
@@ -49,7 +51,7 @@ type collectorRun struct {
 // divided by the events that collector acknowledged. Every run checks that
 // the data stream holds every id exactly once.
 func (h *harness) rowCollector(ctx context.Context) ([]Result, error) {
-	n := min(h.events, envOr("FWBENCH_COLLECTOR_EVENTS", 300000))
+	n := min(h.events, envOr("FWBENCH_COLLECTOR_EVENTS", 200000))
 	latency := time.Duration(envOr("FWBENCH_COLLECTOR_LATENCY_MS", 100)) * time.Millisecond
 	ecs, err := h.ecsInput(ctx, h.kafkaEvents())
 	if err != nil {
@@ -162,6 +164,7 @@ func (h *harness) collectorScaling(ctx context.Context, members int, docs [][]by
 	}
 	n := len(docs)
 	srv.SetRequestFaults(0, 0)
+	r0, _ := srv.BulkRequests()
 	t0 := time.Now()
 	c0 := srv.Count(collectorDataStream)
 	for srv.Count(collectorDataStream) < n {
@@ -180,6 +183,8 @@ func (h *harness) collectorScaling(ctx context.Context, members int, docs [][]by
 		}
 	}
 	wall := time.Since(t0)
+	r1, _ := srv.BulkRequests()
+	run.requests = r1 - r0
 	run.window = n - c0
 	run.rate = float64(run.window) / wall.Seconds()
 	for _, p := range procs {
@@ -204,8 +209,8 @@ func (h *harness) collectorScaling(ctx context.Context, members int, docs [][]by
 			return run, fmt.Errorf("id %s stored %d times", id, c)
 		}
 	}
-	h.logf("collector x%d: %.0f events/s over %d events (%v), partitions %v, CPU-s/1M %v, RSS MiB %v",
-		members, run.rate, run.window, wall.Round(time.Millisecond), run.assigned, fmtList(run.cpuPerM, "%.2f"), fmtList(run.rssMiB, "%.1f"))
+	h.logf("collector x%d: %.0f events/s over %d events (%v, %d bulk requests), partitions %v, CPU-s/1M %v, RSS MiB %v",
+		members, run.rate, run.window, wall.Round(time.Millisecond), run.requests, run.assigned, fmtList(run.cpuPerM, "%.2f"), fmtList(run.rssMiB, "%.1f"))
 	return run, nil
 }
 
@@ -271,12 +276,16 @@ collector:
 	}
 	p := &agentProc{stderr: &syncBuffer{}, done: make(chan struct{}), metrics: "http://" + addr + "/metrics"}
 	p.cmd = exec.Command(h.fileward, "collect", "-c", path)
-	p.cmd.Stderr = p.stderr
+	logf, err := os.Create(filepath.Join(dir, "collector.log"))
+	if err != nil {
+		return nil, err
+	}
+	p.cmd.Stderr = io.MultiWriter(p.stderr, logf)
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
+	go func() { p.waitErr = p.cmd.Wait(); logf.Close(); close(p.done) }()
 	p.hwm = newHWMSampler(p.cmd.Process.Pid, p.done)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
