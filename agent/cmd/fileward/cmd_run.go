@@ -59,7 +59,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	a, err := newAgent(ctx, cfg, log, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "fileward: %v\n", err)
+		fmt.Fprintf(stderr, "fileward: cannot start: %s\n", startFailure(err))
 		return 1
 	}
 	if err := a.run(ctx); err != nil {
@@ -85,25 +85,34 @@ type agent struct {
 	metrics  *telemetry.Server
 	describe string
 	demo     bool // replaying the bundled demo stream because capture is not possible
+	lock     *dataDirLock
 }
 
-func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (a *agent, err error) {
+// newAgent builds the graph. Every error it returns is a failure to start
+// (exit 1); startFailure turns it into one line with the cause and the fix.
+// Whatever was opened before the failure is closed again.
+func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (_ *agent, err error) {
 	dataDir, err := filepath.Abs(cfg.Agent.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("agent.data_dir: %w", err)
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("agent.data_dir %s: %w (create it, or point agent.data_dir somewhere writable)", dataDir, err)
+		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
-	a = &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}
+	// a is not the named result: a failed start returns nil and still closes
+	// what a holds.
+	a := &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.Background())
 		}
 	}()
+	if a.lock, err = lockDataDir(dataDir); err != nil {
+		return nil, err
+	}
 	meta, err := hostMeta(cfg.Agent.HostID, cfg.Agent.Name, dataDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
 	reg := telemetry.NewRegistry()
 	var health telemetry.Health
@@ -125,7 +134,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		OnDrop: func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open spool: %w", err)
+		return nil, fmt.Errorf("spool %s: %w", filepath.Join(dataDir, "spool"), err)
 	}
 	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fileward_spool_max_bytes", Help: "spool.max_bytes: the bound fileward_spool_bytes stays under (plus one segment).",
@@ -330,6 +339,11 @@ func (a *agent) closeAll(ctx context.Context) {
 		a.procs.Close()
 		a.procs = nil
 	}
+	if c, ok := a.source.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	a.lock.release()
+	a.lock = nil
 }
 
 // captureCheck reports capture as degraded while it is losing events: when a
