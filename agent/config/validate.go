@@ -172,7 +172,9 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 	switch s.Type {
 	case "file":
 		if s.File == nil {
+			c.at(p+".file", "is required for a sink of type file, with at least its path")
 			s.File = ptr(DefaultFileSink())
+			break
 		}
 		if s.File.Path == "" {
 			c.at(p+".file.path", "is required")
@@ -185,12 +187,16 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 		}
 	case "kafka":
 		if s.Kafka == nil {
+			c.at(p+".kafka", "is required for a sink of type kafka, with its brokers")
 			s.Kafka = ptr(DefaultKafka())
+			break
 		}
 		validateKafka(c, p+".kafka", s.Kafka)
 	case "elasticsearch":
 		if s.Elasticsearch == nil {
+			c.at(p+".elasticsearch", "is required for a sink of type elasticsearch, with its addresses")
 			s.Elasticsearch = ptr(DefaultElasticsearch())
+			break
 		}
 		validateElasticsearch(c, p+".elasticsearch", s.Elasticsearch)
 	}

@@ -17,8 +17,15 @@ func cmdCheckConfig(_ context.Context, args []string, _ io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, code := loadConfig(*path, stderr); code != 0 {
+	cfg, code := loadConfig(*path, stderr)
+	if code != 0 {
 		return code
+	}
+	// Paths that are missing on this host: the config is well-formed, but
+	// the agent would not start here.
+	if err := cfg.CheckPaths(); err != nil {
+		printConfigErrors(err, *path, stderr)
+		return 2
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
@@ -28,15 +35,20 @@ func cmdCheckConfig(_ context.Context, args []string, _ io.Reader, stdout, stder
 func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintln(stderr, e.Error())
-			}
-		} else {
-			fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		}
+		printConfigErrors(err, path, stderr)
 		return nil, 2
 	}
 	return cfg, 0
+}
+
+// printConfigErrors prints each config error on its own line.
+func printConfigErrors(err error, path string, stderr io.Writer) {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e.Error())
+		}
+		return
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", path, err)
 }
