@@ -10,8 +10,9 @@ import (
 
 // update is a rules change waiting for the Run goroutine.
 type update struct {
-	rules  Rules
-	window time.Duration
+	rules   Rules
+	window  time.Duration
+	applied chan struct{}
 }
 
 // pendingUpdate holds the latest Reconfigure call until Run applies it.
@@ -22,9 +23,12 @@ type pendingUpdate struct{ p atomic.Pointer[update] }
 // housekeeping tick: events it handles after that follow the new rules.
 // Aggregated events held under the old window are emitted first, so nothing
 // is lost or counted twice. Safe to call from any goroutine; a later call
-// replaces an earlier one that was not applied yet.
-func (p *Pipeline) Reconfigure(r Rules, aggregateWindow time.Duration) {
-	p.pending.p.Store(&update{rules: r, window: aggregateWindow})
+// replaces an earlier one that was not applied yet. The channel is closed
+// once Run has applied the change.
+func (p *Pipeline) Reconfigure(r Rules, aggregateWindow time.Duration) <-chan struct{} {
+	u := &update{rules: r, window: aggregateWindow, applied: make(chan struct{})}
+	p.pending.p.Store(u)
+	return u.applied
 }
 
 // applyPending applies a Reconfigure call; only Run's goroutine calls it.
@@ -33,6 +37,7 @@ func (p *Pipeline) applyPending(ctx context.Context) {
 	if u == nil {
 		return
 	}
+	defer close(u.applied)
 	p.filter = newFilter(u.rules)
 	p.o.Rules = u.rules
 	if u.window == p.o.AggregateWindow {

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,11 +22,9 @@ import (
 	"github.com/fileward/fileward/agent/config"
 	"github.com/fileward/fileward/agent/pipeline"
 	"github.com/fileward/fileward/agent/procfs"
-	"github.com/fileward/fileward/agent/ship"
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/agent/telemetry"
 	"github.com/fileward/fileward/schema"
-	"github.com/fileward/fileward/sinks"
 )
 
 // cmdRun runs the agent until ctx is done (SIGINT/SIGTERM). Exit codes:
@@ -37,6 +37,11 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// SIGHUP reloads the config; until the agent runs, it waits here
+	// instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var cfg *config.Config
 	if *path == "" {
 		d := config.Default()
@@ -58,11 +63,14 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	a, err := newAgent(ctx, cfg, log, stderr)
+	if err == nil {
+		a.cfgPath = *path
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fileward: cannot start: %s\n", startFailure(err))
 		return 1
 	}
-	if err := a.run(ctx); err != nil {
+	if err := a.run(ctx, hup); err != nil {
 		fmt.Fprintf(stderr, "fileward: %v\n", err)
 		return 1
 	}
@@ -79,13 +87,17 @@ type agent struct {
 	drops    *capture.Drops
 	pipe     *pipeline.Pipeline
 	spool    *spool.Spool
-	shippers []*ship.Shipper
-	sinks    []sinks.Sink
+	sinkRuns []*sinkRun // in config order
 	procs    *procfs.Cache
 	metrics  *telemetry.Server
 	describe string
 	demo     bool // replaying the bundled demo stream because capture is not possible
 	lock     *dataDirLock
+
+	cfgPath string // the config file, for reloads ("" = built-in defaults)
+	health  *telemetry.Health
+	gather  *gatherer    // the base registry plus one per sink
+	ships   shipperGroup // the running shippers
 }
 
 // newAgent builds the graph. Every error it returns is a failure to start
@@ -115,7 +127,8 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
 	reg := telemetry.NewRegistry()
-	var health telemetry.Health
+	a.health = &telemetry.Health{}
+	a.gather = &gatherer{base: reg}
 
 	a.source, err = a.pickSource(stderr)
 	if err != nil {
@@ -157,45 +170,20 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 
 	var dests []string
 	for i := range cfg.Sinks {
-		sc := &cfg.Sinks[i]
-		k, desc, err := buildSink(ctx, cfg, sc, log)
+		sr, err := a.newSinkRun(ctx, cfg, &cfg.Sinks[i])
 		if err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+			return nil, err
 		}
-		a.sinks = append(a.sinks, k)
-		sh, err := ship.New(ship.Options{
-			Name: sc.Name, Sink: k, Spool: a.spool, Backoff: shipBackoff(sc.Backoff),
-			DeadLetterDir: filepath.Join(dataDir, "dead-letter"),
-			Logger:        log, Registerer: reg, // ship adds the sink attribute
-			OnRejected: func(n uint64) { a.drops.Add(schema.LossRejected, n) },
-		})
-		if err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-		}
-		a.shippers = append(a.shippers, sh)
-		health.Add("sink/"+sc.Name, func() error {
-			if !sh.Healthy() {
-				return errors.New("delivery failing, backing off")
-			}
-			return nil
-		})
-		dests = append(dests, sc.Name+" → "+desc)
+		a.sinkRuns = append(a.sinkRuns, sr)
+		dests = append(dests, sr.name+" → "+sr.desc)
 	}
 
-	include := cfg.Filters.IncludePaths
-	if a.demo && len(include) > 0 {
-		// The demo is a recording from a Mac: the include rules written for
-		// live capture on this machine would drop all of it.
+	if a.demo && len(cfg.Filters.IncludePaths) > 0 {
 		fmt.Fprintln(stderr, "fileward: filters.include_paths does not apply to the demo stream")
-		include = nil
 	}
 	po := pipeline.Options{
 		Ring: a.ring, Drops: a.drops, Encoder: schema.NewEncoder(meta), Output: a.spool,
-		Rules: pipeline.Rules{
-			ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: include,
-			ExcludeExecutables: cfg.Filters.ExcludeExecutables, ExcludeSigningIDs: cfg.Filters.ExcludeSigningIDs,
-			MutePIDs: []int32{int32(os.Getpid())}, MutePaths: []string{dataDir},
-		},
+		Rules:           a.rules(cfg),
 		AggregateWindow: cfg.Filters.AggregateWindow.D(),
 		BatchEvents:     cfg.Batch.MaxEvents, BatchBytes: int(cfg.Batch.MaxBytes), BatchWait: cfg.Batch.MaxWait.D(),
 		Heartbeat: cfg.Agent.Heartbeat.D(),
@@ -212,11 +200,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, err
 	}
-	health.Add("capture", captureCheck(a.drops, time.Now, 30*time.Second))
+	a.health.Add("capture", captureCheck(a.drops, time.Now, 30*time.Second))
 
 	metricsAt := "metrics disabled"
 	if cfg.Metrics.Listen != "" {
-		a.metrics, err = telemetry.Listen(cfg.Metrics.Listen, reg, &health, log)
+		a.metrics, err = telemetry.Listen(cfg.Metrics.Listen, a.gather, a.health, log)
 		if err != nil {
 			return nil, err
 		}
@@ -236,10 +224,26 @@ func (a *agent) pickSource(stderr io.Writer) (capture.Source, error) {
 	return p.src, nil
 }
 
+// rules are the pipeline's filter rules of cfg.
+func (a *agent) rules(cfg *config.Config) pipeline.Rules {
+	include := cfg.Filters.IncludePaths
+	if a.demo {
+		// The demo is a recording from a Mac: the include rules written for
+		// live capture on this machine would drop all of it.
+		include = nil
+	}
+	return pipeline.Rules{
+		ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: include,
+		ExcludeExecutables: cfg.Filters.ExcludeExecutables, ExcludeSigningIDs: cfg.Filters.ExcludeSigningIDs,
+		MutePIDs: []int32{int32(os.Getpid())}, MutePaths: []string{a.dataDir},
+	}
+}
+
 // run starts every goroutine and, when ctx is done (or the source fails),
 // shuts down in order: stop capture, drain the pipeline into the spool, fsync,
 // give the shippers shutdown_timeout to deliver, then leave the rest spooled.
-func (a *agent) run(ctx context.Context) error {
+// Each value on hup (SIGHUP) reloads the config.
+func (a *agent) run(ctx context.Context, hup <-chan os.Signal) error {
 	srcCtx, stopSrc := context.WithCancel(ctx)
 	defer stopSrc()
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
@@ -256,15 +260,9 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		}()
 	}
-	var shipWG sync.WaitGroup
-	for _, sh := range a.shippers {
-		shipWG.Add(1)
-		go func() {
-			defer shipWG.Done()
-			if err := sh.Run(shipCtx); err != nil && !errors.Is(err, context.Canceled) {
-				a.log.Error("shipper stopped", "err", err)
-			}
-		}()
+	a.ships.ctx = shipCtx
+	for _, sr := range a.sinkRuns {
+		a.ships.start(sr, a.log)
 	}
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- a.pipe.Run(pipeCtx) }()
@@ -272,22 +270,30 @@ func (a *agent) run(ctx context.Context) error {
 	go func() { srcDone <- a.source.Run(srcCtx, a.ring, a.drops) }()
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		a.log.Info("stopping: signal received")
-		stopSrc()
-		if err := <-srcDone; err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Warn("capture source stopped with an error", "err", err)
-		}
-	case err := <-srcDone:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			runErr = fmt.Errorf("capture: %w", err)
-			a.log.Error("capture failed; shutting down", "err", err)
-		} else {
-			// A finite replay ended: keep shipping until told to stop.
-			a.log.Info("capture source finished; the agent keeps shipping until stopped")
-			<-ctx.Done()
+loop:
+	for {
+		select {
+		case <-hup:
+			a.reload(ctx)
+		case <-ctx.Done():
 			a.log.Info("stopping: signal received")
+			stopSrc()
+			if srcDone != nil {
+				if err := <-srcDone; err != nil && !errors.Is(err, context.Canceled) {
+					a.log.Warn("capture source stopped with an error", "err", err)
+				}
+			}
+			break loop
+		case err := <-srcDone:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				runErr = fmt.Errorf("capture: %w", err)
+				a.log.Error("capture failed; shutting down", "err", err)
+				break loop
+			}
+			// A finite replay ended: keep shipping (and reloading) until
+			// told to stop.
+			a.log.Info("capture source finished; the agent keeps shipping until stopped")
+			srcDone = nil
 		}
 	}
 
@@ -300,11 +306,11 @@ func (a *agent) run(ctx context.Context) error {
 		a.log.Error("spool fsync at shutdown", "err", err)
 	}
 	// Give the shippers shutdown_timeout to deliver what is spooled.
-	for _, sh := range a.shippers {
-		sh.Drain()
+	for _, sr := range a.sinkRuns {
+		sr.sh.Drain()
 	}
 	drained := make(chan struct{})
-	go func() { shipWG.Wait(); close(drained) }()
+	go func() { a.ships.wg.Wait(); close(drained) }()
 	timeout := a.cfg.Agent.ShutdownTimeout.D()
 	select {
 	case <-drained:
@@ -323,12 +329,12 @@ func (a *agent) run(ctx context.Context) error {
 }
 
 func (a *agent) closeAll(ctx context.Context) {
-	for _, k := range a.sinks {
-		if err := k.Close(ctx); err != nil {
-			a.log.Warn("closing sink", "err", err)
+	for _, sr := range a.sinkRuns {
+		if err := sr.sink.Close(ctx); err != nil {
+			a.log.Warn("closing sink", "sink", sr.name, "err", err)
 		}
 	}
-	a.sinks = nil
+	a.sinkRuns = nil
 	if a.spool != nil {
 		if err := a.spool.Close(); err != nil {
 			a.log.Error("closing spool", "err", err)
