@@ -64,6 +64,10 @@ type Replay struct {
 	Format string  `yaml:"format"` // eslogger | ecs
 	Rate   float64 `yaml:"rate"`   // events/s, 0 = as fast as possible
 	Loop   bool    `yaml:"loop"`
+	// DropWhenFull makes replay behave like live capture: never wait for
+	// ring space, drop and count ring_full instead. By default a replay (a
+	// backfill) waits and loses nothing. For tests and benchmarks.
+	DropWhenFull bool `yaml:"drop_when_full"`
 }
 
 // Filters are the noise rules the pipeline applies.
