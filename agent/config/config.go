@@ -10,6 +10,7 @@ type Config struct {
 	Spool     Spool     `yaml:"spool"`
 	Sinks     []Sink    `yaml:"sinks"`
 	Metrics   Metrics   `yaml:"metrics"`
+	Log       Log       `yaml:"log"`
 	Collector Collector `yaml:"collector"`
 
 	// File is the path the config was loaded from ("" when built in code).
@@ -173,6 +174,13 @@ type Backoff struct {
 	Max        Duration `yaml:"max"`
 	Multiplier float64  `yaml:"multiplier"`
 	Jitter     float64  `yaml:"jitter"`
+}
+
+// Log configures the agent's own log on stderr. The --log-level and
+// --log-format flags of `fileward run` override it.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
 }
 
 // Metrics configures /metrics and /healthz.

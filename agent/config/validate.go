@@ -144,6 +144,8 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		validateSink(c, fmt.Sprintf("sinks[%d]", i), &cfg.Sinks[i], seen)
 	}
 
+	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
+	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	if l := cfg.Metrics.Listen; l != "" {
 		if _, _, err := net.SplitHostPort(l); err != nil {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)

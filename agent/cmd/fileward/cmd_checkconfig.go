@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -11,10 +10,13 @@ import (
 )
 
 func cmdCheckConfig(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "config.example.yaml", "config file")
-	if err := fs.Parse(args); err != nil {
+	fs := newFlags("check-config", stdout, stderr)
+	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	var ok bool
+	if *path, ok = findConfig(*path, stderr); !ok {
 		return 2
 	}
 	cfg, code := loadConfig(*path, stderr)

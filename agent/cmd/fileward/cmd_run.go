@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,42 +28,38 @@ import (
 
 // cmdRun runs the agent until ctx is done (SIGINT/SIGTERM). Exit codes:
 // 0 clean stop, 2 bad config, 1 a failure to start or a capture failure.
-func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "", "config file (default: the built-in defaults of CONTRACT.md)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("run", stdout, stderr)
+	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
+	logLevel := fs.String("log-level", "", "`LEVEL`: debug, info, warn or error (overrides log.level)")
+	logFormat := fs.String("log-format", "", "`FORMAT`: text or json (overrides log.format)")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
 	}
 	// SIGHUP reloads the config; until the agent runs, it waits here
 	// instead of killing the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	var cfg *config.Config
-	if *path == "" {
-		d := config.Default()
-		if err := d.Validate(); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		cfg = &d
-	} else {
-		var code int
-		if cfg, code = loadConfig(*path, stderr); code != 0 {
-			return code
-		}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "run: -log-level %q: %v\n", *logLevel, err)
+	// Never the built-in defaults silently: they watch / and spool in the
+	// current directory.
+	var ok bool
+	if *path, ok = findConfig(*path, stderr); !ok {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg, code := loadConfig(*path, stderr)
+	if code != 0 {
+		return code
+	}
+	log, err := newLogger(cfg.Log, *logLevel, *logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward: %v\n", err)
+		return 2
+	}
 	a, err := newAgent(ctx, cfg, log, stderr)
 	if err == nil {
 		a.cfgPath = *path
+		fmt.Fprintf(stderr, "  config: %s\n", *path)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fileward: cannot start: %s\n", startFailure(err))
@@ -75,6 +70,30 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		return 1
 	}
 	return 0
+}
+
+// newLogger is the agent's logger: log.level and log.format from the
+// config, each overridden by its flag when that is set.
+func newLogger(lc config.Log, levelFlag, formatFlag string, w io.Writer) (*slog.Logger, error) {
+	lv, format := lc.Level, lc.Format
+	if levelFlag != "" {
+		lv = levelFlag
+	}
+	if formatFlag != "" {
+		format = formatFlag
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lv)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", lv)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
 }
 
 // agent is the running graph: source → ring → pipeline → spool → shippers.
@@ -127,6 +146,9 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
 	reg := telemetry.NewRegistry()
+	if err := reg.Register(buildInfo()); err != nil {
+		return nil, err
+	}
 	a.health = &telemetry.Health{}
 	a.gather = &gatherer{base: reg}
 
