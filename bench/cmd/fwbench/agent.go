@@ -30,9 +30,9 @@ type agentConfig struct {
 	Shutdown string // agent.shutdown_timeout (default 10s)
 }
 
-// yaml renders a complete config in CONTRACT.md's keys: replay source
-// that simulates capture (drop_when_full: it never waits for the ring, so a
-// stalled pipeline drops ring_full instead of hanging the harness),
+// yaml renders a complete config in docs/configuration.md's keys: replay
+// source that simulates capture (drop_when_full: it never waits for the
+// ring, so a stalled pipeline drops ring_full instead of hanging the harness),
 // no aggregation (the input repeats the same few events, which the window
 // would fold), no heartbeats, spool fsync on an interval, metrics on an
 // ephemeral loopback port.
