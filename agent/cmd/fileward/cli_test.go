@@ -212,3 +212,46 @@ func TestBadLogSettings(t *testing.T) {
 		t.Errorf("run --log-format xml: %d %q", code, errOut)
 	}
 }
+
+// TestSpoolPrune: the cursor of a sink no longer configured is removed by
+// `fileward spool prune`, which refuses while the agent runs.
+func TestSpoolPrune(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	demo, _ := os.ReadFile(filepath.Join("demo", "eslogger-demo.ndjson"))
+	os.WriteFile(in, demo, 0o644)
+	cfg := filepath.Join(dir, "c.yaml")
+	write := func(sinks string) {
+		os.WriteFile(cfg, fmt.Appendf(nil, "agent: {data_dir: %[1]s/data, heartbeat: 0s}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: \"\"}\nsinks:\n%[3]s", dir, in, sinks), 0o644)
+	}
+	a := fmt.Sprintf("  - {name: a, type: file, file: {path: %s/a.ndjson}}\n", dir)
+	b := fmt.Sprintf("  - {name: b, type: file, file: {path: %s/b.ndjson}}\n", dir)
+	write(a + b)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(errb.String(), "replay reached the end") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	write(a)
+	if _, errOut, code := fw(t, nil, "spool", "prune", "-c", cfg); code != 1 || !strings.Contains(errOut, "stop the other agent first") {
+		t.Errorf("prune next to a running agent: exit %d, %q", code, errOut)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	out, errOut, code := fw(t, nil, "spool", "prune", "-c", cfg)
+	if code != 0 || out != "removed the cursor of sink b\n1 cursors removed\n" {
+		t.Errorf("prune: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "spool", "cursors", "b.cursor")); err == nil {
+		t.Error("b's cursor file is still there")
+	}
+	if out, _, code := fw(t, nil, "spool", "prune", "-c", cfg); code != 0 || out != "0 cursors removed\n" {
+		t.Errorf("second prune: %d %q", code, out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/fileward/fileward/agent/config"
 )
@@ -52,5 +53,9 @@ func printConfigErrors(err error, path string, stderr io.Writer) {
 		}
 		return
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", path, err)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is said once, first
+	}
+	fmt.Fprintf(stderr, "%s: cannot read the config: %v\n", path, err)
 }

@@ -146,6 +146,7 @@ var restartKeys = []struct {
 	{"batch", func(c *config.Config) any { return c.Batch }},
 	{"spool", func(c *config.Config) any { return c.Spool }},
 	{"metrics", func(c *config.Config) any { return c.Metrics }},
+	{"log", func(c *config.Config) any { return c.Log }},
 }
 
 // reload re-reads the config file (SIGHUP). An invalid file is logged error
@@ -179,7 +180,7 @@ func (a *agent) reload(ctx context.Context) {
 	// The keys that need a restart keep their running values.
 	next.Agent.DataDir, next.Agent.Name, next.Agent.HostID, next.Agent.Heartbeat =
 		a.cfg.Agent.DataDir, a.cfg.Agent.Name, a.cfg.Agent.HostID, a.cfg.Agent.Heartbeat
-	next.Source, next.Queue, next.Batch, next.Spool, next.Metrics = a.cfg.Source, a.cfg.Queue, a.cfg.Batch, a.cfg.Spool, a.cfg.Metrics
+	next.Source, next.Queue, next.Batch, next.Spool, next.Metrics, next.Log = a.cfg.Source, a.cfg.Queue, a.cfg.Batch, a.cfg.Spool, a.cfg.Metrics, a.cfg.Log
 
 	// Build the new and changed sinks first: if one cannot be built, the
 	// reload changes nothing.
