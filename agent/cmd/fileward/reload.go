@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,10 +127,11 @@ func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
 	return gs.Gather()
 }
 
-// restartKeys are the config keys a reload cannot apply to a running agent:
-// they shape the capture source, the ring, the spool, the pipeline's batches
-// or the agent's identity. Filters, sinks and agent.shutdown_timeout reload.
-var restartKeys = []struct {
+// restartSections are the parts of the config a reload cannot apply to a
+// running agent: they shape the capture source, the ring, the spool, the
+// pipeline's batches, the log or the agent's identity. Filters, sinks and
+// agent.shutdown_timeout reload.
+var restartSections = []struct {
 	key string
 	get func(c *config.Config) any
 }{
@@ -137,16 +139,42 @@ var restartKeys = []struct {
 	{"agent.name", func(c *config.Config) any { return c.Agent.Name }},
 	{"agent.host_id", func(c *config.Config) any { return c.Agent.HostID }},
 	{"agent.heartbeat", func(c *config.Config) any { return c.Agent.Heartbeat }},
-	{"source.type", func(c *config.Config) any { return c.Source.Type }},
-	{"source.events", func(c *config.Config) any { return c.Source.Events }},
-	{"source.fanotify", func(c *config.Config) any { return c.Source.Fanotify }},
-	{"source.eslogger", func(c *config.Config) any { return c.Source.Eslogger }},
-	{"source.replay", func(c *config.Config) any { return c.Source.Replay }},
+	{"source", func(c *config.Config) any { return c.Source }},
 	{"queue", func(c *config.Config) any { return c.Queue }},
 	{"batch", func(c *config.Config) any { return c.Batch }},
 	{"spool", func(c *config.Config) any { return c.Spool }},
 	{"metrics", func(c *config.Config) any { return c.Metrics }},
 	{"log", func(c *config.Config) any { return c.Log }},
+}
+
+// restartNeeded lists the keys, as written in the file, whose value differs
+// between the running config and next and that need a restart.
+func restartNeeded(running, next *config.Config) []string {
+	var keys []string
+	for _, s := range restartSections {
+		keys = append(keys, diffKeys(s.key, reflect.ValueOf(s.get(running)), reflect.ValueOf(s.get(next)))...)
+	}
+	return keys
+}
+
+// diffKeys walks two values of one config struct type and names the leaf
+// keys (by their yaml tags) that differ.
+func diffKeys(path string, a, b reflect.Value) []string {
+	if a.Kind() != reflect.Struct {
+		if reflect.DeepEqual(a.Interface(), b.Interface()) {
+			return nil
+		}
+		return []string{path}
+	}
+	var out []string
+	for i := 0; i < a.NumField(); i++ {
+		tag := strings.Split(a.Type().Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		out = append(out, diffKeys(path+"."+tag, a.Field(i), b.Field(i))...)
+	}
+	return out
 }
 
 // reload re-reads the config file (SIGHUP). An invalid file is logged error
@@ -172,10 +200,8 @@ func (a *agent) reload(ctx context.Context) {
 		}
 		return
 	}
-	for _, k := range restartKeys {
-		if !reflect.DeepEqual(k.get(a.cfg), k.get(next)) {
-			a.log.Warn("restart needed for " + k.key + ": it keeps its running value until fileward restarts")
-		}
+	for _, k := range restartNeeded(a.cfg, next) {
+		a.log.Warn("restart needed for " + k + ": it keeps its running value until fileward restarts")
 	}
 	// The keys that need a restart keep their running values.
 	next.Agent.DataDir, next.Agent.Name, next.Agent.HostID, next.Agent.Heartbeat =

@@ -115,7 +115,7 @@ sinks:
 	write(x+"/", mnt+", /tmp", fmt.Sprintf("  - {name: b, type: file, file: {path: %s}}\n", outB))
 	cmd.Process.Signal(syscall.SIGHUP)
 	at := waitLog("config reloaded", 0)
-	if !strings.Contains(errb.String(), "restart needed for source.fanotify") {
+	if !strings.Contains(errb.String(), "restart needed for source.fanotify.marks:") {
 		t.Errorf("no restart notice for the changed marks:\n%s", errb.String())
 	}
 	create(filepath.Join(x, "after"))  // excluded now
