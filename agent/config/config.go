@@ -10,6 +10,7 @@ type Config struct {
 	Spool     Spool     `yaml:"spool"`
 	Sinks     []Sink    `yaml:"sinks"`
 	Metrics   Metrics   `yaml:"metrics"`
+	Log       Log       `yaml:"log"`
 	Collector Collector `yaml:"collector"`
 
 	// File is the path the config was loaded from ("" when built in code).
@@ -64,6 +65,10 @@ type Replay struct {
 	Format string  `yaml:"format"` // eslogger | ecs
 	Rate   float64 `yaml:"rate"`   // events/s, 0 = as fast as possible
 	Loop   bool    `yaml:"loop"`
+	// DropWhenFull makes replay behave like live capture: never wait for
+	// ring space, drop and count ring_full instead. By default a replay (a
+	// backfill) waits and loses nothing. For tests and benchmarks.
+	DropWhenFull bool `yaml:"drop_when_full"`
 }
 
 // Filters are the noise rules the pipeline applies.
@@ -169,6 +174,13 @@ type Backoff struct {
 	Max        Duration `yaml:"max"`
 	Multiplier float64  `yaml:"multiplier"`
 	Jitter     float64  `yaml:"jitter"`
+}
+
+// Log configures the agent's own log on stderr. The --log-level and
+// --log-format flags of `fileward run` override it.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
 }
 
 // Metrics configures /metrics and /healthz.

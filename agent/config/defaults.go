@@ -38,6 +38,7 @@ func Default() Config {
 			Backoff: DefaultBackoff(),
 		}},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Log:     Log{Level: "info", Format: "text"},
 		Collector: Collector{
 			Kafka:         defaultCollectorKafka(),
 			Elasticsearch: DefaultElasticsearch(),

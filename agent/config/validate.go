@@ -144,6 +144,8 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		validateSink(c, fmt.Sprintf("sinks[%d]", i), &cfg.Sinks[i], seen)
 	}
 
+	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
+	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	if l := cfg.Metrics.Listen; l != "" {
 		if _, _, err := net.SplitHostPort(l); err != nil {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)
@@ -172,7 +174,9 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 	switch s.Type {
 	case "file":
 		if s.File == nil {
+			c.at(p+".file", "is required for a sink of type file, with at least its path")
 			s.File = ptr(DefaultFileSink())
+			break
 		}
 		if s.File.Path == "" {
 			c.at(p+".file.path", "is required")
@@ -185,12 +189,16 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 		}
 	case "kafka":
 		if s.Kafka == nil {
+			c.at(p+".kafka", "is required for a sink of type kafka, with its brokers")
 			s.Kafka = ptr(DefaultKafka())
+			break
 		}
 		validateKafka(c, p+".kafka", s.Kafka)
 	case "elasticsearch":
 		if s.Elasticsearch == nil {
+			c.at(p+".elasticsearch", "is required for a sink of type elasticsearch, with its addresses")
 			s.Elasticsearch = ptr(DefaultElasticsearch())
+			break
 		}
 		validateElasticsearch(c, p+".elasticsearch", s.Elasticsearch)
 	}

@@ -69,6 +69,8 @@ type Pipeline struct {
 	agg    *aggregator
 	key    string // host.id, the batch key
 
+	pending pendingUpdate // a Reconfigure call Run has not applied yet
+
 	w          sinks.BatchWriter
 	idBuf      []byte
 	docBuf     []byte
@@ -169,6 +171,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var ev capture.Event
 	for {
 		got, fired := p.o.Ring.PopOr(ctx, tick.C, &ev)
+		if p.pending.p.Load() != nil {
+			p.applyPending(ctx)
+		}
 		switch {
 		case fired:
 			p.housekeep(ctx, false)
@@ -206,6 +211,12 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 		return
 	}
 	if !p.filter.keepPath(ev) {
+		// An exec the path rules drop (/usr/bin/cat outside include_paths)
+		// still feeds the exec cache first: the process's later events,
+		// which the rules keep, need its executable once it has exited.
+		if p.o.Enrich != nil && ev.Action == schema.ActionExec && ev.Process.PID > 0 {
+			p.o.Enrich(ev)
+		}
 		p.filtered.Inc()
 		return
 	}

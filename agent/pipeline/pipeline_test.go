@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -431,5 +432,57 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestExecOutsideIncludeFeedsEnrich: an exec event the path rules drop is
+// still shown to Enrich (the exec cache), before it is filtered out.
+func TestExecOutsideIncludeFeedsEnrich(t *testing.T) {
+	var seen []string
+	r := newRig(t, func(o *Options) {
+		o.Rules = Rules{IncludePaths: []string{"/tmp/"}}
+		o.Enrich = func(ev *schema.Event) bool {
+			seen = append(seen, ev.Action.String()+" "+ev.Path)
+			return true
+		}
+	})
+	x := capture.Event{Action: schema.ActionExec, Path: "/usr/bin/cat", Seq: 1, Process: schema.Process{PID: 7, Executable: "/usr/bin/cat"}}
+	o := capture.Event{Action: schema.ActionOpen, Path: "/usr/lib/libc.so", Seq: 2, Process: schema.Process{PID: 7}}
+	r.ring.TryPush(&x)
+	r.ring.TryPush(&o)
+	r.run(t, nil)
+	if len(seen) != 1 || seen[0] != schema.ActionExec.String()+" /usr/bin/cat" {
+		t.Errorf("Enrich saw %v, want only the exec", seen)
+	}
+	if docs := r.out.docs(t); len(docs) != 0 {
+		t.Errorf("%d documents outside include_paths", len(docs))
+	}
+}
+
+// TestReconfigure: rules and the aggregation window change while Run runs;
+// events handled after the change follow the new rules.
+func TestReconfigure(t *testing.T) {
+	r := newRig(t, func(o *Options) { o.AggregateWindow = time.Hour })
+	r.run(t, func() {
+		a := capture.Event{Action: schema.ActionOpen, Path: "/a/1", Seq: 1, Process: schema.Process{PID: 5, Executable: "/x"}}
+		r.ring.TryPush(&a)
+		a.Seq = 2
+		r.ring.TryPush(&a) // folds into the first under the hour-long window
+		waitFor(t, func() bool { return r.ring.Len() == 0 })
+		r.p.Reconfigure(Rules{ExcludePaths: []string{"/a/"}}, 0)
+		// The held aggregate is emitted when the window changes.
+		waitFor(t, func() bool { return batches(r.out) > 0 || len(r.out.docs(t)) > 0 })
+		b := capture.Event{Action: schema.ActionOpen, Path: "/a/2", Seq: 3, Process: schema.Process{PID: 5, Executable: "/x"}}
+		c := capture.Event{Action: schema.ActionOpen, Path: "/b/1", Seq: 4, Process: schema.Process{PID: 5, Executable: "/x"}}
+		r.ring.TryPush(&b)
+		r.ring.TryPush(&c)
+	})
+	docs := r.out.docs(t)
+	var paths []string
+	for _, d := range docs {
+		paths = append(paths, field(d, "file", "path").(string))
+	}
+	if strings.Join(paths, ",") != "/a/1,/b/1" {
+		t.Errorf("paths %v, want /a/1 (aggregated, emitted at the change) and /b/1 (/a/2 excluded by the new rules)", paths)
 	}
 }

@@ -125,6 +125,10 @@ func New(o Options) (*Shipper, error) {
 			Help:        "Sink errors: send (failed attempts of a whole batch), retry (events to retry), rejected (events dead-lettered), decode, corrupt, read, deadletter, cursor.",
 			ConstLabels: labels}, []string{"kind"}),
 	}
+	// Every kind is a series from the start, at zero.
+	for _, k := range []string{"send", "retry", "rejected", "decode", "corrupt", "read", "deadletter", "cursor"} {
+		s.errs.WithLabelValues(k)
+	}
 	s.healthy.Store(true)
 	if o.Registerer != nil {
 		lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fileward_sink_lag_events",

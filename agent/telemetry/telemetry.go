@@ -75,6 +75,13 @@ func (h *Health) Add(name string, c Check) {
 	h.checks[name] = c
 }
 
+// Remove drops the check under name (a sink removed by a config reload).
+func (h *Health) Remove(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.checks, name)
+}
+
 // ServeHTTP answers 200 "ok" when every check passes, else 503 with
 // "degraded" and one line per failing check.
 func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {

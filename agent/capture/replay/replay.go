@@ -26,7 +26,11 @@ type Options struct {
 	Format string  // "eslogger" or "ecs"
 	Rate   float64 // events per second; 0 = as fast as possible
 	Loop   bool
-	Logger *slog.Logger
+	// DropWhenFull never waits for ring space: a full ring drops the event
+	// and counts ring_full, as live capture does. By default replay waits,
+	// so that a backfill loses nothing.
+	DropWhenFull bool
+	Logger       *slog.Logger
 	// Now is the clock for event.created (default time.Now).
 	Now func() time.Time
 }
@@ -140,7 +144,11 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 				*seq++
 				ev.Seq, ev.Stream = *seq, Stream
 				ev.CreatedNS = s.o.Now().UnixNano()
-				out.TryPush(&ev)
+				if s.o.DropWhenFull {
+					out.TryPush(&ev)
+				} else if !out.Push(ctx, &ev) {
+					return mapped, nil // ctx is done
+				}
 				if s.o.Rate > 0 {
 					if err := pace(ctx, start, *seq, s.o.Rate); err != nil {
 						return mapped, nil

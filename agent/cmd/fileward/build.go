@@ -84,9 +84,9 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 		}
 		return pickedSource{src: s, desc: "eslogger (" + src.Eslogger.Path + ")"}, nil
 	case "replay":
-		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop, Logger: log})
+		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop, DropWhenFull: src.Replay.DropWhenFull, Logger: log})
 		if err != nil {
-			return pickedSource{}, err
+			return pickedSource{}, fmt.Errorf("source.replay.path: %w", err)
 		}
 		return pickedSource{src: s, desc: "replay of " + src.Replay.Path}, nil
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,18 +19,13 @@ import (
 // the line's position in the input), and host fields come from the flags or
 // this machine.
 func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("convert", stdout, stderr)
 	from := fs.String("from", "eslogger", "input format: eslogger or ecs")
 	hostName := fs.String("host-name", "", "host.name to write (default: this machine's)")
 	hostID := fs.String("host-id", "", "host.id to write (default: this machine's)")
 	hostOS := fs.String("host-os-type", "", "host.os.type to write (default: macos for eslogger input, else this machine's)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fileward convert --from eslogger|ecs [--host-name N] [--host-id I] [--host-os-type T] [FILE ...]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
 	}
 	if *from != "eslogger" && *from != "ecs" {
 		fmt.Fprintf(stderr, "convert: --from %q: use eslogger or ecs\n", *from)
@@ -53,14 +47,33 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	inputs := fs.Args()
 	if len(inputs) == 0 {
-		c.convert("-", stdin, w)
+		inputs = []string{"-"}
+	}
+	// Every input must be there before anything is converted: a missing
+	// file or a directory is an error of the command line, not a bad line.
+	for _, name := range inputs {
+		if name == "-" {
+			continue
+		}
+		fi, err := os.Stat(name)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "convert: %v\n", err)
+			return 1
+		case fi.IsDir():
+			fmt.Fprintf(stderr, "convert: %s is a directory: name NDJSON files, or - for standard input\n", name)
+			return 1
+		}
 	}
 	for _, name := range inputs {
+		if name == "-" {
+			c.convert("-", stdin, w)
+			continue
+		}
 		f, err := os.Open(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "convert: %v\n", err)
-			c.malformed++
-			continue
+			return 1
 		}
 		c.convert(name, f, w)
 		f.Close()

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
+	"os"
+	"slices"
+
 	"fmt"
+	"github.com/fileward/fileward/agent/config"
 	"io"
 	"path/filepath"
 	"time"
@@ -15,21 +18,31 @@ import (
 // without changing it or taking the writer lock, so they are safe next to a
 // running agent. stat exits 0; verify exits 0 when clean and 1 when it finds
 // damage (2 for usage or config errors).
-func cmdSpool(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "stat" && args[0] != "verify") {
-		fmt.Fprintln(stderr, "usage: fileward spool stat|verify [-c FILE]")
+func cmdSpool(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		printHelp(stdout, "spool", nil)
+		return 0
+	}
+	if len(args) == 0 || (args[0] != "stat" && args[0] != "verify" && args[0] != "prune") {
+		fmt.Fprintln(stderr, "usage: fileward spool stat|verify|prune [-c FILE] (fileward help spool)")
 		return 2
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("spool "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "config.example.yaml", "config file")
-	if err := fs.Parse(args[1:]); err != nil {
+	fs := newFlags("spool "+sub, stdout, stderr)
+	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
+	if code, done := parseFlags(fs, args[1:], stdout); done {
+		return code
+	}
+	var ok bool
+	if *path, ok = findConfig(*path, stderr); !ok {
 		return 2
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if code != 0 {
 		return code
+	}
+	if sub == "prune" {
+		return spoolPrune(ctx, cfg, stdout, stderr)
 	}
 	dataDir, err := filepath.Abs(cfg.Agent.DataDir)
 	if err != nil {
@@ -125,5 +138,51 @@ func printSpoolVerify(w io.Writer, r *spool.Report) int {
 		return 1
 	}
 	fmt.Fprintf(w, "%s: clean: %d records, %d events in %d segments, every CRC checked\n", r.Dir, r.Records, r.Events, len(r.Segments))
+	return 0
+}
+
+// spoolPrune removes the cursors of sinks that are no longer configured, so
+// that they stop pinning spool segments. It takes the spool's writer lock:
+// the agent must be stopped.
+func spoolPrune(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) int {
+	dataDir, err := filepath.Abs(cfg.Agent.DataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward spool prune: agent.data_dir: %v\n", err)
+		return 2
+	}
+	dir := filepath.Join(dataDir, "spool")
+	if _, err := os.Stat(dir); err != nil {
+		fmt.Fprintf(stderr, "fileward spool prune: %v\n", err)
+		return 1
+	}
+	sp := cfg.Spool
+	s, err := spool.Open(ctx, spool.Options{Dir: dir, MaxBytes: int64(sp.MaxBytes), SegmentBytes: int64(sp.SegmentBytes),
+		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D()})
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward spool prune: %s\n", startFailure(err))
+		return 1
+	}
+	var names []string
+	for _, k := range cfg.Sinks {
+		names = append(names, k.Name)
+	}
+	n := 0
+	for _, c := range s.Cursors() {
+		if slices.Contains(names, c) {
+			continue
+		}
+		if err := s.RemoveCursor(c); err != nil {
+			fmt.Fprintf(stderr, "fileward spool prune: %v\n", err)
+			s.Close()
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed the cursor of sink %s\n", c)
+		n++
+	}
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(stderr, "fileward spool prune: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d cursors removed\n", n)
 	return 0
 }
