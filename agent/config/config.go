@@ -161,6 +161,9 @@ type ESTLS struct {
 	CAFile             string `yaml:"ca_file"`
 	CAFingerprint      string `yaml:"ca_fingerprint"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// VerificationMode is full (default), certificate or none (Beats'
+	// ssl.verification_mode).
+	VerificationMode string `yaml:"verification_mode"`
 }
 
 // Backoff is a sink's retry schedule.

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/fileward/fileward/internal/tlspin"
 )
 
 // Validate checks a config built in code (Load validates by itself).
@@ -246,6 +248,17 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	}
 	if e.Timeout <= 0 {
 		c.at(p+".timeout", "must be positive")
+	}
+	if m := e.TLS.VerificationMode; m != "" {
+		c.oneOf(p+".tls.verification_mode", m, tlspin.Modes()...)
+		if e.TLS.InsecureSkipVerify && m != tlspin.ModeNone {
+			c.at(p+".tls.insecure_skip_verify", "contradicts tls.verification_mode %q; remove one", m)
+		}
+	}
+	if fp := e.TLS.CAFingerprint; fp != "" {
+		if _, err := tlspin.ParseFingerprint(fp); err != nil {
+			c.at(p+".tls.ca_fingerprint", "%v", err)
+		}
 	}
 }
 

@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/fileward/fileward/internal/tlspin"
 	"github.com/fileward/fileward/schema/template"
 	"github.com/fileward/fileward/sinks"
 )
@@ -46,11 +45,15 @@ type Options struct {
 	// CAFile is a PEM bundle trusted in addition to nothing else: when set,
 	// only these roots are trusted.
 	CAFile string
-	// CAFingerprint is the hex SHA-256 of a certificate in the server's
-	// chain (as Elasticsearch prints at first start); colons are allowed.
+	// CAFingerprint is the hex SHA-256 of the CA certificate that signed
+	// the server's (as Elasticsearch prints at first start); colons are
+	// allowed. That CA becomes the only root: see internal/tlspin.
 	CAFingerprint string
-	// InsecureSkipVerify disables TLS verification. Off by default; only
-	// for tests.
+	// VerificationMode is full (default), certificate (no hostname check)
+	// or none, as Beats' ssl.verification_mode.
+	VerificationMode string
+	// InsecureSkipVerify disables TLS verification (verification_mode
+	// none). Off by default; only for tests.
 	InsecureSkipVerify bool
 	// Timeout bounds one bulk request; default 30s.
 	Timeout time.Duration
@@ -133,7 +136,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	tr := o.Transport
 	if tr == nil {
-		t, err := newTransport(o)
+		t, err := newTransport(o, log)
 		if err != nil {
 			return nil, err
 		}
@@ -158,9 +161,9 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	case o.Username != "":
 		topts = append(topts, elastictransport.WithBasicAuth(o.Username, o.Password))
 	}
-	if o.CAFingerprint != "" {
-		topts = append(topts, elastictransport.WithCertificateFingerprint(strings.ToLower(strings.ReplaceAll(o.CAFingerprint, ":", ""))))
-	}
+	// tls.ca_fingerprint is checked by tlspin in the transport, never by
+	// elastictransport's WithCertificateFingerprint: that one accepts any
+	// chain that merely contains the pinned certificate.
 	tp, err := elastictransport.NewClient(topts...)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: transport: %w", err)
@@ -179,21 +182,27 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	return s, nil
 }
 
-func newTransport(o Options) (*http.Transport, error) {
+// newTransport is a clone of http.DefaultTransport whose TLS connections
+// are dialled and verified by tlspin (pinning, verification_mode).
+func newTransport(o Options, log *slog.Logger) (*http.Transport, error) {
+	mode := o.VerificationMode
+	if o.InsecureSkipVerify {
+		if mode != "" && mode != tlspin.ModeNone {
+			return nil, fmt.Errorf("elasticsearch: tls.insecure_skip_verify contradicts tls.verification_mode %q; remove one", mode)
+		}
+		mode = tlspin.ModeNone
+	}
+	v, err := tlspin.New(tlspin.Options{CAFile: o.CAFile, CAFingerprint: o.CAFingerprint, Mode: mode, Logger: log, Component: "elasticsearch"})
+	if err != nil {
+		return nil, err
+	}
+	if v.Mode() == tlspin.ModeNone {
+		log.Warn("elasticsearch: TLS certificate verification is off (verification_mode none): anyone on the path can read the credentials and the events")
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 8
-	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in, documented
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: read tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("elasticsearch: tls.ca_file %s holds no PEM certificate", o.CAFile)
-		}
-		t.TLSClientConfig.RootCAs = pool
-	}
+	t.TLSClientConfig = nil
+	t.DialTLSContext = v.DialTLSContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, 10*time.Second)
 	return t, nil
 }
 

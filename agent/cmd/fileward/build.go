@@ -171,6 +171,7 @@ func elasticsearchOptions(e *config.Elasticsearch, log *slog.Logger) elasticsear
 		SetupTemplate:      e.SetupTemplate,
 		CAFile:             e.TLS.CAFile,
 		CAFingerprint:      e.TLS.CAFingerprint,
+		VerificationMode:   e.TLS.VerificationMode,
 		InsecureSkipVerify: e.TLS.InsecureSkipVerify,
 		Timeout:            e.Timeout.D(),
 		Logger:             log,

@@ -55,6 +55,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		SetupTemplate:      ec.SetupTemplate,
 		CAFile:             ec.TLS.CAFile,
 		CAFingerprint:      ec.TLS.CAFingerprint,
+		VerificationMode:   ec.TLS.VerificationMode,
 		InsecureSkipVerify: ec.TLS.InsecureSkipVerify,
 		Timeout:            ec.Timeout.D(),
 		Logger:             log,
