@@ -14,6 +14,9 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the agent (credentials sent
+	// unencrypted on purpose, ...), in the same FILE:LINE: key: form.
+	Warnings Errors `yaml:"-"`
 	// lines maps key paths to their lines in File, for later validation.
 	lines map[string]int
 }
@@ -125,6 +128,9 @@ type Kafka struct {
 	GroupID string `yaml:"group_id"`
 	// Timeout bounds one produce request.
 	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureCredentials accepts SASL credentials over a connection
+	// without TLS (refused otherwise).
+	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
 }
 
 // TLS for Kafka.
@@ -154,6 +160,9 @@ type Elasticsearch struct {
 	TLS           ESTLS    `yaml:"tls"`
 	// Timeout bounds one bulk request.
 	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureCredentials accepts api_key, username/password or
+	// credentials in an address over http:// (refused otherwise).
+	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
 }
 
 // ESTLS for Elasticsearch.

@@ -3,10 +3,12 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/internal/tlspin"
 )
 
@@ -22,6 +24,7 @@ type checker struct {
 	file  string
 	lines map[string]int
 	errs  Errors
+	warns Errors
 }
 
 // at reports a problem at path, using the line of path or of its nearest
@@ -35,6 +38,14 @@ func (c *checker) at(path, format string, args ...any) {
 		}
 	}
 	c.errs = append(c.errs, Error{File: c.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warn records a warning at path (the message starts with "warning: ").
+func (c *checker) warn(path, format string, args ...any) {
+	n := len(c.errs)
+	c.at(path, "warning: "+format, args...)
+	c.warns = append(c.warns, c.errs[n])
+	c.errs = c.errs[:n]
 }
 
 func parent(p string) string {
@@ -151,6 +162,7 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)
 		}
 	}
+	cfg.Warnings = c.warns
 	return c.errs
 }
 
@@ -226,6 +238,13 @@ func validateKafka(c *checker, p string, k *Kafka) {
 	if k.Timeout <= 0 {
 		c.at(p+".timeout", "must be positive")
 	}
+	if k.SASL.Mechanism != "" && !k.TLS.Enabled {
+		if k.AllowInsecureCredentials {
+			c.warn(p+".sasl", "SASL %s without tls.enabled sends the password and every event unencrypted (allowed by allow_insecure_credentials)", k.SASL.Mechanism)
+		} else {
+			c.at(p+".sasl", "SASL %s without tls.enabled would send the password and every event unencrypted; set tls.enabled: true, or allow_insecure_credentials: true if that is intended", k.SASL.Mechanism)
+		}
+	}
 }
 
 func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
@@ -234,7 +253,7 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	}
 	for i, a := range e.Addresses {
 		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
-			c.at(fmt.Sprintf("%s.addresses[%d]", p, i), "%q must start with http:// or https://", a)
+			c.at(fmt.Sprintf("%s.addresses[%d]", p, i), "%q must start with http:// or https://", redact.URL(a))
 		}
 	}
 	if e.DataStream == "" {
@@ -248,6 +267,22 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	}
 	if e.Timeout <= 0 {
 		c.at(p+".timeout", "must be positive")
+	}
+	for i, a := range e.Addresses {
+		if !strings.HasPrefix(a, "http://") {
+			continue
+		}
+		u, err := url.Parse(a)
+		inURL := err == nil && u.User != nil
+		if e.APIKey == "" && e.Username == "" && !inURL {
+			continue
+		}
+		ap := fmt.Sprintf("%s.addresses[%d]", p, i)
+		if e.AllowInsecureCredentials {
+			c.warn(ap, "%s sends the credentials and every event unencrypted (allowed by allow_insecure_credentials)", redact.URL(a))
+		} else {
+			c.at(ap, "%s would send the credentials (api_key, username/password) and every event unencrypted; use https://, or set allow_insecure_credentials: true if that is intended", redact.URL(a))
+		}
 	}
 	if m := e.TLS.VerificationMode; m != "" {
 		c.oneOf(p+".tls.verification_mode", m, tlspin.Modes()...)
@@ -289,6 +324,7 @@ func (cfg *Config) ValidateCollector() error {
 	if cfg.Collector.BatchEvents < 1 {
 		c.at("collector.batch_events", "must be at least 1")
 	}
+	cfg.Warnings = append(cfg.Warnings, c.warns...)
 	if len(c.errs) > 0 {
 		return c.errs
 	}

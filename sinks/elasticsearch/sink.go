@@ -12,13 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/internal/tlspin"
 	"github.com/fileward/fileward/schema/template"
 	"github.com/fileward/fileward/sinks"
@@ -118,7 +118,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	for _, a := range o.Addresses {
 		u, err := url.Parse(a)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redactURL(a))
+			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redact.URL(a))
 		}
 	}
 	if o.DataStream == "" {
@@ -142,9 +142,32 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		}
 		tr = t
 	}
+	// Credentials in an address (https://user:pass@host) become basic
+	// auth, as elastictransport would use them, and the URLs handed to the
+	// library carry no userinfo: nothing it prints can hold the password.
 	urls := make([]*url.URL, len(o.Addresses))
+	var userinfo *url.Userinfo
 	for i, a := range o.Addresses {
 		urls[i], _ = url.Parse(a)
+		if u := urls[i].User; u != nil {
+			if userinfo != nil && userinfo.String() != u.String() {
+				return nil, errors.New("elasticsearch: addresses carry different credentials; use one api_key or username/password for the cluster")
+			}
+			userinfo = u
+			urls[i].User = nil
+		}
+	}
+	if userinfo != nil {
+		o.APIKey = ""
+		o.Username = userinfo.Username()
+		o.Password, _ = userinfo.Password()
+	}
+	if o.APIKey != "" || o.Username != "" {
+		for _, u := range urls {
+			if u.Scheme == "http" {
+				log.Warn("elasticsearch: credentials over http:// are sent unencrypted, with every event; use https://", "address", u.String())
+			}
+		}
 	}
 	topts := []elastictransport.Option{
 		elastictransport.WithURLs(urls...),
@@ -524,18 +547,6 @@ func (p *productChecked) Perform(req *http.Request) (*http.Response, error) {
 		return nil, errNotElasticsearch
 	}
 	return res, nil
-}
-
-// redactURL hides userinfo in an address.
-func redactURL(a string) string {
-	u, err := url.Parse(a)
-	if err != nil {
-		if i := strings.LastIndex(a, "@"); i >= 0 {
-			return "<redacted>@" + a[i+1:]
-		}
-		return a
-	}
-	return u.Redacted()
 }
 
 var _ sinks.Sink = (*Sink)(nil)

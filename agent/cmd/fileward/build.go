@@ -14,6 +14,7 @@ import (
 	"github.com/fileward/fileward/agent/capture/replay"
 	"github.com/fileward/fileward/agent/config"
 	"github.com/fileward/fileward/agent/ship"
+	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/sinks"
 	"github.com/fileward/fileward/sinks/elasticsearch"
 	"github.com/fileward/fileward/sinks/file"
@@ -141,7 +142,7 @@ func buildSink(ctx context.Context, cfg *config.Config, s *config.Sink, log *slo
 		return k, fmt.Sprintf("kafka %v topic %s", s.Kafka.Brokers, s.Kafka.Topic), err
 	case "elasticsearch":
 		e, err := elasticsearch.New(ctx, elasticsearchOptions(s.Elasticsearch, log))
-		return e, fmt.Sprintf("elasticsearch %v data stream %s", s.Elasticsearch.Addresses, s.Elasticsearch.DataStream), err
+		return e, fmt.Sprintf("elasticsearch %v data stream %s", redact.URLs(s.Elasticsearch.Addresses), s.Elasticsearch.DataStream), err
 	}
 	return nil, "", fmt.Errorf("sink %s: type %q is not supported", s.Name, s.Type)
 }

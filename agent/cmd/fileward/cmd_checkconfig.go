@@ -38,5 +38,13 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
 		}
 		return nil, 2
 	}
+	printWarnings(stderr, cfg.Warnings)
 	return cfg, 0
+}
+
+// printWarnings prints config warnings (FILE:LINE: key: warning: ...).
+func printWarnings(stderr io.Writer, warns config.Errors) {
+	for _, w := range warns {
+		fmt.Fprintln(stderr, w.Error())
+	}
 }

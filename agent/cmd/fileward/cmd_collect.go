@@ -30,6 +30,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 	if code != 0 {
 		return code
 	}
+	seen := len(cfg.Warnings)
 	if err := cfg.ValidateCollector(); err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -41,6 +42,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		}
 		return 2
 	}
+	printWarnings(stderr, cfg.Warnings[seen:])
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "collector")
 	cc := cfg.Collector
 	ec := cc.Elasticsearch
