@@ -114,6 +114,9 @@ type FileSink struct {
 	Path        string `yaml:"path"`
 	RotateBytes Size   `yaml:"rotate_bytes"`
 	Keep        int    `yaml:"keep"`
+	// Mode is the output files' permission in octal; default 0600. 0640
+	// lets a local shipper in the file's group read them.
+	Mode FileMode `yaml:"mode"`
 }
 
 // Kafka configures the Kafka sink (and the collector's consumer).

@@ -117,10 +117,10 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 // demoSource writes the bundled recording into the data dir and replays it.
 func demoSource(dataDir string, log *slog.Logger) (pickedSource, error) {
 	p := filepath.Join(dataDir, "state", "demo-eslogger.ndjson")
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return pickedSource{}, fmt.Errorf("demo stream: %w", err)
 	}
-	if err := os.WriteFile(p, demoStream, 0o644); err != nil {
+	if err := os.WriteFile(p, demoStream, 0o600); err != nil {
 		return pickedSource{}, fmt.Errorf("demo stream: %w", err)
 	}
 	s, err := replay.New(replay.Options{Path: p, Format: "eslogger", Rate: demoRate, Loop: true, Logger: log})
@@ -135,7 +135,7 @@ func buildSink(ctx context.Context, cfg *config.Config, s *config.Sink, log *slo
 	log = log.With("sink", s.Name)
 	switch s.Type {
 	case "file":
-		k, err := file.New(file.Options{Path: s.File.Path, RotateBytes: int64(s.File.RotateBytes), Keep: s.File.Keep, Logger: log})
+		k, err := file.New(file.Options{Path: s.File.Path, RotateBytes: int64(s.File.RotateBytes), Keep: s.File.Keep, Mode: os.FileMode(s.File.Mode), Logger: log})
 		return k, s.File.Path, err
 	case "kafka":
 		k, err := kafka.New(kafkaOptions(s.Kafka, cfg, log))

@@ -92,7 +92,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, fmt.Errorf("agent.data_dir: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent.data_dir %s: %w (create it, or point agent.data_dir somewhere writable)", dataDir, err)
 	}
 	a = &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}

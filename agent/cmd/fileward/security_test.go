@@ -130,6 +130,15 @@ collector:
 	if !strings.Contains(errb.String(), "http://elastic:***@127.0.0.1:") {
 		t.Errorf("the banner does not show the redacted address:\n%s", errb.String())
 	}
+	// Files holding event data: 0600 in 0700 directories.
+	for path, want := range map[string]os.FileMode{
+		dir + "/out": 0o700 | os.ModeDir, dir + "/out/events.ndjson": 0o600,
+		dir + "/data": 0o700 | os.ModeDir, dir + "/data/spool": 0o700 | os.ModeDir,
+	} {
+		if st, err := os.Stat(path); err != nil || st.Mode() != want {
+			t.Errorf("%s: %v %v, want %v", path, st.Mode(), err, want)
+		}
+	}
 	if !strings.Contains(metrics, "fileward_sink_errors_total") || !strings.Contains(health, "sink/siem-down") {
 		t.Errorf("metrics or healthz not as expected:\n%s\n%s", metrics, health)
 	}
@@ -227,5 +236,18 @@ func TestInsecureCredentialsRefused(t *testing.T) {
 				t.Errorf("warning prints the password: %s", e)
 			}
 		})
+	}
+}
+
+// TestFileModeChecked: file.mode widens the file sink's output; anything
+// but read/write bits with the owner's is a config error.
+func TestFileModeChecked(t *testing.T) {
+	dir := t.TempDir()
+	for mode, ok := range map[string]bool{"0640": true, `"0644"`: true, "0o600": true, "0755": false, "0400": false, "rw-r-----": false} {
+		cfg := writeFile(t, filepath.Join(dir, "c.yaml"), "sinks:\n  - {name: local, type: file, file: {path: "+dir+"/e.ndjson, mode: "+mode+"}}\n")
+		o, e, code := fw(t, nil, "check-config", "-c", cfg)
+		if ok && code != 0 || !ok && (code != 2 || !strings.Contains(e, cfg+":2: sinks[0].file.mode: ")) {
+			t.Errorf("mode %s: exit %d %q %q", mode, code, o, e)
+		}
 	}
 }
