@@ -40,6 +40,9 @@ type Source struct {
 	Fanotify Fanotify `yaml:"fanotify"`
 	Eslogger Eslogger `yaml:"eslogger"`
 	Replay   Replay   `yaml:"replay"`
+	// MaxLineBytes bounds one eslogger line (live or replayed): a longer
+	// line is skipped without being read whole and counted as malformed.
+	MaxLineBytes Size `yaml:"max_line_bytes"`
 }
 
 // Fanotify configures Linux capture.

@@ -17,6 +17,8 @@ func Default() Config {
 			Fanotify: Fanotify{Marks: []string{"/"}, MarkType: "filesystem", Queue: "default"},
 			Eslogger: Eslogger{Path: "/usr/bin/eslogger"},
 			Replay:   Replay{Format: "eslogger"},
+
+			MaxLineBytes: 1 << 20,
 		},
 		Filters: Filters{
 			ExcludePaths:    []string{"/proc/", "/sys/", "/dev/"},

@@ -96,6 +96,9 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	if s.Type == "eslogger" && s.Eslogger.Path == "" {
 		c.at("source.eslogger.path", "must name the eslogger executable")
 	}
+	if s.MaxLineBytes < 4096 || s.MaxLineBytes > 1<<30 {
+		c.at("source.max_line_bytes", "must be between 4KiB and 1GiB (default 1MiB)")
+	}
 	c.oneOf("source.replay.format", s.Replay.Format, "eslogger", "ecs")
 	if s.Replay.Rate < 0 {
 		c.at("source.replay.rate", "must not be negative (0 = as fast as possible)")

@@ -78,6 +78,7 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 			Select:    src.Eslogger.Select,
 			SelfPID:   os.Getpid(),
 			MutePaths: []string{dataDir},
+			MaxLine:   int(src.MaxLineBytes),
 			Logger:    log,
 		})
 		if err != nil {
@@ -85,7 +86,8 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 		}
 		return pickedSource{src: s, desc: "eslogger (" + src.Eslogger.Path + ")"}, nil
 	case "replay":
-		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop, Logger: log})
+		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop,
+			MaxLine: int(src.MaxLineBytes), Logger: log})
 		if err != nil {
 			return pickedSource{}, err
 		}
