@@ -161,8 +161,10 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	}
 
 	if l := cfg.Metrics.Listen; l != "" {
-		if _, _, err := net.SplitHostPort(l); err != nil {
+		if host, _, err := net.SplitHostPort(l); err != nil {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			c.warn("metrics.listen", "%q is not a loopback address: /metrics and /healthz have no authentication; restrict who can reach it", l)
 		}
 	}
 	cfg.Warnings = c.warns

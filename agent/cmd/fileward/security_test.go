@@ -251,3 +251,16 @@ func TestFileModeChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsListenWarning: /metrics and /healthz have no authentication, so
+// a non-loopback metrics.listen is a warning (not an error).
+func TestMetricsListenWarning(t *testing.T) {
+	dir := t.TempDir()
+	for listen, warn := range map[string]bool{"127.0.0.1:9464": false, "localhost:9464": false, "[::1]:9464": false, "0.0.0.0:9464": true, ":9464": true} {
+		cfg := writeFile(t, filepath.Join(dir, "c.yaml"), "metrics:\n  listen: \""+listen+"\"\n")
+		o, e, code := fw(t, nil, "check-config", "-c", cfg)
+		if code != 0 || o != "ok\n" || warn != strings.HasPrefix(e, cfg+":2: metrics.listen: warning: ") {
+			t.Errorf("listen %s: exit %d %q %q", listen, code, o, e)
+		}
+	}
+}
