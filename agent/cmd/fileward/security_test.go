@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/tlspin/tlspintest"
 	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
 
@@ -262,5 +263,62 @@ func TestMetricsListenWarning(t *testing.T) {
 		if code != 0 || o != "ok\n" || warn != strings.HasPrefix(e, cfg+":2: metrics.listen: warning: ") {
 			t.Errorf("listen %s: exit %d %q %q", listen, code, o, e)
 		}
+	}
+}
+
+// TestPinnedCAAgainstForgery runs the agent with tls.ca_fingerprint against
+// a man in the middle presenting his own self-signed certificate with the
+// pinned CA appended: the agent logs why it refuses and sends nothing (no
+// request, so no Authorization header). Against a server whose certificate
+// the CA signed for the dialled address it delivers.
+func TestPinnedCAAgainstForgery(t *testing.T) {
+	ca := tlspintest.NewCA(t, "Elasticsearch security auto-configuration HTTP CA")
+	mitm := bulktest.NewTLSWithCert(1, ca.Forgery(t, "127.0.0.1", "localhost"))
+	defer mitm.Close()
+	real := bulktest.NewTLSWithCert(2, ca.Leaf(t, "127.0.0.1"))
+	defer real.Close()
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "c.yaml"), fmt.Sprintf(`agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
+source: {type: replay, replay: {path: demo/eslogger-demo.ndjson}}
+batch: {max_wait: 50ms}
+sinks:
+  - name: mitm
+    type: elasticsearch
+    elasticsearch: {addresses: ["%[2]s"], api_key: bWl0bTpzZWNyZXQ=, tls: {ca_fingerprint: "%[4]s"}}
+    backoff: {initial: 50ms, max: 200ms}
+  - name: real
+    type: elasticsearch
+    elasticsearch: {addresses: ["%[3]s"], api_key: aWQ6a2V5, tls: {ca_fingerprint: "%[4]s"}}
+metrics: {listen: ""}
+`, dir, mitm.URL, real.URL, ca.Fingerprint()))
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for (real.Count("logs-fileward.file-default") == 0 || !strings.Contains(errb.String(), "refusing the server's TLS certificate")) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a few more attempts on the forged server
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("agent: %v", err)
+	}
+	if n := mitm.AllRequests(); n != 0 || mitm.LastAuthorization() != "" {
+		t.Fatalf("the forged server received %d requests (Authorization %q)", n, mitm.LastAuthorization())
+	}
+	for _, l := range strings.Split(errb.String(), "\n") {
+		if strings.Contains(l, "refusing") {
+			t.Logf("agent log: %s", l)
+			break
+		}
+	}
+	if !strings.Contains(errb.String(), "refusing the server's TLS certificate") || !strings.Contains(errb.String(), "pinned CA") {
+		t.Errorf("the refusal is not logged with its reason:\n%s", errb.String())
+	}
+	if real.Count("logs-fileward.file-default") == 0 || real.LastAuthorization() != "APIKey aWQ6a2V5" {
+		t.Errorf("the genuine server got %d events\n%s", real.Count("logs-fileward.file-default"), errb.String())
 	}
 }
