@@ -207,6 +207,21 @@ metrics: {listen: ""}
 		stderr, got, rss := runUntil(t, huge, hugeOut, func(s string, n int) bool { return strings.Contains(s, end) && n >= want })
 		t.Logf("replay: 200 MB line: max RSS %.1f MiB; without it %.1f MiB; events %d/%d", float64(rss)/(1<<20), float64(baseRSS)/(1<<20), got, want)
 		check(t, stderr, got, want, rss, baseRSS, warning)
+
+		// convert reads the same file within the same bound.
+		_, code, convBase := fwRSS(t, "convert", "--from", "eslogger", "--host-id", "h", "--host-name", "h", plain)
+		if code != 0 {
+			t.Fatalf("convert of the plain recording: exit %d", code)
+		}
+		stderr, code, convRSS := fwRSS(t, "convert", "--from", "eslogger", "--host-id", "h", "--host-name", "h", sparse)
+		t.Logf("convert: 200 MB line: max RSS %.1f MiB; without it %.1f MiB", float64(convRSS)/(1<<20), float64(convBase)/(1<<20))
+		if code != 1 || !strings.Contains(stderr, fmt.Sprintf("%s:%d: malformed: line longer than --max-line-bytes (1048576 bytes)", sparse, half+1)) ||
+			!strings.Contains(stderr, fmt.Sprintf("convert: %d documents", want)) {
+			t.Errorf("convert: exit %d\n%s", code, stderr)
+		}
+		if convRSS-convBase > extraRSSLimit {
+			t.Errorf("convert: the 200 MB line cost %.1f MiB of extra RSS (limit 64 MiB)", float64(convRSS-convBase)/(1<<20))
+		}
 	})
 }
 
