@@ -62,7 +62,7 @@ func (l *logBuf) String() string {
 // get makes one request through a Verifier built from o, dialling url (whose
 // host is replaced by host when host is not empty, so a name can be tested
 // against a loopback server).
-func get(t *testing.T, o tlspin.Options, url, host string) (error, string) {
+func get(t *testing.T, o tlspin.Options, url, host string) (string, error) {
 	t.Helper()
 	var logs logBuf
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -88,13 +88,13 @@ func get(t *testing.T, o tlspin.Options, url, host string) (error, string) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	return err, logs.String()
+	return logs.String(), err
 }
 
 func TestPinRefusesForgedChain(t *testing.T) {
 	ca := tlspintest.NewCA(t, "Elasticsearch HTTP CA")
 	srv := newServer(t, ca.Forgery(t, "127.0.0.1", "localhost"))
-	err, logs := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Component: "elasticsearch"}, srv.URL, "")
+	logs, err := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Component: "elasticsearch"}, srv.URL, "")
 	if err == nil {
 		t.Fatal("a self-signed leaf with the pinned CA appended was accepted")
 	}
@@ -105,7 +105,7 @@ func TestPinRefusesForgedChain(t *testing.T) {
 		t.Errorf("the refusal is not logged with its reason:\n%s", logs)
 	}
 	// certificate mode checks the chain just the same.
-	if err, _ := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Mode: tlspin.ModeCertificate}, srv.URL, ""); err == nil {
+	if _, err := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Mode: tlspin.ModeCertificate}, srv.URL, ""); err == nil {
 		t.Fatal("verification_mode certificate accepted a forged chain")
 	}
 }
@@ -114,7 +114,7 @@ func TestPinAcceptsChainToCA(t *testing.T) {
 	ca := tlspintest.NewCA(t, "Elasticsearch HTTP CA")
 	srv := newServer(t, ca.Leaf(t, "127.0.0.1"))
 	for _, fp := range []string{ca.Fingerprint(), strings.ToLower(strings.ReplaceAll(ca.Fingerprint(), ":", ""))} {
-		if err, logs := get(t, tlspin.Options{CAFingerprint: fp}, srv.URL, ""); err != nil {
+		if logs, err := get(t, tlspin.Options{CAFingerprint: fp}, srv.URL, ""); err != nil {
 			t.Fatalf("pin %s: %v\n%s", fp, err, logs)
 		}
 	}
@@ -129,7 +129,7 @@ func TestPinOnLeafIsRefused(t *testing.T) {
 	cert := ca.Leaf(t, "127.0.0.1")
 	srv := newServer(t, cert)
 	leaf := srv.Certificate()
-	err, logs := get(t, tlspin.Options{CAFingerprint: tlspintest.Fingerprint(leaf)}, srv.URL, "")
+	logs, err := get(t, tlspin.Options{CAFingerprint: tlspintest.Fingerprint(leaf)}, srv.URL, "")
 	if err == nil || !strings.Contains(logs, "not a CA certificate") {
 		t.Fatalf("err %v\n%s", err, logs)
 	}
@@ -139,7 +139,7 @@ func TestWrongPinRefused(t *testing.T) {
 	ca := tlspintest.NewCA(t, "CA")
 	other := tlspintest.NewCA(t, "other CA")
 	srv := newServer(t, ca.Leaf(t, "127.0.0.1"))
-	err, logs := get(t, tlspin.Options{CAFingerprint: other.Fingerprint()}, srv.URL, "")
+	logs, err := get(t, tlspin.Options{CAFingerprint: other.Fingerprint()}, srv.URL, "")
 	if err == nil || !strings.Contains(logs, "matches tls.ca_fingerprint") || srv.requests.Load() != 0 {
 		t.Fatalf("err %v requests %d\n%s", err, srv.requests.Load(), logs)
 	}
@@ -173,7 +173,7 @@ func TestHostname(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := srv.requests.Load()
-			err, logs := get(t, tc.o, srv.URL, tc.host)
+			logs, err := get(t, tc.o, srv.URL, tc.host)
 			if tc.ok != (err == nil) {
 				t.Fatalf("ok=%v, err=%v\n%s", tc.ok, err, logs)
 			}
