@@ -21,7 +21,6 @@ package tlspin
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,10 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"net/http"
 	"os"
 	"strings"
-	"time"
+	"sync"
 )
 
 // Verification modes, as Beats' ssl.verification_mode names them.
@@ -226,21 +225,47 @@ func (v *Verifier) pinned(certs []*x509.Certificate) (*x509.Certificate, error) 
 	return nil, fmt.Errorf("%s: no certificate presented by the server (or in tls.ca_file) matches tls.ca_fingerprint", v.component)
 }
 
-// DialTLSContext dials addr and completes a verified handshake; it is meant
-// for http.Transport.DialTLSContext. timeout bounds the handshake (0: the
-// context alone bounds it).
-func (v *Verifier) DialTLSContext(dialer *net.Dialer, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		if timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-			defer cancel()
-		}
-		d := &tls.Dialer{NetDialer: dialer, Config: v.Config(host)}
-		return d.DialContext(ctx, network, addr)
+// Transport returns a RoundTripper that sends each request through a clone
+// of base whose TLSClientConfig is Config(host) for the request's host. The
+// check is bound to the host in the configuration itself (not in a dialer),
+// so it holds through an HTTP proxy too: net/http then does the TLS
+// handshake with the target over the CONNECT tunnel using TLSClientConfig.
+// base's own TLSClientConfig and DialTLSContext are not used.
+func (v *Verifier) Transport(base *http.Transport) *Transport {
+	return &Transport{v: v, base: base, byHost: map[string]*http.Transport{}}
+}
+
+// Transport is Verifier.Transport's RoundTripper.
+type Transport struct {
+	v      *Verifier
+	base   *http.Transport
+	mu     sync.Mutex
+	byHost map[string]*http.Transport
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.forHost(req.URL.Hostname()).RoundTrip(req)
+}
+
+func (t *Transport) forHost(host string) *http.Transport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.byHost[host]; ok {
+		return tr
+	}
+	tr := t.base.Clone()
+	tr.DialTLSContext = nil // TLS is done by net/http with the config below
+	tr.TLSClientConfig = t.v.Config(host)
+	t.byHost[host] = tr
+	return tr
+}
+
+// CloseIdleConnections closes the idle connections of every host.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tr := range t.byHost {
+		tr.CloseIdleConnections()
 	}
 }

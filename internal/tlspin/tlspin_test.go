@@ -2,7 +2,6 @@ package tlspin_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"io"
 	"log"
@@ -59,10 +58,11 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-// get makes one request through a Verifier built from o, dialling url (whose
-// host is replaced by host when host is not empty, so a name can be tested
-// against a loopback server).
-func get(t *testing.T, o tlspin.Options, url, host string) (string, error) {
+// get makes one request through a Verifier built from o to the server at
+// url. When host is not empty the request names that host and is dialled
+// to the server's address anyway (as a DNS entry would), so names can be
+// tested against a loopback server. proxy, when not nil, is an HTTP proxy.
+func get(t *testing.T, o tlspin.Options, url, host string, proxy *connectProxy) (string, error) {
 	t.Helper()
 	var logs logBuf
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -70,16 +70,19 @@ func get(t *testing.T, o tlspin.Options, url, host string) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := strings.TrimPrefix(url, "https://")
-	dial := v.DialTLSContext(&net.Dialer{Timeout: 5 * time.Second}, 5*time.Second)
-	tr := &http.Transport{DialTLSContext: dial}
-	if host != "" {
-		_, port, _ := net.SplitHostPort(addr)
-		tr.DialTLSContext = func(ctx context.Context, network, a string) (net.Conn, error) {
-			return dialAs(ctx, v, network, addr, net.JoinHostPort(host, port))
-		}
-		url = "https://" + net.JoinHostPort(host, port)
+	base := &http.Transport{}
+	if proxy != nil {
+		base.Proxy = http.ProxyURL(proxy.url())
 	}
+	if host != "" {
+		addr := strings.TrimPrefix(url, "https://")
+		_, port, _ := net.SplitHostPort(addr)
+		url = "https://" + net.JoinHostPort(host, port)
+		if proxy == nil {
+			base.DialContext = dialTo(addr)
+		}
+	}
+	tr := v.Transport(base)
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
@@ -94,7 +97,7 @@ func get(t *testing.T, o tlspin.Options, url, host string) (string, error) {
 func TestPinRefusesForgedChain(t *testing.T) {
 	ca := tlspintest.NewCA(t, "Elasticsearch HTTP CA")
 	srv := newServer(t, ca.Forgery(t, "127.0.0.1", "localhost"))
-	logs, err := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Component: "elasticsearch"}, srv.URL, "")
+	logs, err := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Component: "elasticsearch"}, srv.URL, "", nil)
 	if err == nil {
 		t.Fatal("a self-signed leaf with the pinned CA appended was accepted")
 	}
@@ -105,7 +108,7 @@ func TestPinRefusesForgedChain(t *testing.T) {
 		t.Errorf("the refusal is not logged with its reason:\n%s", logs)
 	}
 	// certificate mode checks the chain just the same.
-	if _, err := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Mode: tlspin.ModeCertificate}, srv.URL, ""); err == nil {
+	if _, err := get(t, tlspin.Options{CAFingerprint: ca.Fingerprint(), Mode: tlspin.ModeCertificate}, srv.URL, "", nil); err == nil {
 		t.Fatal("verification_mode certificate accepted a forged chain")
 	}
 }
@@ -114,7 +117,7 @@ func TestPinAcceptsChainToCA(t *testing.T) {
 	ca := tlspintest.NewCA(t, "Elasticsearch HTTP CA")
 	srv := newServer(t, ca.Leaf(t, "127.0.0.1"))
 	for _, fp := range []string{ca.Fingerprint(), strings.ToLower(strings.ReplaceAll(ca.Fingerprint(), ":", ""))} {
-		if logs, err := get(t, tlspin.Options{CAFingerprint: fp}, srv.URL, ""); err != nil {
+		if logs, err := get(t, tlspin.Options{CAFingerprint: fp}, srv.URL, "", nil); err != nil {
 			t.Fatalf("pin %s: %v\n%s", fp, err, logs)
 		}
 	}
@@ -129,7 +132,7 @@ func TestPinOnLeafIsRefused(t *testing.T) {
 	cert := ca.Leaf(t, "127.0.0.1")
 	srv := newServer(t, cert)
 	leaf := srv.Certificate()
-	logs, err := get(t, tlspin.Options{CAFingerprint: tlspintest.Fingerprint(leaf)}, srv.URL, "")
+	logs, err := get(t, tlspin.Options{CAFingerprint: tlspintest.Fingerprint(leaf)}, srv.URL, "", nil)
 	if err == nil || !strings.Contains(logs, "not a CA certificate") {
 		t.Fatalf("err %v\n%s", err, logs)
 	}
@@ -139,7 +142,7 @@ func TestWrongPinRefused(t *testing.T) {
 	ca := tlspintest.NewCA(t, "CA")
 	other := tlspintest.NewCA(t, "other CA")
 	srv := newServer(t, ca.Leaf(t, "127.0.0.1"))
-	logs, err := get(t, tlspin.Options{CAFingerprint: other.Fingerprint()}, srv.URL, "")
+	logs, err := get(t, tlspin.Options{CAFingerprint: other.Fingerprint()}, srv.URL, "", nil)
 	if err == nil || !strings.Contains(logs, "matches tls.ca_fingerprint") || srv.requests.Load() != 0 {
 		t.Fatalf("err %v requests %d\n%s", err, srv.requests.Load(), logs)
 	}
@@ -173,7 +176,7 @@ func TestHostname(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := srv.requests.Load()
-			logs, err := get(t, tc.o, srv.URL, tc.host)
+			logs, err := get(t, tc.o, srv.URL, tc.host, nil)
 			if tc.ok != (err == nil) {
 				t.Fatalf("ok=%v, err=%v\n%s", tc.ok, err, logs)
 			}
@@ -202,5 +205,25 @@ func TestOptionsChecked(t *testing.T) {
 	os.WriteFile(empty, []byte("not a certificate\n"), 0o600)
 	if _, err := tlspin.New(tlspin.Options{CAFile: empty}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("empty ca_file: %v", err)
+	}
+}
+
+// TestPinThroughProxy: through an HTTP proxy (CONNECT), net/http does the
+// TLS handshake with the target itself; the pin and the host name check
+// must hold there too.
+func TestPinThroughProxy(t *testing.T) {
+	ca := tlspintest.NewCA(t, "CA")
+	proxy := newConnectProxy(t)
+	forged := newServer(t, ca.Forgery(t, "127.0.0.1"))
+	good := newServer(t, ca.Leaf(t, "127.0.0.1"))
+	o := tlspin.Options{CAFingerprint: ca.Fingerprint()}
+	if logs, err := get(t, o, forged.URL, "", proxy); err == nil || forged.requests.Load() != 0 || !strings.Contains(logs, "pinned CA") {
+		t.Fatalf("forged chain through a proxy: err %v, %d requests\n%s", err, forged.requests.Load(), logs)
+	}
+	if logs, err := get(t, o, good.URL, "", proxy); err != nil || good.requests.Load() != 1 {
+		t.Fatalf("valid chain through a proxy: err %v, %d requests\n%s", err, good.requests.Load(), logs)
+	}
+	if proxy.tunnels.Load() != 2 {
+		t.Fatalf("the proxy tunnelled %d connections, want 2", proxy.tunnels.Load())
 	}
 }

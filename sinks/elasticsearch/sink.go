@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -206,8 +205,9 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 }
 
 // newTransport is a clone of http.DefaultTransport whose TLS connections
-// are dialled and verified by tlspin (pinning, verification_mode).
-func newTransport(o Options, log *slog.Logger) (*http.Transport, error) {
+// are verified by tlspin (pinning, verification_mode), directly or through
+// a proxy.
+func newTransport(o Options, log *slog.Logger) (http.RoundTripper, error) {
 	mode := o.VerificationMode
 	if o.InsecureSkipVerify {
 		if mode != "" && mode != tlspin.ModeNone {
@@ -224,9 +224,7 @@ func newTransport(o Options, log *slog.Logger) (*http.Transport, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 8
-	t.TLSClientConfig = nil
-	t.DialTLSContext = v.DialTLSContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, 10*time.Second)
-	return t, nil
+	return v.Transport(t), nil
 }
 
 // installTemplate PUTs the ILM policy, then the index template.
