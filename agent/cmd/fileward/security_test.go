@@ -322,3 +322,19 @@ metrics: {listen: ""}
 		t.Errorf("the genuine server got %d events\n%s", real.Count("logs-fileward.file-default"), errb.String())
 	}
 }
+
+// TestCollectInsecureCredentialsRefused: `fileward collect` refuses
+// credentials over plaintext as the agent does (exit 2, FILE:LINE: key).
+func TestCollectInsecureCredentialsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "c.yaml"), `collector:
+  kafka: {brokers: ["127.0.0.1:9092"], group_id: g}
+  elasticsearch: {addresses: ["http://elastic:changeme@127.0.0.1:9200"]}
+  dead_letter: `+dir+`/dl.ndjson
+metrics: {listen: ""}
+`)
+	_, e, code := fw(t, nil, "collect", "-c", cfg)
+	if code != 2 || !strings.HasPrefix(e, cfg+":3: collector.elasticsearch.addresses[0]: http://elastic:***@127.0.0.1:9200 would send") || strings.Contains(e, "changeme") {
+		t.Fatalf("collect: exit %d\n%s", code, e)
+	}
+}
