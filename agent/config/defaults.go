@@ -2,7 +2,7 @@ package config
 
 import "time"
 
-// Default returns the configuration CONTRACT.md documents, with the local
+// Default returns the configuration docs/configuration.md documents, with the local
 // file sink as the only sink.
 func Default() Config {
 	return Config{
@@ -60,7 +60,7 @@ func DefaultBackoff() Backoff {
 
 // DefaultFileSink is the file sink's block.
 func DefaultFileSink() FileSink {
-	return FileSink{Path: "./var/events.ndjson", RotateBytes: 100 << 20, Keep: 5}
+	return FileSink{Path: "./var/events.ndjson", RotateBytes: 100 << 20, Keep: 5, Mode: 0o600}
 }
 
 // DefaultKafka is the Kafka sink's block.

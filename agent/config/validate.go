@@ -202,7 +202,7 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 		if s.File.Keep < 1 {
 			c.at(p+".file.keep", "must be at least 1")
 		}
-		if m := s.File.Mode; m != 0 && (m&^0o666 != 0 || m&0o600 != 0o600) {
+		if m := s.File.Mode; m&^0o666 != 0 || m&0o600 != 0o600 {
 			c.at(p+".file.mode", "%s: use read/write bits only, with the owner's read and write (0600, the default, or 0640 for a local shipper in the file's group)", m)
 		}
 	case "kafka":
