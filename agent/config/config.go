@@ -15,6 +15,9 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the agent (credentials sent
+	// unencrypted on purpose, ...), in the same FILE:LINE: key: form.
+	Warnings Errors `yaml:"-"`
 	// lines maps key paths to their lines in File, for later validation.
 	lines map[string]int
 }
@@ -38,6 +41,9 @@ type Source struct {
 	Fanotify Fanotify `yaml:"fanotify"`
 	Eslogger Eslogger `yaml:"eslogger"`
 	Replay   Replay   `yaml:"replay"`
+	// MaxLineBytes bounds one eslogger line (live or replayed): a longer
+	// line is skipped without being read whole and counted as malformed.
+	MaxLineBytes Size `yaml:"max_line_bytes"`
 }
 
 // Fanotify configures Linux capture.
@@ -116,6 +122,9 @@ type FileSink struct {
 	Path        string `yaml:"path"`
 	RotateBytes Size   `yaml:"rotate_bytes"`
 	Keep        int    `yaml:"keep"`
+	// Mode is the output files' permission in octal; default 0600. 0640
+	// lets a local shipper in the file's group read them.
+	Mode FileMode `yaml:"mode"`
 }
 
 // Kafka configures the Kafka sink (and the collector's consumer).
@@ -130,6 +139,9 @@ type Kafka struct {
 	GroupID string `yaml:"group_id"`
 	// Timeout bounds one produce request.
 	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureCredentials accepts SASL credentials over a connection
+	// without TLS (refused otherwise).
+	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
 }
 
 // TLS for Kafka.
@@ -159,6 +171,9 @@ type Elasticsearch struct {
 	TLS           ESTLS    `yaml:"tls"`
 	// Timeout bounds one bulk request.
 	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureCredentials accepts api_key, username/password or
+	// credentials in an address over http:// (refused otherwise).
+	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
 }
 
 // ESTLS for Elasticsearch.
@@ -166,6 +181,9 @@ type ESTLS struct {
 	CAFile             string `yaml:"ca_file"`
 	CAFingerprint      string `yaml:"ca_fingerprint"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// VerificationMode is full (default), certificate or none (Beats'
+	// ssl.verification_mode).
+	VerificationMode string `yaml:"verification_mode"`
 }
 
 // Backoff is a sink's retry schedule.

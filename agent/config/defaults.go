@@ -17,6 +17,8 @@ func Default() Config {
 			Fanotify: Fanotify{Marks: []string{"/"}, MarkType: "filesystem", Queue: "default"},
 			Eslogger: Eslogger{Path: "/usr/bin/eslogger"},
 			Replay:   Replay{Format: "eslogger"},
+
+			MaxLineBytes: 1 << 20,
 		},
 		Filters: Filters{
 			ExcludePaths:    []string{"/proc/", "/sys/", "/dev/"},
@@ -59,7 +61,7 @@ func DefaultBackoff() Backoff {
 
 // DefaultFileSink is the file sink's block.
 func DefaultFileSink() FileSink {
-	return FileSink{Path: "./var/events.ndjson", RotateBytes: 100 << 20, Keep: 5}
+	return FileSink{Path: "./var/events.ndjson", RotateBytes: 100 << 20, Keep: 5, Mode: 0o600}
 }
 
 // DefaultKafka is the Kafka sink's block.

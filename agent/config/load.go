@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -55,13 +56,33 @@ var ErrInvalid = errors.New("invalid configuration")
 // Is makes errors.Is(err, ErrInvalid) true for Errors.
 func (errs Errors) Is(target error) bool { return target == ErrInvalid }
 
+// MaxFileBytes is the largest config file Load reads. Real configs are a
+// few KiB; anything near this is the wrong file, and decoding YAML costs
+// many times its size in memory.
+const MaxFileBytes = 1 << 20
+
 // Load reads, expands, decodes and validates the config at path.
 // Any problem comes back as Errors; reading the file may also fail with an
-// *os.PathError.
+// *os.PathError. A file larger than MaxFileBytes is refused without being
+// read whole.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(size string) error {
+		return Errors{{File: path, Msg: fmt.Sprintf("the config file is %s; a config may be at most 1 MiB (is this the right file?)", size)}}
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileBytes {
+		return nil, tooBig(fmt.Sprintf("%.1f MiB (%d bytes)", float64(st.Size())/(1<<20), st.Size()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, tooBig("larger than 1 MiB")
 	}
 	return Parse(path, data, os.LookupEnv)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -89,7 +90,7 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	var bad []string
 	for name, c := range h.checks {
 		if err := c(); err != nil {
-			bad = append(bad, name+": "+err.Error())
+			bad = append(bad, name+": "+redact.Text(err.Error()))
 		}
 	}
 	h.mu.Unlock()

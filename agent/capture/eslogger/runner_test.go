@@ -754,3 +754,27 @@ func TestMutePrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnerMaxLineWithinBuffer: MaxLine holds even for a line that fits
+// the read buffer: a valid event padded past the limit is skipped and
+// counted malformed; with a higher limit the same line is an event.
+func TestRunnerMaxLineWithinBuffer(t *testing.T) {
+	dir := t.TempDir()
+	good := readLines(t, fixtureDir+"/synthesized/file-events.ndjson")[2]
+	padded := append([]byte(`{"pad":"`+strings.Repeat("x", 6000)+`",`), good[1:]...)
+	var buf bytes.Buffer
+	buf.Write(padded)
+	buf.WriteByte('\n')
+	buf.Write(good)
+	buf.WriteByte('\n')
+	f := filepath.Join(dir, "padded.ndjson")
+	os.WriteFile(f, buf.Bytes(), 0o644)
+	for _, tc := range []struct{ max, events, malformed int }{{4096, 1, 1}, {8192, 2, 0}} {
+		h := start(t, Options{Path: script(t, dir, "", false, fmt.Sprintf("cat %q\nexec sleep 1000", f)), Events: []string{"open"}, ReadBuffer: 64 << 10, MaxLine: tc.max}, 16)
+		waitFor(t, "events", 20*time.Second, func() bool { return h.ring.Len() == tc.events })
+		time.Sleep(100 * time.Millisecond)
+		if m := h.drops.Load(schema.LossMalformed); m != uint64(tc.malformed) || h.ring.Len() != tc.events {
+			t.Fatalf("MaxLine %d: %d events, %d malformed; want %d, %d", tc.max, h.ring.Len(), m, tc.events, tc.malformed)
+		}
+	}
+}

@@ -30,7 +30,11 @@ type Options struct {
 	// and counts ring_full, as live capture does. By default replay waits,
 	// so that a backfill loses nothing.
 	DropWhenFull bool
-	Logger       *slog.Logger
+	// MaxLine bounds one line (source.max_line_bytes; default 1 MiB): a
+	// longer line is read past in pieces, never held whole, and counted
+	// malformed.
+	MaxLine int
+	Logger  *slog.Logger
 	// Now is the clock for event.created (default time.Now).
 	Now func() time.Time
 }
@@ -60,6 +64,9 @@ func New(o Options) (*Source, error) {
 	f.Close()
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxLine <= 0 {
+		o.MaxLine = 1 << 20
 	}
 	log := o.Logger
 	if log == nil {
@@ -122,15 +129,28 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 	mapped := 0
 	for lineNo := 1; ; lineNo++ {
 		line, err := r.ReadSlice('\n')
+		overlong := false
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long[:0], line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
+				if !overlong {
+					long = append(long, line...)
+					overlong = len(long) > s.o.MaxLine+1
+				}
 			}
 			line = long
 		}
-		if len(bytes.TrimSpace(line)) > 0 {
+		if cap(long) > 2*s.o.MaxLine+(1<<20) {
+			long = nil // keep no huge buffer after a huge line
+		}
+		if overlong || len(bytes.TrimRight(line, "\r\n")) > s.o.MaxLine {
+			drops.Add(schema.LossMalformed, 1)
+			if now := time.Now(); now.Sub(*lastWarn) >= time.Second {
+				*lastWarn = now
+				s.log.Warn("replay: line longer than source.max_line_bytes skipped (counted as malformed)", "path", s.o.Path, "line", lineNo, "limit", s.o.MaxLine)
+			}
+		} else if len(bytes.TrimSpace(line)) > 0 {
 			ok, perr := parse(line, &ev)
 			switch {
 			case perr != nil:

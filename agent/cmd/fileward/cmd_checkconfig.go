@@ -41,6 +41,7 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
 		printConfigErrors(err, path, stderr)
 		return nil, 2
 	}
+	printWarnings(stderr, cfg.Warnings)
 	return cfg, 0
 }
 
@@ -58,4 +59,11 @@ func printConfigErrors(err error, path string, stderr io.Writer) {
 		err = pe.Err // the path is said once, first
 	}
 	fmt.Fprintf(stderr, "%s: cannot read the config: %v\n", path, err)
+}
+
+// printWarnings prints config warnings (FILE:LINE: key: warning: ...).
+func printWarnings(stderr io.Writer, warns config.Errors) {
+	for _, w := range warns {
+		fmt.Fprintln(stderr, w.Error())
+	}
 }

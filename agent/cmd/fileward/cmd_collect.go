@@ -32,6 +32,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if code != 0 {
 		return code
 	}
+	seen := len(cfg.Warnings)
 	if err := cfg.ValidateCollector(); err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -43,6 +44,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 		return 2
 	}
+	printWarnings(stderr, cfg.Warnings[seen:])
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "collector")
 	cc := cfg.Collector
 	ec := cc.Elasticsearch
@@ -57,6 +59,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		SetupTemplate:      ec.SetupTemplate,
 		CAFile:             ec.TLS.CAFile,
 		CAFingerprint:      ec.TLS.CAFingerprint,
+		VerificationMode:   ec.TLS.VerificationMode,
 		InsecureSkipVerify: ec.TLS.InsecureSkipVerify,
 		Timeout:            ec.Timeout.D(),
 		Logger:             log,

@@ -24,8 +24,13 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	hostName := fs.String("host-name", "", "host.name to write (default: this machine's)")
 	hostID := fs.String("host-id", "", "host.id to write (default: this machine's)")
 	hostOS := fs.String("host-os-type", "", "host.os.type to write (default: macos for eslogger input, else this machine's)")
+	maxLine := fs.Int("max-line-bytes", 1<<20, "longest input line; a longer one is skipped as malformed without being read whole (as source.max_line_bytes)")
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
+	}
+	if *maxLine < 4096 {
+		fmt.Fprintf(stderr, "convert: --max-line-bytes %d: must be at least 4096\n", *maxLine)
+		return 2
 	}
 	if *from != "eslogger" && *from != "ecs" {
 		fmt.Fprintf(stderr, "convert: --from %q: use eslogger or ecs\n", *from)
@@ -43,7 +48,7 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	if *hostOS != "" && *hostOS != meta.OSType {
 		meta.OSType, meta.OSVersion = *hostOS, ""
 	}
-	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr}
+	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr, maxLine: *maxLine}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	inputs := fs.Args()
 	if len(inputs) == 0 {
@@ -94,6 +99,8 @@ type converter struct {
 	from   string
 	parser *eslogger.Parser
 	stderr io.Writer
+	// maxLine bounds one input line (--max-line-bytes).
+	maxLine int
 
 	pos                         uint64 // non-blank lines read across all inputs
 	written, skipped, malformed int
@@ -103,10 +110,32 @@ type converter struct {
 
 func (c *converter) convert(name string, r io.Reader, w *bufio.Writer) {
 	br := bufio.NewReaderSize(r, 1<<20)
+	var long []byte
 	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
+		line, err := br.ReadSlice('\n')
+		overlong := false
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Assemble up to maxLine; past it, read on without keeping.
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				if !overlong {
+					long = append(long, line...)
+					overlong = len(long) > c.maxLine+1
+				}
+			}
+			line = long
+		}
+		switch {
+		case overlong || len(bytes.TrimRight(line, "\r\n")) > c.maxLine:
+			c.pos++
+			fmt.Fprintf(c.stderr, "%s:%d: malformed: line longer than --max-line-bytes (%d bytes); skipped\n", name, lineNo, c.maxLine)
+			c.malformed++
+		case len(line) > 0:
 			c.line(name, lineNo, line, w)
+		}
+		if cap(long) > 2*c.maxLine+(1<<20) {
+			long = nil
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

@@ -127,7 +127,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, fmt.Errorf("agent.data_dir: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
 	// a is not the named result: a failed start returns nil and still closes
