@@ -42,6 +42,14 @@ type Options struct {
 	// than a segment. It is called with the spool's lock held: it must not
 	// block and must not call back into the Spool.
 	OnDrop func(events uint64)
+	// OnReportDropped is given back the counts of a record of loss reports
+	// (see AppendReport) that drop_oldest deleted before every cursor had
+	// passed it, so that they can be reported again. Same rules as OnDrop.
+	OnReportDropped func(counts LossCounts)
+	// OnCorrupt is told how many events were lost to damage: records in
+	// damaged spans or segments found by recovery or by a reader, and
+	// events a cursor had to skip. Same rules as OnDrop.
+	OnCorrupt func(events uint64)
 }
 
 func (o *Options) setDefaults() error {
@@ -84,6 +92,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.OnDrop == nil {
 		o.OnDrop = func(uint64) {}
+	}
+	if o.OnReportDropped == nil {
+		o.OnReportDropped = func(LossCounts) {}
+	}
+	if o.OnCorrupt == nil {
+		o.OnCorrupt = func(uint64) {}
 	}
 	return nil
 }
@@ -143,6 +157,7 @@ type Spool struct {
 	cursors  map[string]*cursorState
 	wake     chan struct{}
 	recovery Recovery
+	ledger   ledger
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -247,6 +262,7 @@ func (s *Spool) recover() error {
 		c.persisted = c.pos
 		s.cursors[c.name] = c
 	}
+	s.loadLedger()
 	return nil
 }
 
@@ -495,18 +511,25 @@ func (s *Spool) findSeg(idx uint64) *segment {
 // Append blocks on nothing but the disk, so it does not look at ctx: a
 // batch flushed during shutdown, with a cancelled context, is still stored.
 func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
-	if events < 0 {
-		return fmt.Errorf("spool: negative event count %d", events)
-	}
-	frame := int64(recHeaderSize + len(payload))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, _, err := s.appendLocked(payload, events)
+	return err
+}
+
+// appendLocked is Append with s.mu held. It returns the segment and the
+// sequence number of the record it wrote.
+func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error) {
+	if events < 0 {
+		return 0, 0, fmt.Errorf("spool: negative event count %d", events)
+	}
+	frame := int64(recHeaderSize + len(payload))
 	if s.closed {
-		return ErrClosed
+		return 0, 0, ErrClosed
 	}
 	if frame > s.o.SegmentBytes-segHeaderSize {
 		s.drop(uint64(events), reasonTooLarge)
-		return fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
+		return 0, 0, fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
 	}
 	act := s.segs[len(s.segs)-1]
 	roll := act.size+frame > s.o.SegmentBytes
@@ -520,12 +543,12 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 		}
 		if s.total+need > s.o.MaxBytes {
 			s.drop(uint64(events), reasonFull)
-			return ErrFull
+			return 0, 0, ErrFull
 		}
 	}
 	if roll {
 		if err := s.roll(); err != nil {
-			return s.failAppend(err, events)
+			return 0, 0, s.failAppend(err, events)
 		}
 		act = s.segs[len(s.segs)-1]
 	}
@@ -545,8 +568,9 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 		if terr := s.active.Truncate(act.size); terr != nil {
 			s.log.Error("spool: truncate after failed append", "err", terr)
 		}
-		return s.failAppend(err, events)
+		return 0, 0, s.failAppend(err, events)
 	}
+	seq := s.nextSeq
 	if act.records == 0 {
 		act.first = now
 	}
@@ -561,7 +585,7 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 	s.m.bytes.Set(float64(s.total))
 	close(s.wake)
 	s.wake = make(chan struct{})
-	return nil
+	return act.idx, seq, nil
 }
 
 func (s *Spool) failAppend(err error, events int) error {
@@ -597,10 +621,20 @@ func (s *Spool) drop(events uint64, reason string) {
 func (s *Spool) dropOldest(need int64) {
 	for len(s.segs) > 1 && s.total+need > s.o.MaxBytes {
 		seg := s.segs[0]
-		lost := seg.endSeq - s.minAcked(seg)
-		s.log.Warn("spool: full, dropping oldest segment", "segment", seg.idx, "bytes", seg.size, "events", lost)
+		m := s.minAcked(seg)
+		lost := seg.endSeq - m
+		// Loss reports are not events to count as lost: their counts go
+		// back to the reporter, and the next report carries them.
+		reports := s.unackedReports(seg, m)
+		for _, r := range reports {
+			lost -= min(r.Events, lost)
+		}
+		s.log.Warn("spool: full, dropping oldest segment", "segment", seg.idx, "bytes", seg.size, "events", lost, "loss_reports", len(reports))
 		s.removeSeg()
 		s.drop(lost, reasonFull)
+		for _, r := range reports {
+			s.o.OnReportDropped(r.Counts)
+		}
 	}
 }
 

@@ -77,6 +77,7 @@ type agent struct {
 	source   capture.Source
 	ring     *capture.Ring
 	drops    *capture.Drops
+	returned *capture.Drops // loss counts whose report was dropped unread: reported again
 	pipe     *pipeline.Pipeline
 	spool    *spool.Spool
 	shippers []*ship.Shipper
@@ -95,7 +96,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("agent.data_dir %s: %w (create it, or point agent.data_dir somewhere writable)", dataDir, err)
 	}
-	a = &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}
+	a = &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}, returned: &capture.Drops{}}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.Background())
@@ -122,7 +123,15 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		Dir: filepath.Join(dataDir, "spool"), MaxBytes: int64(sp.MaxBytes), SegmentBytes: int64(sp.SegmentBytes),
 		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D(),
 		Logger: log.With("component", "spool"), Registerer: reg,
-		OnDrop: func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
+		OnDrop:    func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
+		OnCorrupt: func(n uint64) { a.drops.Add(schema.LossCorrupt, n) },
+		OnReportDropped: func(c spool.LossCounts) {
+			for name, n := range c {
+				if r, ok := schema.ParseLossReason(name); ok {
+					a.returned.Add(r, n)
+				}
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
@@ -181,7 +190,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		include = nil
 	}
 	po := pipeline.Options{
-		Ring: a.ring, Drops: a.drops, Encoder: schema.NewEncoder(meta), Output: a.spool,
+		Ring: a.ring, Drops: a.drops, Returned: a.returned, Encoder: schema.NewEncoder(meta), Output: a.spool,
 		Rules: pipeline.Rules{
 			ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: include,
 			ExcludeExecutables: cfg.Filters.ExcludeExecutables, ExcludeSigningIDs: cfg.Filters.ExcludeSigningIDs,

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/schema"
+	"github.com/fileward/fileward/sinks/elasticsearch"
+	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
+)
+
+// ecsInput writes n ECS file events (the demo, converted, repeated) for a
+// replay with format ecs; the replay numbers them 1..n in event.sequence.
+func ecsInput(t *testing.T, path string, n int) {
+	t.Helper()
+	ecs, errOut, code := fw(t, nil, "convert", "--from", "eslogger", "--host-name", "h", "--host-id", "i",
+		filepath.Join("demo", "eslogger-demo.ndjson"))
+	if code != 0 {
+		t.Fatalf("convert: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(ecs), "\n")
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(lines[i%len(lines)])
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// streamDocs reads every document the test server stored, decoded.
+func streamDocs(srv *bulktest.Server) (docs []map[string]any, dupes int) {
+	for id, n := range srv.IDs(elasticsearch.DefaultDataStream) {
+		if n != 1 {
+			dupes++
+		}
+		raw, ok := srv.Doc(elasticsearch.DefaultDataStream, id)
+		if !ok {
+			continue
+		}
+		var d map[string]any
+		if json.Unmarshal(raw, &d) == nil {
+			docs = append(docs, d)
+		}
+	}
+	return docs, dupes
+}
+
+// tally splits the stream into file events (their event.sequence) and the
+// sum of loss counts by reason; maxTotal is the highest
+// fileward.lost.total.<reason> seen per reason.
+func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64) {
+	lost, maxTotal = map[string]uint64{}, map[string]uint64{}
+	for _, d := range docs {
+		action, _ := lookup(d, "event.action")
+		if action == "events_lost" {
+			r, _ := lookup(d, "fileward.lost.reason")
+			c, _ := lookup(d, "fileward.lost.count")
+			lost[r.(string)] += uint64(c.(float64))
+			for x := schema.LossReason(0); x < schema.LossReasonCount; x++ {
+				if v, ok := lookup(d, "fileward.lost.total."+x.String()); ok && uint64(v.(float64)) > maxTotal[x.String()] {
+					maxTotal[x.String()] = uint64(v.(float64))
+				}
+			}
+			continue
+		}
+		if ds, _ := lookup(d, "event.dataset"); ds == "fileward.file" {
+			s, _ := lookup(d, "event.sequence")
+			seqs = append(seqs, int(s.(float64)))
+		}
+	}
+	sort.Ints(seqs)
+	return seqs, lost, maxTotal
+}
+
+// TestDropOldestLossIsExactInTheStream is the issue's reproduction: 20,000
+// events into a 2 MiB spool (256 KiB segments) under drop_oldest while the
+// only sink (Elasticsearch, the in-repo test server answering 503 to every
+// bulk request) is down, then the sink comes up. The stream must account for
+// every event: delivered file events plus the sum of the loss counts equal
+// 20,000 exactly, although drop_oldest deletes segments holding loss
+// reports; the delivered events are the newest; the cumulative totals agree
+// with the counts.
+func TestDropOldestLossIsExactInTheStream(t *testing.T) {
+	const n = 20000
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	ecsInput(t, in, n)
+	srv := bulktest.New(12)
+	defer srv.Close()
+	srv.SetRequestFaults(0, 1) // down: every _bulk answers 503
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 2s}
+source: {type: replay, replay: {path: %[2]s, format: ecs, rate: 20000}}
+filters: {aggregate_window: 0s}
+queue: {capacity: 65536}
+batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
+spool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest}
+sinks:
+  - name: es
+    type: elasticsearch
+    elasticsearch: {addresses: [%[3]s], timeout: 2s}
+    backoff: {initial: 50ms, max: 200ms}
+metrics: {listen: ""}
+`, dir, in, srv.URL), 0o644)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(errb.String(), "replay reached the end of its input") {
+		if time.Now().After(deadline) {
+			t.Fatalf("replay did not finish\n%s", errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the pipeline's last loss report (once a second)
+	srv.SetRequestFaults(0, 0)         // the sink comes up
+
+	var seqs []int
+	var lost, maxTotal map[string]uint64
+	var dupes int
+	sum := func() uint64 {
+		var s uint64
+		for _, v := range lost {
+			s += v
+		}
+		return s
+	}
+	for {
+		docs, d := streamDocs(srv)
+		dupes = d
+		seqs, lost, maxTotal = tally(docs)
+		if uint64(len(seqs))+sum() >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Anything still to come would show here.
+	time.Sleep(1500 * time.Millisecond)
+	docs, d := streamDocs(srv)
+	dupes += d
+	seqs, lost, maxTotal = tally(docs)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	t.Logf("delivered %d file events, lost %v (sum %d), totals %v", len(seqs), lost, sum(), maxTotal)
+	if got := uint64(len(seqs)) + sum(); got != n {
+		t.Fatalf("delivered %d + lost %d = %d, want exactly %d\n%s", len(seqs), sum(), got, n, errb.String())
+	}
+	if dupes != 0 {
+		t.Errorf("%d documents stored more than once", dupes)
+	}
+	if lost["spool_full"] == 0 || len(seqs) == 0 {
+		t.Fatalf("the scenario did not drop anything (lost %v, delivered %d)", lost, len(seqs))
+	}
+	// The newest events are the ones delivered: a contiguous run ending
+	// at the last event.
+	if seqs[len(seqs)-1] != n || seqs[len(seqs)-1]-seqs[0]+1 != len(seqs) {
+		t.Errorf("delivered event.sequence %d..%d (%d events), want the newest %d ending at %d",
+			seqs[0], seqs[len(seqs)-1], len(seqs), len(seqs), n)
+	}
+	// The cumulative totals of the last report equal the counts' sum.
+	for r, c := range lost {
+		if maxTotal[r] != c {
+			t.Errorf("fileward.lost.total.%s = %d, the counts add up to %d", r, maxTotal[r], c)
+		}
+	}
+}
