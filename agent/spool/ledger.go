@@ -29,6 +29,10 @@ type reportRec struct {
 type ledger struct {
 	Totals  LossCounts  `json:"totals"`
 	Reports []reportRec `json:"reports"`
+	// Corrupt are the sequence ranges already counted as lost to damage,
+	// so that a damaged span is counted once, whichever reader or start
+	// finds it.
+	Corrupt []seqRange `json:"corrupt,omitempty"`
 }
 
 // loadLedger reads the ledger; a missing file is an empty ledger, and a
@@ -51,14 +55,6 @@ func (s *Spool) loadLedger() {
 	if l.Totals == nil {
 		l.Totals = LossCounts{}
 	}
-	// Keep only the reports whose segment survived recovery.
-	kept := l.Reports[:0]
-	for _, r := range l.Reports {
-		if sg := s.findSeg(r.Segment); sg != nil && r.Seq >= sg.baseSeq && r.Seq < sg.endSeq {
-			kept = append(kept, r)
-		}
-	}
-	l.Reports = kept
 	s.ledger = l
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,7 +129,7 @@ metrics: {listen: ""}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond) // the pipeline's last loss report (once a second)
-	srv.SetRequestFaults(0, 0)         // the sink comes up
+	srv.SetRequestFaults(0, 0)          // the sink comes up
 
 	var seqs []int
 	var lost, maxTotal map[string]uint64
@@ -179,4 +181,117 @@ metrics: {listen: ""}
 			t.Errorf("fileward.lost.total.%s = %d, the counts add up to %d", r, maxTotal[r], c)
 		}
 	}
+}
+
+// TestCorruptSpoolIsCountedInStreamAndMetrics: events spooled while the sink
+// is down, the agent stopped, one byte of a sealed segment flipped, and the
+// agent started again with the sink up. The good records arrive; the
+// damaged ones are counted as reason corrupt exactly, in the stream and in
+// /metrics (fileward_events_dropped_total{reason="corrupt"}).
+func TestCorruptSpoolIsCountedInStreamAndMetrics(t *testing.T) {
+	const n = 3000
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	ecsInput(t, in, n)
+	srv := bulktest.New(13)
+	defer srv.Close()
+	srv.SetRequestFaults(0, 1)
+	cfg := filepath.Join(dir, "c.yaml")
+	empty := filepath.Join(dir, "empty.ndjson")
+	os.WriteFile(empty, nil, 0o644)
+	writeCfg := func(input string) {
+		os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
+source: {type: replay, replay: {path: %[2]s, format: ecs}}
+filters: {aggregate_window: 0s}
+queue: {capacity: 65536}
+batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
+spool: {max_bytes: 64MiB, segment_bytes: 256KiB}
+sinks:
+  - name: es
+    type: elasticsearch
+    elasticsearch: {addresses: [%[3]s], timeout: 2s}
+    backoff: {initial: 50ms, max: 200ms}
+metrics: {listen: "127.0.0.1:0"}
+`, dir, input, srv.URL), 0o644)
+	}
+	writeCfg(in)
+	run := func() (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(binary, "run", "-c", cfg)
+		errb := &syncBuffer{}
+		cmd.Stderr = errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, errb
+	}
+	cmd, errb := run()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(errb.String(), "replay reached the end of its input") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("replay did not finish\n%s", errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	// Flip one byte in the middle of the second segment.
+	segs, _ := filepath.Glob(filepath.Join(dir, "data", "spool", "*.seg"))
+	sort.Strings(segs)
+	if len(segs) < 3 {
+		t.Fatalf("want at least 3 segments, got %v", segs)
+	}
+	b, _ := os.ReadFile(segs[1])
+	b[len(b)/2] ^= 0x20
+	os.WriteFile(segs[1], b, 0o600)
+
+	srv.SetRequestFaults(0, 0)
+	writeCfg(empty) // the second start captures nothing new
+	cmd, errb = run()
+	defer cmd.Process.Kill()
+	var seqs []int
+	var lost map[string]uint64
+	for time.Now().Before(deadline.Add(30 * time.Second)) {
+		docs, _ := streamDocs(srv)
+		seqs, lost, _ = tally(docs)
+		if uint64(len(seqs))+lost["corrupt"] >= n {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var metricsURL string
+	for _, l := range strings.Split(errb.String(), "\n") {
+		if i := strings.Index(l, "metrics on http://"); i >= 0 {
+			metricsURL = strings.Fields(l[i+len("metrics on "):])[0]
+		}
+	}
+	metrics := httpGet(t, metricsURL)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	t.Logf("delivered %d, lost %v", len(seqs), lost)
+	if lost["corrupt"] == 0 || uint64(len(seqs))+lost["corrupt"] != n || len(lost) != 1 {
+		t.Fatalf("delivered %d + lost %v, want corrupt losses and exactly %d in all\n%s", len(seqs), lost, n, errb.String())
+	}
+	want := fmt.Sprintf(`fileward_events_dropped_total{reason="corrupt"} %d`, lost["corrupt"])
+	if !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
+	if !strings.Contains(errb.String(), "counted as corrupt") {
+		t.Errorf("no log line about the corrupt events\n%s", errb.String())
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
