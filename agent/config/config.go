@@ -11,6 +11,9 @@ type Config struct {
 	Sinks     []Sink    `yaml:"sinks"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Collector Collector `yaml:"collector"`
+	// DeadLetter bounds each sink's dead-letter file,
+	// <data_dir>/dead-letter/<sink>.ndjson.
+	DeadLetter DeadLetter `yaml:"dead_letter"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
@@ -186,4 +189,13 @@ type Collector struct {
 	Backoff     Backoff  `yaml:"backoff"`
 	// DeadLetter is the collector's dead-letter file.
 	DeadLetter string `yaml:"dead_letter"`
+}
+
+// DeadLetter is the dead_letter block: each sink's dead-letter file rotates
+// when it would pass MaxBytes, keeping Keep rotated files (<sink>.ndjson.1
+// is the newest); the events in a file rotated away are counted in
+// fileward_dead_letter_discarded_events_total.
+type DeadLetter struct {
+	MaxBytes Size `yaml:"max_bytes"`
+	Keep     int  `yaml:"keep"`
 }

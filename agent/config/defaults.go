@@ -37,7 +37,8 @@ func Default() Config {
 			File:    ptr(DefaultFileSink()),
 			Backoff: DefaultBackoff(),
 		}},
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
+		DeadLetter: DeadLetter{MaxBytes: 64 << 20, Keep: 2},
 		Collector: Collector{
 			Kafka:         defaultCollectorKafka(),
 			Elasticsearch: DefaultElasticsearch(),

@@ -144,6 +144,13 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		validateSink(c, fmt.Sprintf("sinks[%d]", i), &cfg.Sinks[i], seen)
 	}
 
+	if cfg.DeadLetter.MaxBytes < 4096 {
+		c.at("dead_letter.max_bytes", "must be at least 4KiB")
+	}
+	if cfg.DeadLetter.Keep < 0 {
+		c.at("dead_letter.keep", "must not be negative (0 keeps no rotated file)")
+	}
+
 	if l := cfg.Metrics.Listen; l != "" {
 		if _, _, err := net.SplitHostPort(l); err != nil {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)

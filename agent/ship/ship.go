@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +45,20 @@ type Options struct {
 	Spool         *spool.Spool
 	Backoff       Backoff
 	DeadLetterDir string // <data_dir>/dead-letter; file <Name>.ndjson
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// DeadLetterMaxBytes rotates the dead-letter file when a write would
+	// take it past this size (0 = never); DeadLetterKeep rotated files
+	// are kept (<Name>.ndjson.1 the newest). The events in a file rotated
+	// away are counted in fileward_dead_letter_discarded_events_total.
+	DeadLetterMaxBytes int64
+	DeadLetterKeep     int
+	Logger             *slog.Logger
+	Registerer         prometheus.Registerer
 	// OnRejected is told how many events were dead-lettered (the agent
-	// counts them as lost, reason "rejected"). It must not block.
+	// counts them as lost, reason "rejected"). Loss reports (event.action
+	// events_lost) are dead-lettered but not counted: reporting them would
+	// make a new report for a sink that rejects everything, and so on
+	// forever; their counts are already in the cumulative totals
+	// (fileward.lost.total). It must not block.
 	OnRejected func(events uint64)
 	// Clock times the backoff waits; nil is the real clock.
 	Clock Clock
@@ -66,7 +75,8 @@ type Shipper struct {
 	drain   chan struct{}
 	drainMu sync.Once
 	running atomic.Bool
-	dl      *os.File
+	dl      *deadLetterFile
+	dlGone  prometheus.Counter
 }
 
 // New checks o and registers the sink's metrics:
@@ -125,6 +135,13 @@ func New(o Options) (*Shipper, error) {
 			Help:        "Sink errors: send (failed attempts of a whole batch), retry (events to retry), rejected (events dead-lettered), decode, corrupt, read, deadletter, cursor.",
 			ConstLabels: labels}, []string{"kind"}),
 	}
+	s.dl = &deadLetterFile{dir: o.DeadLetterDir, name: o.Name, maxBytes: o.DeadLetterMaxBytes, keep: max(o.DeadLetterKeep, 0),
+		discarded: func(n uint64) {
+			s.dlGone.Add(float64(n))
+			s.log.Warn("ship: dead-letter file rotated away; its events are gone for good (they were counted as rejected when dead-lettered)", "events", n)
+		}}
+	s.dlGone = prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_dead_letter_discarded_events_total",
+		Help: "Dead-lettered events whose file was rotated away (dead_letter.keep exceeded).", ConstLabels: labels})
 	s.healthy.Store(true)
 	if o.Registerer != nil {
 		lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fileward_sink_lag_events",
@@ -133,7 +150,7 @@ func New(o Options) (*Shipper, error) {
 				l, _ := o.Spool.Lag(o.Name)
 				return float64(l.Events)
 			})
-		for _, c := range []prometheus.Collector{s.acked, s.errs, lag} {
+		for _, c := range []prometheus.Collector{s.acked, s.errs, lag, s.dlGone} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ship %s: register metrics: %w", o.Name, err)
 			}
@@ -176,9 +193,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if err := r.Close(); err != nil {
 			s.log.Error("ship: persist cursor", "err", err)
 		}
-		if s.dl != nil {
-			s.dl.Close()
-		}
+		s.dl.close()
 	}()
 	var batch sinks.Batch
 	for {
@@ -353,7 +368,11 @@ type deadLetterLine struct {
 func (s *Shipper) deadLetter(events []sinks.Event, cause error) {
 	lines := make([]deadLetterLine, len(events))
 	now := time.Now().UTC()
+	var reports uint64
 	for i, ev := range events {
+		if isLossReport(ev.Doc) {
+			reports++
+		}
 		l := deadLetterLine{Time: now, Sink: s.o.Name, Error: cause.Error(), ID: ev.ID, Key: ev.Key}
 		if json.Valid(ev.Doc) {
 			l.Document = ev.Doc
@@ -362,21 +381,34 @@ func (s *Shipper) deadLetter(events []sinks.Event, cause error) {
 		}
 		lines[i] = l
 	}
-	s.writeDeadLetter(lines, uint64(len(events)))
+	s.writeDeadLetter(lines, uint64(len(events))-reports, reports)
 }
+
+// lossReportMark is how every loss document starts its event object (see
+// schema.Encoder.AppendLoss). Inside a JSON string a quote is escaped, so
+// no other document can hold it.
+var lossReportMark = []byte(`"event":{"kind":"pipeline_error","action":"events_lost"`)
+
+func isLossReport(doc []byte) bool { return bytes.Contains(doc, lossReportMark) }
 
 func (s *Shipper) deadLetterRaw(rec spool.Record, cause error) {
 	s.writeDeadLetter([]deadLetterLine{{Time: time.Now().UTC(), Sink: s.o.Name, Error: cause.Error(),
-		RecordSeq: rec.Seq, PayloadBase64: base64.StdEncoding.EncodeToString(rec.Payload)}}, uint64(rec.Events))
+		RecordSeq: rec.Seq, PayloadBase64: base64.StdEncoding.EncodeToString(rec.Payload)}}, uint64(rec.Events), 0)
 }
 
 // writeDeadLetter appends lines and syncs the file. The events count as
 // rejected even if the file cannot be written (the failure is logged and
 // counted as kind "deadletter"): a broken dead-letter directory must not
-// stop the sink.
-func (s *Shipper) writeDeadLetter(lines []deadLetterLine, events uint64) {
-	s.errs.WithLabelValues("rejected").Add(float64(events))
-	s.o.OnRejected(events)
+// stop the sink. reports are loss reports among the lines: dead-lettered,
+// counted in the sink's errors, but not reported as a new loss.
+func (s *Shipper) writeDeadLetter(lines []deadLetterLine, events, reports uint64) {
+	s.errs.WithLabelValues("rejected").Add(float64(events + reports))
+	if events > 0 {
+		s.o.OnRejected(events)
+	}
+	if reports > 0 {
+		s.log.Warn("ship: loss reports rejected by the sink, dead-lettered and not reported again (their counts stay in fileward.lost.total of later reports)", "reports", reports)
+	}
 	var buf []byte
 	for _, l := range lines {
 		b, err := json.Marshal(l)
@@ -386,32 +418,12 @@ func (s *Shipper) writeDeadLetter(lines []deadLetterLine, events uint64) {
 		}
 		buf = append(append(buf, b...), '\n')
 	}
-	err := s.openDeadLetter()
-	if err == nil {
-		if _, err = s.dl.Write(buf); err == nil {
-			err = s.dl.Sync()
-		}
-	}
+	err := s.dl.write(buf)
 	if err != nil {
 		s.errs.WithLabelValues("deadletter").Inc()
 		s.log.Error("ship: write dead-letter file", "events", events, "err", err)
 		return
 	}
-	s.log.Warn("ship: events rejected by the sink, dead-lettered", "events", events, "err", lines[0].Error,
+	s.log.Warn("ship: events rejected by the sink, dead-lettered", "events", events+reports, "err", lines[0].Error,
 		"file", s.dl.Name())
-}
-
-func (s *Shipper) openDeadLetter() error {
-	if s.dl != nil {
-		return nil
-	}
-	if err := os.MkdirAll(s.o.DeadLetterDir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(s.o.DeadLetterDir, s.o.Name+".ndjson"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	s.dl = f
-	return nil
 }

@@ -165,8 +165,9 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		a.sinks = append(a.sinks, k)
 		sh, err := ship.New(ship.Options{
 			Name: sc.Name, Sink: k, Spool: a.spool, Backoff: shipBackoff(sc.Backoff),
-			DeadLetterDir: filepath.Join(dataDir, "dead-letter"),
-			Logger:        log, Registerer: reg, // ship adds the sink attribute
+			DeadLetterDir:      filepath.Join(dataDir, "dead-letter"),
+			DeadLetterMaxBytes: int64(cfg.DeadLetter.MaxBytes), DeadLetterKeep: cfg.DeadLetter.Keep,
+			Logger: log, Registerer: reg, // ship adds the sink attribute
 			OnRejected: func(n uint64) { a.drops.Add(schema.LossRejected, n) },
 		})
 		if err != nil {

@@ -295,3 +295,106 @@ func httpGet(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// metricValue reads one sample of a /metrics text page (0 when absent).
+func metricValue(page, series string) float64 {
+	for _, l := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestRejectEverythingNoFeedbackLoop: a sink that rejects every document
+// (400) dead-letters the events and the loss report about them, but the
+// rejected report is not reported as a new loss: the rejected count equals
+// the events exactly and stops growing. The dead-letter files stay within
+// (keep+1) × max_bytes plus one batch, and what rotates away is counted.
+func TestRejectEverythingNoFeedbackLoop(t *testing.T) {
+	const n = 3000
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	ecsInput(t, in, n)
+	srv := bulktest.New(14)
+	defer srv.Close()
+	srv.SetPoison(func([]byte) string { return "every document is refused" })
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
+source: {type: replay, replay: {path: %[2]s, format: ecs}}
+filters: {aggregate_window: 0s}
+batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
+sinks:
+  - name: es
+    type: elasticsearch
+    elasticsearch: {addresses: [%[3]s], timeout: 2s}
+    backoff: {initial: 50ms, max: 200ms}
+dead_letter: {max_bytes: 256KiB, keep: 1}
+metrics: {listen: "127.0.0.1:0"}
+`, dir, in, srv.URL), 0o644)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var metricsURL string
+	deadline := time.Now().Add(60 * time.Second)
+	for metricsURL == "" && time.Now().Before(deadline) {
+		for _, l := range strings.Split(errb.String(), "\n") {
+			if i := strings.Index(l, "metrics on http://"); i >= 0 {
+				metricsURL = strings.Fields(l[i+len("metrics on "):])[0]
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	const rejected = `fileward_events_dropped_total{reason="rejected"}`
+	const sinkRejected = `fileward_sink_errors_total{kind="rejected",sink="es"}`
+	var page string
+	for time.Now().Before(deadline) {
+		page = httpGet(t, metricsURL)
+		// Every event dead-lettered.
+		if metricValue(page, rejected) >= n {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // the last report (once a second) is rejected too
+	first := metricValue(httpGet(t, metricsURL), sinkRejected)
+	time.Sleep(3 * time.Second) // a feedback loop would add a report every second
+	page = httpGet(t, metricsURL)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	if got := metricValue(page, rejected); got != n {
+		t.Errorf("%s = %v, want exactly %d (the loss reports must not count)", rejected, got, n)
+	}
+	reports := metricValue(page, sinkRejected) - n
+	if reports < 1 || metricValue(page, sinkRejected) != first {
+		t.Errorf("loss reports dead-lettered: %v, then %v more in 3 s: want at least one and no more later",
+			reports, metricValue(page, sinkRejected)-first)
+	}
+	// Dead-letter accounting: lines kept + lines rotated away = everything.
+	files, _ := filepath.Glob(filepath.Join(dir, "data", "dead-letter", "es.ndjson*"))
+	var size int64
+	var lines, lossLines int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		size += int64(len(b))
+		lines += strings.Count(string(b), "\n")
+		lossLines += strings.Count(string(b), `"action":"events_lost"`)
+	}
+	discarded := metricValue(page, `fileward_dead_letter_discarded_events_total{sink="es"}`)
+	t.Logf("dead-letter: %d files, %d bytes, %d lines (%d loss reports), %v rotated away; %v reports in all",
+		len(files), size, lines, lossLines, discarded, reports)
+	if len(files) > 2 || size > 2*256<<10+64<<10 {
+		t.Errorf("dead-letter files %v hold %d bytes: over (keep+1) × max_bytes plus one batch", files, size)
+	}
+	if discarded == 0 || float64(lines)+discarded != n+reports {
+		t.Errorf("dead-letter lines %d + rotated away %v != %d events + %v reports", lines, discarded, n, reports)
+	}
+}
