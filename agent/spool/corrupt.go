@@ -129,3 +129,36 @@ func (s *Spool) countRecoveryLoss(recs []recoveredRecord, cursorLow uint64, have
 	}
 	gap(s.nextSeq)
 }
+
+// gaps returns the parts of [low, high) that no record of recs (sorted by
+// seq) covers.
+func gaps(recs []recoveredRecord, low, high uint64) []seqRange {
+	var out []seqRange
+	at := low
+	for _, r := range recs {
+		if r.end <= at {
+			continue
+		}
+		if r.seq > at {
+			out = append(out, seqRange{at, min(r.seq, high)})
+		}
+		at = max(at, r.end)
+		if at >= high {
+			break
+		}
+	}
+	if at < high {
+		out = append(out, seqRange{at, high})
+	}
+	return out
+}
+
+// uncounted is how much of rs is not in counted.
+func uncounted(rs, counted []seqRange) uint64 {
+	var n uint64
+	for _, r := range rs {
+		_, fresh := addRange(append([]seqRange(nil), counted...), r.From, r.To)
+		n += fresh
+	}
+	return n
+}
