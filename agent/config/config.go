@@ -157,6 +157,10 @@ type Elasticsearch struct {
 	TLS           ESTLS    `yaml:"tls"`
 	// Timeout bounds one bulk request.
 	Timeout Duration `yaml:"timeout"`
+	// Workers is the most bulk requests in flight at once (default 2).
+	// A 429 from Elasticsearch lowers the number in flight, down to one,
+	// until answers come back without throttling.
+	Workers int `yaml:"workers"`
 }
 
 // ESTLS for Elasticsearch.

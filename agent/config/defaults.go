@@ -86,6 +86,7 @@ func DefaultElasticsearch() Elasticsearch {
 		DataStream:    "logs-fileward.file-default",
 		SetupTemplate: true,
 		Timeout:       Duration(30 * time.Second),
+		Workers:       2,
 	}
 }
 

@@ -245,6 +245,9 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	if e.DataStream == "" {
 		c.at(p+".data_stream", "is required, e.g. logs-fileward.file-default")
 	}
+	if e.Workers < 1 || e.Workers > 64 {
+		c.at(p+".workers", "must be between 1 and 64 (bulk requests in flight)")
+	}
 	if e.APIKey != "" && e.Username != "" {
 		c.at(p+".api_key", "set api_key or username/password, not both")
 	}

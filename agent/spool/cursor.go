@@ -451,6 +451,33 @@ func (r *Reader) Ack() error {
 	return nil
 }
 
+// AckTo moves the cursor to end, the End of a record this reader returned
+// earlier, for a caller that has several records in flight and
+// acknowledges them in order. Persistence is as for Ack.
+func (r *Reader) AckTo(end Position) error {
+	r.s.mu.Lock()
+	if r.s.closed {
+		r.s.mu.Unlock()
+		return ErrClosed
+	}
+	r.c.pos = end
+	r.s.mu.Unlock()
+	r.dirty = true
+	if r.s.o.Fsync == FsyncAlways || time.Since(r.lastPersist) >= r.s.o.FsyncInterval {
+		return r.Flush()
+	}
+	return nil
+}
+
+// Holds reports whether rec, returned earlier by Next, is still in the
+// spool (drop_oldest has not deleted its segment). Unlike the rest of the
+// Reader it may be called from any goroutine.
+func (r *Reader) Holds(rec Record) bool {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return !r.s.closed && r.s.findSeg(rec.Pos.Segment) != nil
+}
+
 // Flush persists the acknowledged position if it has not been yet.
 func (r *Reader) Flush() error {
 	if !r.dirty {
@@ -479,6 +506,11 @@ func (r *Reader) Flush() error {
 // Wait blocks until a record may be available after the reader's position,
 // ctx is done, stop is closed (it may be nil) or the spool is closed.
 func (r *Reader) Wait(ctx context.Context, stop <-chan struct{}) error {
+	return r.WaitAny(ctx, stop, nil)
+}
+
+// WaitAny is Wait with two stop channels (either may be nil).
+func (r *Reader) WaitAny(ctx context.Context, stop, stop2 <-chan struct{}) error {
 	if err := r.Flush(); err != nil {
 		return err
 	}
@@ -499,6 +531,8 @@ func (r *Reader) Wait(ctx context.Context, stop <-chan struct{}) error {
 	case <-w:
 		return nil
 	case <-stop:
+		return nil
+	case <-stop2:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

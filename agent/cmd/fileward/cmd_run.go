@@ -167,7 +167,8 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 			Name: sc.Name, Sink: k, Spool: a.spool, Backoff: shipBackoff(sc.Backoff),
 			DeadLetterDir:      filepath.Join(dataDir, "dead-letter"),
 			DeadLetterMaxBytes: int64(cfg.DeadLetter.MaxBytes), DeadLetterKeep: cfg.DeadLetter.Keep,
-			Logger: log, Registerer: reg, // ship adds the sink attribute
+			Workers: sinkWorkers(sc),
+			Logger:  log, Registerer: reg, // ship adds the sink attribute
 			OnRejected: func(n uint64) { a.drops.Add(schema.LossRejected, n) },
 		})
 		if err != nil {
@@ -366,4 +367,14 @@ func captureCheck(drops *capture.Drops, now func() time.Time, window time.Durati
 		}
 		return nil
 	}
+}
+
+// sinkWorkers is how many Sends a sink may have in flight: the
+// Elasticsearch sink's elasticsearch.workers, one for the others (Kafka and
+// the file keep their order).
+func sinkWorkers(sc *config.Sink) int {
+	if sc.Type == "elasticsearch" && sc.Elasticsearch != nil {
+		return sc.Elasticsearch.Workers
+	}
+	return 1
 }
