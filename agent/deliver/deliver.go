@@ -140,6 +140,7 @@ type Window struct {
 	jobs     []*job // submitted, in order; the head is the oldest not handed back
 	inflight int
 	limit    float64       // Sends allowed in flight (AIMD), 1..Workers
+	epoch    uint64        // bumped on each decrease: one decrease per round of Sends
 	ready    chan struct{} // closed and replaced on every completion and freed slot
 	rejMu    sync.Mutex
 	wg       sync.WaitGroup
@@ -276,34 +277,49 @@ func (w *Window) Next() (Done, bool) {
 // Wait waits for every batch goroutine to return (cancel their ctx first).
 func (w *Window) Wait() { w.wg.Wait() }
 
-// acquire takes a Send slot under the AIMD limit.
-func (w *Window) acquire(ctx context.Context) bool {
+// acquire takes a Send slot under the AIMD limit and returns the epoch the
+// Send starts in.
+func (w *Window) acquire(ctx context.Context) (uint64, bool) {
 	for {
 		w.mu.Lock()
 		if float64(w.inflight) < w.limit || w.inflight == 0 {
 			w.inflight++
+			e := w.epoch
 			w.mu.Unlock()
-			return true
+			return e, true
 		}
 		ch := w.ready
 		w.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return false
+			return 0, false
 		}
 	}
 }
 
-// release frees a Send slot and adjusts the limit: halved on throttling,
-// raised by 1/limit otherwise (about one per round of Sends).
-func (w *Window) release(throttled bool) {
+// Outcomes of a Send, for the AIMD limit.
+const (
+	sendFailed    = iota // no answer to judge by: no change
+	sendThrottled        // a 429 somewhere: halve, once per round
+	sendAnswered         // an answer without throttling: raise
+)
+
+// release frees a Send slot and adjusts the limit: halved on throttling
+// (once per round of Sends: only a Send that started after the last
+// decrease can decrease it again, as TCP does once per round trip), raised
+// by 1/limit on an answer without throttling (about one per round).
+func (w *Window) release(epoch uint64, outcome int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.inflight--
-	if throttled {
-		w.limit = max(1, w.limit/2)
-	} else {
+	switch outcome {
+	case sendThrottled:
+		if epoch == w.epoch {
+			w.limit = max(1, w.limit/2)
+			w.epoch++
+		}
+	case sendAnswered:
 		w.limit = min(float64(w.o.Workers), w.limit+1/w.limit)
 	}
 	w.wakeLocked()
@@ -346,16 +362,21 @@ func (w *Window) run(ctx context.Context, j *job) {
 			w.finish(j, true)
 			return
 		}
-		if !w.acquire(ctx) {
+		epoch, ok := w.acquire(ctx)
+		if !ok {
 			return
 		}
 		res, err := w.o.Sink.Send(ctx, &sinks.Batch{Events: pending})
 		if ctx.Err() != nil {
-			w.release(false)
+			w.release(epoch, sendFailed)
 			return
 		}
 		if err != nil {
-			w.release(IsThrottled(err))
+			outcome := sendFailed
+			if IsThrottled(err) {
+				outcome = sendThrottled
+			}
+			w.release(epoch, outcome)
 			if sinks.IsPermanent(err) {
 				errs := make([]error, len(pending))
 				for i := range errs {
@@ -384,7 +405,11 @@ func (w *Window) run(ctx context.Context, j *job) {
 				throttled = throttled || IsThrottled(f.Err)
 			}
 		}
-		w.release(throttled)
+		outcome := sendAnswered
+		if throttled {
+			outcome = sendThrottled
+		}
+		w.release(epoch, outcome)
 		acked := len(pending) - len(failed)
 		w.o.Acked(acked)
 		if len(failed) == 0 {
