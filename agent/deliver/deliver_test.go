@@ -232,10 +232,7 @@ func TestWholeFailuresBackOffAndGone(t *testing.T) {
 	calls := 0
 	valid := func() bool {
 		calls++
-		if calls > 5 {
-			return false
-		}
-		return true
+		return calls <= 5
 	}
 	done := drive(t, w, []Batch{{Events: events("x", 2), Tag: "x", Valid: valid}})
 	if !done[0].Gone {

@@ -349,14 +349,6 @@ type deadLetterLine struct {
 	PayloadBase64 string `json:"payload_base64,omitempty"`
 }
 
-func (s *Shipper) deadLetter(events []sinks.Event, cause error) {
-	errs := make([]error, len(events))
-	for i := range errs {
-		errs[i] = cause
-	}
-	s.deadLetterEach(events, errs)
-}
-
 // deadLetterEach dead-letters events, each with its own error, in one
 // write and one fsync.
 func (s *Shipper) deadLetterEach(events []sinks.Event, errs []error) {

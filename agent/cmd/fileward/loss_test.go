@@ -144,7 +144,7 @@ metrics: {listen: ""}
 	for {
 		docs, d := streamDocs(srv)
 		dupes = d
-		seqs, lost, maxTotal = tally(docs)
+		seqs, lost, _ = tally(docs)
 		if uint64(len(seqs))+sum() >= n || time.Now().After(deadline) {
 			break
 		}
@@ -396,5 +396,34 @@ metrics: {listen: "127.0.0.1:0"}
 	}
 	if discarded == 0 || float64(lines)+discarded != n+reports {
 		t.Errorf("dead-letter lines %d + rotated away %v != %d events + %v reports", lines, discarded, n, reports)
+	}
+}
+
+// TestNewConfigKeysAreChecked: the keys this work adds are validated with
+// FILE:LINE: key: reason and exit 2, by the real binary.
+func TestNewConfigKeysAreChecked(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(`sinks:
+  - name: siem
+    type: elasticsearch
+    elasticsearch:
+      addresses: ["http://127.0.0.1:9200"]
+      workers: 0
+dead_letter:
+  max_bytes: 1KiB
+  keep: -1
+`), 0o644)
+	out, errOut, code := fw(t, nil, "check-config", "-c", bad)
+	if code != 2 || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, w := range []string{
+		bad + ":6: sinks[0].elasticsearch.workers: must be between 1 and 64",
+		bad + ":8: dead_letter.max_bytes: must be at least 4KiB",
+		bad + ":9: dead_letter.keep: must not be negative",
+	} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut)
+		}
 	}
 }
