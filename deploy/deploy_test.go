@@ -1089,6 +1089,7 @@ func TestKibanaSavedObjects(t *testing.T) {
 		"terms:file.path/count":                                             false,
 		"date_histogram/terms:fileward.lost.reason/sum:fileward.lost.count": false,
 		"date_histogram/terms:host.name/count":                              false,
+		"terms:host.name/max:fileward.lost.total.ring_full/max:fileward.lost.total.kernel_overflow/max:fileward.lost.total.seq_gap/max:fileward.lost.total.source_restart/max:fileward.lost.total.spool_full/max:fileward.lost.total.rejected/max:fileward.lost.total.malformed/max:fileward.lost.total.corrupt": false,
 	}
 	for _, o := range objs {
 		if o.Type == "lens" {

@@ -12,6 +12,9 @@ type Config struct {
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
 	Collector Collector `yaml:"collector"`
+	// DeadLetter bounds each sink's dead-letter file,
+	// <data_dir>/dead-letter/<sink>.ndjson.
+	DeadLetter DeadLetter `yaml:"dead_letter"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
@@ -174,6 +177,10 @@ type Elasticsearch struct {
 	// AllowInsecureCredentials accepts api_key, username/password or
 	// credentials in an address over http:// (refused otherwise).
 	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
+	// Workers is the most bulk requests in flight at once (default 2).
+	// A 429 from Elasticsearch lowers the number in flight, down to one,
+	// until answers come back without throttling.
+	Workers int `yaml:"workers"`
 }
 
 // ESTLS for Elasticsearch.
@@ -216,4 +223,13 @@ type Collector struct {
 	Backoff     Backoff  `yaml:"backoff"`
 	// DeadLetter is the collector's dead-letter file.
 	DeadLetter string `yaml:"dead_letter"`
+}
+
+// DeadLetter is the dead_letter block: each sink's dead-letter file rotates
+// when it would pass MaxBytes, keeping Keep rotated files (<sink>.ndjson.1
+// is the newest); the events in a file rotated away are counted in
+// fileward_dead_letter_discarded_events_total.
+type DeadLetter struct {
+	MaxBytes Size `yaml:"max_bytes"`
+	Keep     int  `yaml:"keep"`
 }

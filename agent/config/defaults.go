@@ -39,8 +39,9 @@ func Default() Config {
 			File:    ptr(DefaultFileSink()),
 			Backoff: DefaultBackoff(),
 		}},
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
-		Log:     Log{Level: "info", Format: "text"},
+		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
+		Log:        Log{Level: "info", Format: "text"},
+		DeadLetter: DeadLetter{MaxBytes: 64 << 20, Keep: 2},
 		Collector: Collector{
 			Kafka:         defaultCollectorKafka(),
 			Elasticsearch: DefaultElasticsearch(),
@@ -88,6 +89,7 @@ func DefaultElasticsearch() Elasticsearch {
 		DataStream:    "logs-fileward.file-default",
 		SetupTemplate: true,
 		Timeout:       Duration(30 * time.Second),
+		Workers:       2,
 	}
 }
 

@@ -162,6 +162,13 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.oneOf("log.format", cfg.Log.Format, "text", "json")
+	if cfg.DeadLetter.MaxBytes < 4096 {
+		c.at("dead_letter.max_bytes", "must be at least 4KiB")
+	}
+	if cfg.DeadLetter.Keep < 0 {
+		c.at("dead_letter.keep", "must not be negative (0 keeps no rotated file)")
+	}
+
 	if l := cfg.Metrics.Listen; l != "" {
 		if host, _, err := net.SplitHostPort(l); err != nil {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)
@@ -274,6 +281,9 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	}
 	if e.DataStream == "" {
 		c.at(p+".data_stream", "is required, e.g. logs-fileward.file-default")
+	}
+	if e.Workers < 1 || e.Workers > 64 {
+		c.at(p+".workers", "must be between 1 and 64 (bulk requests in flight)")
 	}
 	if e.APIKey != "" && e.Username != "" {
 		c.at(p+".api_key", "set api_key or username/password, not both")

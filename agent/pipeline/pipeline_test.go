@@ -486,3 +486,58 @@ func TestReconfigure(t *testing.T) {
 		t.Errorf("paths %v, want /a/1 (aggregated, emitted at the change) and /b/1 (/a/2 excluded by the new rules)", paths)
 	}
 }
+
+// ledgerOutput is a memOutput that keeps loss reports as the spool does.
+type ledgerOutput struct {
+	*memOutput
+	base    map[string]uint64
+	reports []map[string]uint64 // counts of each AppendReport
+	totals  map[string]uint64   // of the last AppendReport
+}
+
+func (l *ledgerOutput) AppendReport(ctx context.Context, p []byte, events int, counts, totals map[string]uint64) error {
+	if err := l.memOutput.Append(ctx, p, events); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reports = append(l.reports, counts)
+	l.totals = totals
+	return nil
+}
+
+func (l *ledgerOutput) LossTotals() map[string]uint64 { return l.base }
+
+// TestLossTotalsAndReturnedCounts: loss documents carry the cumulative
+// totals (earlier runs' from the ledger plus this run's), and counts handed
+// back (a report dropped unread) are reported again without moving the
+// totals.
+func TestLossTotalsAndReturnedCounts(t *testing.T) {
+	out := &ledgerOutput{memOutput: &memOutput{}, base: map[string]uint64{"spool_full": 100, "corrupt": 7}}
+	returned := &capture.Drops{}
+	r := newRig(t, func(o *Options) { o.Output = out; o.Returned = returned })
+	r.out = out.memOutput
+	r.run(t, func() {
+		r.drops.Add(schema.LossSpoolFull, 5)
+		waitFor(t, func() bool { return len(r.out.docs(t)) == 1 })
+		returned.Add(schema.LossSpoolFull, 5) // that report was dropped unread
+		waitFor(t, func() bool { return len(r.out.docs(t)) == 2 })
+	})
+	docs := r.out.docs(t)
+	for i, d := range docs {
+		if c := field(d, "fileward", "lost", "count"); c != float64(5) {
+			t.Errorf("report %d count %v, want 5", i, c)
+		}
+		if tot := field(d, "fileward", "lost", "total", "spool_full"); tot != float64(105) {
+			t.Errorf("report %d total.spool_full %v, want 105", i, tot)
+		}
+		if tot := field(d, "fileward", "lost", "total", "corrupt"); tot != float64(7) {
+			t.Errorf("report %d total.corrupt %v, want 7", i, tot)
+		}
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.reports) != 2 || out.reports[0]["spool_full"] != 5 || out.totals["spool_full"] != 105 {
+		t.Errorf("ledger got reports %v, totals %v", out.reports, out.totals)
+	}
+}

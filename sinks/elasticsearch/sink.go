@@ -64,7 +64,8 @@ type Options struct {
 }
 
 // Sink writes batches to an Elasticsearch data stream with one Bulk request
-// per Send. It implements sinks.Sink; Send must not be called concurrently.
+// per Send. It implements sinks.Sink. Send is safe for concurrent use, so a
+// shipper may keep several bulk requests in flight (elasticsearch.workers).
 type Sink struct {
 	client  *productChecked
 	ds      string
@@ -77,7 +78,7 @@ type Sink struct {
 	mu              sync.Mutex
 	templatePending bool
 
-	buf bytes.Buffer // request body, reused between Sends
+	bufs sync.Pool // *bytes.Buffer request bodies, one per Send in flight
 }
 
 // ItemError is one bulk item Elasticsearch refused.
@@ -86,6 +87,10 @@ type ItemError struct {
 	Type   string // error.type, e.g. mapper_parsing_exception
 	Reason string // error.reason (with caused_by appended when present)
 }
+
+// Throttled reports an item Elasticsearch refused with 429 (a full write
+// queue): the sender should slow down (see agent/deliver).
+func (e *ItemError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *ItemError) Error() string {
 	return fmt.Sprintf("elasticsearch item status %d: %s: %s", e.Status, e.Type, e.Reason)
@@ -97,6 +102,9 @@ type RequestError struct {
 	Type   string
 	Reason string
 }
+
+// Throttled reports a whole request refused with 429.
+func (e *RequestError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *RequestError) Error() string {
 	if e.Type == "" {
@@ -344,11 +352,16 @@ func checkEvent(e *sinks.Event) error {
 // split, where a request-level error becomes per-item failures so the halves
 // already delivered are not reported as undelivered.
 func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split bool) ([]sinks.Failure, error) {
-	s.buf.Reset()
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	defer s.bufs.Put(buf)
 	for _, i := range idx {
-		writeAction(&s.buf, events[i].ID)
-		s.buf.Write(events[i].Doc)
-		s.buf.WriteByte('\n')
+		writeAction(buf, events[i].ID)
+		buf.Write(events[i].Doc)
+		buf.WriteByte('\n')
 	}
 	// Compression inside the transport does not watch ctx: do not start it
 	// for a context that has already ended.
@@ -357,7 +370,7 @@ func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split 
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(s.buf.Bytes())}.Do(rctx, s.client)
+	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(buf.Bytes())}.Do(rctx, s.client)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -104,6 +104,7 @@ type agent struct {
 	source   capture.Source
 	ring     *capture.Ring
 	drops    *capture.Drops
+	returned *capture.Drops // loss counts whose report was dropped unread: reported again
 	pipe     *pipeline.Pipeline
 	spool    *spool.Spool
 	sinkRuns []*sinkRun // in config order
@@ -132,7 +133,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	}
 	// a is not the named result: a failed start returns nil and still closes
 	// what a holds.
-	a := &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}
+	a := &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}, returned: &capture.Drops{}}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.Background())
@@ -166,7 +167,15 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		Dir: filepath.Join(dataDir, "spool"), MaxBytes: int64(sp.MaxBytes), SegmentBytes: int64(sp.SegmentBytes),
 		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D(),
 		Logger: log.With("component", "spool"), Registerer: reg,
-		OnDrop: func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
+		OnDrop:    func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
+		OnCorrupt: func(n uint64) { a.drops.Add(schema.LossCorrupt, n) },
+		OnReportDropped: func(c spool.LossCounts) {
+			for name, n := range c {
+				if r, ok := schema.ParseLossReason(name); ok {
+					a.returned.Add(r, n)
+				}
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", filepath.Join(dataDir, "spool"), err)
@@ -204,7 +213,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		fmt.Fprintln(stderr, "fileward: filters.include_paths does not apply to the demo stream")
 	}
 	po := pipeline.Options{
-		Ring: a.ring, Drops: a.drops, Encoder: schema.NewEncoder(meta), Output: a.spool,
+		Ring: a.ring, Drops: a.drops, Returned: a.returned, Encoder: schema.NewEncoder(meta), Output: a.spool,
 		Rules:           a.rules(cfg),
 		AggregateWindow: cfg.Filters.AggregateWindow.D(),
 		BatchEvents:     cfg.Batch.MaxEvents, BatchBytes: int(cfg.Batch.MaxBytes), BatchWait: cfg.Batch.MaxWait.D(),
@@ -398,4 +407,14 @@ func captureCheck(drops *capture.Drops, now func() time.Time, window time.Durati
 		}
 		return nil
 	}
+}
+
+// sinkWorkers is how many Sends a sink may have in flight: the
+// Elasticsearch sink's elasticsearch.workers, one for the others (Kafka and
+// the file keep their order).
+func sinkWorkers(sc *config.Sink) int {
+	if sc.Type == "elasticsearch" && sc.Elasticsearch != nil {
+		return sc.Elasticsearch.Workers
+	}
+	return 1
 }

@@ -16,8 +16,9 @@ import (
 
 // cmdSpool is `fileward spool stat|verify -c FILE`. Both read the spool
 // without changing it or taking the writer lock, so they are safe next to a
-// running agent. stat exits 0; verify exits 0 when clean and 1 when it finds
-// damage (2 for usage or config errors).
+// running agent. stat exits 0; verify exits 1 when it finds damage that
+// loses events, else 0 (a torn tail is the normal state after a crash), and
+// 2 for usage or config errors.
 func cmdSpool(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		printHelp(stdout, "spool", nil)
@@ -112,30 +113,47 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// printSpoolVerify prints every damaged span and returns the exit code.
-// While an agent runs, the newest segment's tail may be mid-append, so a
-// torn tail then is reported but is not damage.
+// printSpoolVerify prints every damaged span and returns the exit code: 1
+// only for damage that loses events (events no sink has acknowledged, in a
+// damaged span or segment); 0 for a clean spool, for a torn tail (the
+// normal state after a crash, which the next start truncates, losing no
+// event that was stored whole), and for damage in data every sink already
+// acknowledged. While an agent runs, the newest segment's tail may be
+// mid-append, so a torn tail then is not even reported as damage.
 func printSpoolVerify(w io.Writer, r *spool.Report) int {
-	damaged := 0
+	corrupt, torn := 0, 0
 	for _, d := range r.Damage {
-		what := "corrupt: Open quarantines the segment and keeps its good records"
+		what := "corrupt: the next start quarantines the segment, keeps its good records and counts the events lost as reason corrupt"
 		switch {
 		case d.Torn && r.InUse:
 			what = "tail being written (the agent is running): not damage"
 		case d.Torn:
-			what = "torn tail: Open truncates it"
-		}
-		if !(d.Torn && r.InUse) {
-			damaged++
+			torn++
+			what = "torn tail (normal after a crash): the next start truncates it"
+		default:
+			corrupt++
 		}
 		fmt.Fprintf(w, "%s: bytes [%d, %d): %s (%v)\n", d.File, d.Start, d.End, what, d.Err)
 	}
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(w, "quarantined earlier: %s\n", q)
 	}
-	if damaged > 0 {
-		fmt.Fprintf(w, "%s: %d damaged span(s) in %d segments, %d good records\n", r.Dir, damaged, len(r.Segments), r.Records)
+	switch {
+	case corrupt > 0 && r.LostUnknown:
+		fmt.Fprintf(w, "%s: DAMAGED: %d damaged span(s) lose events (how many the sequence numbers cannot tell; at least %d); %d good records in %d segments\n",
+			r.Dir, corrupt, r.LostEvents, r.Records, len(r.Segments))
 		return 1
+	case corrupt > 0 && r.LostEvents > 0:
+		fmt.Fprintf(w, "%s: DAMAGED: %d damaged span(s) lose %d events no sink has acknowledged (the next start counts them as reason corrupt); %d good records in %d segments\n",
+			r.Dir, corrupt, r.LostEvents, r.Records, len(r.Segments))
+		return 1
+	case corrupt > 0:
+		fmt.Fprintf(w, "%s: ok: %d damaged span(s), but only in events every sink has acknowledged: no event lost; the next start repairs them\n", r.Dir, corrupt)
+		return 0
+	case torn > 0:
+		fmt.Fprintf(w, "%s: ok: torn tail only, the normal state after a crash: the next start truncates it and loses no stored event; %d records, %d events in %d segments, every CRC checked\n",
+			r.Dir, r.Records, r.Events, len(r.Segments))
+		return 0
 	}
 	fmt.Fprintf(w, "%s: clean: %d records, %d events in %d segments, every CRC checked\n", r.Dir, r.Records, r.Events, len(r.Segments))
 	return 0

@@ -42,8 +42,10 @@ func (a *agent) newSinkRun(ctx context.Context, cfg *config.Config, sc *config.S
 	reg := prometheus.NewRegistry()
 	sh, err := ship.New(ship.Options{
 		Name: sc.Name, Sink: k, Spool: a.spool, Backoff: shipBackoff(sc.Backoff),
-		DeadLetterDir: filepath.Join(a.dataDir, "dead-letter"),
-		Logger:        a.log, Registerer: reg, // ship adds the sink attribute
+		DeadLetterDir:      filepath.Join(a.dataDir, "dead-letter"),
+		DeadLetterMaxBytes: int64(cfg.DeadLetter.MaxBytes), DeadLetterKeep: cfg.DeadLetter.Keep,
+		Workers: sinkWorkers(sc),
+		Logger:  a.log, Registerer: reg, // ship adds the sink attribute
 		OnRejected: func(n uint64) { a.drops.Add(schema.LossRejected, n) },
 	})
 	if err != nil {
