@@ -66,6 +66,16 @@ func TestDecodeECSRoundTrip(t *testing.T) {
 			want.Process.Name = baseName(ev.Process.Executable)
 			want.Process.EntityID = string(enc.AppendEntityID(nil, &ev.Process))
 			want.Process.PIDVersion = 0
+			if ev.Process.PPID > 0 {
+				pp := &want.Process.Parent
+				if pp.Name == "" {
+					pp.Name = baseName(pp.Executable)
+				}
+				if pp.EntityID == "" && pp.StartNS != 0 {
+					pp.EntityID = string(enc.AppendEntityID(nil, &Process{PID: ev.Process.PPID, PIDVersion: pp.PIDVersion, StartNS: pp.StartNS}))
+				}
+				pp.PIDVersion = 0
+			}
 		}
 		if !ev.Process.HasCodeSig {
 			want.Process.CDHash = ""
