@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -63,6 +64,12 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		c.at("agent.heartbeat", "must not be negative (0 disables heartbeats)")
 	}
 
+	ds := &cfg.Agent.DataStream
+	c.oneOf("agent.data_stream.mode", ds.Mode, "fileward", "defend_compatible")
+	if ns := ds.Namespace; ns != "" && (len(ns) > 100 || ns != strings.ToLower(ns) || strings.ContainsAny(ns, "-\\/*?\"<>| ,#:")) {
+		c.at("agent.data_stream.namespace", "%q is not a data stream namespace: use at most 100 lowercase characters without - \\ / * ? \" < > | , # : or spaces", ns)
+	}
+
 	s := &cfg.Source
 	c.oneOf("source.type", s.Type, "auto", "fanotify", "eslogger", "replay")
 	if len(s.Events) == 0 {
@@ -79,6 +86,9 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		if !strings.HasPrefix(m, "/") {
 			c.at(fmt.Sprintf("source.fanotify.marks[%d]", i), "%q must be an absolute path", m)
 		}
+	}
+	if hr := s.Fanotify.HostRoot; hr != "" && (!strings.HasPrefix(hr, "/") || hr == "/" || filepath.Clean(hr) != hr) {
+		c.at("source.fanotify.host_root", "%q must be a clean absolute path other than /, e.g. /host", hr)
 	}
 	if s.Type == "eslogger" && s.Eslogger.Path == "" {
 		c.at("source.eslogger.path", "must name the eslogger executable")

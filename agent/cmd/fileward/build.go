@@ -108,6 +108,7 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 		Events:      cfg.Source.Events,
 		Queue:       cfg.Source.Fanotify.Queue,
 		IgnorePaths: ignore,
+		HostRoot:    cfg.Source.Fanotify.HostRoot,
 		SelfPID:     os.Getpid(),
 		Logger:      log,
 	})

@@ -105,6 +105,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, err
 	}
+	if hr := cfg.Source.Fanotify.HostRoot; hr != "" {
+		fillHostOS(&meta, hr)
+	}
+	meta.Namespace = cfg.Agent.DataStream.Namespace
+	meta.DefendCompatible = cfg.Agent.DataStream.Mode == "defend_compatible"
 	reg := telemetry.NewRegistry()
 	var health telemetry.Health
 
@@ -196,7 +201,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		Logger: log.With("component", "pipeline"), Registerer: reg,
 	}
 	if a.source.Name() == "fanotify" {
-		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, Logger: log})
+		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
 		po.Enrich = a.procs.Enrich
 	}
 	a.pipe, err = pipeline.New(po)
