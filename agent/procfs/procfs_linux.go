@@ -452,39 +452,55 @@ func (c *Cache) groupName(gid uint32) string {
 // execWait bounds how long awaitExec waits for an execve(2) to finish, and
 // execPoll is its polling step. An exec event is read while the kernel is
 // still inside execve(2) (FAN_OPEN_EXEC comes when the image is opened);
-// the switch to the new image follows within microseconds unless the
+// the switch to the new image follows within a millisecond unless the
 // machine is overloaded.
 const (
-	execWait = 5 * time.Millisecond
+	execWait = 20 * time.Millisecond
 	execPoll = 100 * time.Microsecond
 )
 
-// awaitExec waits, at most execWait, until /proc/<pid>/stat shows the comm
-// that execve(2) gives the new image (the base name of the executed path,
-// cut to 15 bytes), so that the arguments read next are the new image's.
-// It runs in the pipeline, never in the capture path, and gives up early
-// when the process is gone.
+// awaitExec waits, at most execWait, until execve(2) of image by pid has
+// got far enough for /proc to show the new image's arguments: the comm is
+// the one execve gives the new image (the base name of the executed path,
+// cut to 15 bytes), and /proc/<pid>/cmdline is not empty (the new memory
+// map has no arguments until the loader has copied them, after the comm
+// changed). It runs in the pipeline, never in the capture path, and gives
+// up early when the process is gone.
 func awaitExec(pid int32, image string) {
 	want := filepath.Base(image)
 	if len(want) > 15 {
 		want = want[:15]
 	}
-	name := "/proc/" + strconv.Itoa(int(pid)) + "/stat"
+	dir := "/proc/" + strconv.Itoa(int(pid))
 	var buf [512]byte
-	deadline := time.Now().Add(execWait)
-	for {
-		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	read := func(name string) ([]byte, bool) {
+		fd, err := unix.Open(dir+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return
+			return nil, false
 		}
 		n, err := unix.Read(fd, buf[:])
 		unix.Close(fd)
-		if err != nil || n <= 0 {
+		if err != nil || n < 0 {
+			return nil, false
+		}
+		return buf[:n], true
+	}
+	deadline := time.Now().Add(execWait)
+	for {
+		b, ok := read("/stat")
+		if !ok {
 			return
 		}
-		b := buf[:n]
 		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if lp < 0 || rp < lp || string(b[lp+1:rp]) == want || time.Now().After(deadline) {
+		if lp < 0 || rp < lp {
+			return
+		}
+		if string(b[lp+1:rp]) == want {
+			if a, ok := read("/cmdline"); !ok || len(a) > 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
 			return
 		}
 		time.Sleep(execPoll)
