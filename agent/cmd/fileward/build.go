@@ -77,7 +77,10 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 			Select:    src.Eslogger.Select,
 			SelfPID:   os.Getpid(),
 			MutePaths: []string{dataDir},
-			Logger:    log,
+			// user.name and group.name through Directory Services,
+			// learnt in the background (agent/usercache).
+			ResolveNames: true,
+			Logger:       log,
 		})
 		if err != nil {
 			return pickedSource{}, err
