@@ -13,9 +13,10 @@ import (
 type Options struct {
 	Size   int
 	Args   bool
-	HostID string
-	TTL    time.Duration
-	Logger *slog.Logger
+	HostID   string
+	TTL      time.Duration
+	HostRoot string
+	Logger   *slog.Logger
 }
 
 // Cache enriches events from /proc. Off Linux there is no /proc: Enrich

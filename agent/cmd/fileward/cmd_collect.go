@@ -52,6 +52,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		Username:           ec.Username,
 		Password:           ec.Password.Value(),
 		DataStream:         ec.DataStream,
+		Streams:            dataStreams(cfg),
 		SetupTemplate:      ec.SetupTemplate,
 		CAFile:             ec.TLS.CAFile,
 		CAFingerprint:      ec.TLS.CAFingerprint,
