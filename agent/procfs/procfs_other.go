@@ -11,8 +11,8 @@ import (
 
 // Options configures a Cache.
 type Options struct {
-	Size   int
-	Args   bool
+	Size     int
+	Args     bool
 	HostID   string
 	TTL      time.Duration
 	HostRoot string
