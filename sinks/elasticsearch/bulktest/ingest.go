@@ -50,6 +50,7 @@ func parseProcessors(raw []json.RawMessage) ([]processor, error) {
 		}
 		for typ, opts := range m {
 			if !knownProcessors[typ] {
+				//lint:ignore ST1005 Elasticsearch's own message
 				return nil, fmt.Errorf("No processor type exists with name [%s]", typ)
 			}
 			p := processor{Type: typ}
@@ -244,6 +245,7 @@ func (s *Server) execute(id string, doc map[string]any, depth int) error {
 		return fmt.Errorf("pipeline with id [%s] does not exist", id)
 	}
 	if depth > 10 {
+		//lint:ignore ST1005 Elasticsearch's own message
 		return fmt.Errorf("Cycle detected for pipeline: %s", id)
 	}
 	for _, pr := range p.Processors {
