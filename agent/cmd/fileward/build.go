@@ -79,8 +79,10 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 			SelfPID:   os.Getpid(),
 			MutePaths: []string{dataDir},
 			// user.name and group.name through Directory Services,
-			// learnt in the background (agent/usercache).
-			ResolveNames: true,
+			// learnt in the background (agent/usercache). Only on macOS:
+			// elsewhere eslogger is a stand-in replaying a Mac's output,
+			// whose ids this machine's accounts do not name.
+			ResolveNames: runtime.GOOS == "darwin",
 			Logger:       log,
 		})
 		if err != nil {
