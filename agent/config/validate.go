@@ -69,6 +69,9 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	if ns := ds.Namespace; ns != "" && (len(ns) > 100 || ns != strings.ToLower(ns) || strings.ContainsAny(ns, "-\\/*?\"<>| ,#:")) {
 		c.at("agent.data_stream.namespace", "%q is not a data stream namespace: use at most 100 lowercase characters without - \\ / * ? \" < > | , # : or spaces", ns)
 	}
+	if ds.Mode == "defend_compatible" && ds.Namespace == "default" {
+		c.at("agent.data_stream.namespace", "\"default\" in defend_compatible mode would share logs-endpoint.events.*-default with Elastic Defend's own documents; leave it empty (fileward) or name another namespace")
+	}
 
 	s := &cfg.Source
 	c.oneOf("source.type", s.Type, "auto", "fanotify", "eslogger", "replay")
