@@ -106,10 +106,28 @@ type jProcess struct {
 	EntityID      string    `json:"entity_id"`
 	Start         string    `json:"start,omitempty"`
 	Parent        *jParent  `json:"parent,omitempty"`
+	Thread        *jThread  `json:"thread,omitempty"`
 	CodeSignature *jCodeSig `json:"code_signature,omitempty"`
 	Hash          *struct {
 		CDHash string `json:"cdhash"`
 	} `json:"hash,omitempty"`
+}
+
+type jThread struct {
+	Capabilities struct {
+		Effective []string `json:"effective"`
+		Permitted []string `json:"permitted"`
+	} `json:"capabilities"`
+}
+
+func jCaps(set uint64) []string {
+	out := []string{}
+	for b := 0; b < 64; b++ {
+		if set&(1<<b) != 0 && CapabilityName(b) != "" {
+			out = append(out, CapabilityName(b))
+		}
+	}
+	return out
 }
 
 type jParent struct {
@@ -262,6 +280,11 @@ func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 			if pp.StartNS != 0 {
 				jp.Parent.Start = jTime(pp.StartNS)
 			}
+		}
+		if p.HasCaps && ev.Action == ActionExec {
+			jp.Thread = &jThread{}
+			jp.Thread.Capabilities.Effective = jCaps(p.CapEff)
+			jp.Thread.Capabilities.Permitted = jCaps(p.CapPrm)
 		}
 		if p.HasCodeSig {
 			jp.CodeSignature = &jCodeSig{Exists: p.SigningID != "" || p.CSFlags&CSSigned != 0, SigningID: p.SigningID, TeamID: p.TeamID}

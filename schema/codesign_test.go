@@ -1,6 +1,9 @@
 package schema
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestCodeSignatureTrusted pins process.code_signature.trusted to Elastic
 // Defend's meaning: a valid signature that chains to a trusted root, not
@@ -134,5 +137,27 @@ func TestDataStreamPerDocument(t *testing.T) {
 	}
 	if _, ok := DataStreamOf([]byte(`{"@timestamp":"x","event":{}}`)); ok {
 		t.Error("DataStreamOf found a stream in a document without data_stream")
+	}
+}
+
+// TestCapabilitiesOnStartEvents: Linux capability sets are written as
+// process.thread.capabilities on process start events only (where Elastic's
+// rules look), by name.
+func TestCapabilitiesOnStartEvents(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	p := Process{PID: 5, HasCaps: true, CapEff: 1<<21 | 1<<7, CapPrm: 1<<21 | 1<<7 | 1<<40 | 1<<63}
+	ev := Event{Action: ActionExec, Path: "/bin/x", Process: p}
+	m := decodeMap(t, enc.Append(nil, &ev))
+	eff, _ := get(m, "process.thread.capabilities.effective")
+	if fmt.Sprint(eff) != "[CAP_SETUID CAP_SYS_ADMIN]" {
+		t.Errorf("effective %v", eff)
+	}
+	prm, _ := get(m, "process.thread.capabilities.permitted")
+	if fmt.Sprint(prm) != "[CAP_SETUID CAP_SYS_ADMIN CAP_CHECKPOINT_RESTORE]" {
+		t.Errorf("permitted %v (unknown bit 63 must be left out)", prm)
+	}
+	ev.Action = ActionOpen
+	if _, ok := get(decodeMap(t, enc.Append(nil, &ev)), "process.thread"); ok {
+		t.Error("capabilities on a file event")
 	}
 }

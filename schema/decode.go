@@ -73,6 +73,12 @@ type ecsDoc struct {
 		Hash struct {
 			CDHash string `json:"cdhash"`
 		} `json:"hash"`
+		Thread struct {
+			Capabilities *struct {
+				Effective []string `json:"effective"`
+				Permitted []string `json:"permitted"`
+			} `json:"capabilities"`
+		} `json:"thread"`
 	} `json:"process"`
 	User *struct {
 		ID   string `json:"id"`
@@ -267,6 +273,21 @@ func DecodeECS(line []byte, ev *Event) error {
 		if dp.Start != nil {
 			if pr.StartNS, err = parseTime("process.start", *dp.Start); err != nil {
 				return err
+			}
+		}
+		if c := dp.Thread.Capabilities; c != nil {
+			pr.HasCaps = true
+			for _, set := range []struct {
+				names []string
+				bits  *uint64
+			}{{c.Effective, &pr.CapEff}, {c.Permitted, &pr.CapPrm}} {
+				for _, n := range set.names {
+					b, ok := parseCapability(n)
+					if !ok {
+						return invalid("unknown capability %q", n)
+					}
+					*set.bits |= 1 << b
+				}
 			}
 		}
 		if cs := dp.CodeSignature; cs != nil {

@@ -40,6 +40,7 @@ func roundTripEvents() []Event {
 	exec.Process.HasCodeSig = true
 	exec.Process.SigningID = ""
 	exec.Process.CDHash = ""
+	exec.Process.HasCaps, exec.Process.CapEff, exec.Process.CapPrm = true, 1<<21|1<<12, 1<<21|1<<12|1
 	bare := Event{Action: ActionDeletion, Path: "relative"}
 	return []Event{full, ren, fan, exec, bare}
 }

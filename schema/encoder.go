@@ -455,6 +455,30 @@ func (e *Encoder) dataset(a Action) (ds []byte, ev string) {
 	return e.dsFile, e.evFile
 }
 
+// appendCaps appends the names of the set bits of a capability set as a
+// JSON array (bits the table does not know are left out).
+func appendCaps(dst []byte, set uint64) []byte {
+	dst = append(dst, '[')
+	n := 0
+	for b := 0; b < 64; b++ {
+		if set&(1<<b) == 0 {
+			continue
+		}
+		name := CapabilityName(b)
+		if name == "" {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
+}
+
 // appendArgs appends a JSON array of strings.
 func appendArgs(dst []byte, args []string) []byte {
 	dst = append(dst, '[')
@@ -611,6 +635,13 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		}
 		if p.PPID > 0 {
 			dst = e.appendParent(dst, p)
+		}
+		if p.HasCaps && ev.Action == ActionExec {
+			dst = append(dst, `,"thread":{"capabilities":{"effective":`...)
+			dst = appendCaps(dst, p.CapEff)
+			dst = append(dst, `,"permitted":`...)
+			dst = appendCaps(dst, p.CapPrm)
+			dst = append(dst, `}}`...)
 		}
 		if p.HasCodeSig {
 			dst = append(dst, `,"code_signature":{"exists":`...)

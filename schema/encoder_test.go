@@ -654,6 +654,7 @@ func TestFieldsCoverOutput(t *testing.T) {
 		ev.Stream = 2
 		ev.PathTruncated = true
 		ev.Process.TeamID = "ABCDE12345"
+		ev.Process.HasCaps, ev.Process.CapEff, ev.Process.CapPrm = true, 1<<21, 1<<21|1
 		docs = append(docs, enc.Append(nil, &ev))
 	}
 	docs = append(docs, enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1}))

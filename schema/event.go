@@ -83,6 +83,13 @@ type Process struct {
 	// process. Its PID is PPID above.
 	Parent Parent
 
+	// CapEff and CapPrm are the effective and permitted capability sets
+	// (Linux, /proc/<pid>/status), valid when HasCaps. They become
+	// process.thread.capabilities.{effective,permitted} on process start
+	// events.
+	CapEff, CapPrm uint64
+	HasCaps        bool
+
 	HasUser   bool
 	UID       uint32 // effective uid (user.id)
 	RUID      uint32 // real uid

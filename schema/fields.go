@@ -66,6 +66,8 @@ func Fields() []Field {
 		{"process.parent.command_line", "wildcard"},
 		{"process.parent.entity_id", "keyword"},
 		{"process.parent.start", "date"},
+		{"process.thread.capabilities.effective", "keyword"},
+		{"process.thread.capabilities.permitted", "keyword"},
 		{"process.code_signature.exists", "boolean"},
 		{"process.code_signature.signing_id", "keyword"},
 		{"process.code_signature.team_id", "keyword"},

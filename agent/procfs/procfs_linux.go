@@ -343,6 +343,9 @@ func (c *Cache) load(e *entry) error {
 		e.p.RUID, e.p.UID = ruid, euid
 		e.p.UserName = c.userName(euid)
 	}
+	eff, ok1 := capLine(b, "CapEff:")
+	prm, ok2 := capLine(b, "CapPrm:")
+	e.p.CapEff, e.p.CapPrm, e.p.HasCaps = eff, prm, ok1 && ok2
 	if _, egid, ok := idLine(b, "Gid:"); ok {
 		e.p.GID = egid
 		e.p.GroupName = c.groupName(egid)
@@ -405,6 +408,20 @@ func idLine(b []byte, key string) (real, eff uint32, ok bool) {
 		return 0, 0, false
 	}
 	return uint32(r), uint32(e), true
+}
+
+// capLine parses a capability set line of /proc/<pid>/status (hex).
+func capLine(b []byte, key string) (uint64, bool) {
+	i := bytes.Index(b, []byte("\n"+key))
+	if i < 0 {
+		return 0, false
+	}
+	line := b[i+1+len(key):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	v, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
+	return v, err == nil
 }
 
 func statusInt(b []byte, key string) (int64, bool) {

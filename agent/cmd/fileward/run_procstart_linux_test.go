@@ -162,7 +162,7 @@ func TestExecStartEventJoinsFileEvents(t *testing.T) {
 	for _, l := range strings.Split(string(raw), "\n") {
 		if strings.Contains(l, `"action":"exec"`) && strings.Contains(l, fmt.Sprintf(`"pid":%d,`, pid)) {
 			found = true
-			for _, want := range []string{`"category":["process"]`, `"type":["start"]`, `"outcome":"success"`, `"dataset":"fileward.process"`, `"args_count":3`, `"command_line":`} {
+			for _, want := range []string{`"category":["process"]`, `"type":["start"]`, `"outcome":"success"`, `"dataset":"fileward.process"`, `"args_count":3`, `"command_line":`, `"thread":{"capabilities":{"effective":["CAP_CHOWN",`} {
 				if !strings.Contains(l, want) {
 					t.Errorf("start document lacks %s: %s", want, l)
 				}
