@@ -11,7 +11,7 @@ import (
 	"github.com/fileward/fileward/schema"
 )
 
-var update = flag.Bool("update", false, "regenerate index_template.json from schema.Fields()")
+var update = flag.Bool("update", false, "regenerate component_template.json from schema.Fields()")
 
 // textSubfield lists path-like keywords that also get a .text subfield for
 // full-text search, as ECS does for file.path and process.executable.
