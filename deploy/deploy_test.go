@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fileward/fileward/agent/config"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema/template"
 )
 
@@ -30,7 +31,7 @@ import (
 // deploy/compose belong to their own tests.
 var ownedDirs = []string{"systemd", "kubernetes", "dashboards"}
 
-// contractMetrics are the metric names CONTRACT.md promises.
+// contractMetrics are the metric names the README promises as stable (Metrics).
 var contractMetrics = []string{
 	"fileward_events_captured_total",
 	"fileward_events_dropped_total",
@@ -40,7 +41,7 @@ var contractMetrics = []string{
 	"fileward_sink_errors_total",
 	"fileward_sink_lag_events",
 	"fileward_ring_depth",
-	// Added beside CONTRACT.md's list (README, Metrics): the spool's bound,
+	// Added beside that list (also in the README's Metrics section): the spool's bound,
 	// so the spool alert is a ratio.
 	"fileward_spool_max_bytes",
 }
@@ -363,10 +364,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 
 	t.Run("systemd-analyze", func(t *testing.T) {
-		sa, err := exec.LookPath("systemd-analyze")
-		if err != nil {
-			t.Skip("systemd-analyze is not installed; the directive checks above still ran")
-		}
+		sa := testtool.Need(t, "systemd-analyze", "systemd")
 		// verify wants the binary to exist: point it at one that does.
 		unit := strings.ReplaceAll(string(readFile(t, name)), bin, "/bin/true")
 		p := filepath.Join(t.TempDir(), "fileward.service")
@@ -963,10 +961,7 @@ func TestKustomization(t *testing.T) {
 	}
 
 	t.Run("kubectl kustomize", func(t *testing.T) {
-		kc, err := exec.LookPath("kubectl")
-		if err != nil {
-			t.Skip("kubectl is not installed; the structural checks above still ran")
-		}
+		kc := testtool.Need(t, "kubectl", "kubernetes-client")
 		out, err := exec.Command(kc, "kustomize", "kubernetes").Output()
 		if err != nil {
 			var ee *exec.ExitError
@@ -1398,10 +1393,7 @@ func TestPrometheusAlerts(t *testing.T) {
 	}
 
 	t.Run("promtool", func(t *testing.T) {
-		pt, err := exec.LookPath("promtool")
-		if err != nil {
-			t.Skip("promtool is not installed (Debian package prometheus); the structural checks above still ran")
-		}
+		pt := testtool.Need(t, "promtool", "prometheus")
 		if out, err := exec.Command(pt, "check", "rules", name).CombinedOutput(); err != nil {
 			t.Errorf("promtool check rules: %v\n%s", err, out)
 		}

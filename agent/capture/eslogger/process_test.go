@@ -54,9 +54,9 @@ func TestCodeSigningFromRealMessages(t *testing.T) {
 		team    string
 	}{
 		// /bin/connection-checker: codesigning_flags 0x22020203 (VALID|ADHOC|LINKER_SIGNED…), no team id.
-		{"testdata/shared/real/exec.macos15.v9.ndjson", 1, false, ""},
+		{fixtureDir+"/real/exec.macos15.v9.ndjson", 1, false, ""},
 		// localizationswitcherd: platform binary, CS_VALID.
-		{"testdata/shared/real/exec.macos27beta.v11.ndjson", 1, true, ""},
+		{fixtureDir+"/real/exec.macos27beta.v11.ndjson", 1, true, ""},
 	}
 	for _, c := range cases {
 		p := NewParser()
@@ -75,7 +75,7 @@ func TestCodeSigningFromRealMessages(t *testing.T) {
 	// A Developer ID app (Mullvad VPN, team CKG9MXH72F): the fork line's
 	// process, flags 0x22010001 = VALID|RUNTIME|…|SIGNED, not ad-hoc.
 	var msg map[string]any
-	d := json.NewDecoder(bytes.NewReader(fixtureLine(t, "testdata/shared/real/fork.macos26.v10.ndjson", 1)))
+	d := json.NewDecoder(bytes.NewReader(fixtureLine(t, fixtureDir+"/real/fork.macos26.v10.ndjson", 1)))
 	d.UseNumber()
 	if err := d.Decode(&msg); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestExecStartJoinsFileEvents(t *testing.T) {
 	if mapped, err := p.Parse([]byte(parent), &pev); !mapped || err != nil {
 		t.Fatal(mapped, err)
 	}
-	if mapped, err := p.Parse(fixtureLine(t, "testdata/shared/real/exec.macos15.v9.ndjson", 1), &xev); !mapped || err != nil {
+	if mapped, err := p.Parse(fixtureLine(t, fixtureDir+"/real/exec.macos15.v9.ndjson", 1), &xev); !mapped || err != nil {
 		t.Fatal(mapped, err)
 	}
 	// A write by the new image: pid 97391, pidversion 149092, same start time.
@@ -162,7 +162,7 @@ func TestExecStartJoinsFileEvents(t *testing.T) {
 	}
 	// An unseen parent: only the pid, nothing guessed.
 	q := NewParser()
-	if _, err := q.Parse(fixtureLine(t, "testdata/shared/real/exec.macos15.v9.ndjson", 1), &xev); err != nil {
+	if _, err := q.Parse(fixtureLine(t, fixtureDir+"/real/exec.macos15.v9.ndjson", 1), &xev); err != nil {
 		t.Fatal(err)
 	}
 	par := field(encodeMap(t, enc, &xev), "process.parent").(map[string]any)
