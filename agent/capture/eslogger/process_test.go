@@ -54,9 +54,9 @@ func TestCodeSigningFromRealMessages(t *testing.T) {
 		team    string
 	}{
 		// /bin/connection-checker: codesigning_flags 0x22020203 (VALID|ADHOC|LINKER_SIGNED…), no team id.
-		{fixtureDir+"/real/exec.macos15.v9.ndjson", 1, false, ""},
+		{fixtureDir + "/real/exec.macos15.v9.ndjson", 1, false, ""},
 		// localizationswitcherd: platform binary, CS_VALID.
-		{fixtureDir+"/real/exec.macos27beta.v11.ndjson", 1, true, ""},
+		{fixtureDir + "/real/exec.macos27beta.v11.ndjson", 1, true, ""},
 	}
 	for _, c := range cases {
 		p := NewParser()
