@@ -77,11 +77,14 @@ func (e *Encoder) AppendLossID(dst []byte, l *Loss) []byte {
 func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, l.TimeNS)
+	dst = append(dst, e.dsAgent...)
 	dst = append(dst, `,"event":{"kind":"pipeline_error","action":"events_lost","id":"`...)
 	dst = e.AppendLossID(dst, l)
 	dst = append(dst, `","sequence":`...)
 	dst = appendUint(dst, l.Seq)
-	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward lost `...)
+	dst = append(dst, ',')
+	dst = append(dst, e.evAgent...)
+	dst = append(dst, `},"message":"fileward lost `...)
 	dst = appendUint(dst, l.Count)
 	if l.Count == 1 {
 		dst = append(dst, ` event (`...)
@@ -124,11 +127,14 @@ func (e *Encoder) AppendHeartbeatID(dst []byte, h *Heartbeat) []byte {
 func (e *Encoder) AppendHeartbeat(dst []byte, h *Heartbeat) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, h.TimeNS)
+	dst = append(dst, e.dsAgent...)
 	dst = append(dst, `,"event":{"kind":"metric","action":"heartbeat","id":"`...)
 	dst = e.AppendHeartbeatID(dst, h)
 	dst = append(dst, `","sequence":`...)
 	dst = appendUint(dst, h.Seq)
-	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward heartbeat","fileward":{"stats":{`...)
+	dst = append(dst, ',')
+	dst = append(dst, e.evAgent...)
+	dst = append(dst, `},"message":"fileward heartbeat","fileward":{"stats":{`...)
 	if h.StartedNS != 0 {
 		dst = append(dst, `"started":`...)
 		dst = appendTime(dst, h.StartedNS)

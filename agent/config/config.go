@@ -35,6 +35,20 @@ type Agent struct {
 	HostID string `yaml:"host_id"`
 	// Heartbeat is how often a heartbeat event enters the stream; 0 disables.
 	Heartbeat Duration `yaml:"heartbeat"`
+	// DataStream says which data streams the documents name in their
+	// data_stream.* fields (and so where the Elasticsearch sink and the
+	// collector write them).
+	DataStream DataStream `yaml:"data_stream"`
+}
+
+// DataStream is agent.data_stream.
+type DataStream struct {
+	// Namespace is data_stream.namespace ("" = default, or fileward in
+	// defend_compatible mode).
+	Namespace string `yaml:"namespace"`
+	// Mode is "fileward" (logs-fileward.{file,process}-<ns>) or
+	// "defend_compatible" (logs-endpoint.events.{file,process}-<ns>).
+	Mode string `yaml:"mode"`
 }
 
 // Source selects and configures the capture backend.
@@ -56,6 +70,12 @@ type Fanotify struct {
 	Queue    string   `yaml:"queue"`     // default | unlimited
 	// ProcessArgs adds process.args from /proc/<pid>/cmdline.
 	ProcessArgs bool `yaml:"process_args"`
+	// HostRoot is where the host's root filesystem is mounted when the agent
+	// runs in a container (the DaemonSet mounts it at /host). The prefix is
+	// stripped from every path before encoding, so documents carry host
+	// paths (/etc/shadow, not /host/etc/shadow). "" = the agent sees the
+	// host's paths as they are.
+	HostRoot string `yaml:"host_root"`
 }
 
 // Eslogger configures macOS capture through Apple's eslogger.

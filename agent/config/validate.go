@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -76,6 +77,15 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		c.at("agent.heartbeat", "must not be negative (0 disables heartbeats)")
 	}
 
+	ds := &cfg.Agent.DataStream
+	c.oneOf("agent.data_stream.mode", ds.Mode, "fileward", "defend_compatible")
+	if ns := ds.Namespace; ns != "" && (len(ns) > 100 || ns != strings.ToLower(ns) || strings.ContainsAny(ns, "-\\/*?\"<>| ,#:")) {
+		c.at("agent.data_stream.namespace", "%q is not a data stream namespace: use at most 100 lowercase characters without - \\ / * ? \" < > | , # : or spaces", ns)
+	}
+	if ds.Mode == "defend_compatible" && ds.Namespace == "default" {
+		c.at("agent.data_stream.namespace", "\"default\" in defend_compatible mode would share logs-endpoint.events.*-default with Elastic Defend's own documents; leave it empty (fileward) or name another namespace")
+	}
+
 	s := &cfg.Source
 	c.oneOf("source.type", s.Type, "auto", "fanotify", "eslogger", "replay")
 	if len(s.Events) == 0 {
@@ -92,6 +102,9 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		if !strings.HasPrefix(m, "/") {
 			c.at(fmt.Sprintf("source.fanotify.marks[%d]", i), "%q must be an absolute path", m)
 		}
+	}
+	if hr := s.Fanotify.HostRoot; hr != "" && (!strings.HasPrefix(hr, "/") || hr == "/" || filepath.Clean(hr) != hr) {
+		c.at("source.fanotify.host_root", "%q must be a clean absolute path other than /, e.g. /host", hr)
 	}
 	if s.Type == "eslogger" && s.Eslogger.Path == "" {
 		c.at("source.eslogger.path", "must name the eslogger executable")

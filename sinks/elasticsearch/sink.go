@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/internal/tlspin"
+	"github.com/fileward/fileward/schema"
 	"github.com/fileward/fileward/schema/template"
 	"github.com/fileward/fileward/sinks"
 )
@@ -36,8 +38,15 @@ type Options struct {
 	APIKey   string
 	Username string
 	Password string
-	// DataStream is the write target; default DefaultDataStream.
+	// DataStream is the write target of documents that do not name their
+	// own stream (data_stream.* after @timestamp, as every document of this
+	// agent does) or name one not in Streams; default DefaultDataStream.
 	DataStream string
+	// Streams are the data streams documents may name for themselves (the
+	// agent's schema.Meta.DataStreams(): file, process and agent). A
+	// document naming one of them is written there (the bulk action's
+	// _index); SetupTemplate installs a template for each.
+	Streams []string
 	// SetupTemplate installs the ILM policy and index template in New
 	// (PUT is idempotent, so every start may do it).
 	SetupTemplate bool
@@ -69,6 +78,7 @@ type Options struct {
 type Sink struct {
 	client  *productChecked
 	ds      string
+	streams map[string]bool
 	timeout time.Duration
 	log     *slog.Logger
 
@@ -133,6 +143,13 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	if _, _, err := template.ForDataStream(o.DataStream); err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	streams := map[string]bool{}
+	for _, ds := range o.Streams {
+		if _, err := template.ForStream(ds); err != nil {
+			return nil, fmt.Errorf("elasticsearch: %w", err)
+		}
+		streams[ds] = true
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
@@ -199,7 +216,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		return nil, fmt.Errorf("elasticsearch: transport: %w", err)
 	}
 	client := &productChecked{tp: tp}
-	s := &Sink{client: client, ds: o.DataStream, timeout: o.Timeout, log: log, templatePending: o.SetupTemplate}
+	s := &Sink{client: client, ds: o.DataStream, streams: streams, timeout: o.Timeout, log: log, templatePending: o.SetupTemplate}
 	if o.SetupTemplate {
 		if err := s.installTemplate(ctx); err != nil {
 			if sinks.IsPermanent(err) {
@@ -235,26 +252,64 @@ func newTransport(o Options, log *slog.Logger) (http.RoundTripper, error) {
 	return v.Transport(t), nil
 }
 
-// installTemplate PUTs the ILM policy, then the index template.
-func (s *Sink) installTemplate(ctx context.Context) error {
-	name, body, err := template.ForDataStream(s.ds)
-	if err != nil {
-		return sinks.Permanent(err)
+// Templates returns the index templates the sink installs: one for its
+// DataStream and one for each of Streams, each once.
+func (s *Sink) Templates() []template.IndexTemplate {
+	names := append([]string{s.ds}, sortedKeys(s.streams)...)
+	seen := map[string]bool{}
+	var out []template.IndexTemplate
+	for _, ds := range names {
+		t, err := template.ForStream(ds)
+		if err != nil || seen[t.Name] {
+			continue
+		}
+		seen[t.Name] = true
+		out = append(out, t)
 	}
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// installTemplate PUTs, in order, the ILM policy, the component template
+// with the mappings, the ingest pipeline that sets event.ingested, and an
+// index template per stream naming that pipeline as default_pipeline. Each
+// PUT is idempotent.
+func (s *Sink) installTemplate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res, err := esapi.ILMPutLifecycleRequest{Policy: template.PolicyName, Body: bytes.NewReader(template.ILMPolicy())}.Do(ctx, s.client)
 	if err := s.checkSetup(res, err, "put ILM policy "+template.PolicyName); err != nil {
 		return err
 	}
-	res, err = esapi.IndicesPutIndexTemplateRequest{Name: name, Body: bytes.NewReader(body)}.Do(ctx, s.client)
-	if err := s.checkSetup(res, err, "put index template "+name); err != nil {
+	res, err = esapi.ClusterPutComponentTemplateRequest{Name: template.ComponentName, Body: bytes.NewReader(template.ComponentTemplate())}.Do(ctx, s.client)
+	if err := s.checkSetup(res, err, "put component template "+template.ComponentName); err != nil {
 		return err
+	}
+	res, err = esapi.IngestPutPipelineRequest{PipelineID: template.PipelineName, Body: bytes.NewReader(template.Pipeline())}.Do(ctx, s.client)
+	if err := s.checkSetup(res, err, "put ingest pipeline "+template.PipelineName); err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range s.Templates() {
+		res, err = esapi.IndicesPutIndexTemplateRequest{Name: t.Name, Body: bytes.NewReader(t.Body())}.Do(ctx, s.client)
+		if err := s.checkSetup(res, err, "put index template "+t.Name); err != nil {
+			return err
+		}
+		names = append(names, t.Name)
 	}
 	s.mu.Lock()
 	s.templatePending = false
 	s.mu.Unlock()
-	s.log.Info("elasticsearch: index template and ILM policy installed", "template", name, "policy", template.PolicyName)
+	s.log.Info("elasticsearch: ILM policy, component template, ingest pipeline and index templates installed",
+		"templates", names, "pipeline", template.PipelineName, "policy", template.PolicyName)
 	return nil
 }
 
@@ -359,7 +414,11 @@ func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split 
 	buf.Reset()
 	defer s.bufs.Put(buf)
 	for _, i := range idx {
-		writeAction(buf, events[i].ID)
+		target := ""
+		if ds, ok := schema.DataStreamOf(events[i].Doc); ok && ds != s.ds && s.streams[ds] {
+			target = ds
+		}
+		writeAction(buf, target, events[i].ID)
 		buf.Write(events[i].Doc)
 		buf.WriteByte('\n')
 	}
@@ -484,10 +543,20 @@ func (s *Sink) classify(body io.Reader, idx []int, split bool) ([]sinks.Failure,
 	return fails, nil
 }
 
-// writeAction writes {"create":{"_id":ID}} and a newline. The target is in
-// the URL (/<data stream>/_bulk).
-func writeAction(buf *bytes.Buffer, id string) {
-	buf.WriteString(`{"create":{"_id":`)
+// writeAction writes {"create":{"_id":ID}} and a newline, or, for a
+// document that names another of the sink's streams,
+// {"create":{"_index":TARGET,"_id":ID}}: the action's _index overrides the
+// URL's target (/<data stream>/_bulk), as the Bulk API documents. target
+// is a stream name the sink checked (schema.DataStreamOf allows no quote or
+// backslash).
+func writeAction(buf *bytes.Buffer, target, id string) {
+	buf.WriteString(`{"create":{`)
+	if target != "" {
+		buf.WriteString(`"_index":"`)
+		buf.WriteString(target)
+		buf.WriteString(`",`)
+	}
+	buf.WriteString(`"_id":`)
 	safe := true
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {

@@ -21,6 +21,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/usercache"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -83,6 +84,13 @@ type Options struct {
 	// Linux (F_SETPIPE_SZ; default 1 MiB, capped by fs.pipe-max-size).
 	// macOS pipes cannot be resized and ignore it.
 	PipeBuffer int
+	// ResolveNames fills user.name and group.name from the ids in the audit
+	// token, through usercache (dscacheutil on macOS), off the capture
+	// path: an id not yet known is sent without a name and learnt in the
+	// background.
+	ResolveNames bool
+	// NameResolver replaces the platform's resolver (tests).
+	NameResolver usercache.Resolver
 	// Logger receives warnings, stderr lines and restart reports; nil discards.
 	Logger *slog.Logger
 }
@@ -100,6 +108,8 @@ type Source struct {
 	streamOverride bool
 	restarts       atomic.Uint64
 	gaps           atomic.Uint64
+	// names is set while Run runs with Options.ResolveNames.
+	names *usercache.Cache
 }
 
 // New validates o and returns the source. It does not start anything.
@@ -185,6 +195,11 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	}
 	args := append(slices.Clone(s.o.Args), s.selectArgs(ctx)...)
 	args = append(args, events...)
+	if s.o.ResolveNames {
+		nctx, cancel := context.WithCancel(ctx)
+		s.names = usercache.New(nctx, s.o.NameResolver, s.log)
+		defer func() { cancel(); <-s.names.Done() }()
+	}
 
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(s.o.Backoff.Initial),
@@ -449,6 +464,10 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 		}
 		if s.streamOverride || ev.Stream == 0 {
 			ev.Stream = stream
+		}
+		if s.names != nil && ev.Process.HasUser {
+			ev.Process.UserName = s.names.Name(usercache.User, ev.Process.UID)
+			ev.Process.GroupName = s.names.Name(usercache.Group, ev.Process.GID)
 		}
 		ev.CreatedNS = time.Now().UnixNano()
 		out.TryPush(&ev)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/usercache"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -777,4 +778,55 @@ func TestRunnerMaxLineWithinBuffer(t *testing.T) {
 			t.Fatalf("MaxLine %d: %d events, %d malformed; want %d, %d", tc.max, h.ring.Len(), m, tc.events, tc.malformed)
 		}
 	}
+}
+
+// TestRunnerResolvesNamesInBackground: with ResolveNames, user.name and
+// group.name come from the resolver, learnt off the capture path. A
+// resolver that hangs delays only the names, never an event.
+func TestRunnerResolvesNamesInBackground(t *testing.T) {
+	dir := t.TempDir()
+	lines := readLines(t, fixtureDir+"/synthesized/file-events.ndjson")
+	var buf bytes.Buffer
+	for _, l := range lines {
+		buf.Write(l)
+		buf.WriteByte('\n')
+	}
+	f := filepath.Join(dir, "a.ndjson")
+	os.WriteFile(f, buf.Bytes(), 0o644)
+	release := make(chan struct{})
+	resolver := func(ctx context.Context, k usercache.Kind, id uint32) (string, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if k == usercache.Group {
+			return fmt.Sprintf("g%d", id), nil
+		}
+		return fmt.Sprintf("u%d", id), nil
+	}
+	// The first pass: the resolver hangs, and every event still arrives.
+	h := start(t, Options{Path: script(t, dir, "", false, fmt.Sprintf("cat %q\nsleep 1\ncat %q\nexec sleep 1000", f, f)), Events: []string{"open", "close", "create", "modify", "rename", "delete", "attrib", "write", "truncate", "link", "clone", "exchange", "setextattr"}, ResolveNames: true, NameResolver: resolver}, 4096)
+	var first []schema.Event
+	waitFor(t, "first pass", 10*time.Second, func() bool { return h.ring.Len() >= len(lines)-4 })
+	var ev schema.Event
+	for h.ring.TryPop(&ev) {
+		first = append(first, ev)
+	}
+	for _, e := range first {
+		if e.Process.UserName != "" {
+			t.Fatalf("a name while the resolver hangs: %q", e.Process.UserName)
+		}
+	}
+	close(release)
+	// The second copy of the lines, a second later, carries the names.
+	var named int
+	waitFor(t, "named events", 20*time.Second, func() bool {
+		for h.ring.TryPop(&ev) {
+			if ev.Process.HasUser && ev.Process.UserName == fmt.Sprintf("u%d", ev.Process.UID) && ev.Process.GroupName == fmt.Sprintf("g%d", ev.Process.GID) {
+				named++
+			}
+		}
+		return named > 0
+	})
 }

@@ -152,7 +152,10 @@ func TestReplayECS(t *testing.T) {
 		t.Fatalf("ecs replay gave %d events, want %d", len(again), len(orig))
 	}
 	for i := range again {
-		if again[i].Path != orig[i].Path || again[i].Action != orig[i].Action || again[i].Process.PID != orig[i].Process.PID {
+		// Actions that share a spelling (link and clone are "creation",
+		// truncate and exchange "modification") come back as the canonical
+		// one; the document value is what must survive.
+		if again[i].Path != orig[i].Path || again[i].Action.String() != orig[i].Action.String() || again[i].Process.PID != orig[i].Process.PID {
 			t.Errorf("event %d differs: %+v vs %+v", i, again[i], orig[i])
 		}
 	}

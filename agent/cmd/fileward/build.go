@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/fileward/fileward/schema"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -79,7 +80,12 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 			SelfPID:   os.Getpid(),
 			MutePaths: []string{dataDir},
 			MaxLine:   int(src.MaxLineBytes),
-			Logger:    log,
+			// user.name and group.name through Directory Services,
+			// learnt in the background (agent/usercache). Only on macOS:
+			// elsewhere eslogger is a stand-in replaying a Mac's output,
+			// whose ids this machine's accounts do not name.
+			ResolveNames: runtime.GOOS == "darwin",
+			Logger:       log,
 		})
 		if err != nil {
 			return pickedSource{}, err
@@ -111,6 +117,7 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 		Events:      cfg.Source.Events,
 		Queue:       cfg.Source.Fanotify.Queue,
 		IgnorePaths: ignore,
+		HostRoot:    cfg.Source.Fanotify.HostRoot,
 		SelfPID:     os.Getpid(),
 		Logger:      log,
 	})
@@ -143,7 +150,9 @@ func buildSink(ctx context.Context, cfg *config.Config, s *config.Sink, log *slo
 		k, err := kafka.New(kafkaOptions(s.Kafka, cfg, log))
 		return k, fmt.Sprintf("kafka %v topic %s", s.Kafka.Brokers, s.Kafka.Topic), err
 	case "elasticsearch":
-		e, err := elasticsearch.New(ctx, elasticsearchOptions(s.Elasticsearch, log))
+		o := elasticsearchOptions(s.Elasticsearch, log)
+		o.Streams = dataStreams(cfg)
+		e, err := elasticsearch.New(ctx, o)
 		return e, fmt.Sprintf("elasticsearch %v data stream %s", redact.URLs(s.Elasticsearch.Addresses), s.Elasticsearch.DataStream), err
 	}
 	return nil, "", fmt.Errorf("sink %s: type %q is not supported", s.Name, s.Type)
@@ -183,4 +192,12 @@ func elasticsearchOptions(e *config.Elasticsearch, log *slog.Logger) elasticsear
 
 func shipBackoff(b config.Backoff) ship.Backoff {
 	return ship.Backoff{Initial: b.Initial.D(), Max: b.Max.D(), Multiplier: b.Multiplier, Jitter: b.Jitter}
+}
+
+// dataStreams are the streams the agent's documents name for themselves
+// (agent.data_stream): file, process and agent. The collector uses its own
+// config's agent.data_stream, which must match the agents'.
+func dataStreams(cfg *config.Config) []string {
+	m := schema.Meta{Namespace: cfg.Agent.DataStream.Namespace, DefendCompatible: cfg.Agent.DataStream.Mode == "defend_compatible"}
+	return m.DataStreams()
 }

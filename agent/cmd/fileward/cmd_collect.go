@@ -56,6 +56,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		Username:           ec.Username,
 		Password:           ec.Password.Value(),
 		DataStream:         ec.DataStream,
+		Streams:            dataStreams(cfg),
 		SetupTemplate:      ec.SetupTemplate,
 		CAFile:             ec.TLS.CAFile,
 		CAFingerprint:      ec.TLS.CAFingerprint,

@@ -146,6 +146,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
+	if hr := cfg.Source.Fanotify.HostRoot; hr != "" {
+		fillHostOS(&meta, hr)
+	}
+	meta.Namespace = cfg.Agent.DataStream.Namespace
+	meta.DefendCompatible = cfg.Agent.DataStream.Mode == "defend_compatible"
 	reg := telemetry.NewRegistry()
 	if err := reg.Register(buildInfo()); err != nil {
 		return nil, err
@@ -224,7 +229,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		Logger: log.With("component", "pipeline"), Registerer: reg,
 	}
 	if a.source.Name() == "fanotify" {
-		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, Logger: log})
+		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
 		po.Enrich = a.procs.Enrich
 	}
 	a.pipe, err = pipeline.New(po)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,10 @@ type Server struct {
 	streams   map[string]*stream // data streams and plain indices by name
 	templates map[string]indexTemplate
 	policies  map[string]json.RawMessage
+	// components and pipelines hold component templates and ingest
+	// pipelines by name (ingest.go).
+	components map[string]json.RawMessage
+	pipelines  map[string]*pipeline
 
 	item429, item503 float64 // per-item fault rates
 	req429, req503   float64 // whole-request fault rates
@@ -53,16 +58,23 @@ type Server struct {
 type stream struct {
 	dataStream bool
 	backing    string
-	docs       map[string]json.RawMessage
-	ids        map[string]int // count of stored documents per _id
-	seq        int64
+	// template is the index template the stream was created from ("" for
+	// none), and defaultPipeline its resolved index.default_pipeline.
+	template        string
+	defaultPipeline string
+	docs            map[string]json.RawMessage
+	ids             map[string]int // count of stored documents per _id
+	seq             int64
 }
 
 type indexTemplate struct {
+	Name       string
 	Patterns   []string
 	Priority   int
 	DataStream bool
 	Body       json.RawMessage
+	// ComposedOf are the component templates, in order.
+	ComposedOf []string
 }
 
 // New starts a plain-HTTP server. seed drives the fault RNG.
@@ -107,13 +119,16 @@ func newServer(seed uint64) *Server {
 		streams:   map[string]*stream{},
 		templates: map[string]indexTemplate{},
 		policies:  map[string]json.RawMessage{},
+
+		components: map[string]json.RawMessage{},
+		pipelines:  map[string]*pipeline{},
 	}
 	// Elasticsearch ships built-in index templates; "logs" matches logs-*-*
 	// with data_stream enabled at priority 100, so a logs-<dataset>-<ns>
 	// target is always a data stream (Elasticsearch reference: Data streams >
 	// "Set up a data stream", and Index templates > "Avoid index pattern
 	// collisions", which lists the built-in logs-*-* template).
-	s.templates["logs"] = indexTemplate{Patterns: []string{"logs-*-*"}, Priority: 100, DataStream: true,
+	s.templates["logs"] = indexTemplate{Name: "logs", Patterns: []string{"logs-*-*"}, Priority: 100, DataStream: true,
 		Body: json.RawMessage(`{"index_patterns":["logs-*-*"],"data_stream":{},"priority":100,"_meta":{"managed":true}}`)}
 	return s
 }
@@ -253,6 +268,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.bulk(w, r, target)
 	case len(parts) == 2 && parts[0] == "_index_template":
 		s.indexTemplate(w, r, parts[1])
+	case len(parts) == 2 && parts[0] == "_component_template":
+		s.componentTemplate(w, r, parts[1])
+	case len(parts) == 3 && parts[0] == "_ingest" && parts[1] == "pipeline":
+		s.ingestPipeline(w, r, parts[2])
 	case len(parts) == 3 && parts[0] == "_ilm" && parts[1] == "policy":
 		s.ilmPolicy(w, r, parts[2])
 	case (len(parts) == 2 && parts[1] == "_count") || p == "_count":
@@ -527,6 +546,16 @@ func (s *Server) apply(a action, src []byte) (*itemResult, bool) {
 			return fail(http.StatusBadRequest, "mapper_parsing_exception", reason)
 		}
 	}
+	// The stream's default pipeline runs before the document is stored
+	// (Ingest pipelines > "Set a default pipeline": index.default_pipeline
+	// applies to every request without a pipeline parameter).
+	if st.defaultPipeline != "" {
+		out, err := s.runPipeline(st.defaultPipeline, src)
+		if err != nil {
+			return fail(http.StatusBadRequest, "illegal_argument_exception", err.Error())
+		}
+		src = out
+	}
 	id := a.id
 	if id == "" {
 		// Index API: without _id an id is generated.
@@ -566,9 +595,13 @@ func (s *Server) target(name string) *stream {
 		return st
 	}
 	st := &stream{backing: name, docs: map[string]json.RawMessage{}, ids: map[string]int{}}
-	if t, ok := s.matchTemplate(name); ok && t.DataStream {
-		st.dataStream = true
-		st.backing = ".ds-" + name + "-" + time.Now().UTC().Format("2006.01.02") + "-000001"
+	if t, ok := s.matchTemplate(name); ok {
+		st.template = t.Name
+		st.defaultPipeline = s.defaultPipeline(t)
+		if t.DataStream {
+			st.dataStream = true
+			st.backing = ".ds-" + name + "-" + time.Now().UTC().Format("2006.01.02") + "-000001"
+		}
 	}
 	s.streams[name] = st
 	return st
@@ -610,6 +643,8 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 			Priority      int             `json:"priority"`
 			DataStream    json.RawMessage `json:"data_stream"`
 			Template      json.RawMessage `json:"template"`
+			ComposedOf    []string        `json:"composed_of"`
+			IgnoreMissing []string        `json:"ignore_missing_component_templates"`
 		}
 		if err := json.Unmarshal(raw, &t); err != nil {
 			s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", err.Error())
@@ -629,6 +664,17 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 			}
 		}
 		s.mu.Lock()
+		// Create or update index template: every composed_of component
+		// template must exist, unless listed in
+		// ignore_missing_component_templates (Elasticsearch 8.7+).
+		for _, c := range t.ComposedOf {
+			if _, ok := s.components[c]; !ok && !slices.Contains(t.IgnoreMissing, c) {
+				s.mu.Unlock()
+				s.errorResponse(w, http.StatusBadRequest, "invalid_index_template_exception",
+					fmt.Sprintf("index_template [%s] invalid, cause [index template [%s] specifies component templates [%s] that do not exist]", name, name, c))
+				return
+			}
+		}
 		for n, other := range s.templates {
 			// Index templates: two templates with overlapping
 			// patterns and equal priority are rejected.
@@ -639,8 +685,8 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 				return
 			}
 		}
-		s.templates[name] = indexTemplate{Patterns: t.IndexPatterns, Priority: t.Priority,
-			DataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null", Body: raw}
+		s.templates[name] = indexTemplate{Name: name, Patterns: t.IndexPatterns, Priority: t.Priority,
+			DataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null", Body: raw, ComposedOf: t.ComposedOf}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
 	case http.MethodGet, http.MethodHead:
