@@ -221,6 +221,9 @@ func (p *kqlParser) value(field string, pos int) (Expr, error) {
 	case String:
 		return &Atom{Field: field, Op: OpEq, Values: []string{t.Text}, Pos: pos}, nil
 	case Ident:
+		if l := strings.ToLower(t.Text); l == "and" || l == "or" || l == "not" {
+			return nil, p.errf(t, "expected a value, not %q", t.Text)
+		}
 		// Consecutive bare words are one value ("*S3 Browser*").
 		for p.peek().Kind == Ident && !p.isKw("or") && !p.isKw("and") && !p.isKw("not") {
 			w := p.next()
