@@ -11,6 +11,7 @@ import (
 type CheckedSet struct {
 	Key                        string
 	Rules, Covered, NotCovered int
+	Strict                     int
 	TableRows, TableCovered    int
 }
 
@@ -22,7 +23,7 @@ type CheckedDoc struct {
 
 var (
 	commitRe  = regexp.MustCompile("at commit `([0-9a-f]{7,40})`")
-	summaryRe = regexp.MustCompile(`^\| \[(.+)\]\(#([a-z-]+)\) \| (\d+) \| (\d+) \| (\d+) \|$`)
+	summaryRe = regexp.MustCompile(`^\| \[(.+)\]\(#([a-z-]+)\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$`)
 	anchorRe  = regexp.MustCompile(`^<a id="([a-z-]+)"></a>$`)
 	ruleIDRe  = regexp.MustCompile("^`[0-9a-zA-Z-]{8,}`$")
 )
@@ -46,6 +47,10 @@ func Check(md string) (*CheckedDoc, error) {
 			cs.Rules, _ = strconv.Atoi(s[3])
 			cs.Covered, _ = strconv.Atoi(s[4])
 			cs.NotCovered, _ = strconv.Atoi(s[5])
+			cs.Strict, _ = strconv.Atoi(s[6])
+			if cs.Strict > cs.Covered {
+				return nil, fmt.Errorf("summary %s: %d covered without caveat > %d covered", cs.Key, cs.Strict, cs.Covered)
+			}
 			if cs.Covered+cs.NotCovered != cs.Rules {
 				return nil, fmt.Errorf("summary %s: %d covered + %d not covered != %d rules", cs.Key, cs.Covered, cs.NotCovered, cs.Rules)
 			}

@@ -192,6 +192,8 @@ type Verdict struct {
 	// Inert lists fields read only inside exclusions (negations) that
 	// Fileward never emits: the exclusion never applies.
 	Inert []string
+	// Meaning lists notes from failed meaning checks on fields the rule reads.
+	Meaning []string
 	// IngestedMissing is set when the rule applies its look-back to
 	// event.ingested and no document carries it.
 	IngestedMissing bool
@@ -243,8 +245,27 @@ func Analyze(r *Rule, inv *Inventory) *Verdict {
 		}
 		return true
 	}
+	checks, join := inv.Meaning()
+	fields := map[string]bool{}
+	for _, f := range full.Fields() {
+		fields[f] = true
+	}
+	for _, c := range checks {
+		if !c.Passed && fields[c.Field] && c.Field != "process.entity_id" {
+			v.Meaning = append(v.Meaning, c.Detail)
+		}
+	}
+	joins := joinsStartAndFile(full)
 	if sat(nil) {
-		v.Covered = true
+		switch {
+		case joins && join.Starts > 0 && join.Joined == 0:
+			v.Reasons = []Reason{{Kind: "join", Field: "process.entity_id", Text: "`process.entity_id` of a start event never matches its process's file events (the sequence cannot join)"}}
+		case joins && join.Mismatched > 0:
+			v.Covered = true
+			v.Meaning = append(v.Meaning, fmt.Sprintf("sequence join by `process.entity_id`: %d file events carry another entity_id than their process's start event", join.Mismatched))
+		default:
+			v.Covered = true
+		}
 		return v
 	}
 	relax := map[int]bool{}
@@ -255,8 +276,21 @@ func Analyze(r *Rule, inv *Inventory) *Verdict {
 		v.Reasons = []Reason{{Kind: "combination", Text: "no Fileward document class at all"}}
 		return v
 	}
-	// Greedy minimisation: un-relax every atom whose relaxation is not needed.
-	for _, a := range full.Atoms {
+	// Greedy minimisation: un-relax every atom whose relaxation is not
+	// needed. Atoms tried first are kept strict when possible, i.e. blamed
+	// last: the OS a rule names, then the event category, then the rest.
+	order := append([]*Atom(nil), full.Atoms...)
+	rank := func(a *Atom) int {
+		switch {
+		case a.Field == "host.os.type":
+			return 0
+		case a.Field == "event.category":
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(order, func(i, j int) bool { return rank(order[i]) < rank(order[j]) })
+	for _, a := range order {
 		delete(relax, a.ID)
 		if !sat(relax) {
 			relax[a.ID] = true
@@ -276,6 +310,27 @@ func Analyze(r *Rule, inv *Inventory) *Verdict {
 		}
 	}
 	return v
+}
+
+// joinsStartAndFile reports whether the query is a sequence joined by
+// process.entity_id with a required process step and a required file step.
+func joinsStartAndFile(q *Query) bool {
+	proc, file := false, false
+	for _, st := range q.Steps {
+		if st.Until {
+			continue
+		}
+		keyed := false
+		for _, k := range st.JoinKeys {
+			keyed = keyed || k == "process.entity_id"
+		}
+		if !keyed {
+			continue
+		}
+		proc = proc || st.Category == "process"
+		file = file || st.Category == "file"
+	}
+	return proc && file
 }
 
 // networkFields are prefixes of fields only network events carry.

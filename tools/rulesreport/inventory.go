@@ -58,6 +58,9 @@ type Inventory struct {
 	IngestFields []string
 	// Streams are the data streams documents name (data_stream.type-dataset-namespace).
 	Streams map[string]int
+	facts   []docFacts
+	checks  []MeaningCheck // cached by Meaning; reset by add
+	join    *JoinFigures
 	byKey   map[string]*Class
 	seen    map[string]map[string]bool
 }
@@ -112,6 +115,7 @@ func (inv *Inventory) AddNDJSON(label, path string, r io.Reader) (int, error) {
 				}
 			}
 			inv.add(label, flat)
+			inv.facts = append(inv.facts, factsOf(label, flat))
 			n++
 		}
 	next:
@@ -137,6 +141,7 @@ func (inv *Inventory) AddFile(label, path string) (int, error) {
 }
 
 func (inv *Inventory) add(label string, flat map[string][]string) {
+	inv.checks, inv.join = nil, nil
 	var key strings.Builder
 	vocab := map[string][]string{}
 	for _, f := range VocabFields {

@@ -178,7 +178,7 @@ func TestReportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := Build(rules, inv, Options{Commit: "0123456789abcdef0123456789abcdef01234567", DefaultStreams: []string{"logs-fileward.file-default"},
-		CompatStreams: []string{"logs-endpoint.events.file-fileward", "logs-endpoint.events.process-fileward"}, Generator: "test"})
+		CompatStreams: []string{"logs-endpoint.events.file-fileward", "logs-endpoint.events.process-fileward"}})
 	var b bytes.Buffer
 	if err := rep.Write(&b); err != nil {
 		t.Fatal(err)
@@ -211,8 +211,8 @@ func TestReportRoundTrip(t *testing.T) {
 
 	// Malformed reports are rejected.
 	bad := map[string]string{
-		"counts":   strings.Replace(md, "| 5 | 2 | 3 |", "| 5 | 3 | 3 |", 1),
-		"rows":     strings.Replace(md, "| 5 | 2 | 3 |", "| 6 | 3 | 3 |", 1),
+		"counts":   strings.Replace(md, "| 5 | 2 | 3 | 2 |", "| 5 | 3 | 3 | 2 |", 1),
+		"rows":     strings.Replace(md, "| 5 | 2 | 3 | 2 |", "| 6 | 3 | 3 | 2 |", 1),
 		"reason":   strings.Replace(md, "| option a | missing field `file.Ext.header_bytes` |", "| option a |  |", 1),
 		"commit":   strings.Replace(md, "0123456789abcdef", "zz", 1),
 		"set":      strings.Replace(md, "(#process-other)", "(#nothing)", 1),
@@ -246,5 +246,17 @@ func TestCommittedReport(t *testing.T) {
 	}
 	if total == 0 {
 		t.Error("docs/detection-rules.md lists no rules")
+	}
+}
+
+func TestSplice(t *testing.T) {
+	gen := "# T\n\n" + BeginMarker + "\nnew\n" + EndMarker + "\n"
+	if got := Splice("", gen); got != gen {
+		t.Errorf("empty page: %q", got)
+	}
+	old := "# T\n\nhand-written intro\n\n" + BeginMarker + "\nold\n" + EndMarker + "\n\n## Choice of option\nkept\n"
+	want := "# T\n\nhand-written intro\n\n" + BeginMarker + "\nnew\n" + EndMarker + "\n\n## Choice of option\nkept\n"
+	if got := Splice(old, gen); got != want {
+		t.Errorf("splice\n got %q\nwant %q", got, want)
 	}
 }

@@ -138,24 +138,19 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 		Commit:         *commit,
 		DefaultStreams: defStreams,
 		CompatStreams:  compatStreams,
-		Generator:      "make rules-report",
 	})
-	w := stdout
-	var f *os.File
-	if *out != "" {
-		f, err = os.Create(*out)
-		if err != nil {
-			fmt.Fprintf(stderr, "report: %v\n", err)
-			return 1
-		}
-		w = f
-	}
-	if err := rep.Write(w); err != nil {
+	var buf strings.Builder
+	if err := rep.Write(&buf); err != nil {
 		fmt.Fprintf(stderr, "report: %v\n", err)
 		return 1
 	}
-	if f != nil {
-		if err := f.Close(); err != nil {
+	if *out == "" {
+		io.WriteString(stdout, buf.String())
+	} else {
+		// Text outside the generated block of an existing file is kept, so
+		// the page can carry hand-written sections.
+		old, _ := os.ReadFile(*out)
+		if err := os.WriteFile(*out, []byte(rulesreport.Splice(string(old), buf.String())), 0o644); err != nil {
 			fmt.Fprintf(stderr, "report: %v\n", err)
 			return 1
 		}
