@@ -3,6 +3,7 @@ package rulesreport
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -10,8 +11,9 @@ import (
 type docFacts struct {
 	source, host, pid, entity, ts string
 	start, file                   bool
+	hasArgs, platform             bool
 	extension                     string
-	teamID, trusted               string
+	teamID, trusted, csFlags      string
 	hasSignature                  bool
 }
 
@@ -28,8 +30,10 @@ func factsOf(source string, flat map[string][]string) docFacts {
 		source: source, host: one(flat["host.id"]), pid: one(flat["process.pid"]), entity: one(flat["process.entity_id"]),
 		ts: one(flat["@timestamp"]), extension: one(flat["file.extension"]),
 		teamID: one(flat["process.code_signature.team_id"]), trusted: one(flat["process.code_signature.trusted"]),
+		csFlags: one(flat["process.code_signature.flags"]), platform: one(flat["fileward.process.platform_binary"]) == "true",
 	}
 	_, d.hasSignature = flat["process.code_signature.exists"]
+	_, d.hasArgs = flat["process.args"]
 	d.start = has("event.category", "process") && (has("event.type", "start") || has("event.action", "exec"))
 	d.file = has("event.category", "file") && !d.start
 	return d
@@ -109,30 +113,57 @@ func (inv *Inventory) MeaningChecks() []MeaningCheck {
 	}
 	out = append(out, c)
 
-	// process.code_signature.trusted: a valid Developer ID signature (team
-	// id set) is trusted in Defend's meaning.
-	signed, untrusted := 0, 0
+	// process.code_signature.trusted in Elastic Defend's meaning: a valid
+	// signature (CS_VALID) that is not ad hoc (CS_ADHOC) from a team
+	// (team_id) or the platform (CS_PLATFORM_BINARY, or eslogger's
+	// is_platform_binary in fileward.process.platform_binary). Testable only on
+	// documents that carry the code-signing flags.
+	const csValid, csAdhoc, csPlatform = 0x1, 0x2, 0x4000000
+	withFlags, wrong, signed := 0, 0, 0
 	for _, d := range inv.facts {
-		if d.teamID == "" {
+		if d.trusted == "" {
 			continue
 		}
 		signed++
-		if d.trusted == "false" {
-			untrusted++
+		if d.csFlags == "" {
+			continue
+		}
+		f, err := strconv.ParseUint(d.csFlags, 0, 64)
+		if err != nil {
+			continue
+		}
+		withFlags++
+		want := f&csValid != 0 && f&csAdhoc == 0 && (d.teamID != "" || f&csPlatform != 0 || d.platform)
+		if strconv.FormatBool(want) != d.trusted {
+			wrong++
 		}
 	}
-	c = MeaningCheck{Name: "`process.code_signature.trusted` means a valid signature chaining to a trusted root (Developer ID signed processes are trusted)", Field: "process.code_signature.trusted"}
+	c = MeaningCheck{Name: "`process.code_signature.trusted` means what Elastic Defend means: a valid, not ad-hoc signature from a team or the platform", Field: "process.code_signature.trusted"}
 	switch {
 	case signed == 0:
 		c.Passed = true
-		c.Detail = "no document has a `process.code_signature.team_id` (not testable on these samples)"
+		c.Detail = "no document carries process.code_signature.trusted"
+	case withFlags == 0:
+		c.Detail = fmt.Sprintf("cannot be verified: none of the %d documents with `trusted` carries `process.code_signature.flags`", signed)
 	default:
-		c.Passed = untrusted == 0
-		c.Detail = fmt.Sprintf("%d of %d documents of Developer ID signed processes (team_id set) say `trusted: false`", untrusted, signed)
-		if untrusted > 0 {
-			c.Detail += ": rules that look for `trusted == false` (untrusted tools) would also fire on them"
+		c.Passed = wrong == 0 && withFlags == signed
+		c.Detail = fmt.Sprintf("%d of %d documents with `trusted` carry the flags; on %d of them `trusted` disagrees with CS_VALID, CS_ADHOC, team_id and platform-binary status", withFlags, signed, wrong)
+	}
+	out = append(out, c)
+
+	// Start events carry the arguments (process.args is the 9th most read
+	// field of the Defend file rules, mostly on the start step of a sequence).
+	starts, withArgs := 0, 0
+	for _, d := range inv.facts {
+		if d.start {
+			starts++
+			if d.hasArgs {
+				withArgs++
+			}
 		}
 	}
+	c = MeaningCheck{Name: "process start events carry `process.args`", Field: "process.args", Passed: starts > 0 && withArgs == starts}
+	c.Detail = fmt.Sprintf("%d of %d process start/exec documents carry process.args", withArgs, starts)
 	out = append(out, c)
 
 	// process.entity_id joins a start event with its file events.

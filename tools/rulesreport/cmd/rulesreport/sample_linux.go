@@ -89,18 +89,32 @@ func linuxSample(ctx context.Context, bin string, stderr io.Writer) ([]byte, err
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "fileward.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s, heartbeat: 0s}
+	write := func(extra string) error {
+		return os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s, heartbeat: 0s}
 source:
   type: fanotify
   events: [open, close, create, modify, rename, delete, attrib, exec]
-  fanotify: {marks: [%[2]s], mark_type: filesystem}
+  fanotify: {marks: [%[2]s], mark_type: filesystem%[4]s}
 filters: {aggregate_window: 200ms}
 batch: {max_wait: 100ms}
 sinks:
   - {name: local, type: file, file: {path: %[3]s}}
 metrics: {listen: ""}
-`, data, mnt, outFile), 0o644); err != nil {
+`, data, mnt, outFile, extra), 0o644)
+	}
+	// Process arguments from /proc are opt-in where the agent has the
+	// option (source.fanotify.process_args); use it when check-config
+	// accepts it, as a deployment that wants the rules would.
+	if err := write(", process_args: true"); err != nil {
 		return nil, err
+	}
+	if out, err := exec.CommandContext(ctx, bin, "check-config", "-c", cfg).CombinedOutput(); err != nil {
+		fmt.Fprintf(stderr, "linux-sample: this agent has no source.fanotify.process_args (%s); sampling without it\n", bytes.TrimSpace(out))
+		if err := write(""); err != nil {
+			return nil, err
+		}
+	} else {
+		fmt.Fprintln(stderr, "linux-sample: with source.fanotify.process_args: true")
 	}
 	agent := exec.CommandContext(ctx, bin, "run", "-c", cfg)
 	var agentErr lockedBuf
@@ -212,6 +226,8 @@ func workload(ctx context.Context, work string) error {
 	runs := [][]string{
 		{p("mysh"), "-c", "echo payload > " + p("dropped.bin") + "; cat " + p("dropped.bin") + " > /dev/null; mv " + p("dropped.bin") + " " + p("sub", "Dropped.PLIST")},
 		{p("mycp"), p("sub", "Dropped.PLIST"), p("copy.plist")},
+		// A longer-lived process: its arguments are in /proc for a while.
+		{p("mysh"), "-c", "sleep 0.3; echo more >> " + p("copy.plist")},
 	}
 	for _, argv := range runs {
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
