@@ -54,7 +54,7 @@ bench-smoke:
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schema:FuzzEncode ./schema:FuzzDecodeECS ./sinks:FuzzDecodeBatch ./agent/config:FuzzParse \
 	./agent/spool:FuzzRecover ./agent/spool:FuzzScanSegment ./agent/procfs:FuzzParseStat ./agent/capture/fanotify:FuzzDecode ./agent/capture/eslogger:FuzzParse ./agent/capture/eslogger:FuzzParseMatchesReference \
-	./sinks/elasticsearch:FuzzClassify ./sinks/elasticsearch/bulktest:FuzzBulk ./agent/collect:FuzzToEvent ./tools/rulesreport:FuzzQuery
+	./sinks/elasticsearch:FuzzClassify ./sinks/elasticsearch/bulktest:FuzzBulk ./agent/collect:FuzzToEvent ./tools/rulesreport:FuzzQuery ./tools/rulesreport:FuzzCheck
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "== $$pkg $$fn ($(FUZZTIME))"; \
@@ -70,6 +70,8 @@ RULES ?=
 RULES_COMMIT ?= $(shell git -C "$(RULES)" rev-parse HEAD 2>/dev/null)
 RULES_ESLOGGER := $(wildcard agent/capture/eslogger/testdata/shared/real/*.ndjson agent/capture/eslogger/testdata/shared/synthesized/*.ndjson) agent/capture/eslogger/testdata/extra.ndjson
 RULES_LINUX := tools/rulesreport/testdata/linux-fanotify.ndjson
+# The ingest pipeline the sinks install: its set processors (event.ingested) are applied to the documents.
+RULES_PIPELINE ?= $(firstword $(wildcard schema/template/*pipeline*.json))
 rules-report: build
 	@test -n "$(RULES)" || { echo "usage: make rules-report RULES=/path/to/detection-rules [RULES_COMMIT=sha]"; exit 2; }
 	$(GO) build -o bin/rulesreport ./tools/rulesreport/cmd/rulesreport
@@ -80,8 +82,9 @@ rules-report: build
 	./bin/rulesreport report -rules "$(RULES)" -commit "$(RULES_COMMIT)" -o docs/detection-rules.md \
 	  -docs "macOS: fileward convert --from eslogger (fixtures)=var/rules-report/macos.ndjson" \
 	  -docs "Linux: fileward run, fanotify source=$(RULES_LINUX)" \
-	  -default-stream logs-fileward.file-default \
-	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward
+	  -default-stream logs-fileward.file-default -default-stream logs-fileward.process-default \
+	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward \
+	  $(if $(RULES_PIPELINE),-pipeline $(RULES_PIPELINE))
 	./bin/rulesreport check docs/detection-rules.md
 
 # End to end against real Kafka, Elasticsearch and Kibana (needs Docker; CI does not run it).

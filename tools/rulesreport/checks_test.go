@@ -75,3 +75,21 @@ func TestJoinDecidesCoverage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheck: the report checker never panics, and what it accepts has
+// consistent counts.
+func FuzzCheck(f *testing.F) {
+	f.Add("at commit `0123456`\n| [a](#file-defend) | 1 | 1 | 0 | 1 |\n<a id=\"file-defend\"></a>\n\n## x\n| Rule | rule_id |\n| n | `0123456789` | eql | linux | option a | covered | |\n")
+	f.Add("| a \\| b | c |")
+	f.Fuzz(func(t *testing.T, md string) {
+		doc, err := Check(md)
+		if err != nil {
+			return
+		}
+		for _, s := range doc.Sets {
+			if s.Covered+s.NotCovered != s.Rules || s.TableRows != s.Rules {
+				t.Fatalf("accepted inconsistent counts: %+v", s)
+			}
+		}
+	})
+}
