@@ -178,7 +178,7 @@ func (inv *Inventory) add(label string, flat map[string][]string) {
 			if !seen[v] && len(seen) < maxDistinct {
 				seen[v] = true
 				inv.ValueCount[f]++
-				if len(inv.Values[f]) < MaxExamples {
+				if len(inv.Values[f]) < MaxExamples || isVocab(f) {
 					inv.Values[f] = append(inv.Values[f], v)
 				}
 			}

@@ -79,11 +79,15 @@ func Build(rules []*Rule, inv *Inventory, opts Options) *Report {
 
 func (rep *Report) streams() []string {
 	set := map[string]bool{}
-	for s := range rep.Inv.Streams {
+	for _, s := range rep.Opts.DefaultStreams {
 		set[s] = true
 	}
-	if len(set) == 0 {
-		for _, s := range rep.Opts.DefaultStreams {
+	compat := map[string]bool{}
+	for _, s := range rep.Opts.CompatStreams {
+		compat[s] = true
+	}
+	for s := range rep.Inv.Streams {
+		if !compat[s] {
 			set[s] = true
 		}
 	}
@@ -311,11 +315,11 @@ func (rep *Report) writeMeaning(p func(string, ...any)) {
 
 func (rep *Report) writeIndexPatterns(p func(string, ...any)) {
 	p("<a id=\"index-patterns\"></a>\n\n## Index patterns\n\n")
-	p("A rule searches only its index patterns. Fileward's documents go to: %s. ", "`"+strings.Join(rep.streams(), "`, `")+"`")
+	p("A rule searches only its index patterns. By default Fileward's documents go to %s", "`"+strings.Join(rep.streams(), "`, `")+"`")
 	if len(rep.Inv.Streams) > 0 {
-		p("(the `data_stream.*` fields of the documents)")
+		p(" (named by the documents' `data_stream.*` fields: %s)", "`"+strings.Join(sortedKeys(boolKeys(rep.Inv.Streams)), "`, `")+"`")
 	} else {
-		p("(the Elasticsearch sink's default; the documents do not carry `data_stream.*`)")
+		p(" (the Elasticsearch sink's default; the documents do not carry `data_stream.*`)")
 	}
 	p(". The issue's option (a), a `defend_compatible` mode, writes to %s instead. \"Seen via\" in the tables says, per rule: `default` (a rule pattern matches Fileward's default streams), `option a` (matches only the defend_compatible streams), or `pattern needed` (option (b): the rule needs Fileward's pattern added).\n\n", "`"+strings.Join(rep.Opts.CompatStreams, "`, `")+"`")
 	p("| Rule set | Default | Option a | Pattern needed |\n|---|---:|---:|---:|\n")
@@ -413,7 +417,7 @@ func (rep *Report) writeApproximations(p func(string, ...any)) {
 	p("- **KQL**: a quoted value is an exact match, an unquoted value with `*` a wildcard, `field:*` an existence test, consecutive bare words one value; free text (a value without a field) is unknown. Text-field analysis (tokenised `match` semantics) is not modelled: every comparison is treated as a keyword comparison.\n")
 	p("- **new_terms and threshold** rules need their group-by fields present (a document without them produces no term); the history window and threshold count are not evaluated.\n")
 	p("- **Rule selection.** A rule is for macOS or Linux when it has an `OS: macOS` or `OS: Linux` tag (else when its query compares `host.os.type` with `macos` or `linux`). It reads file events when an EQL step is `file where`, or its query compares `event.category` with `file` outside a negation, or (no category in the query) an index pattern names `file`; process events likewise with `process`. A rule on Elastic Defend data has an index pattern starting `logs-endpoint.events`. Rules under `rules/_deprecated` are skipped. These criteria give slightly different totals than other counts of the same repository.\n")
-	p("- **Samples.** Field presence and vocabulary values are those of the sample documents listed above; a field Fileward writes only in a situation the samples do not exercise is reported missing.\n")
+	p("- **Samples.** Field presence and vocabulary values are those of the sample documents listed above; a field Fileward writes only in a situation the samples do not exercise is reported missing, and a field present on some documents of a kind counts as present for that kind (the inventory shows on how many). The macOS documents are `fileward convert --from eslogger` over the repository's eslogger fixtures (real and synthesized eslogger lines). The Linux documents are the real agent's output (`rulesreport linux-sample`: `fileward run` with the fanotify source on a tmpfs, a fixed workload of file operations and runs of copied `sh` and `cp`), with `source.fanotify.process_args: true` where the agent has that option. Both are in the agent's default data-stream mode.\n")
 	notes := map[string]int{}
 	for _, e := range rep.Entries {
 		for _, n := range e.Query.Notes {
