@@ -32,8 +32,12 @@ lint:
 	@bad=$$($(GO) list -deps ./schema/... ./sinks/... | grep '^github.com/fileward/fileward/agent' || true); \
 	if [ -n "$$bad" ]; then echo "schema/ or sinks/ imports agent/: $$bad"; exit 1; fi; echo "import direction ok"
 
+# go test -json through testreport: plain go test output, then every skipped
+# test with its reason and the closing "tests: N passed, N failed, N skipped".
+# A skip for anything but a platform reason (not root, not this OS) fails.
 unit:
-	$(GO) test -race -timeout 15m ./...
+	$(GO) build -o bin/testreport ./internal/testreport
+	bash -o pipefail -c '$(GO) test -race -json -timeout 15m ./... | ./bin/testreport'
 	# The collector's crash test moves 10k events under -race (the race
 	# detector slows kfake and bulktest ~30x); here it moves the full 50k.
 	$(GO) test -count=1 -run '^TestEndToEndCrash$$' ./agent/collect/

@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fileward/fileward/agent/config"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema/template"
 )
 
@@ -363,10 +364,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 
 	t.Run("systemd-analyze", func(t *testing.T) {
-		sa, err := exec.LookPath("systemd-analyze")
-		if err != nil {
-			t.Skip("systemd-analyze is not installed; the directive checks above still ran")
-		}
+		sa := testtool.Need(t, "systemd-analyze", "systemd")
 		// verify wants the binary to exist: point it at one that does.
 		unit := strings.ReplaceAll(string(readFile(t, name)), bin, "/bin/true")
 		p := filepath.Join(t.TempDir(), "fileward.service")
@@ -963,10 +961,7 @@ func TestKustomization(t *testing.T) {
 	}
 
 	t.Run("kubectl kustomize", func(t *testing.T) {
-		kc, err := exec.LookPath("kubectl")
-		if err != nil {
-			t.Skip("kubectl is not installed; the structural checks above still ran")
-		}
+		kc := testtool.Need(t, "kubectl", "kubernetes-client")
 		out, err := exec.Command(kc, "kustomize", "kubernetes").Output()
 		if err != nil {
 			var ee *exec.ExitError
@@ -1398,10 +1393,7 @@ func TestPrometheusAlerts(t *testing.T) {
 	}
 
 	t.Run("promtool", func(t *testing.T) {
-		pt, err := exec.LookPath("promtool")
-		if err != nil {
-			t.Skip("promtool is not installed (Debian package prometheus); the structural checks above still ran")
-		}
+		pt := testtool.Need(t, "promtool", "prometheus")
 		if out, err := exec.Command(pt, "check", "rules", name).CombinedOutput(); err != nil {
 			t.Errorf("promtool check rules: %v\n%s", err, out)
 		}

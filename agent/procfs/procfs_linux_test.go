@@ -164,8 +164,8 @@ func TestPIDReuse(t *testing.T) {
 
 	var a, b *exec.Cmd
 	for attempt := 0; ; attempt++ {
-		if attempt == 20 {
-			t.Skip("could not get the kernel to reuse a pid in 20 tries (other processes are forking)")
+		if attempt == 200 {
+			t.Skip("could not get the kernel to reuse a pid in 200 tries (other processes are forking)")
 		}
 		a = exec.Command("sleep", "10")
 		if err := a.Start(); err != nil {

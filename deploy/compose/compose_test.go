@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fileward/fileward/agent/config"
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 func TestComposeFileParses(t *testing.T) {
@@ -86,10 +87,7 @@ func TestConfigsLoad(t *testing.T) {
 }
 
 func TestE2EScriptSyntax(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testtool.Need(t, "sh", "dash")
 	if out, err := exec.Command(sh, "-n", "e2e.sh").CombinedOutput(); err != nil {
 		t.Fatalf("sh -n e2e.sh: %v\n%s", err, out)
 	}

@@ -109,38 +109,6 @@ func TestRotationKeepsNFilesAndLosesNothingRecent(t *testing.T) {
 	}
 }
 
-func TestFailedWriteLeavesNoPartialBatch(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.ndjson")
-	s, err := New(Options{Path: path, RotateBytes: 1 << 20, Keep: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Send(context.Background(), batch(0, 5)); err != nil {
-		t.Fatal(err)
-	}
-	// Make the next write fail: swap the file for a read-only descriptor.
-	ro, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := s.f
-	s.f = ro
-	s.w.Reset(ro)
-	if _, err := s.Send(context.Background(), batch(5, 5)); err == nil {
-		t.Fatal("Send on a read-only file succeeded")
-	}
-	s.f = good
-	s.w.Reset(good)
-	if _, err := s.Send(context.Background(), batch(5, 5)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close(context.Background())
-	ro.Close()
-	if got := len(readLines(t, path)); got != 10 {
-		t.Fatalf("got %d lines, want 10", got)
-	}
-}
-
 func TestSendHonoursContext(t *testing.T) {
 	s, err := New(Options{Path: filepath.Join(t.TempDir(), "e.ndjson")})
 	if err != nil {

@@ -178,8 +178,12 @@ func TestSmallBatchIsPrompt(t *testing.T) {
 	for i := range evs {
 		sendAll(t, s, evs[i:i+1], 1)
 	}
-	if per := time.Since(start) / time.Duration(len(evs)); per > 200*time.Millisecond {
-		t.Fatalf("a one-event Send takes %v; the writer is waiting for a batch to fill", per)
+	// The defect costs kafka-go's default BatchTimeout, 1 s, on every Send:
+	// 20 s for these 20. Half of that is a deadline no loaded machine misses
+	// on loopback, and no timing threshold: the speed itself is measured in
+	// make bench.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("%d one-event Sends took %v; the writer is waiting for a batch to fill", len(evs), took)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"github.com/fileward/fileward/sinks/sinktest"
 )
@@ -18,10 +19,7 @@ import (
 // kcat decodes them, carry our key, headers and document.
 func TestKcatReadsWhatWeWrite(t *testing.T) {
 	t.Parallel()
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed (Debian package kcat); this librdkafka cross-check needs it — CI installs it with apt-get install -y kcat")
-	}
+	kcat := testtool.Need(t, "kcat", "kcat")
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec, func(t *testing.T) {
 			c := newCluster(t, 3)

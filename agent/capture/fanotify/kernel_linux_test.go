@@ -312,11 +312,10 @@ func TestStalledConsumer(t *testing.T) {
 	st := src.Stats()
 	t.Logf("backlog: %d reads, max gap %v between reads; live: max gap %v; ring_full %d, kernel_overflow %d; max processing per read %v",
 		backlogReads, backlogGap, maxGap, r.drops.Load(schema.LossRingFull), r.drops.Load(schema.LossKernelOverflow), st.MaxWork)
-	// While the queue held a backlog, successive reads came back-to-back:
-	// the only wait was processing one buffer (a few hundred events).
-	if backlogGap > 250*time.Millisecond {
-		t.Errorf("read loop stalled %v between reads with a full ring", backlogGap)
-	}
+	// The ring stayed full throughout (it holds 4 below), so a read loop
+	// that waited for ring space would never have read the 5000 live records
+	// that waitStat saw: that, not the gaps logged above, is what proves the
+	// loop does not block. How fast it reads is measured in make bench.
 	if r.drops.Load(schema.LossRingFull) < rf1+5000 {
 		t.Errorf("live events not counted as ring_full: %d", r.drops.Load(schema.LossRingFull))
 	}
