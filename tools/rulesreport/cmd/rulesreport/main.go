@@ -97,11 +97,12 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *commit == "" {
-		if b, err := exec.Command("git", "-C", *rulesDir, "rev-parse", "HEAD").Output(); err == nil {
-			*commit = strings.TrimSpace(string(b))
-		} else {
-			*commit = "unknown"
+		b, err := exec.Command("git", "-C", *rulesDir, "rev-parse", "HEAD").Output()
+		if err != nil {
+			fmt.Fprintf(stderr, "report: %s is not a git checkout: give its commit with -commit (make: RULES_COMMIT=sha)\n", *rulesDir)
+			return 2
 		}
+		*commit = strings.TrimSpace(string(b))
 	}
 	inv := rulesreport.NewInventory()
 	inv.IngestFields = append(inv.IngestFields, ingest...)
