@@ -31,7 +31,7 @@ import (
 // deploy/compose belong to their own tests.
 var ownedDirs = []string{"systemd", "kubernetes", "dashboards"}
 
-// contractMetrics are the metric names CONTRACT.md promises.
+// contractMetrics are the metric names the README promises as stable (Metrics).
 var contractMetrics = []string{
 	"fileward_events_captured_total",
 	"fileward_events_dropped_total",
@@ -41,7 +41,7 @@ var contractMetrics = []string{
 	"fileward_sink_errors_total",
 	"fileward_sink_lag_events",
 	"fileward_ring_depth",
-	// Added beside CONTRACT.md's list (README, Metrics): the spool's bound,
+	// Added beside that list (also in the README's Metrics section): the spool's bound,
 	// so the spool alert is a ratio.
 	"fileward_spool_max_bytes",
 }

@@ -11,17 +11,20 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fileward/fileward/internal/testfixtures"
 )
 
 // TestAppendEachAction encodes one event per action and checks every field
-// CONTRACT.md requires, by decoding the output with encoding/json.
+// docs/ecs.md requires, by decoding the output with encoding/json.
 func TestAppendEachAction(t *testing.T) {
-	// Expected event.type and event.category per action, from CONTRACT.md's
+	// Expected event.type and event.category per action, from docs/ecs.md's
 	// table, written out independently of the encoder's switch.
 	want := map[Action]struct {
 		typ      string
@@ -235,10 +238,7 @@ func TestSplitPath(t *testing.T) {
 // file.Ext.original.* names must match and hold strings, and we must not
 // repeat Elastic's extension mistake on /private/etc/pam.d/login.
 func TestElasticRenameShape(t *testing.T) {
-	f, err := os.Open("../../shared/fixtures/elastic-endpoint/macos-file-events.ndjson")
-	if os.IsNotExist(err) {
-		f, err = os.Open("/work/shared/fixtures/elastic-endpoint/macos-file-events.ndjson")
-	}
+	f, err := os.Open(filepath.Join(testfixtures.Dir(t), "elastic-endpoint", "macos-file-events.ndjson"))
 	if err != nil {
 		t.Fatalf("open fixture: %v", err)
 	}

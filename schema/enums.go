@@ -6,7 +6,7 @@ const ECSVersion = "8.11.0"
 // Action is the normalised event.action of a file event.
 type Action uint8
 
-// The actions of CONTRACT.md's table. ActionNone is the zero value and never
+// The actions of docs/ecs.md's table. ActionNone is the zero value and never
 // reaches the encoder.
 const (
 	ActionNone Action = iota

@@ -1,6 +1,6 @@
 package config
 
-// Config is the whole agent and collector configuration (CONTRACT.md).
+// Config is the whole agent and collector configuration (docs/configuration.md).
 type Config struct {
 	Agent     Agent     `yaml:"agent"`
 	Source    Source    `yaml:"source"`

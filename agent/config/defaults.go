@@ -2,7 +2,7 @@ package config
 
 import "time"
 
-// Default returns the configuration CONTRACT.md documents, with the local
+// Default returns the configuration docs/configuration.md documents, with the local
 // file sink as the only sink.
 func Default() Config {
 	return Config{

@@ -7,7 +7,7 @@ import (
 	"github.com/fileward/fileward/schema"
 )
 
-// Rules are the noise filters of CONTRACT.md's filters block. A rule ending
+// Rules are the noise filters of the config's filters block (docs/configuration.md). A rule ending
 // in "/" matches that prefix; any other rule matches the exact path.
 type Rules struct {
 	ExcludePaths       []string

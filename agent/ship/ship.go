@@ -22,7 +22,7 @@ import (
 )
 
 // Backoff is a sink's retry schedule. Zero fields take the defaults of
-// CONTRACT.md: 500ms, 30s, 2, 0.5.
+// docs/configuration.md: 500ms, 30s, 2, 0.5.
 type Backoff struct {
 	Initial    time.Duration
 	Max        time.Duration

@@ -27,7 +27,7 @@ const (
 	FsyncNever    = "never"
 )
 
-// Options configure a Spool. Zero values get the defaults of CONTRACT.md.
+// Options configure a Spool. Zero values get the defaults of docs/configuration.md.
 type Options struct {
 	Dir           string // <data_dir>/spool
 	MaxBytes      int64  // default 1 GiB; must be at least 2×SegmentBytes

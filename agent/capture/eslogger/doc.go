@@ -18,7 +18,7 @@
 // pass --oslog, and must not import the pipeline, the spool, the sinks or the
 // config package.
 //
-// Mapping decisions (CONTRACT.md's action table, notes/ECS_MAPPING.md §4):
+// Mapping decisions (the action table of docs/ecs.md):
 //   - open → open, fflag FREAD 0x1 / FWRITE 0x2 → Access bits.
 //   - close → modification when modified or was_mapped_writable, else close.
 //   - write → modification; truncate → truncate; unlink → deletion.

@@ -33,11 +33,21 @@ func goldenInputs(t testing.TB) (names []string, lines [][]byte) {
 	files := append(fixtureFiles(t), trickyFile)
 	for _, f := range files {
 		for i, l := range readLines(t, f) {
-			names = append(names, fmt.Sprintf("%s:%d", strings.TrimPrefix(f, "testdata/"), i+1))
+			names = append(names, fmt.Sprintf("%s:%d", goldenName(f), i+1))
 			lines = append(lines, l)
 		}
 	}
 	return names, lines
+}
+
+// goldenName names an input file in the golden output: "eslogger/real/…" for
+// the repository's fixtures, "extra.ndjson" and "golden/tricky.ndjson" for
+// this package's own.
+func goldenName(f string) string {
+	if rest, ok := strings.CutPrefix(f, fixtureDir+"/"); ok {
+		return "eslogger/" + rest
+	}
+	return strings.TrimPrefix(f, "testdata/")
 }
 
 // parseResult is one line's complete parser output.

@@ -14,10 +14,13 @@ import (
 	"github.com/fileward/fileward/schema"
 )
 
-// fixtureDir holds verbatim copies of shared/fixtures/eslogger (see its README).
-const fixtureDir = "testdata/shared"
+// fixtureDir is the repository's eslogger fixtures (testdata/fixtures at the
+// module root, see its SOURCES.md): a relative path that stays inside the
+// repository, so benchmarks without a *testing.T can use it too.
+const fixtureDir = "../../../testdata/fixtures/eslogger"
 
-// fixtureFiles lists every eslogger fixture: the shared ones and ours.
+// fixtureFiles lists every eslogger fixture: the repository's and this
+// package's own (testdata/extra.ndjson).
 func fixtureFiles(t testing.TB) []string {
 	t.Helper()
 	var files []string
@@ -29,7 +32,7 @@ func fixtureFiles(t testing.TB) []string {
 		files = append(files, m...)
 	}
 	if len(files) < 6 {
-		t.Fatalf("fixtures not found (have %v); the shared fixtures must be at %s", files, fixtureDir)
+		t.Fatalf("fixtures not found (have %v); the fixtures must be at %s", files, fixtureDir)
 	}
 	return files
 }

@@ -17,7 +17,7 @@ func TestSplitOrder(t *testing.T) {
 		ev   eventSet
 		want []schema.Action
 	}{
-		// The merge DESIGN.md records on 6.18: create, open, write, close-write, close-nowrite.
+		// The merge docs/linux.md records on 6.18: create, open, write, close-write, close-nowrite.
 		{fanCreate | fanOpen | fanModify | fanCloseWrite | fanCloseNoWrite, defaultSet(),
 			[]schema.Action{schema.ActionCreation, schema.ActionOpen, schema.ActionModification, schema.ActionClose}},
 		{fanCloseWrite, defaultSet(), []schema.Action{schema.ActionClose}}, // opened for writing, nothing written

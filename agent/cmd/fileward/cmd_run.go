@@ -32,7 +32,7 @@ import (
 func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("c", "", "config file (default: the built-in defaults of CONTRACT.md)")
+	path := fs.String("c", "", "config file (default: the built-in defaults, see docs/configuration.md)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -97,7 +97,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
-// required lists the fields CONTRACT.md requires on every file event.
+// required lists the fields docs/ecs.md requires on every file event.
 var required = []string{
 	"@timestamp", "event.kind", "event.category", "event.type", "event.action", "event.id", "event.sequence",
 	"event.module", "event.dataset", "event.provider", "event.created",

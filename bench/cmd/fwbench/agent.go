@@ -30,7 +30,7 @@ type agentConfig struct {
 	Shutdown string // agent.shutdown_timeout (default 10s)
 }
 
-// yaml renders a complete config in CONTRACT.md's keys: replay source,
+// yaml renders a complete config in docs/configuration.md's keys: replay source,
 // no aggregation (the input repeats the same few events, which the window
 // would fold), no heartbeats, spool fsync on an interval, metrics on an
 // ephemeral loopback port.
