@@ -72,12 +72,13 @@ fuzz:
 # root, else the committed sample is used).
 RULES ?=
 RULES_COMMIT ?= $(shell git -C "$(RULES)" rev-parse HEAD 2>/dev/null)
-RULES_ESLOGGER := $(wildcard agent/capture/eslogger/testdata/shared/real/*.ndjson agent/capture/eslogger/testdata/shared/synthesized/*.ndjson) agent/capture/eslogger/testdata/extra.ndjson
+RULES_ESLOGGER := $(wildcard testdata/fixtures/eslogger/real/*.ndjson testdata/fixtures/eslogger/synthesized/*.ndjson) agent/capture/eslogger/testdata/extra.ndjson
 RULES_LINUX := tools/rulesreport/testdata/linux-fanotify.ndjson
 # The ingest pipeline the sinks install: its set processors (event.ingested) are applied to the documents.
 RULES_PIPELINE ?= $(firstword $(wildcard schema/template/*pipeline*.json))
 rules-report: build
 	@test -n "$(RULES)" || { echo "usage: make rules-report RULES=/path/to/detection-rules [RULES_COMMIT=sha]"; exit 2; }
+	@test -n "$(wildcard testdata/fixtures/eslogger/real/*.ndjson)" || { echo "rules-report: no eslogger fixtures under testdata/fixtures/eslogger"; exit 1; }
 	$(GO) build -o bin/rulesreport ./tools/rulesreport/cmd/rulesreport
 	@mkdir -p var/rules-report
 	./$(BIN) convert --from eslogger --host-name mac-sample --host-id mac-sample $(RULES_ESLOGGER) > var/rules-report/macos.ndjson 2> var/rules-report/convert.log || { cat var/rules-report/convert.log; exit 1; }
