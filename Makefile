@@ -6,7 +6,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean rules-report
+.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean mutation cover rules-report
 
 all: build
 
@@ -91,6 +91,33 @@ rules-report: build
 	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward \
 	  $(if $(RULES_PIPELINE),-pipeline $(RULES_PIPELINE))
 	./bin/rulesreport check docs/detection-rules.md
+
+# Statement coverage per package, counting what the package tests reach and
+# what the process-level tests reach through a -cover build of the binary
+# (internal/testbin). Writes var/cover/percent.txt and the table of
+# docs/testing.md's "Coverage" section (internal/testreport -cover).
+cover:
+	rm -rf var/cover && mkdir -p var/cover/unit var/cover/bin
+	FILEWARD_BIN_COVERDIR=$(CURDIR)/var/cover/bin $(GO) test -count=1 -timeout 30m -cover -covermode=set \
+	  -coverpkg=github.com/fileward/fileward/... ./... -args -test.gocoverdir=$(CURDIR)/var/cover/unit
+	$(GO) tool covdata percent -i=var/cover/unit,var/cover/bin > var/cover/percent.txt
+	$(GO) run ./internal/testreport -cover var/cover/percent.txt -doc docs/testing.md
+
+# Mutation testing (gremlins v0.6.0, through go run: no binary to download)
+# of the packages whose correctness is the product. Efficacy = killed mutants
+# out of those the tests cover; the gate is 85% per package. Slow: minutes to
+# hours on 2 cores, so it is not part of make test. Results in var/mutation/;
+# docs/testing.md records the last run. MUTATION_PKGS narrows it.
+GREMLINS ?= $(GO) run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
+MUTATION_PKGS ?= ./agent/config ./schema ./sinks ./sinks/file ./sinks/kafka ./sinks/elasticsearch ./agent/pipeline ./agent/spool ./agent/ship ./agent/collect
+mutation:
+	@mkdir -p var/mutation
+	@for p in $(MUTATION_PKGS); do name=$$(echo $$p | tr / _ | sed 's/^\._//'); \
+	  echo "== $$p"; \
+	  $(GREMLINS) unleash --workers 2 --timeout-coefficient 10 --threshold-efficacy 85 \
+	    -o var/mutation/$$name.json $$p > var/mutation/$$name.txt 2>&1; rc=$$?; \
+	  tail -n 6 var/mutation/$$name.txt; [ $$rc -eq 0 ] || fail="$$fail $$p"; done; \
+	if [ -n "$$fail" ]; then echo "mutation efficacy below 85% (or gremlins failed) in:$$fail"; exit 1; fi
 
 # End to end against real Kafka, Elasticsearch and Kibana (needs Docker; CI does not run it).
 e2e:

@@ -13,6 +13,10 @@ type Loss struct {
 	// (or any position that is unique per host, reason and time). It feeds
 	// the deterministic event.id.
 	Seq uint64
+	// Totals, when set, are fileward.lost.total.<reason>: every event lost
+	// for each reason since the spool was created, across restarts,
+	// including this document's Count.
+	Totals *[LossReasonCount]uint64
 }
 
 // Heartbeat is the periodic liveness document (event.kind metric,
@@ -53,6 +57,8 @@ func lossExplanation(r LossReason) string {
 		return "a sink refused them for good, and they went to the dead-letter file"
 	case LossMalformed:
 		return "the input could not be parsed"
+	case LossCorrupt:
+		return "spool data was damaged on disk and could not be read back"
 	}
 	return "of an unknown reason"
 }
@@ -89,6 +95,19 @@ func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
 	dst = append(dst, l.Reason.String()...)
 	dst = append(dst, `","count":`...)
 	dst = appendUint(dst, l.Count)
+	if l.Totals != nil {
+		dst = append(dst, `,"total":{`...)
+		for r := LossReason(0); r < LossReasonCount; r++ {
+			if r > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, r.String()...)
+			dst = append(dst, `":`...)
+			dst = appendUint(dst, l.Totals[r])
+		}
+		dst = append(dst, '}')
+	}
 	dst = append(dst, `}}`...)
 	return append(dst, e.tail...)
 }

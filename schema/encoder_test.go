@@ -537,6 +537,23 @@ func TestLossDocument(t *testing.T) {
 			t.Errorf("DecodeECS(loss) = %v, want ErrNotFileEvent", err)
 		}
 	}
+	// Totals: one field per reason, every reason present.
+	tot := [LossReasonCount]uint64{}
+	for r := range tot {
+		tot[r] = uint64(100 + r)
+	}
+	m := decodeMap(t, enc.AppendLoss(nil, &Loss{TimeNS: 1, Reason: LossCorrupt, Count: 7, Seq: 1, Totals: &tot}))
+	for r := LossReason(0); r < LossReasonCount; r++ {
+		if got, _ := get(m, "fileward.lost.total."+r.String()); got != float64(100+int(r)) {
+			t.Errorf("fileward.lost.total.%s = %v, want %d", r, got, 100+int(r))
+		}
+	}
+	if rr, ok := ParseLossReason("corrupt"); !ok || rr != LossCorrupt {
+		t.Errorf("ParseLossReason(corrupt) = %v, %v", rr, ok)
+	}
+	if _, ok := ParseLossReason("nope"); ok {
+		t.Errorf("ParseLossReason(nope) is ok")
+	}
 	// Ids are deterministic and depend on reason, seq and time.
 	l := Loss{TimeNS: 1, Reason: LossSeqGap, Count: 1, Seq: 1}
 	ids := map[string]bool{string(enc.AppendLossID(nil, &l)): true}
@@ -623,7 +640,7 @@ func TestFieldsCoverOutput(t *testing.T) {
 		ev.Process.TeamID = "ABCDE12345"
 		docs = append(docs, enc.Append(nil, &ev))
 	}
-	docs = append(docs, enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1}))
+	docs = append(docs, enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1, Totals: &[LossReasonCount]uint64{}}))
 	docs = append(docs, enc.AppendHeartbeat(nil, &Heartbeat{TimeNS: 2, StartedNS: 1}))
 	written := map[string]bool{}
 	for _, d := range docs {

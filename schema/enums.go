@@ -102,6 +102,7 @@ const (
 	LossSpoolFull
 	LossRejected
 	LossMalformed
+	LossCorrupt
 	// LossReasonCount is the number of reasons; use it to size arrays.
 	LossReasonCount
 )
@@ -114,6 +115,17 @@ var lossNames = [LossReasonCount]string{
 	LossSpoolFull:      "spool_full",
 	LossRejected:       "rejected",
 	LossMalformed:      "malformed",
+	LossCorrupt:        "corrupt",
+}
+
+// ParseLossReason maps a fileward.lost.reason value back to its reason.
+func ParseLossReason(s string) (LossReason, bool) {
+	for r, n := range lossNames {
+		if n == s {
+			return LossReason(r), true
+		}
+	}
+	return LossReasonCount, false
 }
 
 // String returns the fileward.lost.reason value.

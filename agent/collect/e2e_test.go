@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testbin"
 	"github.com/fileward/fileward/sinks"
 	kafkasink "github.com/fileward/fileward/sinks/kafka"
 	"github.com/fileward/fileward/sinks/sinktest"
@@ -36,14 +37,8 @@ func TestEndToEndCrash(t *testing.T) {
 	t0 := time.Now()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fileward")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = "/usr/local/go/bin/go"
-	}
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/fileward/fileward/agent/cmd/fileward")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build fileward: %v\n%s", err, out)
+	if err := testbin.Build(bin); err != nil {
+		t.Fatal(err)
 	}
 
 	t.Logf("go build: %v", time.Since(t0).Round(time.Millisecond))

@@ -238,9 +238,9 @@ func (c *Cache) markGone(pid int32, now time.Time) {
 
 // fill copies e's process into ev. image, when set, is the executable an
 // exec event names: if /proc does not show it yet, the exec is still
-// running, so the event keeps image (with its base name, and no args, which
-// would be the old image's), and e is marked to be read again by the next
-// event of its pid.
+// running, so the event and e take image (with its base name, and no args,
+// which would be the old image's), and e is marked to be read again by the
+// next event of its pid.
 func (c *Cache) fill(ev *schema.Event, e *entry, image string) {
 	keep := ev.Process
 	ev.Process = e.p
@@ -250,6 +250,10 @@ func (c *Cache) fill(ev *schema.Event, e *entry, image string) {
 		ev.Process.Executable = image
 		ev.Process.Name = filepath.Base(image)
 		ev.Process.Args = nil
+		// The entry takes the new image too: if the process exits before
+		// the next event re-reads /proc (a zombie has no exe link, and load
+		// keeps what it has), that event still gets the new executable.
+		e.p.Executable, e.p.Name, e.p.Args = image, filepath.Base(image), nil
 		e.loaded = time.Time{}
 	}
 }

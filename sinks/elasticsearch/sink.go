@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/fileward/fileward/internal/redact"
+	"github.com/fileward/fileward/internal/tlspin"
 	"github.com/fileward/fileward/schema/template"
 	"github.com/fileward/fileward/sinks"
 )
@@ -46,11 +44,15 @@ type Options struct {
 	// CAFile is a PEM bundle trusted in addition to nothing else: when set,
 	// only these roots are trusted.
 	CAFile string
-	// CAFingerprint is the hex SHA-256 of a certificate in the server's
-	// chain (as Elasticsearch prints at first start); colons are allowed.
+	// CAFingerprint is the hex SHA-256 of the CA certificate that signed
+	// the server's (as Elasticsearch prints at first start); colons are
+	// allowed. That CA becomes the only root: see internal/tlspin.
 	CAFingerprint string
-	// InsecureSkipVerify disables TLS verification. Off by default; only
-	// for tests.
+	// VerificationMode is full (default), certificate (no hostname check)
+	// or none, as Beats' ssl.verification_mode.
+	VerificationMode string
+	// InsecureSkipVerify disables TLS verification (verification_mode
+	// none). Off by default; only for tests.
 	InsecureSkipVerify bool
 	// Timeout bounds one bulk request; default 30s.
 	Timeout time.Duration
@@ -62,7 +64,8 @@ type Options struct {
 }
 
 // Sink writes batches to an Elasticsearch data stream with one Bulk request
-// per Send. It implements sinks.Sink; Send must not be called concurrently.
+// per Send. It implements sinks.Sink. Send is safe for concurrent use, so a
+// shipper may keep several bulk requests in flight (elasticsearch.workers).
 type Sink struct {
 	client  *productChecked
 	ds      string
@@ -75,7 +78,7 @@ type Sink struct {
 	mu              sync.Mutex
 	templatePending bool
 
-	buf bytes.Buffer // request body, reused between Sends
+	bufs sync.Pool // *bytes.Buffer request bodies, one per Send in flight
 }
 
 // ItemError is one bulk item Elasticsearch refused.
@@ -84,6 +87,10 @@ type ItemError struct {
 	Type   string // error.type, e.g. mapper_parsing_exception
 	Reason string // error.reason (with caused_by appended when present)
 }
+
+// Throttled reports an item Elasticsearch refused with 429 (a full write
+// queue): the sender should slow down (see agent/deliver).
+func (e *ItemError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *ItemError) Error() string {
 	return fmt.Sprintf("elasticsearch item status %d: %s: %s", e.Status, e.Type, e.Reason)
@@ -95,6 +102,9 @@ type RequestError struct {
 	Type   string
 	Reason string
 }
+
+// Throttled reports a whole request refused with 429.
+func (e *RequestError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *RequestError) Error() string {
 	if e.Type == "" {
@@ -115,7 +125,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	for _, a := range o.Addresses {
 		u, err := url.Parse(a)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redactURL(a))
+			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redact.URL(a))
 		}
 	}
 	if o.DataStream == "" {
@@ -133,15 +143,38 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	tr := o.Transport
 	if tr == nil {
-		t, err := newTransport(o)
+		t, err := newTransport(o, log)
 		if err != nil {
 			return nil, err
 		}
 		tr = t
 	}
+	// Credentials in an address (https://user:pass@host) become basic
+	// auth, as elastictransport would use them, and the URLs handed to the
+	// library carry no userinfo: nothing it prints can hold the password.
 	urls := make([]*url.URL, len(o.Addresses))
+	var userinfo *url.Userinfo
 	for i, a := range o.Addresses {
 		urls[i], _ = url.Parse(a)
+		if u := urls[i].User; u != nil {
+			if userinfo != nil && userinfo.String() != u.String() {
+				return nil, errors.New("elasticsearch: addresses carry different credentials; use one api_key or username/password for the cluster")
+			}
+			userinfo = u
+			urls[i].User = nil
+		}
+	}
+	if userinfo != nil {
+		o.APIKey = ""
+		o.Username = userinfo.Username()
+		o.Password, _ = userinfo.Password()
+	}
+	if o.APIKey != "" || o.Username != "" {
+		for _, u := range urls {
+			if u.Scheme == "http" {
+				log.Warn("elasticsearch: credentials over http:// are sent unencrypted, with every event; use https://", "address", u.String())
+			}
+		}
 	}
 	topts := []elastictransport.Option{
 		elastictransport.WithURLs(urls...),
@@ -158,9 +191,9 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	case o.Username != "":
 		topts = append(topts, elastictransport.WithBasicAuth(o.Username, o.Password))
 	}
-	if o.CAFingerprint != "" {
-		topts = append(topts, elastictransport.WithCertificateFingerprint(strings.ToLower(strings.ReplaceAll(o.CAFingerprint, ":", ""))))
-	}
+	// tls.ca_fingerprint is checked by tlspin in the transport, never by
+	// elastictransport's WithCertificateFingerprint: that one accepts any
+	// chain that merely contains the pinned certificate.
 	tp, err := elastictransport.NewClient(topts...)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: transport: %w", err)
@@ -179,22 +212,27 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	return s, nil
 }
 
-func newTransport(o Options) (*http.Transport, error) {
+// newTransport is a clone of http.DefaultTransport whose TLS connections
+// are verified by tlspin (pinning, verification_mode), directly or through
+// a proxy.
+func newTransport(o Options, log *slog.Logger) (http.RoundTripper, error) {
+	mode := o.VerificationMode
+	if o.InsecureSkipVerify {
+		if mode != "" && mode != tlspin.ModeNone {
+			return nil, fmt.Errorf("elasticsearch: tls.insecure_skip_verify contradicts tls.verification_mode %q; remove one", mode)
+		}
+		mode = tlspin.ModeNone
+	}
+	v, err := tlspin.New(tlspin.Options{CAFile: o.CAFile, CAFingerprint: o.CAFingerprint, Mode: mode, Logger: log, Component: "elasticsearch"})
+	if err != nil {
+		return nil, err
+	}
+	if v.Mode() == tlspin.ModeNone {
+		log.Warn("elasticsearch: TLS certificate verification is off (verification_mode none): anyone on the path can read the credentials and the events")
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 8
-	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in, documented
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: read tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("elasticsearch: tls.ca_file %s holds no PEM certificate", o.CAFile)
-		}
-		t.TLSClientConfig.RootCAs = pool
-	}
-	return t, nil
+	return v.Transport(t), nil
 }
 
 // installTemplate PUTs the ILM policy, then the index template.
@@ -314,11 +352,16 @@ func checkEvent(e *sinks.Event) error {
 // split, where a request-level error becomes per-item failures so the halves
 // already delivered are not reported as undelivered.
 func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split bool) ([]sinks.Failure, error) {
-	s.buf.Reset()
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	defer s.bufs.Put(buf)
 	for _, i := range idx {
-		writeAction(&s.buf, events[i].ID)
-		s.buf.Write(events[i].Doc)
-		s.buf.WriteByte('\n')
+		writeAction(buf, events[i].ID)
+		buf.Write(events[i].Doc)
+		buf.WriteByte('\n')
 	}
 	// Compression inside the transport does not watch ctx: do not start it
 	// for a context that has already ended.
@@ -327,7 +370,7 @@ func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split 
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(s.buf.Bytes())}.Do(rctx, s.client)
+	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(buf.Bytes())}.Do(rctx, s.client)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -515,18 +558,6 @@ func (p *productChecked) Perform(req *http.Request) (*http.Response, error) {
 		return nil, errNotElasticsearch
 	}
 	return res, nil
-}
-
-// redactURL hides userinfo in an address.
-func redactURL(a string) string {
-	u, err := url.Parse(a)
-	if err != nil {
-		if i := strings.LastIndex(a, "@"); i >= 0 {
-			return "<redacted>@" + a[i+1:]
-		}
-		return a
-	}
-	return u.Redacted()
 }
 
 var _ sinks.Sink = (*Sink)(nil)

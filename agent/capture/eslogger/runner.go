@@ -75,8 +75,9 @@ type Options struct {
 	// mach_time gets (agent start time in ms << 16) + start.
 	Stream func(start uint64) uint64
 	// ReadBuffer is the stdout read buffer; default 1 MiB. Longer lines are
-	// assembled in a side buffer up to MaxLine (default 64 MiB), and longer
-	// still are counted malformed.
+	// assembled in a side buffer up to MaxLine (source.max_line_bytes,
+	// default 1 MiB); a line longer still is read past in ReadBuffer-sized
+	// pieces, never held whole, and counted malformed.
 	ReadBuffer, MaxLine int
 	// PipeBuffer is the kernel buffer asked for the child's stdout pipe on
 	// Linux (F_SETPIPE_SZ; default 1 MiB, capped by fs.pipe-max-size).
@@ -129,7 +130,7 @@ func New(o Options) (*Source, error) {
 		o.ReadBuffer = 1 << 20
 	}
 	if o.MaxLine <= 0 {
-		o.MaxLine = 64 << 20
+		o.MaxLine = 1 << 20
 	}
 	if o.PipeBuffer <= 0 {
 		o.PipeBuffer = 1 << 20
@@ -464,16 +465,17 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 			continue
 		}
 		line := chunk
-		if len(long) > 0 {
+		if !overlong && len(long) > 0 {
 			long = append(long, chunk...)
 			line = long
 		}
-		if overlong {
+		if overlong || len(trimEOL(line)) > s.o.MaxLine {
 			lineNo++
 			drops.Add(schema.LossMalformed, 1)
 			malformed++
 			if bad.allow(time.Now()) {
-				s.log.Warn("eslogger line longer than the limit dropped", "line", lineNo, "limit", s.o.MaxLine)
+				s.log.Warn("eslogger line longer than source.max_line_bytes skipped (counted as malformed)", "line", lineNo, "limit", s.o.MaxLine,
+					"suppressed", bad.takeSuppressed())
 			}
 			overlong = false
 		} else if t := trimEOL(line); len(bytes.TrimSpace(t)) > 0 {

@@ -86,7 +86,8 @@ func standinMain(args []string) int {
 
 // script writes a shell stand-in: it answers --list-events (with listed, or
 // every name) and --help (mentioning --select when withSelect), records its
-// arguments in DIR/args, and otherwise runs body.
+// arguments in DIR/args (appending, and atomically: whoever sees the file
+// sees whole lines), and otherwise runs body.
 func script(t *testing.T, dir, listed string, withSelect bool, body string) string {
 	t.Helper()
 	if listed == "" {
@@ -101,8 +102,8 @@ case " $* " in
 *" --list-events "*) echo %q; exit 0;;
 *" --help "*) echo %q; exit 64;;
 esac
-echo "$@" >> %q
-%s
+{ cat %[3]q 2>/dev/null; echo "$@"; } > %[3]q.tmp && mv %[3]q.tmp %[3]q
+%[4]s
 `, listed, help, filepath.Join(dir, "args"), body)
 	p := filepath.Join(dir, "eslogger")
 	if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
@@ -493,9 +494,14 @@ func TestRunnerSelect(t *testing.T) {
 	for _, has := range []bool{true, false} {
 		dir := t.TempDir()
 		h := start(t, Options{Path: script(t, dir, "", has, "exec sleep 1000"), Events: []string{"open"}, Select: []string{"/Applications/"}}, 16)
-		waitFor(t, "start", 20*time.Second, func() bool { _, err := os.Stat(filepath.Join(dir, "args")); return err == nil })
+		// Wait for what is checked: the stand-in's arguments, written whole
+		// (the event name ends them), not merely for the file to exist.
+		var b []byte
+		waitFor(t, "args written", 20*time.Second, func() bool {
+			b, _ = os.ReadFile(filepath.Join(dir, "args"))
+			return strings.HasSuffix(string(b), "open\n")
+		})
 		h.stop(t)
-		b, _ := os.ReadFile(filepath.Join(dir, "args"))
 		if got := strings.Contains(string(b), "--select /Applications/"); got != has {
 			t.Errorf("help lists --select=%v, args %q", has, b)
 		}
@@ -745,6 +751,30 @@ func TestMutePrefixes(t *testing.T) {
 		}
 		if hit != in {
 			t.Errorf("%s: muted %v, want %v", p, hit, in)
+		}
+	}
+}
+
+// TestRunnerMaxLineWithinBuffer: MaxLine holds even for a line that fits
+// the read buffer: a valid event padded past the limit is skipped and
+// counted malformed; with a higher limit the same line is an event.
+func TestRunnerMaxLineWithinBuffer(t *testing.T) {
+	dir := t.TempDir()
+	good := readLines(t, fixtureDir+"/synthesized/file-events.ndjson")[2]
+	padded := append([]byte(`{"pad":"`+strings.Repeat("x", 6000)+`",`), good[1:]...)
+	var buf bytes.Buffer
+	buf.Write(padded)
+	buf.WriteByte('\n')
+	buf.Write(good)
+	buf.WriteByte('\n')
+	f := filepath.Join(dir, "padded.ndjson")
+	os.WriteFile(f, buf.Bytes(), 0o644)
+	for _, tc := range []struct{ max, events, malformed int }{{4096, 1, 1}, {8192, 2, 0}} {
+		h := start(t, Options{Path: script(t, dir, "", false, fmt.Sprintf("cat %q\nexec sleep 1000", f)), Events: []string{"open"}, ReadBuffer: 64 << 10, MaxLine: tc.max}, 16)
+		waitFor(t, "events", 20*time.Second, func() bool { return h.ring.Len() == tc.events })
+		time.Sleep(100 * time.Millisecond)
+		if m := h.drops.Load(schema.LossMalformed); m != uint64(tc.malformed) || h.ring.Len() != tc.events {
+			t.Fatalf("MaxLine %d: %d events, %d malformed; want %d, %d", tc.max, h.ring.Len(), m, tc.events, tc.malformed)
 		}
 	}
 }

@@ -166,3 +166,44 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Error("unknown format accepted")
 	}
 }
+
+// TestReplayMaxLine: a valid event padded past MaxLine is skipped and
+// counted malformed, whether it fits the read buffer or not; with a limit
+// above it the same line is replayed.
+func TestReplayMaxLine(t *testing.T) {
+	good, err := os.ReadFile(testfixtures.EsloggerFiles(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := bytes.SplitN(good, []byte("\n"), 2)[0]
+	pad := func(n int) string {
+		return `{"pad":"` + string(bytes.Repeat([]byte("x"), n)) + `",` + string(first[1:])
+	}
+	for _, tc := range []struct {
+		name      string
+		padding   int
+		max       int
+		malformed uint64
+	}{
+		{"within the buffer", 10000, 8192, 1},
+		{"past the buffer", 3 << 20, 1 << 20, 1},
+		{"under the limit", 10000, 64 << 10, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := allFixtures(t, pad(tc.padding))
+			src, err := New(Options{Path: path, Format: "eslogger", MaxLine: tc.max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			drops := &capture.Drops{}
+			ring := capture.NewRing(1000, drops)
+			if err := src.Run(context.Background(), ring, drops); err != nil {
+				t.Fatal(err)
+			}
+			n := len(drain(ring))
+			if m := drops.Load(schema.LossMalformed); m != tc.malformed || uint64(n) != 39-tc.malformed {
+				t.Fatalf("%d events, %d malformed; want %d, %d", n, m, 39-tc.malformed, tc.malformed)
+			}
+		})
+	}
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,17 +18,21 @@ import (
 // cmdCollect runs the central tier: Kafka consumer group → Elasticsearch,
 // until ctx is cancelled (SIGINT/SIGTERM). Exit 0 on a clean stop, 2 on bad
 // config, 1 when it cannot start.
-func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "config.example.yaml", "config file")
-	if err := fs.Parse(args); err != nil {
+func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("collect", stdout, stderr)
+	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	var ok bool
+	if *path, ok = findConfig(*path, stderr); !ok {
 		return 2
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if code != 0 {
 		return code
 	}
+	seen := len(cfg.Warnings)
 	if err := cfg.ValidateCollector(); err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -41,6 +44,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		}
 		return 2
 	}
+	printWarnings(stderr, cfg.Warnings[seen:])
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "collector")
 	cc := cfg.Collector
 	ec := cc.Elasticsearch
@@ -55,6 +59,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		SetupTemplate:      ec.SetupTemplate,
 		CAFile:             ec.TLS.CAFile,
 		CAFingerprint:      ec.TLS.CAFingerprint,
+		VerificationMode:   ec.TLS.VerificationMode,
 		InsecureSkipVerify: ec.TLS.InsecureSkipVerify,
 		Timeout:            ec.Timeout.D(),
 		Logger:             log,

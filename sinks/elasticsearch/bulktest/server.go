@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -45,6 +47,7 @@ type Server struct {
 	requests     atomic.Int64 // _bulk requests seen
 	gzipRequests atomic.Int64 // _bulk requests that were gzip-encoded
 	lastAuth     atomic.Value // last Authorization header (string)
+	allRequests  atomic.Int64 // HTTP requests of any kind
 }
 
 type stream struct {
@@ -69,10 +72,36 @@ func New(seed uint64) *Server { return start(seed, false) }
 // Certificate), for TLS verification tests.
 func NewTLS(seed uint64) *Server { return start(seed, true) }
 
+// NewTLSWithCert starts an HTTPS server that presents cert (its chain as
+// given), for certificate pinning tests.
+func NewTLSWithCert(seed uint64, cert tls.Certificate) *Server {
+	s := newServer(seed)
+	s.hs = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	s.hs.StartTLS()
+	s.URL = s.hs.URL
+	return s
+}
+
+// AllRequests is the number of HTTP requests of any kind received.
+func (s *Server) AllRequests() int64 { return s.allRequests.Load() }
+
 // Certificate is the TLS server's certificate (nil for New).
 func (s *Server) Certificate() *x509.Certificate { return s.hs.Certificate() }
 
 func start(seed uint64, useTLS bool) *Server {
+	s := newServer(seed)
+	if useTLS {
+		s.hs = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	} else {
+		s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
+	}
+	s.URL = s.hs.URL
+	return s
+}
+
+func newServer(seed uint64) *Server {
 	s := &Server{
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		streams:   map[string]*stream{},
@@ -86,12 +115,6 @@ func start(seed uint64, useTLS bool) *Server {
 	// collisions", which lists the built-in logs-*-* template).
 	s.templates["logs"] = indexTemplate{Patterns: []string{"logs-*-*"}, Priority: 100, DataStream: true,
 		Body: json.RawMessage(`{"index_patterns":["logs-*-*"],"data_stream":{},"priority":100,"_meta":{"managed":true}}`)}
-	if useTLS {
-		s.hs = httptest.NewTLSServer(http.HandlerFunc(s.serve))
-	} else {
-		s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
-	}
-	s.URL = s.hs.URL
 	return s
 }
 
@@ -211,6 +234,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// client refuses a 2xx answer without it (Elasticsearch reference:
 	// "REST APIs > API conventions"; go-elasticsearch genuineCheckHeader).
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	s.allRequests.Add(1)
 	s.lastAuth.Store(r.Header.Get("Authorization"))
 	p := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(p, "/")
