@@ -98,6 +98,8 @@ func (s *Spool) countRecoveryLoss(recs []recoveredRecord, cursorLow uint64, have
 	if len(s.segs) == 0 {
 		return
 	}
+	// Without a cursor, nothing says where data lost in front of the first
+	// segment began: counting starts at the first segment.
 	low := s.segs[0].baseSeq
 	if haveCursor {
 		if lostFront {
@@ -105,8 +107,6 @@ func (s *Spool) countRecoveryLoss(recs []recoveredRecord, cursorLow uint64, have
 		} else {
 			low = max(low, cursorLow)
 		}
-	} else if lostFront {
-		low = s.segs[0].baseSeq // unknown how much was in front; nothing to count against
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].seq < recs[j].seq })
 	at := low

@@ -1,8 +1,10 @@
 package main
 
 import (
+	binenc "encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,5 +424,88 @@ dead_letter:
 		if !strings.Contains(errOut, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, errOut)
 		}
+	}
+}
+
+// TestForgedCursorIsLoggedAndNothingSkipped: a cursor file with a valid CRC
+// that points past the end of the data (segment 999, a sequence number far
+// beyond) makes the next start log an ERROR and deliver the whole backlog,
+// instead of silently skipping it.
+func TestForgedCursorIsLoggedAndNothingSkipped(t *testing.T) {
+	const n = 3000
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	ecsInput(t, in, n)
+	empty := filepath.Join(dir, "empty.ndjson")
+	os.WriteFile(empty, nil, 0o644)
+	srv := bulktest.New(15)
+	defer srv.Close()
+	srv.SetRequestFaults(0, 1)
+	cfg := filepath.Join(dir, "c.yaml")
+	writeCfg := func(input string) {
+		os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
+source: {type: replay, replay: {path: %[2]s, format: ecs}}
+filters: {aggregate_window: 0s}
+queue: {capacity: 65536}
+batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
+spool: {max_bytes: 64MiB, segment_bytes: 256KiB}
+sinks:
+  - name: es
+    type: elasticsearch
+    elasticsearch: {addresses: [%[3]s], timeout: 2s}
+    backoff: {initial: 50ms, max: 200ms}
+metrics: {listen: ""}
+`, dir, input, srv.URL), 0o644)
+	}
+	runUntil := func(what string, done func(*syncBuffer) bool) *syncBuffer {
+		cmd := exec.Command(binary, "run", "-c", cfg)
+		errb := &syncBuffer{}
+		cmd.Stderr = errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !done(errb) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("agent: %v\n%s", err, errb.String())
+		}
+		if !done(errb) {
+			t.Fatalf("%s did not happen\n%s", what, errb.String())
+		}
+		return errb
+	}
+	writeCfg(in)
+	runUntil("the replay", func(b *syncBuffer) bool {
+		return strings.Contains(b.String(), "replay reached the end of its input")
+	})
+	// Forge the cursor: magic, version, segment 999, offset 20, seq 2^40,
+	// CRC-32C over the first 32 bytes (agent/spool/FORMAT.md).
+	c := make([]byte, 36)
+	copy(c, "FWCR")
+	c[4] = 1
+	binenc.LittleEndian.PutUint64(c[8:], 999)
+	binenc.LittleEndian.PutUint64(c[16:], 20)
+	binenc.LittleEndian.PutUint64(c[24:], 1<<40)
+	binenc.LittleEndian.PutUint32(c[32:], crc32.Checksum(c[:32], crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.WriteFile(filepath.Join(dir, "data", "spool", "cursors", "es.cursor"), c, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetRequestFaults(0, 0)
+	writeCfg(empty)
+	errb := runUntil("delivery of the backlog", func(*syncBuffer) bool {
+		docs, _ := streamDocs(srv)
+		seqs, _, _ := tally(docs)
+		return len(seqs) >= n
+	})
+	if !strings.Contains(errb.String(), "level=ERROR") || !strings.Contains(errb.String(), "cursor points past the end of the data") {
+		t.Errorf("no ERROR line about the forged cursor\n%s", errb.String())
+	}
+	docs, dupes := streamDocs(srv)
+	seqs, lost, _ := tally(docs)
+	if len(seqs) != n || dupes != 0 || len(lost) != 0 {
+		t.Errorf("delivered %d of %d (%d duplicates), lost %v", len(seqs), n, dupes, lost)
 	}
 }
