@@ -148,6 +148,18 @@ collector:
 		t.Fatalf("/healthz: %q", hb)
 	}
 
+	// SIGHUP (logrotate) does not stop it: it says it does not reload.
+	if err := child.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		b, _ := os.ReadFile(logf.Name())
+		return bytes.Contains(b, []byte("does not reload its config"))
+	}) {
+		dumpLog()
+		t.Fatal("no word from the collector after SIGHUP")
+	}
+
 	// SIGTERM: a clean stop exits 0.
 	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

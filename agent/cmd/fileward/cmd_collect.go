@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/fileward/fileward/agent/collect"
@@ -80,6 +83,21 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	health := &collect.Health{}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	// A logrotate-style SIGHUP must not kill the collector; it does not
+	// reload, so it says what to do instead.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP: fileward collect does not reload its config; restart it to apply changes")
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
 	metricsDone := make(chan error, 1)
 	if cfg.Metrics.Listen != "" {
 		h := &telemetry.Health{}
