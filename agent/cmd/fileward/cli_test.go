@@ -98,11 +98,24 @@ func TestConfigLookup(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, "agent: {data_dir: %[1]s/data}\nsinks:\n  - {name: f, type: file, file: {path: %[1]s/out.ndjson}}\n", dir), 0o644)
+	// Where the machine has a config at the default path (an installed
+	// package, or the package test running beside this one), the children
+	// run in a mount namespace of their own with an empty directory over
+	// the default path's, so they see no default config.
+	hide := false
 	if _, err := os.Stat(defaultConfigPath()); err == nil {
-		t.Skipf("%s exists on this machine", defaultConfigPath())
+		if os.Geteuid() != 0 {
+			t.Skipf("%s exists on this machine, and hiding it needs root", defaultConfigPath())
+		}
+		hide = true
 	}
 	run := func(env string, args ...string) (string, string, int) {
 		cmd := exec.Command(binary, args...)
+		if hide {
+			script := `mount -t tmpfs -o size=64k fileward-test "$1" && shift && exec "$@"`
+			cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh",
+				filepath.Dir(defaultConfigPath()), binary}, args...)...)
+		}
 		cmd.Env = append(os.Environ(), "FILEWARD_CONFIG="+env)
 		cmd.Dir = dir
 		var o, e strings.Builder
