@@ -559,11 +559,10 @@ func TestRunnerNeverBlocksOnStalledConsumer(t *testing.T) {
 	if h.ring.Pushed() != 16 || h.drops.Load(schema.LossRingFull) != uint64(n-16) {
 		t.Fatalf("pushed %d ring_full %d", h.ring.Pushed(), h.drops.Load(schema.LossRingFull))
 	}
-	// A blocked reader would stall a write for as long as the consumer
-	// stalls (forever here). Bounds are loose for a loaded 2-core CI box.
-	if time.Duration(rep.P99NS) > 20*time.Millisecond || time.Duration(rep.MaxNS) > 2*time.Second {
-		t.Fatalf("writes stalled: p99 %v max %v", time.Duration(rep.P99NS), time.Duration(rep.MaxNS))
-	}
+	// The consumer never pops, so a reader that waited for ring space
+	// would have stalled the stand-in's writes for ever: that it wrote all
+	// n lines (the wait above) is the proof. The write latencies logged
+	// above are figures, measured in make bench, not asserted here.
 }
 
 // BenchmarkRunnerThroughput measures pipe → ring lines/s through the live

@@ -122,9 +122,11 @@ func TestRatePaces(t *testing.T) {
 	if err := src.Run(context.Background(), ring, drops); err != nil {
 		t.Fatal(err)
 	}
-	// 38 events at 200/s take about 190 ms.
-	if el := time.Since(start); el < 150*time.Millisecond || el > 3*time.Second {
-		t.Errorf("38 events at 200/s took %v", el)
+	// 38 events at 200/s take at least 185 ms (37 intervals of 5 ms): a
+	// paced replay cannot be faster, however idle the machine. How much
+	// slower a loaded machine makes it is no property of pacing.
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Errorf("38 events at 200/s took %v: not paced", el)
 	}
 }
 
