@@ -6,7 +6,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean
+.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean mutation cover rules-report
 
 all: build
 
@@ -58,11 +58,66 @@ bench-smoke:
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schema:FuzzEncode ./schema:FuzzDecodeECS ./sinks:FuzzDecodeBatch ./agent/config:FuzzParse \
 	./agent/spool:FuzzRecover ./agent/spool:FuzzScanSegment ./agent/procfs:FuzzParseStat ./agent/capture/fanotify:FuzzDecode ./agent/capture/eslogger:FuzzParse ./agent/capture/eslogger:FuzzParseMatchesReference \
-	./sinks/elasticsearch:FuzzClassify ./sinks/elasticsearch/bulktest:FuzzBulk ./agent/collect:FuzzToEvent
+	./sinks/elasticsearch:FuzzClassify ./sinks/elasticsearch/bulktest:FuzzBulk ./agent/collect:FuzzToEvent ./tools/rulesreport:FuzzQuery ./tools/rulesreport:FuzzCheck
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "== $$pkg $$fn ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+# docs/detection-rules.md: which of Elastic's prebuilt macOS/Linux file and
+# process rules Fileward's documents satisfy. RULES is a checkout of
+# elastic/detection-rules (not part of this repository: Elastic License 2.0).
+# The macOS documents come from `fileward convert` over the eslogger fixtures;
+# the Linux ones from the real agent on fanotify (refreshed here when run as
+# root, else the committed sample is used).
+RULES ?=
+RULES_COMMIT ?= $(shell git -C "$(RULES)" rev-parse HEAD 2>/dev/null)
+RULES_ESLOGGER := $(wildcard testdata/fixtures/eslogger/real/*.ndjson testdata/fixtures/eslogger/synthesized/*.ndjson) agent/capture/eslogger/testdata/extra.ndjson
+RULES_LINUX := tools/rulesreport/testdata/linux-fanotify.ndjson
+# The ingest pipeline the sinks install: its set processors (event.ingested) are applied to the documents.
+RULES_PIPELINE ?= $(firstword $(wildcard schema/template/*pipeline*.json))
+rules-report: build
+	@test -n "$(RULES)" || { echo "usage: make rules-report RULES=/path/to/detection-rules [RULES_COMMIT=sha]"; exit 2; }
+	@test -n "$(wildcard testdata/fixtures/eslogger/real/*.ndjson)" || { echo "rules-report: no eslogger fixtures under testdata/fixtures/eslogger"; exit 1; }
+	$(GO) build -o bin/rulesreport ./tools/rulesreport/cmd/rulesreport
+	@mkdir -p var/rules-report
+	./$(BIN) convert --from eslogger --host-name mac-sample --host-id mac-sample $(RULES_ESLOGGER) > var/rules-report/macos.ndjson 2> var/rules-report/convert.log || { cat var/rules-report/convert.log; exit 1; }
+	@if [ "$$(id -u)" = 0 ] && [ "$$(uname -s)" = Linux ]; then ./bin/rulesreport linux-sample -fileward $(BIN) -o $(RULES_LINUX); \
+	  else echo "not root on Linux: using the committed $(RULES_LINUX)"; fi
+	./bin/rulesreport report -rules "$(RULES)" -commit "$(RULES_COMMIT)" -o docs/detection-rules.md \
+	  -docs "macOS: fileward convert --from eslogger (fixtures)=var/rules-report/macos.ndjson" \
+	  -docs "Linux: fileward run, fanotify source=$(RULES_LINUX)" \
+	  -default-stream logs-fileward.file-default -default-stream logs-fileward.process-default \
+	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward \
+	  $(if $(RULES_PIPELINE),-pipeline $(RULES_PIPELINE))
+	./bin/rulesreport check docs/detection-rules.md
+
+# Statement coverage per package, counting what the package tests reach and
+# what the process-level tests reach through a -cover build of the binary
+# (internal/testbin). Writes var/cover/percent.txt and the table of
+# docs/testing.md's "Coverage" section (internal/testreport -cover).
+cover:
+	rm -rf var/cover && mkdir -p var/cover/unit var/cover/bin
+	FILEWARD_BIN_COVERDIR=$(CURDIR)/var/cover/bin $(GO) test -count=1 -timeout 30m -cover -covermode=set \
+	  -coverpkg=github.com/fileward/fileward/... ./... -args -test.gocoverdir=$(CURDIR)/var/cover/unit
+	$(GO) tool covdata percent -i=var/cover/unit,var/cover/bin > var/cover/percent.txt
+	$(GO) run ./internal/testreport -cover var/cover/percent.txt -doc docs/testing.md
+
+# Mutation testing (gremlins v0.6.0, through go run: no binary to download)
+# of the packages whose correctness is the product. Efficacy = killed mutants
+# out of those the tests cover; the gate is 85% per package. Slow: minutes to
+# hours on 2 cores, so it is not part of make test. Results in var/mutation/;
+# docs/testing.md records the last run. MUTATION_PKGS narrows it.
+GREMLINS ?= $(GO) run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
+MUTATION_PKGS ?= ./agent/config ./schema ./sinks ./sinks/file ./sinks/kafka ./sinks/elasticsearch ./agent/pipeline ./agent/spool ./agent/ship ./agent/collect
+mutation:
+	@mkdir -p var/mutation
+	@for p in $(MUTATION_PKGS); do name=$$(echo $$p | tr / _ | sed 's/^\._//'); \
+	  echo "== $$p"; \
+	  $(GREMLINS) unleash --workers 2 --timeout-coefficient 10 --threshold-efficacy 85 \
+	    -o var/mutation/$$name.json $$p > var/mutation/$$name.txt 2>&1; rc=$$?; \
+	  tail -n 6 var/mutation/$$name.txt; [ $$rc -eq 0 ] || fail="$$fail $$p"; done; \
+	if [ -n "$$fail" ]; then echo "mutation efficacy below 85% (or gremlins failed) in:$$fail"; exit 1; fi
 
 # End to end against real Kafka, Elasticsearch and Kibana (needs Docker; CI does not run it).
 e2e:

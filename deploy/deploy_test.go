@@ -232,6 +232,12 @@ func TestSystemdConfig(t *testing.T) {
 		t.Error("kafka TLS must default to on in the production config")
 	}
 	env["FILEWARD_KAFKA_TLS"] = "false"
+	// SASL without TLS is refused (allow_insecure_credentials is not set).
+	if _, err := config.Parse(name, data, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil ||
+		!strings.Contains(err.Error(), "allow_insecure_credentials") {
+		t.Errorf("SASL with FILEWARD_KAFKA_TLS=false: %v, want refused", err)
+	}
+	env["FILEWARD_KAFKA_SASL_MECHANISM"] = ""
 	if parseConfig(t, name, data, env).Sinks[0].Kafka.TLS.Enabled {
 		t.Error("FILEWARD_KAFKA_TLS=false did not turn TLS off")
 	}
@@ -1089,6 +1095,7 @@ func TestKibanaSavedObjects(t *testing.T) {
 		"terms:file.path/count":                                             false,
 		"date_histogram/terms:fileward.lost.reason/sum:fileward.lost.count": false,
 		"date_histogram/terms:host.name/count":                              false,
+		"terms:host.name/max:fileward.lost.total.ring_full/max:fileward.lost.total.kernel_overflow/max:fileward.lost.total.seq_gap/max:fileward.lost.total.source_restart/max:fileward.lost.total.spool_full/max:fileward.lost.total.rejected/max:fileward.lost.total.malformed/max:fileward.lost.total.corrupt": false,
 	}
 	for _, o := range objs {
 		if o.Type == "lens" {

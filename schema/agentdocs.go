@@ -13,6 +13,10 @@ type Loss struct {
 	// (or any position that is unique per host, reason and time). It feeds
 	// the deterministic event.id.
 	Seq uint64
+	// Totals, when set, are fileward.lost.total.<reason>: every event lost
+	// for each reason since the spool was created, across restarts,
+	// including this document's Count.
+	Totals *[LossReasonCount]uint64
 }
 
 // Heartbeat is the periodic liveness document (event.kind metric,
@@ -53,6 +57,8 @@ func lossExplanation(r LossReason) string {
 		return "a sink refused them for good, and they went to the dead-letter file"
 	case LossMalformed:
 		return "the input could not be parsed"
+	case LossCorrupt:
+		return "spool data was damaged on disk and could not be read back"
 	}
 	return "of an unknown reason"
 }
@@ -71,11 +77,14 @@ func (e *Encoder) AppendLossID(dst []byte, l *Loss) []byte {
 func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, l.TimeNS)
+	dst = append(dst, e.dsAgent...)
 	dst = append(dst, `,"event":{"kind":"pipeline_error","action":"events_lost","id":"`...)
 	dst = e.AppendLossID(dst, l)
 	dst = append(dst, `","sequence":`...)
 	dst = appendUint(dst, l.Seq)
-	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward lost `...)
+	dst = append(dst, ',')
+	dst = append(dst, e.evAgent...)
+	dst = append(dst, `},"message":"fileward lost `...)
 	dst = appendUint(dst, l.Count)
 	if l.Count == 1 {
 		dst = append(dst, ` event (`...)
@@ -89,6 +98,19 @@ func (e *Encoder) AppendLoss(dst []byte, l *Loss) []byte {
 	dst = append(dst, l.Reason.String()...)
 	dst = append(dst, `","count":`...)
 	dst = appendUint(dst, l.Count)
+	if l.Totals != nil {
+		dst = append(dst, `,"total":{`...)
+		for r := LossReason(0); r < LossReasonCount; r++ {
+			if r > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, r.String()...)
+			dst = append(dst, `":`...)
+			dst = appendUint(dst, l.Totals[r])
+		}
+		dst = append(dst, '}')
+	}
 	dst = append(dst, `}}`...)
 	return append(dst, e.tail...)
 }
@@ -105,11 +127,14 @@ func (e *Encoder) AppendHeartbeatID(dst []byte, h *Heartbeat) []byte {
 func (e *Encoder) AppendHeartbeat(dst []byte, h *Heartbeat) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, h.TimeNS)
+	dst = append(dst, e.dsAgent...)
 	dst = append(dst, `,"event":{"kind":"metric","action":"heartbeat","id":"`...)
 	dst = e.AppendHeartbeatID(dst, h)
 	dst = append(dst, `","sequence":`...)
 	dst = appendUint(dst, h.Seq)
-	dst = append(dst, `,"module":"fileward","dataset":"fileward.agent"},"message":"fileward heartbeat","fileward":{"stats":{`...)
+	dst = append(dst, ',')
+	dst = append(dst, e.evAgent...)
+	dst = append(dst, `},"message":"fileward heartbeat","fileward":{"stats":{`...)
 	if h.StartedNS != 0 {
 		dst = append(dst, `"started":`...)
 		dst = appendTime(dst, h.StartedNS)

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,16 +38,23 @@ func (m *cpuMeter) stop() {
 // struct tags, the way one would write it without a hand-written encoder.
 
 type jDoc struct {
-	Timestamp string     `json:"@timestamp"`
-	Event     jEvent     `json:"event"`
-	File      jFile      `json:"file"`
-	Process   *jProcess  `json:"process,omitempty"`
-	User      *jUser     `json:"user,omitempty"`
-	Group     *jID       `json:"group,omitempty"`
-	Fileward  *jFileward `json:"fileward,omitempty"`
-	Host      jHost      `json:"host"`
-	Agent     jAgent     `json:"agent"`
-	ECS       jECS       `json:"ecs"`
+	Timestamp  string      `json:"@timestamp"`
+	DataStream jDataStream `json:"data_stream"`
+	Event      jEvent      `json:"event"`
+	File       jFile       `json:"file"`
+	Process    *jProcess   `json:"process,omitempty"`
+	User       *jUser      `json:"user,omitempty"`
+	Group      *jGroup     `json:"group,omitempty"`
+	Fileward   *jFileward  `json:"fileward,omitempty"`
+	Host       jHost       `json:"host"`
+	Agent      jAgent      `json:"agent"`
+	ECS        jECS        `json:"ecs"`
+}
+
+type jDataStream struct {
+	Type      string `json:"type"`
+	Dataset   string `json:"dataset"`
+	Namespace string `json:"namespace"`
 }
 
 type jEvent struct {
@@ -54,6 +62,7 @@ type jEvent struct {
 	Category []string `json:"category"`
 	Type     []string `json:"type"`
 	Action   string   `json:"action"`
+	Outcome  string   `json:"outcome,omitempty"`
 	ID       string   `json:"id"`
 	Sequence uint64   `json:"sequence"`
 	Module   string   `json:"module"`
@@ -81,8 +90,9 @@ type jFile struct {
 }
 
 type jOriginal struct {
-	Path string `json:"path"`
-	Name string `json:"name,omitempty"`
+	Path      string `json:"path"`
+	Name      string `json:"name,omitempty"`
+	Extension string `json:"extension,omitempty"`
 }
 
 type jProcess struct {
@@ -91,28 +101,62 @@ type jProcess struct {
 	Name          string    `json:"name,omitempty"`
 	Args          []string  `json:"args,omitempty"`
 	ArgsCount     int       `json:"args_count,omitempty"`
+	CommandLine   string    `json:"command_line,omitempty"`
+	WorkingDir    string    `json:"working_directory,omitempty"`
 	EntityID      string    `json:"entity_id"`
 	Start         string    `json:"start,omitempty"`
-	Parent        *jPID     `json:"parent,omitempty"`
+	Parent        *jParent  `json:"parent,omitempty"`
+	Thread        *jThread  `json:"thread,omitempty"`
 	CodeSignature *jCodeSig `json:"code_signature,omitempty"`
 	Hash          *struct {
 		CDHash string `json:"cdhash"`
 	} `json:"hash,omitempty"`
 }
 
-type jPID struct {
-	PID int32 `json:"pid"`
+type jThread struct {
+	Capabilities struct {
+		Effective []string `json:"effective"`
+		Permitted []string `json:"permitted"`
+	} `json:"capabilities"`
+}
+
+func jCaps(set uint64) []string {
+	out := []string{}
+	for b := 0; b < 64; b++ {
+		if set&(1<<b) != 0 && CapabilityName(b) != "" {
+			out = append(out, CapabilityName(b))
+		}
+	}
+	return out
+}
+
+type jParent struct {
+	PID         int32    `json:"pid"`
+	Executable  string   `json:"executable,omitempty"`
+	Name        string   `json:"name,omitempty"`
+	Args        []string `json:"args,omitempty"`
+	ArgsCount   int      `json:"args_count,omitempty"`
+	CommandLine string   `json:"command_line,omitempty"`
+	EntityID    string   `json:"entity_id,omitempty"`
+	Start       string   `json:"start,omitempty"`
 }
 
 type jCodeSig struct {
 	Exists    bool   `json:"exists"`
 	SigningID string `json:"signing_id,omitempty"`
 	TeamID    string `json:"team_id,omitempty"`
-	Trusted   bool   `json:"trusted"`
+	Flags     string `json:"flags,omitempty"`
+	Valid     *bool  `json:"valid,omitempty"`
+	Trusted   *bool  `json:"trusted,omitempty"`
 }
 
 type jID struct {
 	ID string `json:"id"`
+}
+
+type jGroup struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
 }
 
 type jUser struct {
@@ -136,16 +180,28 @@ type jFileward struct {
 	Stream        uint64   `json:"stream,omitempty"`
 	PathTruncated bool     `json:"path_truncated,omitempty"`
 	ExtAttr       string   `json:"extattr,omitempty"`
-	ESF           *jESF    `json:"esf,omitempty"`
+	Process       *struct {
+		PlatformBinary bool `json:"platform_binary"`
+	} `json:"process,omitempty"`
+	ESF *jESF `json:"esf,omitempty"`
 }
 
 type jHost struct {
-	ID   string `json:"id,omitempty"`
-	Name string `json:"name,omitempty"`
-	OS   *struct {
-		Type    string `json:"type,omitempty"`
-		Version string `json:"version,omitempty"`
-	} `json:"os,omitempty"`
+	ID           string `json:"id,omitempty"`
+	Name         string `json:"name,omitempty"`
+	Hostname     string `json:"hostname,omitempty"`
+	Architecture string `json:"architecture,omitempty"`
+	OS           *jOS   `json:"os,omitempty"`
+}
+
+type jOS struct {
+	Type     string `json:"type,omitempty"`
+	Family   string `json:"family,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Kernel   string `json:"kernel,omitempty"`
+	Full     string `json:"full,omitempty"`
 }
 
 type jAgent struct {
@@ -165,20 +221,23 @@ func jTime(ns int64) string {
 // buildJSONDoc builds the encoding/json form of the document Append writes.
 func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 	m := enc.Meta()
-	d := &jDoc{Timestamp: jTime(ev.TimeNS)}
-	d.Event = jEvent{
-		Kind: "event", Category: []string{"file"}, Type: []string{EventType(ev.Action)}, Action: ev.Action.String(),
-		ID: string(enc.AppendID(nil, ev)), Sequence: ev.Seq, Module: "fileward", Dataset: "fileward.file",
-		Provider: ev.Provider.String(),
-	}
+	fds, pds, _ := m.Datasets()
+	ds := fds
 	if ev.Action == ActionExec {
-		d.Event.Category = []string{"file", "process"}
+		ds = pds
+	}
+	d := &jDoc{Timestamp: jTime(ev.TimeNS), DataStream: jDataStream{"logs", ds, m.NamespaceOrDefault()}}
+	d.Event = jEvent{
+		Kind: "event", Category: []string{EventCategory(ev.Action)}, Type: []string{EventType(ev.Action)}, Action: ev.Action.String(),
+		Outcome: "success",
+		ID:      string(enc.AppendID(nil, ev)), Sequence: ev.Seq, Module: "fileward", Dataset: ds,
+		Provider: ev.Provider.String(),
 	}
 	if ev.CreatedNS != 0 {
 		d.Event.Created = jTime(ev.CreatedNS)
 	}
 	dir, name, ext := SplitPath(ev.Path)
-	d.File = jFile{Path: ev.Path, Name: name, Directory: dir, Extension: ext}
+	d.File = jFile{Path: ev.Path, Name: name, Directory: dir, Extension: strings.ToLower(ext)}
 	if ev.HasStat {
 		size := ev.Size
 		d.File.Type = fileType(ev.Mode)
@@ -195,11 +254,11 @@ func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 	if ev.OrigPath != "" {
 		d.File.Ext = &struct {
 			Original jOriginal `json:"original"`
-		}{jOriginal{Path: ev.OrigPath, Name: baseName(ev.OrigPath)}}
+		}{jOriginal{Path: ev.OrigPath, Name: baseName(ev.OrigPath), Extension: strings.ToLower(Extension(ev.OrigPath))}}
 	}
 	p := &ev.Process
 	if hasProcess(p) {
-		jp := &jProcess{PID: p.PID, Executable: p.Executable, Name: p.Name, Args: p.Args, ArgsCount: len(p.Args), EntityID: p.EntityID}
+		jp := &jProcess{PID: p.PID, Executable: p.Executable, Name: p.Name, Args: p.Args, ArgsCount: len(p.Args), CommandLine: strings.Join(p.Args, " "), WorkingDir: p.WorkingDir, EntityID: p.EntityID}
 		if jp.Name == "" {
 			jp.Name = baseName(p.Executable)
 		}
@@ -210,10 +269,32 @@ func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 			jp.Start = jTime(p.StartNS)
 		}
 		if p.PPID > 0 {
-			jp.Parent = &jPID{p.PPID}
+			pp := p.Parent
+			jp.Parent = &jParent{PID: p.PPID, Executable: pp.Executable, Name: pp.Name, Args: pp.Args, ArgsCount: len(pp.Args), CommandLine: strings.Join(pp.Args, " "), EntityID: pp.EntityID}
+			if jp.Parent.Name == "" {
+				jp.Parent.Name = baseName(pp.Executable)
+			}
+			if pp.EntityID == "" && pp.StartNS != 0 {
+				jp.Parent.EntityID = string(enc.AppendEntityID(nil, &Process{PID: p.PPID, PIDVersion: pp.PIDVersion, StartNS: pp.StartNS}))
+			}
+			if pp.StartNS != 0 {
+				jp.Parent.Start = jTime(pp.StartNS)
+			}
+		}
+		if p.HasCaps && ev.Action == ActionExec {
+			jp.Thread = &jThread{}
+			jp.Thread.Capabilities.Effective = jCaps(p.CapEff)
+			jp.Thread.Capabilities.Permitted = jCaps(p.CapPrm)
 		}
 		if p.HasCodeSig {
-			jp.CodeSignature = &jCodeSig{Exists: p.SigningID != "", SigningID: p.SigningID, TeamID: p.TeamID, Trusted: p.Platform}
+			jp.CodeSignature = &jCodeSig{Exists: p.SigningID != "" || p.CSFlags&CSSigned != 0, SigningID: p.SigningID, TeamID: p.TeamID}
+			if p.HasCSFlags {
+				valid := p.CSFlags&CSValid != 0
+				jp.CodeSignature.Flags = strconv.FormatUint(uint64(p.CSFlags), 10)
+				jp.CodeSignature.Valid = &valid
+				tr := valid && p.CSFlags&CSAdhoc == 0 && (p.TeamID != "" || p.Platform || p.CSFlags&CSPlatform != 0)
+				jp.CodeSignature.Trusted = &tr
+			}
 			if p.CDHash != "" {
 				jp.Hash = &struct {
 					CDHash string `json:"cdhash"`
@@ -226,7 +307,7 @@ func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 		u := &jUser{ID: strconv.FormatUint(uint64(p.UID), 10), Name: p.UserName}
 		u.Ext.Real.ID = strconv.FormatUint(uint64(p.RUID), 10)
 		d.User = u
-		d.Group = &jID{strconv.FormatUint(uint64(p.GID), 10)}
+		d.Group = &jGroup{strconv.FormatUint(uint64(p.GID), 10), p.GroupName}
 	}
 	fw := &jFileward{Stream: ev.Stream, PathTruncated: ev.PathTruncated, ExtAttr: ev.ExtAttr}
 	switch ev.Access & (AccessRead | AccessWrite) {
@@ -240,6 +321,11 @@ func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 	if ev.Count > 1 {
 		fw.Count = ev.Count
 	}
+	if p.HasCodeSig && p.Platform {
+		fw.Process = &struct {
+			PlatformBinary bool `json:"platform_binary"`
+		}{true}
+	}
 	if isESF(ev) {
 		fw.ESF = &jESF{SeqNum: ev.ESFSeqNum, Event: ev.ESFEvent, Version: ev.ESFVersion}
 		if ev.HasGlobalSeq {
@@ -250,12 +336,9 @@ func buildJSONDoc(enc *Encoder, ev *Event) *jDoc {
 	if !reflect.ValueOf(*fw).IsZero() {
 		d.Fileward = fw
 	}
-	d.Host = jHost{ID: m.HostID, Name: m.HostName}
-	if m.OSType != "" || m.OSVersion != "" {
-		d.Host.OS = &struct {
-			Type    string `json:"type,omitempty"`
-			Version string `json:"version,omitempty"`
-		}{m.OSType, m.OSVersion}
+	d.Host = jHost{ID: m.HostID, Name: m.HostName, Hostname: m.Hostname, Architecture: m.Architecture}
+	if os := (jOS{m.OSType, m.OSFamily, m.OSName, m.OSPlatform, m.OSVersion, m.OSKernel, m.OSFull}); os != (jOS{}) {
+		d.Host.OS = &os
 	}
 	d.Agent = jAgent{Type: "fileward", Version: m.AgentVersion, ID: m.AgentID}
 	d.ECS = jECS{ECSVersion}

@@ -46,24 +46,39 @@ type ecsDoc struct {
 			} `json:"original"`
 		} `json:"Ext"`
 	} `json:"file"`
+	DataStream struct {
+		Dataset string `json:"dataset"`
+	} `json:"data_stream"`
 	Process *struct {
 		PID        int32    `json:"pid"`
 		Executable string   `json:"executable"`
 		Name       string   `json:"name"`
 		Args       []string `json:"args"`
+		WorkingDir string   `json:"working_directory"`
 		EntityID   string   `json:"entity_id"`
 		Start      *string  `json:"start"`
 		Parent     struct {
-			PID int32 `json:"pid"`
+			PID        int32    `json:"pid"`
+			Executable string   `json:"executable"`
+			Name       string   `json:"name"`
+			Args       []string `json:"args"`
+			EntityID   string   `json:"entity_id"`
+			Start      *string  `json:"start"`
 		} `json:"parent"`
 		CodeSignature *struct {
-			SigningID string `json:"signing_id"`
-			TeamID    string `json:"team_id"`
-			Trusted   bool   `json:"trusted"`
+			SigningID string  `json:"signing_id"`
+			TeamID    string  `json:"team_id"`
+			Flags     *string `json:"flags"`
 		} `json:"code_signature"`
 		Hash struct {
 			CDHash string `json:"cdhash"`
 		} `json:"hash"`
+		Thread struct {
+			Capabilities *struct {
+				Effective []string `json:"effective"`
+				Permitted []string `json:"permitted"`
+			} `json:"capabilities"`
+		} `json:"thread"`
 	} `json:"process"`
 	User *struct {
 		ID   string `json:"id"`
@@ -75,7 +90,8 @@ type ecsDoc struct {
 		} `json:"Ext"`
 	} `json:"user"`
 	Group struct {
-		ID *string `json:"id"`
+		ID   *string `json:"id"`
+		Name string  `json:"name"`
 	} `json:"group"`
 	Fileward struct {
 		Access        []string `json:"access"`
@@ -83,7 +99,10 @@ type ecsDoc struct {
 		Stream        uint64   `json:"stream"`
 		PathTruncated bool     `json:"path_truncated"`
 		ExtAttr       string   `json:"extattr"`
-		ESF           *struct {
+		Process       struct {
+			PlatformBinary bool `json:"platform_binary"`
+		} `json:"process"`
+		ESF *struct {
 			SeqNum       uint64  `json:"seq_num"`
 			Event        string  `json:"event"`
 			Version      uint32  `json:"version"`
@@ -157,7 +176,7 @@ func DecodeECS(line []byte, ev *Event) error {
 	if err := json.Unmarshal(line, &d); err != nil {
 		return invalid("%w", err)
 	}
-	if d.Event.Dataset == "fileward.agent" || d.Event.Kind == "pipeline_error" || d.Event.Kind == "metric" {
+	if d.Event.Dataset == DatasetAgent || d.DataStream.Dataset == DatasetAgent || d.Event.Kind == "pipeline_error" || d.Event.Kind == "metric" {
 		return fmt.Errorf("event.action %q (event.dataset %q): %w", d.Event.Action, d.Event.Dataset, ErrNotFileEvent)
 	}
 	if d.Timestamp == nil {
@@ -241,18 +260,49 @@ func DecodeECS(line []byte, ev *Event) error {
 		pr.Executable = dp.Executable
 		pr.Name = dp.Name
 		pr.Args = dp.Args
+		pr.WorkingDir = dp.WorkingDir
 		pr.EntityID = dp.EntityID
+		// The parent's entity id is kept as written: re-encoding gives the
+		// same value whether it was derived or given.
+		pr.Parent = Parent{Executable: dp.Parent.Executable, Name: dp.Parent.Name, Args: dp.Parent.Args, EntityID: dp.Parent.EntityID}
+		if dp.Parent.Start != nil {
+			if pr.Parent.StartNS, err = parseTime("process.parent.start", *dp.Parent.Start); err != nil {
+				return err
+			}
+		}
 		if dp.Start != nil {
 			if pr.StartNS, err = parseTime("process.start", *dp.Start); err != nil {
 				return err
+			}
+		}
+		if c := dp.Thread.Capabilities; c != nil {
+			pr.HasCaps = true
+			for _, set := range []struct {
+				names []string
+				bits  *uint64
+			}{{c.Effective, &pr.CapEff}, {c.Permitted, &pr.CapPrm}} {
+				for _, n := range set.names {
+					b, ok := parseCapability(n)
+					if !ok {
+						return invalid("unknown capability %q", n)
+					}
+					*set.bits |= 1 << b
+				}
 			}
 		}
 		if cs := dp.CodeSignature; cs != nil {
 			pr.HasCodeSig = true
 			pr.SigningID = cs.SigningID
 			pr.TeamID = cs.TeamID
-			pr.Platform = cs.Trusted
+			pr.Platform = d.Fileward.Process.PlatformBinary
 			pr.CDHash = dp.Hash.CDHash
+			if cs.Flags != nil {
+				f, err := parseUint("process.code_signature.flags", cs.Flags, 32)
+				if err != nil {
+					return err
+				}
+				pr.CSFlags, pr.HasCSFlags = uint32(f), true
+			}
 		}
 	}
 	if u := d.User; u != nil {
@@ -273,6 +323,7 @@ func DecodeECS(line []byte, ev *Event) error {
 			pr.RUID = uint32(ruid)
 		}
 		pr.UserName = u.Name
+		pr.GroupName = d.Group.Name
 		gid, err := parseUint("group.id", d.Group.ID, 32)
 		if err != nil {
 			return err

@@ -40,6 +40,7 @@ func roundTripEvents() []Event {
 	exec.Process.HasCodeSig = true
 	exec.Process.SigningID = ""
 	exec.Process.CDHash = ""
+	exec.Process.HasCaps, exec.Process.CapEff, exec.Process.CapPrm = true, 1<<21|1<<12, 1<<21|1<<12|1
 	bare := Event{Action: ActionDeletion, Path: "relative"}
 	return []Event{full, ren, fan, exec, bare}
 }
@@ -66,6 +67,16 @@ func TestDecodeECSRoundTrip(t *testing.T) {
 			want.Process.Name = baseName(ev.Process.Executable)
 			want.Process.EntityID = string(enc.AppendEntityID(nil, &ev.Process))
 			want.Process.PIDVersion = 0
+			if ev.Process.PPID > 0 {
+				pp := &want.Process.Parent
+				if pp.Name == "" {
+					pp.Name = baseName(pp.Executable)
+				}
+				if pp.EntityID == "" && pp.StartNS != 0 {
+					pp.EntityID = string(enc.AppendEntityID(nil, &Process{PID: ev.Process.PPID, PIDVersion: pp.PIDVersion, StartNS: pp.StartNS}))
+				}
+				pp.PIDVersion = 0
+			}
 		}
 		if !ev.Process.HasCodeSig {
 			want.Process.CDHash = ""

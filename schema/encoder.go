@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
@@ -18,14 +19,79 @@ type Meta struct {
 	HostID string
 	// HostName is host.name.
 	HostName string
+	// Hostname is host.hostname: the name the OS reports (os.Hostname),
+	// which host.name may override.
+	Hostname string
+	// Architecture is host.architecture, e.g. "x86_64" or "arm64".
+	Architecture string
 	// OSType is host.os.type: "linux" or "macos".
 	OSType string
 	// OSVersion is host.os.version, e.g. "15.3.1" or "6.18.0".
 	OSVersion string
+	// OSFamily, OSName, OSPlatform, OSKernel and OSFull are host.os.family
+	// ("debian", "macos"), .name ("Debian GNU/Linux", "macOS"), .platform
+	// ("debian", "macos"), .kernel (the kernel release) and .full ("macOS
+	// 15.3.1").
+	OSFamily   string
+	OSName     string
+	OSPlatform string
+	OSKernel   string
+	OSFull     string
 	// AgentID is agent.id: the identity of this agent installation.
 	AgentID string
 	// AgentVersion is agent.version.
 	AgentVersion string
+	// Namespace is data_stream.namespace (default "default", or "fileward"
+	// with DefendCompatible).
+	Namespace string
+	// DefendCompatible names the datasets of file and process events as
+	// Elastic Defend does (endpoint.events.file, endpoint.events.process),
+	// so that documents land in logs-endpoint.events.*-<namespace> streams
+	// that Elastic's prebuilt rules search. Agent documents keep
+	// fileward.agent.
+	DefendCompatible bool
+}
+
+// Dataset names, the data_stream.dataset and event.dataset of each kind of
+// document.
+const (
+	DatasetFile          = "fileward.file"
+	DatasetProcess       = "fileward.process"
+	DatasetAgent         = "fileward.agent"
+	DatasetDefendFile    = "endpoint.events.file"
+	DatasetDefendProcess = "endpoint.events.process"
+	// DefaultNamespace is data_stream.namespace when Meta gives none.
+	DefaultNamespace = "default"
+	// DefendNamespace is the namespace when Meta.DefendCompatible and Meta
+	// gives none: logs-endpoint.events.file-fileward.
+	DefendNamespace = "fileward"
+)
+
+// Datasets returns the datasets of file, process and agent documents for m.
+func (m Meta) Datasets() (file, process, agent string) {
+	if m.DefendCompatible {
+		return DatasetDefendFile, DatasetDefendProcess, DatasetAgent
+	}
+	return DatasetFile, DatasetProcess, DatasetAgent
+}
+
+// NamespaceOrDefault returns the namespace documents carry.
+func (m Meta) NamespaceOrDefault() string {
+	switch {
+	case m.Namespace != "":
+		return m.Namespace
+	case m.DefendCompatible:
+		return DefendNamespace
+	}
+	return DefaultNamespace
+}
+
+// DataStreams returns the names of the data streams m's documents go to:
+// file, process and agent, each "logs-<dataset>-<namespace>".
+func (m Meta) DataStreams() []string {
+	f, p, a := m.Datasets()
+	ns := m.NamespaceOrDefault()
+	return []string{"logs-" + f + "-" + ns, "logs-" + p + "-" + ns, "logs-" + a + "-" + ns}
 }
 
 // IDLen is the length in bytes of every id the encoder writes: event.id,
@@ -49,6 +115,11 @@ type Encoder struct {
 	// tail is `,"host":{…},"agent":{…},"ecs":{…}}`: the constant end of
 	// every document.
 	tail []byte
+	// dsFile, dsProcess and dsAgent are `,"data_stream":{…}` for each kind
+	// of document; evFile, evProcess and evAgent the matching
+	// `"module":"fileward","dataset":"…"` of event.*.
+	dsFile, dsProcess, dsAgent []byte
+	evFile, evProcess, evAgent string
 }
 
 // Tags separate the id spaces of the different hashed tuples.
@@ -69,7 +140,22 @@ func NewEncoder(m Meta) *Encoder {
 	}
 	e.block = block
 
-	t := make([]byte, 0, 160+len(m.HostID)+len(m.HostName)+len(m.OSType)+len(m.OSVersion)+len(m.AgentID)+len(m.AgentVersion))
+	ns := m.NamespaceOrDefault()
+	f, p, a := m.Datasets()
+	ds := func(dataset string) []byte {
+		b := append([]byte(nil), `,"data_stream":{"type":"logs","dataset":`...)
+		b = appendString(b, dataset)
+		b = append(b, `,"namespace":`...)
+		b = appendString(b, ns)
+		return append(b, '}')
+	}
+	ev := func(dataset string) string {
+		return string(appendString([]byte(`"module":"fileward","dataset":`), dataset))
+	}
+	e.dsFile, e.dsProcess, e.dsAgent = ds(f), ds(p), ds(a)
+	e.evFile, e.evProcess, e.evAgent = ev(f), ev(p), ev(a)
+
+	t := make([]byte, 0, 256)
 	t = append(t, `,"host":{`...)
 	n := 0
 	field := func(name, v string) {
@@ -87,7 +173,9 @@ func NewEncoder(m Meta) *Encoder {
 	}
 	field("id", m.HostID)
 	field("name", m.HostName)
-	if m.OSType != "" || m.OSVersion != "" {
+	field("hostname", m.Hostname)
+	field("architecture", m.Architecture)
+	if m.OSType != "" || m.OSVersion != "" || m.OSFamily != "" || m.OSName != "" || m.OSPlatform != "" || m.OSKernel != "" || m.OSFull != "" {
 		if n > 0 {
 			t = append(t, ',')
 		}
@@ -96,7 +184,12 @@ func NewEncoder(m Meta) *Encoder {
 		k := n
 		n = 0
 		field("type", m.OSType)
+		field("family", m.OSFamily)
+		field("name", m.OSName)
+		field("platform", m.OSPlatform)
 		field("version", m.OSVersion)
+		field("kernel", m.OSKernel)
+		field("full", m.OSFull)
 		n = k
 		t = append(t, '}')
 	}
@@ -155,62 +248,75 @@ func (e *Encoder) AppendID(dst []byte, ev *Event) []byte {
 // always gets the same id, and a reused pid gets a new one as long as
 // pidversion or start time differ.
 func (e *Encoder) AppendEntityID(dst []byte, p *Process) []byte {
-	return e.appendID(dst, tagEntity<<56, uint64(uint32(p.PID))<<32|uint64(p.PIDVersion), uint64(p.StartNS), 0)
+	return e.appendEntityID(dst, p.PID, p.PIDVersion, p.StartNS)
 }
 
-// actionHead returns event.category, event.type and event.action for a,
-// already formatted. An invalid action is written as "unknown" with type
-// "info", so the document stays valid JSON and DecodeECS rejects it.
+// appendEntityID is AppendEntityID for a (pid, pidversion, start) tuple; the
+// parent's derived entity id uses it with the parent's tuple.
+func (e *Encoder) appendEntityID(dst []byte, pid int32, pidVersion uint32, startNS int64) []byte {
+	return e.appendID(dst, tagEntity<<56, uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS), 0)
+}
+
+// actionHead returns event.category, event.type, event.action and
+// event.outcome for a, already formatted. An invalid action is written as
+// "unknown" with type "info" and no outcome, so the document stays valid
+// JSON and DecodeECS rejects it.
 func actionHead(a Action) string {
 	switch a {
 	case ActionOpen:
-		return `"category":["file"],"type":["access"],"action":"open"`
+		return `"category":["file"],"type":["access"],"action":"open","outcome":"success"`
 	case ActionClose:
-		return `"category":["file"],"type":["access"],"action":"close"`
-	case ActionModification:
-		return `"category":["file"],"type":["change"],"action":"modification"`
-	case ActionCreation:
-		return `"category":["file"],"type":["creation"],"action":"creation"`
+		return `"category":["file"],"type":["access"],"action":"close","outcome":"success"`
+	case ActionModification, ActionTruncate, ActionExchange:
+		return `"category":["file"],"type":["change"],"action":"modification","outcome":"success"`
+	case ActionCreation, ActionLink, ActionClone:
+		return `"category":["file"],"type":["creation"],"action":"creation","outcome":"success"`
 	case ActionDeletion:
-		return `"category":["file"],"type":["deletion"],"action":"deletion"`
+		return `"category":["file"],"type":["deletion"],"action":"deletion","outcome":"success"`
 	case ActionRename:
-		return `"category":["file"],"type":["change"],"action":"rename"`
+		return `"category":["file"],"type":["change"],"action":"rename","outcome":"success"`
 	case ActionAttributesModification:
-		return `"category":["file"],"type":["change"],"action":"attributes_modification"`
+		return `"category":["file"],"type":["change"],"action":"attributes_modification","outcome":"success"`
 	case ActionExtendedAttributesModification:
-		return `"category":["file"],"type":["change"],"action":"extended_attributes_modification"`
-	case ActionTruncate:
-		return `"category":["file"],"type":["change"],"action":"truncate"`
-	case ActionLink:
-		return `"category":["file"],"type":["creation"],"action":"link"`
-	case ActionClone:
-		return `"category":["file"],"type":["creation"],"action":"clone"`
-	case ActionExchange:
-		return `"category":["file"],"type":["change"],"action":"exchange"`
+		return `"category":["file"],"type":["change"],"action":"extended_attributes_modification","outcome":"success"`
+	case ActionExtendedAttributesDelete:
+		return `"category":["file"],"type":["change"],"action":"extended_attributes_delete","outcome":"success"`
 	case ActionAccess:
-		return `"category":["file"],"type":["access"],"action":"access"`
+		return `"category":["file"],"type":["access"],"action":"access","outcome":"success"`
 	case ActionExec:
-		return `"category":["file","process"],"type":["access"],"action":"exec"`
+		return `"category":["process"],"type":["start"],"action":"exec","outcome":"success"`
 	}
 	return `"category":["file"],"type":["info"],"action":"unknown"`
 }
 
 // EventType returns the event.type value for a (the single element of the
-// event.type array): access, change, creation, deletion, or info for an
-// invalid action.
+// event.type array): access, change, creation, deletion, start (exec), or
+// info for an invalid action.
 func EventType(a Action) string {
 	switch a {
-	case ActionOpen, ActionClose, ActionAccess, ActionExec:
+	case ActionOpen, ActionClose, ActionAccess:
 		return "access"
+	case ActionExec:
+		return "start"
 	case ActionCreation, ActionLink, ActionClone:
 		return "creation"
 	case ActionDeletion:
 		return "deletion"
 	case ActionModification, ActionRename, ActionAttributesModification,
-		ActionExtendedAttributesModification, ActionTruncate, ActionExchange:
+		ActionExtendedAttributesModification, ActionExtendedAttributesDelete,
+		ActionTruncate, ActionExchange:
 		return "change"
 	}
 	return "info"
+}
+
+// EventCategory returns the event.category value for a: "process" for exec,
+// "file" for everything else.
+func EventCategory(a Action) string {
+	if a == ActionExec {
+		return "process"
+	}
+	return "file"
 }
 
 // SplitPath derives file.directory, file.name and file.extension from a path.
@@ -232,6 +338,45 @@ func SplitPath(path string) (dir, name, ext string) {
 		ext = name[j+1:]
 	}
 	return dir, name, ext
+}
+
+// Extension returns file.extension for a path as the encoder writes it:
+// SplitPath's extension, lowercased as Elastic Defend writes it.
+func Extension(path string) string {
+	_, _, ext := SplitPath(path)
+	return lowerExt(ext)
+}
+
+// lowerExt lowercases an extension without allocating when it is ASCII.
+func lowerExt(ext string) string {
+	for i := 0; i < len(ext); i++ {
+		c := ext[i]
+		if c >= 0x80 {
+			return strings.ToLower(ext)
+		}
+		if 'A' <= c && c <= 'Z' {
+			return strings.ToLower(ext)
+		}
+	}
+	return ext
+}
+
+// appendLowerExt appends ext lowercased as a JSON string; ASCII upper case
+// is folded in place after appending, so only non-ASCII extensions allocate.
+func appendLowerExt(dst []byte, ext string) []byte {
+	for i := 0; i < len(ext); i++ {
+		if ext[i] >= 0x80 {
+			return appendString(dst, strings.ToLower(ext))
+		}
+	}
+	n := len(dst)
+	dst = appendString(dst, ext)
+	for i := n; i < len(dst); i++ {
+		if c := dst[i]; 'A' <= c && c <= 'Z' {
+			dst[i] = c + ('a' - 'A')
+		}
+	}
+	return dst
 }
 
 // baseName returns the part of path after its last slash.
@@ -301,6 +446,67 @@ func isESF(ev *Event) bool {
 	return ev.Provider == ProviderEndpointSecurity || ev.ESFEvent != "" || ev.HasGlobalSeq
 }
 
+// dataset returns the data_stream object and event.module/dataset pair of
+// a file or process event.
+func (e *Encoder) dataset(a Action) (ds []byte, ev string) {
+	if a == ActionExec {
+		return e.dsProcess, e.evProcess
+	}
+	return e.dsFile, e.evFile
+}
+
+// appendCaps appends the names of the set bits of a capability set as a
+// JSON array (bits the table does not know are left out).
+func appendCaps(dst []byte, set uint64) []byte {
+	dst = append(dst, '[')
+	n := 0
+	for b := 0; b < 64; b++ {
+		if set&(1<<b) == 0 {
+			continue
+		}
+		name := CapabilityName(b)
+		if name == "" {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
+}
+
+// appendArgs appends a JSON array of strings.
+func appendArgs(dst []byte, args []string) []byte {
+	dst = append(dst, '[')
+	for i, a := range args {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, a)
+	}
+	return append(dst, ']')
+}
+
+// appendCommandLine appends process.command_line: the arguments joined by
+// single spaces, as Elastic Defend builds it on Linux and macOS.
+func appendCommandLine(dst []byte, args []string) []byte {
+	dst = append(dst, '"')
+	for i, a := range args {
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
+		q := appendString(dst, a)
+		// appendString added quotes around the escaped argument: drop them.
+		copy(q[len(dst):], q[len(dst)+1:len(q)-1])
+		dst = q[:len(q)-2]
+	}
+	return append(dst, '"')
+}
+
 // Append appends one ECS JSON object for ev, without a trailing newline.
 // Fields are written in the fixed order of docs/ecs.md, and fields the event
 // does not know are omitted rather than written as zeros. It does not
@@ -308,6 +514,8 @@ func isESF(ev *Event) bool {
 func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, ev.TimeNS)
+	ds, evds := e.dataset(ev.Action)
+	dst = append(dst, ds...)
 
 	// event.*
 	dst = append(dst, `,"event":{"kind":"event",`...)
@@ -316,7 +524,8 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	dst = e.AppendID(dst, ev)
 	dst = append(dst, `","sequence":`...)
 	dst = appendUint(dst, ev.Seq)
-	dst = append(dst, `,"module":"fileward","dataset":"fileward.file"`...)
+	dst = append(dst, ',')
+	dst = append(dst, evds...)
 	if p := ev.Provider.String(); p != "" {
 		dst = append(dst, `,"provider":"`...)
 		dst = append(dst, p...)
@@ -342,7 +551,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	}
 	if ext != "" {
 		dst = append(dst, `,"extension":`...)
-		dst = appendString(dst, ext)
+		dst = appendLowerExt(dst, ext)
 	}
 	if ev.HasStat {
 		if t := fileType(ev.Mode); t != "" {
@@ -370,9 +579,14 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	if ev.OrigPath != "" {
 		dst = append(dst, `,"Ext":{"original":{"path":`...)
 		dst = appendString(dst, ev.OrigPath)
-		if n := baseName(ev.OrigPath); n != "" {
+		_, oname, oext := SplitPath(ev.OrigPath)
+		if oname != "" {
 			dst = append(dst, `,"name":`...)
-			dst = appendString(dst, n)
+			dst = appendString(dst, oname)
+		}
+		if oext != "" {
+			dst = append(dst, `,"extension":`...)
+			dst = appendLowerExt(dst, oext)
 		}
 		dst = append(dst, `}}`...)
 	}
@@ -396,15 +610,16 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 			dst = appendString(dst, pname)
 		}
 		if len(p.Args) > 0 {
-			dst = append(dst, `,"args":[`...)
-			for i, a := range p.Args {
-				if i > 0 {
-					dst = append(dst, ',')
-				}
-				dst = appendString(dst, a)
-			}
-			dst = append(dst, `],"args_count":`...)
+			dst = append(dst, `,"args":`...)
+			dst = appendArgs(dst, p.Args)
+			dst = append(dst, `,"args_count":`...)
 			dst = appendInt(dst, int64(len(p.Args)))
+			dst = append(dst, `,"command_line":`...)
+			dst = appendCommandLine(dst, p.Args)
+		}
+		if p.WorkingDir != "" {
+			dst = append(dst, `,"working_directory":`...)
+			dst = appendString(dst, p.WorkingDir)
 		}
 		dst = append(dst, `,"entity_id":`...)
 		if p.EntityID != "" {
@@ -419,13 +634,18 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 			dst = appendTime(dst, p.StartNS)
 		}
 		if p.PPID > 0 {
-			dst = append(dst, `,"parent":{"pid":`...)
-			dst = appendInt(dst, int64(p.PPID))
-			dst = append(dst, '}')
+			dst = e.appendParent(dst, p)
+		}
+		if p.HasCaps && ev.Action == ActionExec {
+			dst = append(dst, `,"thread":{"capabilities":{"effective":`...)
+			dst = appendCaps(dst, p.CapEff)
+			dst = append(dst, `,"permitted":`...)
+			dst = appendCaps(dst, p.CapPrm)
+			dst = append(dst, `}}`...)
 		}
 		if p.HasCodeSig {
 			dst = append(dst, `,"code_signature":{"exists":`...)
-			dst = appendBool(dst, p.SigningID != "")
+			dst = appendBool(dst, p.SigningID != "" || p.CSFlags&CSSigned != 0)
 			if p.SigningID != "" {
 				dst = append(dst, `,"signing_id":`...)
 				dst = appendString(dst, p.SigningID)
@@ -434,8 +654,16 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 				dst = append(dst, `,"team_id":`...)
 				dst = appendString(dst, p.TeamID)
 			}
-			dst = append(dst, `,"trusted":`...)
-			dst = appendBool(dst, p.Platform)
+			if p.HasCSFlags {
+				dst = append(dst, `,"flags":`...)
+				dst = appendUintString(dst, uint64(p.CSFlags))
+				dst = append(dst, `,"valid":`...)
+				dst = appendBool(dst, p.CSFlags&CSValid != 0)
+			}
+			if trusted, ok := p.Trusted(); ok {
+				dst = append(dst, `,"trusted":`...)
+				dst = appendBool(dst, trusted)
+			}
 			dst = append(dst, '}')
 			if p.CDHash != "" {
 				dst = append(dst, `,"hash":{"cdhash":`...)
@@ -458,12 +686,17 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		dst = appendUintString(dst, uint64(p.RUID))
 		dst = append(dst, `}}},"group":{"id":`...)
 		dst = appendUintString(dst, uint64(p.GID))
+		if p.GroupName != "" {
+			dst = append(dst, `,"name":`...)
+			dst = appendString(dst, p.GroupName)
+		}
 		dst = append(dst, '}')
 	}
 
 	// fileward.*
 	esf := isESF(ev)
-	if ev.Access&(AccessRead|AccessWrite) != 0 || ev.Count > 1 || ev.Stream != 0 || ev.PathTruncated || ev.ExtAttr != "" || esf {
+	platform := p.HasCodeSig && p.Platform
+	if ev.Access&(AccessRead|AccessWrite) != 0 || ev.Count > 1 || ev.Stream != 0 || ev.PathTruncated || ev.ExtAttr != "" || esf || platform {
 		dst = append(dst, `,"fileward":{`...)
 		sep := false
 		comma := func(dst []byte) []byte {
@@ -503,6 +736,10 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 			dst = append(dst, `"extattr":`...)
 			dst = appendString(dst, ev.ExtAttr)
 		}
+		if platform {
+			dst = comma(dst)
+			dst = append(dst, `"process":{"platform_binary":true}`...)
+		}
 		if esf {
 			dst = comma(dst)
 			dst = append(dst, `"esf":{"seq_num":`...)
@@ -524,4 +761,100 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, e.tail...)
+}
+
+// appendParent appends `,"parent":{…}` for p (p.PPID > 0): the pid and
+// what the source knows of the parent.
+func (e *Encoder) appendParent(dst []byte, p *Process) []byte {
+	pp := &p.Parent
+	dst = append(dst, `,"parent":{"pid":`...)
+	dst = appendInt(dst, int64(p.PPID))
+	if pp.Executable != "" {
+		dst = append(dst, `,"executable":`...)
+		dst = appendString(dst, pp.Executable)
+	}
+	name := pp.Name
+	if name == "" {
+		name = baseName(pp.Executable)
+	}
+	if name != "" {
+		dst = append(dst, `,"name":`...)
+		dst = appendString(dst, name)
+	}
+	if len(pp.Args) > 0 {
+		dst = append(dst, `,"args":`...)
+		dst = appendArgs(dst, pp.Args)
+		dst = append(dst, `,"args_count":`...)
+		dst = appendInt(dst, int64(len(pp.Args)))
+		dst = append(dst, `,"command_line":`...)
+		dst = appendCommandLine(dst, pp.Args)
+	}
+	switch {
+	case pp.EntityID != "":
+		dst = append(dst, `,"entity_id":`...)
+		dst = appendString(dst, pp.EntityID)
+	case pp.StartNS != 0:
+		dst = append(dst, `,"entity_id":"`...)
+		dst = e.appendEntityID(dst, p.PPID, pp.PIDVersion, pp.StartNS)
+		dst = append(dst, '"')
+	}
+	if pp.StartNS != 0 {
+		dst = append(dst, `,"start":`...)
+		dst = appendTime(dst, pp.StartNS)
+	}
+	return append(dst, '}')
+}
+
+// dataStreamPrefix is how every document the encoders write names its data
+// stream, right after @timestamp.
+const dataStreamPrefix = `,"data_stream":{"type":"`
+
+// DataStreamOf returns "<type>-<dataset>-<namespace>" from a document the
+// encoders wrote, reading the data_stream object that follows @timestamp.
+// ok is false for any other document (for example one from an older agent
+// read back from Kafka); sinks then use their configured stream.
+func DataStreamOf(doc []byte) (stream string, ok bool) {
+	const limit = 96 // @timestamp is at most ~45 bytes in
+	head := doc
+	if len(head) > limit {
+		head = head[:limit]
+	}
+	i := bytes.Index(head, []byte(dataStreamPrefix))
+	if i < 0 {
+		return "", false
+	}
+	rest := doc[i+len(dataStreamPrefix):]
+	typ, rest, ok := plainValue(rest)
+	if !ok {
+		return "", false
+	}
+	if !bytes.HasPrefix(rest, []byte(`,"dataset":"`)) {
+		return "", false
+	}
+	ds, rest, ok := plainValue(rest[len(`,"dataset":"`):])
+	if !ok {
+		return "", false
+	}
+	if !bytes.HasPrefix(rest, []byte(`,"namespace":"`)) {
+		return "", false
+	}
+	ns, _, ok := plainValue(rest[len(`,"namespace":"`):])
+	if !ok {
+		return "", false
+	}
+	return string(typ) + "-" + string(ds) + "-" + string(ns), true
+}
+
+// plainValue reads a JSON string body up to its closing quote; it refuses
+// escapes and characters a data stream name cannot hold.
+func plainValue(b []byte) (v, rest []byte, ok bool) {
+	for i := 0; i < len(b) && i < 100; i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return b[:i], b[i+1:], i > 0
+		case c == '\\' || c < 0x20 || c == ' ' || c == '*' || c == ',' || c == '/':
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -26,31 +27,34 @@ import (
 func TestAppendEachAction(t *testing.T) {
 	// Expected event.type and event.category per action, from docs/ecs.md's
 	// table, written out independently of the encoder's switch.
+	// action is the event.action Elastic Defend spells (docs/ecs.md).
 	want := map[Action]struct {
 		typ      string
 		category []any
+		action   string
 	}{
-		ActionOpen:                           {"access", []any{"file"}},
-		ActionClose:                          {"access", []any{"file"}},
-		ActionModification:                   {"change", []any{"file"}},
-		ActionCreation:                       {"creation", []any{"file"}},
-		ActionDeletion:                       {"deletion", []any{"file"}},
-		ActionRename:                         {"change", []any{"file"}},
-		ActionAttributesModification:         {"change", []any{"file"}},
-		ActionExtendedAttributesModification: {"change", []any{"file"}},
-		ActionTruncate:                       {"change", []any{"file"}},
-		ActionLink:                           {"creation", []any{"file"}},
-		ActionClone:                          {"creation", []any{"file"}},
-		ActionExchange:                       {"change", []any{"file"}},
-		ActionAccess:                         {"access", []any{"file"}},
-		ActionExec:                           {"access", []any{"file", "process"}},
+		ActionOpen:                           {"access", []any{"file"}, "open"},
+		ActionClose:                          {"access", []any{"file"}, "close"},
+		ActionModification:                   {"change", []any{"file"}, "modification"},
+		ActionCreation:                       {"creation", []any{"file"}, "creation"},
+		ActionDeletion:                       {"deletion", []any{"file"}, "deletion"},
+		ActionRename:                         {"change", []any{"file"}, "rename"},
+		ActionAttributesModification:         {"change", []any{"file"}, "attributes_modification"},
+		ActionExtendedAttributesModification: {"change", []any{"file"}, "extended_attributes_modification"},
+		ActionExtendedAttributesDelete:       {"change", []any{"file"}, "extended_attributes_delete"},
+		ActionTruncate:                       {"change", []any{"file"}, "modification"},
+		ActionLink:                           {"creation", []any{"file"}, "creation"},
+		ActionClone:                          {"creation", []any{"file"}, "creation"},
+		ActionExchange:                       {"change", []any{"file"}, "modification"},
+		ActionAccess:                         {"access", []any{"file"}, "access"},
+		ActionExec:                           {"start", []any{"process"}, "exec"},
 	}
 	if len(want) != len(Actions()) {
 		t.Fatalf("table covers %d actions, Actions() has %d", len(want), len(Actions()))
 	}
 	enc := NewEncoder(testMeta)
 	for _, a := range Actions() {
-		t.Run(a.String(), func(t *testing.T) {
+		t.Run(fmt.Sprint(int(a), a.String()), func(t *testing.T) {
 			w, ok := want[a]
 			if !ok {
 				t.Fatalf("no expectation for action %v", a)
@@ -69,16 +73,24 @@ func TestAppendEachAction(t *testing.T) {
 			}
 			m := decodeMap(t, enc.Append(nil, &ev))
 			id := string(enc.AppendID(nil, &ev))
+			dataset := "fileward.file"
+			if a == ActionExec {
+				dataset = "fileward.process"
+			}
 			check := map[string]any{
 				"@timestamp":                        "2026-11-26T02:05:39.123456789Z",
+				"data_stream.type":                  "logs",
+				"data_stream.dataset":               dataset,
+				"data_stream.namespace":             "default",
 				"event.kind":                        "event",
 				"event.category":                    w.category,
 				"event.type":                        []any{w.typ},
-				"event.action":                      a.String(),
+				"event.action":                      w.action,
+				"event.outcome":                     "success",
 				"event.id":                          id,
 				"event.sequence":                    float64(1234567),
 				"event.module":                      "fileward",
-				"event.dataset":                     "fileward.file",
+				"event.dataset":                     dataset,
 				"event.provider":                    "endpoint_security",
 				"event.created":                     "2026-11-26T02:05:39.123501000Z",
 				"file.path":                         ev.Path,
@@ -97,22 +109,42 @@ func TestAppendEachAction(t *testing.T) {
 				"process.executable":                ev.Process.Executable,
 				"process.name":                      "Finder",
 				"process.parent.pid":                float64(1),
+				"process.parent.executable":         "/sbin/launchd",
+				"process.parent.name":               "launchd",
+				"process.parent.args":               []any{"/sbin/launchd"},
+				"process.parent.args_count":         float64(1),
+				"process.parent.command_line":       "/sbin/launchd",
+				"process.parent.entity_id":          string(enc.AppendEntityID(nil, &Process{PID: 1, PIDVersion: 2, StartNS: ev.Process.Parent.StartNS})),
+				"process.parent.start":              "2026-11-25T08:00:00.000000000Z",
 				"process.args":                      []any{ev.Process.Args[0], ev.Process.Args[1]},
 				"process.args_count":                float64(2),
+				"process.command_line":              ev.Process.Args[0] + " -psn_0_4242",
+				"process.working_directory":         "/",
 				"process.start":                     "2026-11-26T01:00:00.250000000Z",
 				"process.entity_id":                 string(enc.AppendEntityID(nil, &ev.Process)),
 				"process.code_signature.exists":     true,
 				"process.code_signature.signing_id": "com.apple.finder",
 				"process.code_signature.trusted":    true,
+				"process.code_signature.valid":      true,
+				"process.code_signature.flags":      "604045313",
+				"fileward.process.platform_binary":  true,
 				"process.hash.cdhash":               ev.Process.CDHash,
 				"user.id":                           "501",
 				"user.name":                         "alice",
 				"user.Ext.real.id":                  "501",
 				"group.id":                          "20",
+				"group.name":                        "staff",
 				"host.id":                           testMeta.HostID,
 				"host.name":                         testMeta.HostName,
+				"host.hostname":                     testMeta.Hostname,
+				"host.architecture":                 "arm64",
 				"host.os.type":                      "macos",
 				"host.os.version":                   "15.3.1",
+				"host.os.family":                    "macos",
+				"host.os.name":                      "macOS",
+				"host.os.platform":                  "macos",
+				"host.os.kernel":                    "24.3.0",
+				"host.os.full":                      "macOS 15.3.1",
 				"agent.type":                        "fileward",
 				"agent.version":                     testMeta.AgentVersion,
 				"agent.id":                          testMeta.AgentID,
@@ -128,6 +160,7 @@ func TestAppendEachAction(t *testing.T) {
 			case ActionRename, ActionLink, ActionClone, ActionExchange:
 				check["file.Ext.original.path"] = ev.OrigPath
 				check["file.Ext.original.name"] = ".com.apple.finder.plist.tmp"
+				check["file.Ext.original.extension"] = "tmp"
 			case ActionExtendedAttributesModification:
 				check["fileward.extattr"] = "com.apple.quarantine"
 			}
@@ -537,6 +570,23 @@ func TestLossDocument(t *testing.T) {
 			t.Errorf("DecodeECS(loss) = %v, want ErrNotFileEvent", err)
 		}
 	}
+	// Totals: one field per reason, every reason present.
+	tot := [LossReasonCount]uint64{}
+	for r := range tot {
+		tot[r] = uint64(100 + r)
+	}
+	m := decodeMap(t, enc.AppendLoss(nil, &Loss{TimeNS: 1, Reason: LossCorrupt, Count: 7, Seq: 1, Totals: &tot}))
+	for r := LossReason(0); r < LossReasonCount; r++ {
+		if got, _ := get(m, "fileward.lost.total."+r.String()); got != float64(100+int(r)) {
+			t.Errorf("fileward.lost.total.%s = %v, want %d", r, got, 100+int(r))
+		}
+	}
+	if rr, ok := ParseLossReason("corrupt"); !ok || rr != LossCorrupt {
+		t.Errorf("ParseLossReason(corrupt) = %v, %v", rr, ok)
+	}
+	if _, ok := ParseLossReason("nope"); ok {
+		t.Errorf("ParseLossReason(nope) is ok")
+	}
 	// Ids are deterministic and depend on reason, seq and time.
 	l := Loss{TimeNS: 1, Reason: LossSeqGap, Count: 1, Seq: 1}
 	ids := map[string]bool{string(enc.AppendLossID(nil, &l)): true}
@@ -621,9 +671,10 @@ func TestFieldsCoverOutput(t *testing.T) {
 		ev.Stream = 2
 		ev.PathTruncated = true
 		ev.Process.TeamID = "ABCDE12345"
+		ev.Process.HasCaps, ev.Process.CapEff, ev.Process.CapPrm = true, 1<<21, 1<<21|1
 		docs = append(docs, enc.Append(nil, &ev))
 	}
-	docs = append(docs, enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1}))
+	docs = append(docs, enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1, Totals: &[LossReasonCount]uint64{}}))
 	docs = append(docs, enc.AppendHeartbeat(nil, &Heartbeat{TimeNS: 2, StartedNS: 1}))
 	written := map[string]bool{}
 	for _, d := range docs {
@@ -642,7 +693,7 @@ func TestFieldsCoverOutput(t *testing.T) {
 			}
 			var ok2 bool
 			switch typ {
-			case "keyword", "date", "match_only_text":
+			case "keyword", "date", "match_only_text", "wildcard", "constant_keyword":
 				_, ok2 = v.(string)
 			case "long":
 				_, ok2 = v.(float64)
@@ -655,6 +706,9 @@ func TestFieldsCoverOutput(t *testing.T) {
 		}
 	}
 	for _, f := range Fields() {
+		if f.Name == "event.ingested" {
+			continue // set by the ingest pipeline, not by the agent
+		}
 		if !written[f.Name] {
 			t.Errorf("Fields() lists %s, which no document writes", f.Name)
 		}
@@ -808,7 +862,7 @@ func TestEncoderConcurrent(t *testing.T) {
 // field, so a change of field order or formatting is a deliberate one (and
 // docs/ecs.md must follow it).
 func TestGoldenFullDocument(t *testing.T) {
-	const golden = `{"@timestamp":"2026-11-26T02:05:39.123456789Z","event":{"kind":"event","category":["file"],"type":["access"],"action":"open","id":"6e6385c61b8a7e16c3b29ba71902e206","sequence":1234567,"module":"fileward","dataset":"fileward.file","provider":"endpoint_security","created":"2026-11-26T02:05:39.123501000Z"},"file":{"path":"/Users/alice/Library/Preferences/com.apple.finder.plist","name":"com.apple.finder.plist","directory":"/Users/alice/Library/Preferences","extension":"plist","type":"file","inode":"12884902011","device":"16777232","mode":"0644","uid":"501","gid":"20","size":40213,"mtime":"2026-11-25T18:00:01.500000000Z"},"process":{"pid":4242,"executable":"/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder","name":"Finder","args":["/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder","-psn_0_4242"],"args_count":2,"entity_id":"7078038bd5daafddcea84f5f3b1b82ce","start":"2026-11-26T01:00:00.250000000Z","parent":{"pid":1},"code_signature":{"exists":true,"signing_id":"com.apple.finder","trusted":true},"hash":{"cdhash":"5a1f0c9d2e3b4a5968778695a4b3c2d1e0f1a2b3"}},"user":{"id":"501","name":"alice","Ext":{"real":{"id":"501"}}},"group":{"id":"20"},"fileward":{"access":["read","write"],"count":3,"stream":2,"path_truncated":true,"extattr":"x","esf":{"seq_num":880,"event":"open","version":9,"global_seq_num":1234567}},"host":{"id":"5d41402a-bc4b-2a76-b971-9d911017c592","name":"build-mac.local","os":{"type":"macos","version":"15.3.1"}},"agent":{"type":"fileward","version":"0.1.0","id":"0b7c1f0e-3a52-4d6b-9f1e-2c3d4e5f6a7b"},"ecs":{"version":"8.11.0"}}`
+	const golden = `{"@timestamp":"2026-11-26T02:05:39.123456789Z","data_stream":{"type":"logs","dataset":"fileward.file","namespace":"default"},"event":{"kind":"event","category":["file"],"type":["access"],"action":"open","outcome":"success","id":"6e6385c61b8a7e16c3b29ba71902e206","sequence":1234567,"module":"fileward","dataset":"fileward.file","provider":"endpoint_security","created":"2026-11-26T02:05:39.123501000Z"},"file":{"path":"/Users/alice/Library/Preferences/com.apple.finder.plist","name":"com.apple.finder.plist","directory":"/Users/alice/Library/Preferences","extension":"plist","type":"file","inode":"12884902011","device":"16777232","mode":"0644","uid":"501","gid":"20","size":40213,"mtime":"2026-11-25T18:00:01.500000000Z"},"process":{"pid":4242,"executable":"/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder","name":"Finder","args":["/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder","-psn_0_4242"],"args_count":2,"command_line":"/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder -psn_0_4242","working_directory":"/","entity_id":"7078038bd5daafddcea84f5f3b1b82ce","start":"2026-11-26T01:00:00.250000000Z","parent":{"pid":1,"executable":"/sbin/launchd","name":"launchd","args":["/sbin/launchd"],"args_count":1,"command_line":"/sbin/launchd","entity_id":"f6995c2631d0ddc5e36342ad9e7498d2","start":"2026-11-25T08:00:00.000000000Z"},"code_signature":{"exists":true,"signing_id":"com.apple.finder","flags":"604045313","valid":true,"trusted":true},"hash":{"cdhash":"5a1f0c9d2e3b4a5968778695a4b3c2d1e0f1a2b3"}},"user":{"id":"501","name":"alice","Ext":{"real":{"id":"501"}}},"group":{"id":"20","name":"staff"},"fileward":{"access":["read","write"],"count":3,"stream":2,"path_truncated":true,"extattr":"x","process":{"platform_binary":true},"esf":{"seq_num":880,"event":"open","version":9,"global_seq_num":1234567}},"host":{"id":"5d41402a-bc4b-2a76-b971-9d911017c592","name":"build-mac.local","hostname":"build-mac.local","architecture":"arm64","os":{"type":"macos","family":"macos","name":"macOS","platform":"macos","version":"15.3.1","kernel":"24.3.0","full":"macOS 15.3.1"}},"agent":{"type":"fileward","version":"0.1.0","id":"0b7c1f0e-3a52-4d6b-9f1e-2c3d4e5f6a7b"},"ecs":{"version":"8.17.0"}}`
 	ev := fullEvent()
 	ev.Count, ev.Stream, ev.PathTruncated, ev.ExtAttr = 3, 2, true, "x"
 	got := string(NewEncoder(testMeta).Append(nil, &ev))

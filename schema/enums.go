@@ -1,7 +1,7 @@
 package schema
 
 // ECSVersion is the version of the Elastic Common Schema the documents follow.
-const ECSVersion = "8.11.0"
+const ECSVersion = "8.17.0"
 
 // Action is the normalised event.action of a file event.
 type Action uint8
@@ -24,6 +24,7 @@ const (
 	ActionExchange
 	ActionAccess
 	ActionExec
+	ActionExtendedAttributesDelete
 	actionCount
 )
 
@@ -37,12 +38,18 @@ var actionNames = [actionCount]string{
 	ActionRename:                         "rename",
 	ActionAttributesModification:         "attributes_modification",
 	ActionExtendedAttributesModification: "extended_attributes_modification",
-	ActionTruncate:                       "truncate",
-	ActionLink:                           "link",
-	ActionClone:                          "clone",
-	ActionExchange:                       "exchange",
-	ActionAccess:                         "access",
-	ActionExec:                           "exec",
+	// Elastic Defend has no truncate, link, clone or exchange action. Its
+	// rules look for content changes as "modification" and for new names as
+	// "creation", so these ESF events take those spellings (the ESF event
+	// name stays in fileward.esf.event). ParseAction maps the spelling back
+	// to ActionModification or ActionCreation, which encode the same.
+	ActionTruncate:                 "modification",
+	ActionLink:                     "creation",
+	ActionClone:                    "creation",
+	ActionExchange:                 "modification",
+	ActionAccess:                   "access",
+	ActionExec:                     "exec",
+	ActionExtendedAttributesDelete: "extended_attributes_delete",
 }
 
 // String returns the event.action value.
@@ -53,11 +60,26 @@ func (a Action) String() string {
 	return ""
 }
 
-// Actions returns every valid action, in enum order.
+// Actions returns every valid action, in enum order. Several actions share a
+// spelling (see actionNames); use ActionNames for the distinct values.
 func Actions() []Action {
 	out := make([]Action, 0, actionCount-1)
 	for a := ActionOpen; a < actionCount; a++ {
 		out = append(out, a)
+	}
+	return out
+}
+
+// ActionNames returns every distinct event.action value a file or process
+// event can carry, in enum order of first use.
+func ActionNames() []string {
+	var out []string
+	seen := map[string]bool{}
+	for a := ActionOpen; a < actionCount; a++ {
+		if n := actionNames[a]; !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
 	}
 	return out
 }
@@ -102,6 +124,7 @@ const (
 	LossSpoolFull
 	LossRejected
 	LossMalformed
+	LossCorrupt
 	// LossReasonCount is the number of reasons; use it to size arrays.
 	LossReasonCount
 )
@@ -114,6 +137,17 @@ var lossNames = [LossReasonCount]string{
 	LossSpoolFull:      "spool_full",
 	LossRejected:       "rejected",
 	LossMalformed:      "malformed",
+	LossCorrupt:        "corrupt",
+}
+
+// ParseLossReason maps a fileward.lost.reason value back to its reason.
+func ParseLossReason(s string) (LossReason, bool) {
+	for r, n := range lossNames {
+		if n == s {
+			return LossReason(r), true
+		}
+	}
+	return LossReasonCount, false
 }
 
 // String returns the fileward.lost.reason value.
@@ -122,4 +156,35 @@ func (r LossReason) String() string {
 		return lossNames[r]
 	}
 	return "unknown"
+}
+
+// capNames are the Linux capability names by bit (<linux/capability.h>).
+var capNames = [...]string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+	"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+	"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+	"CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+}
+
+// CapabilityName returns the name of capability bit b ("CAP_SYS_ADMIN"), or
+// "" for a bit this table does not know.
+func CapabilityName(b int) string {
+	if b >= 0 && b < len(capNames) {
+		return capNames[b]
+	}
+	return ""
+}
+
+// parseCapability maps a name back to its bit.
+func parseCapability(name string) (int, bool) {
+	for i, n := range capNames {
+		if n == name {
+			return i, true
+		}
+	}
+	return 0, false
 }

@@ -76,16 +76,77 @@ type Process struct {
 	// host id, pid, pidversion and start time.
 	EntityID string
 
-	HasUser  bool
-	UID      uint32 // effective uid (user.id)
-	RUID     uint32 // real uid
-	GID      uint32 // effective gid (group.id)
-	UserName string
+	// WorkingDir is process.working_directory (eslogger exec: cwd).
+	WorkingDir string
+
+	// Parent is process.parent.*: what the source knows of the parent
+	// process. Its PID is PPID above.
+	Parent Parent
+
+	// CapEff and CapPrm are the effective and permitted capability sets
+	// (Linux, /proc/<pid>/status), valid when HasCaps. They become
+	// process.thread.capabilities.{effective,permitted} on process start
+	// events.
+	CapEff, CapPrm uint64
+	HasCaps        bool
+
+	HasUser   bool
+	UID       uint32 // effective uid (user.id)
+	RUID      uint32 // real uid
+	GID       uint32 // effective gid (group.id)
+	UserName  string
+	GroupName string
 
 	// macOS code signing.
 	HasCodeSig bool
 	SigningID  string
 	TeamID     string
 	CDHash     string
-	Platform   bool // is_platform_binary → process.code_signature.trusted
+	// Platform is ESF is_platform_binary (fileward.process.platform_binary).
+	Platform bool
+	// CSFlags are the ESF codesigning_flags, valid when HasCSFlags. They
+	// decide process.code_signature.trusted and .valid (see Trusted).
+	CSFlags    uint32
+	HasCSFlags bool
+}
+
+// Parent is what a source knows about a process's parent. Every field is
+// optional: a source that cannot tell leaves it empty and the encoder omits it.
+type Parent struct {
+	Executable string
+	Name       string // derived from Executable when empty
+	Args       []string
+	// EntityID is process.parent.entity_id. When empty and StartNS is not
+	// zero, the encoder derives it from (PPID, PIDVersion, StartNS) exactly
+	// as it derives process.entity_id, so that it equals the parent's own
+	// process.entity_id.
+	EntityID   string
+	PIDVersion uint32
+	StartNS    int64
+}
+
+// Code signing flags of <kern/cs_blobs.h> that Trusted reads.
+const (
+	CSValid    = 0x00000001
+	CSAdhoc    = 0x00000002
+	CSPlatform = 0x04000000 // CS_PLATFORM_BINARY
+	CSSigned   = 0x20000000
+)
+
+// Trusted says whether process.code_signature.trusted is true, with the
+// meaning Elastic Defend gives it: the signature is valid (CS_VALID) and
+// chains to a trusted root, which for a non-ad-hoc signature means a
+// Developer ID or App Store team id, or an Apple platform binary. A
+// signature that was invalidated since exec (CS_VALID cleared) is
+// untrusted. ok is false when the source gave no flags: then trust was not
+// evaluated and the field is left out.
+func (p *Process) Trusted() (trusted, ok bool) {
+	if !p.HasCSFlags {
+		return false, false
+	}
+	f := p.CSFlags
+	if f&CSValid == 0 || f&CSAdhoc != 0 {
+		return false, true
+	}
+	return p.TeamID != "" || p.Platform || f&CSPlatform != 0, true
 }

@@ -44,7 +44,8 @@ type Result struct {
 // Sink delivers batches to one destination.
 //
 // Send is called by one shipper goroutine at a time, never concurrently on one
-// Sink. It makes one attempt and returns only once the destination has
+// Sink, unless the sink documents that Send is safe for concurrent use (the
+// Elasticsearch sink does, for elasticsearch.workers > 1). It makes one attempt and returns only once the destination has
 // acknowledged or refused every event it sent:
 //   - err == nil and no Failures: the whole batch is delivered.
 //   - err == nil with Failures: the listed events were not delivered; the

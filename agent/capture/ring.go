@@ -43,6 +43,26 @@ func (r *Ring) TryPush(ev *Event) bool {
 	}
 }
 
+// Push hands ev to the consumer, waiting for room when the ring is full. It
+// is for sources with no kernel queue to protect (a replayed file), which
+// may wait and must not drop. It returns false, ev not queued and nothing
+// counted, when ctx is done first.
+func (r *Ring) Push(ctx context.Context, ev *Event) bool {
+	select {
+	case r.ch <- *ev:
+		r.pushed.Add(1)
+		return true
+	default:
+	}
+	select {
+	case r.ch <- *ev:
+		r.pushed.Add(1)
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Pop waits for the next event. It returns false when ctx is done.
 func (r *Ring) Pop(ctx context.Context, ev *Event) bool {
 	select {

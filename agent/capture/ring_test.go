@@ -158,3 +158,38 @@ func BenchmarkRingPushFull(b *testing.B) {
 		r.TryPush(&ev)
 	}
 }
+
+// TestPushWaitsForRoom: Push on a full ring waits for the consumer instead
+// of dropping, and gives up without counting when ctx is done.
+func TestPushWaitsForRoom(t *testing.T) {
+	drops := &Drops{}
+	r := NewRing(2, drops)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1000
+	go func() {
+		var ev Event
+		for i := 0; i < n; i++ {
+			r.Pop(ctx, &ev)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ev := Event{Seq: uint64(i)}
+		if !r.Push(ctx, &ev) {
+			t.Fatalf("push %d failed", i)
+		}
+	}
+	if d := drops.Load(schema.LossRingFull); d != 0 {
+		t.Errorf("%d ring_full drops, want 0", d)
+	}
+	full := NewRing(1, drops)
+	ev := Event{}
+	full.Push(ctx, &ev)
+	cancel()
+	if full.Push(ctx, &ev) {
+		t.Error("Push on a full ring succeeded after ctx was done")
+	}
+	if d := drops.Load(schema.LossRingFull); d != 0 {
+		t.Errorf("a cancelled Push counted %d drops", d)
+	}
+}

@@ -14,7 +14,8 @@ type Event = schema.Event
 //
 // Run is called once, by the agent, from its own goroutine. It reads the
 // kernel (or a recorded stream) and pushes each event with out.TryPush, never
-// blocking on the ring. Losses it detects itself (kernel overflow, sequence
+// blocking on the ring. (A replayed file, which has no kernel queue to
+// protect, waits with out.Push unless told to behave like capture.) Losses it detects itself (kernel overflow, sequence
 // gaps, restarts, malformed input) are counted in drops. Run returns nil when
 // ctx is cancelled, or an error that says why capture cannot go on (a missing
 // permission, say). A source that reaches the end of a finite input returns

@@ -701,13 +701,20 @@ type deadLetter struct {
 	dirty bool
 }
 
+// openDeadLetter opens the dead-letter file: it holds event data, so it is
+// 0600 in a 0700 directory, as the spool is (a file left wider by an earlier
+// version is narrowed; an existing directory is left as it is).
 func openDeadLetter(path string) (*deadLetter, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("collect: dead-letter dir: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("collect: open dead-letter file: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("collect: dead-letter file permissions: %w", err)
 	}
 	return &deadLetter{f: f}, nil
 }

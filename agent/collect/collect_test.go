@@ -73,6 +73,8 @@ type harness struct {
 	cluster *kfake.Cluster
 	bulk    *bulktest.Server
 	dlPath  string
+	// streams are the data streams the sink may route documents to.
+	streams []string
 }
 
 func newHarness(t *testing.T, partitions int32) *harness {
@@ -85,7 +87,7 @@ func newHarness(t *testing.T, partitions int32) *harness {
 // Run to return and fails the test on an error.
 func (h *harness) start(reg prometheus.Registerer) (stop func()) {
 	h.t.Helper()
-	sink, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.bulk.URL}, SetupTemplate: true})
+	sink, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.bulk.URL}, SetupTemplate: true, Streams: h.streams})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testbin"
 	"github.com/fileward/fileward/sinks"
 	kafkasink "github.com/fileward/fileward/sinks/kafka"
 	"github.com/fileward/fileward/sinks/sinktest"
@@ -144,6 +145,18 @@ collector:
 		t.Fatalf("/healthz: %q", hb)
 	}
 
+	// SIGHUP (logrotate) does not stop it: it says it does not reload.
+	if err := child.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		b, _ := os.ReadFile(logf.Name())
+		return bytes.Contains(b, []byte("does not reload its config"))
+	}) {
+		dumpLog()
+		t.Fatal("no word from the collector after SIGHUP")
+	}
+
 	// SIGTERM: a clean stop exits 0.
 	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -168,8 +181,8 @@ collector:
 	}
 }
 
-// buildFileward builds the fileward binary from this tree once per test
-// binary run and returns its path.
+// buildFileward builds the fileward binary from this tree (testbin.Build)
+// once per test binary run and returns its path.
 func buildFileward(t *testing.T) string {
 	t.Helper()
 	fwBuild.once.Do(func() {
@@ -180,15 +193,7 @@ func buildFileward(t *testing.T) string {
 		}
 		fwBuild.dir = dir
 		fwBuild.bin = filepath.Join(dir, "fileward")
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			gobin = "/usr/local/go/bin/go"
-		}
-		build := exec.Command(gobin, "build", "-o", fwBuild.bin, "github.com/fileward/fileward/agent/cmd/fileward")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			fwBuild.err = fmt.Errorf("go build fileward: %w\n%s", err, out)
-		}
+		fwBuild.err = testbin.Build(fwBuild.bin)
 	})
 	if fwBuild.err != nil {
 		t.Fatal(fwBuild.err)

@@ -10,10 +10,17 @@ type Config struct {
 	Spool     Spool     `yaml:"spool"`
 	Sinks     []Sink    `yaml:"sinks"`
 	Metrics   Metrics   `yaml:"metrics"`
+	Log       Log       `yaml:"log"`
 	Collector Collector `yaml:"collector"`
+	// DeadLetter bounds each sink's dead-letter file,
+	// <data_dir>/dead-letter/<sink>.ndjson.
+	DeadLetter DeadLetter `yaml:"dead_letter"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the agent (credentials sent
+	// unencrypted on purpose, ...), in the same FILE:LINE: key: form.
+	Warnings Errors `yaml:"-"`
 	// lines maps key paths to their lines in File, for later validation.
 	lines map[string]int
 }
@@ -28,6 +35,20 @@ type Agent struct {
 	HostID string `yaml:"host_id"`
 	// Heartbeat is how often a heartbeat event enters the stream; 0 disables.
 	Heartbeat Duration `yaml:"heartbeat"`
+	// DataStream says which data streams the documents name in their
+	// data_stream.* fields (and so where the Elasticsearch sink and the
+	// collector write them).
+	DataStream DataStream `yaml:"data_stream"`
+}
+
+// DataStream is agent.data_stream.
+type DataStream struct {
+	// Namespace is data_stream.namespace ("" = default, or fileward in
+	// defend_compatible mode).
+	Namespace string `yaml:"namespace"`
+	// Mode is "fileward" (logs-fileward.{file,process}-<ns>) or
+	// "defend_compatible" (logs-endpoint.events.{file,process}-<ns>).
+	Mode string `yaml:"mode"`
 }
 
 // Source selects and configures the capture backend.
@@ -37,6 +58,9 @@ type Source struct {
 	Fanotify Fanotify `yaml:"fanotify"`
 	Eslogger Eslogger `yaml:"eslogger"`
 	Replay   Replay   `yaml:"replay"`
+	// MaxLineBytes bounds one eslogger line (live or replayed): a longer
+	// line is skipped without being read whole and counted as malformed.
+	MaxLineBytes Size `yaml:"max_line_bytes"`
 }
 
 // Fanotify configures Linux capture.
@@ -46,6 +70,12 @@ type Fanotify struct {
 	Queue    string   `yaml:"queue"`     // default | unlimited
 	// ProcessArgs adds process.args from /proc/<pid>/cmdline.
 	ProcessArgs bool `yaml:"process_args"`
+	// HostRoot is where the host's root filesystem is mounted when the agent
+	// runs in a container (the DaemonSet mounts it at /host). The prefix is
+	// stripped from every path before encoding, so documents carry host
+	// paths (/etc/shadow, not /host/etc/shadow). "" = the agent sees the
+	// host's paths as they are.
+	HostRoot string `yaml:"host_root"`
 }
 
 // Eslogger configures macOS capture through Apple's eslogger.
@@ -64,6 +94,10 @@ type Replay struct {
 	Format string  `yaml:"format"` // eslogger | ecs
 	Rate   float64 `yaml:"rate"`   // events/s, 0 = as fast as possible
 	Loop   bool    `yaml:"loop"`
+	// DropWhenFull makes replay behave like live capture: never wait for
+	// ring space, drop and count ring_full instead. By default a replay (a
+	// backfill) waits and loses nothing. For tests and benchmarks.
+	DropWhenFull bool `yaml:"drop_when_full"`
 }
 
 // Filters are the noise rules the pipeline applies.
@@ -111,6 +145,9 @@ type FileSink struct {
 	Path        string `yaml:"path"`
 	RotateBytes Size   `yaml:"rotate_bytes"`
 	Keep        int    `yaml:"keep"`
+	// Mode is the output files' permission in octal; default 0600. 0640
+	// lets a local shipper in the file's group read them.
+	Mode FileMode `yaml:"mode"`
 }
 
 // Kafka configures the Kafka sink (and the collector's consumer).
@@ -125,6 +162,9 @@ type Kafka struct {
 	GroupID string `yaml:"group_id"`
 	// Timeout bounds one produce request.
 	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureCredentials accepts SASL credentials over a connection
+	// without TLS (refused otherwise).
+	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
 }
 
 // TLS for Kafka.
@@ -154,6 +194,13 @@ type Elasticsearch struct {
 	TLS           ESTLS    `yaml:"tls"`
 	// Timeout bounds one bulk request.
 	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureCredentials accepts api_key, username/password or
+	// credentials in an address over http:// (refused otherwise).
+	AllowInsecureCredentials bool `yaml:"allow_insecure_credentials"`
+	// Workers is the most bulk requests in flight at once (default 2).
+	// A 429 from Elasticsearch lowers the number in flight, down to one,
+	// until answers come back without throttling.
+	Workers int `yaml:"workers"`
 }
 
 // ESTLS for Elasticsearch.
@@ -161,6 +208,9 @@ type ESTLS struct {
 	CAFile             string `yaml:"ca_file"`
 	CAFingerprint      string `yaml:"ca_fingerprint"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// VerificationMode is full (default), certificate or none (Beats'
+	// ssl.verification_mode).
+	VerificationMode string `yaml:"verification_mode"`
 }
 
 // Backoff is a sink's retry schedule.
@@ -169,6 +219,13 @@ type Backoff struct {
 	Max        Duration `yaml:"max"`
 	Multiplier float64  `yaml:"multiplier"`
 	Jitter     float64  `yaml:"jitter"`
+}
+
+// Log configures the agent's own log on stderr. The --log-level and
+// --log-format flags of `fileward run` override it.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
 }
 
 // Metrics configures /metrics and /healthz.
@@ -186,4 +243,13 @@ type Collector struct {
 	Backoff     Backoff  `yaml:"backoff"`
 	// DeadLetter is the collector's dead-letter file.
 	DeadLetter string `yaml:"dead_letter"`
+}
+
+// DeadLetter is the dead_letter block: each sink's dead-letter file rotates
+// when it would pass MaxBytes, keeping Keep rotated files (<sink>.ndjson.1
+// is the newest); the events in a file rotated away are counted in
+// fileward_dead_letter_discarded_events_total.
+type DeadLetter struct {
+	MaxBytes Size `yaml:"max_bytes"`
+	Keep     int  `yaml:"keep"`
 }

@@ -151,13 +151,25 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"bad size", "spool:\n  max_bytes: 12 furlongs\n", "bad.yaml:2: spool.max_bytes: invalid size"},
 		{"bad enum", "spool:\n  when_full: drop_random\n", "bad.yaml:2: spool.when_full: \"drop_random\" is not one of"},
-		{"type mismatch", "queue:\n  capacity: lots\n", "bad.yaml:2: queue.capacity: invalid value"},
+		{"type mismatch", "queue:\n  capacity: lots\n", "bad.yaml:2: queue.capacity: \"lots\" is not a whole number"},
+		{"kafka without block", "sinks:\n  - name: k\n    type: kafka\n", "bad.yaml:2: sinks[0].kafka: is required"},
+		{"kafka without brokers", "sinks:\n  - name: k\n    type: kafka\n    kafka:\n      topic: t\n", "bad.yaml:4: sinks[0].kafka.brokers: must list at least one broker"},
+		{"elasticsearch without addresses", "sinks:\n  - name: e\n    type: elasticsearch\n    elasticsearch: {data_stream: logs-x-y}\n", "bad.yaml:4: sinks[0].elasticsearch.addresses: must list at least one URL"},
+		{"elasticsearch without block", "sinks:\n  - name: e\n    type: elasticsearch\n", "bad.yaml:2: sinks[0].elasticsearch: is required"},
+		{"file without block", "sinks:\n  - name: f\n    type: file\n", "bad.yaml:2: sinks[0].file: is required"},
+		{"duplicate key", "queue:\n  capacity: 10\n  capacity: 20\n", "bad.yaml:3: queue.capacity: given twice in one mapping (first at line 2)"},
+		{"duplicate top-level key", "agent: {}\nmetrics: {listen: \"\"}\nagent: {}\n", "bad.yaml:3: agent: given twice"},
 		{"unknown event", "source:\n  events: [open, read]\n", "bad.yaml:2: source.events[1]: unknown event \"read\""},
-		{"replay needs path", "source:\n  type: replay\n", "bad.yaml:2: source.replay.path: is required"},
+		{"replay needs path", "source:\n  type: replay\n", "bad.yaml:1: source.replay.path: is required"},
 		{"duplicate sink", "sinks:\n  - {name: a, type: file}\n  - {name: a, type: file}\n", "bad.yaml:3: sinks[1].name: \"a\" is used by another sink"},
 		{"wrong block", "sinks:\n  - name: a\n    type: file\n    kafka: {topic: x}\n", "bad.yaml:4: sinks[0].kafka: does not apply"},
 		{"kafka acks", "sinks:\n  - name: k\n    type: kafka\n    kafka:\n      required_acks: some\n", "bad.yaml:5: sinks[0].kafka.required_acks"},
 		{"relative mark", "source:\n  fanotify:\n    marks: [tmp]\n", "bad.yaml:3: source.fanotify.marks[0]: \"tmp\" must be an absolute path"},
+		{"relative host_root", "source:\n  fanotify:\n    host_root: host\n", "bad.yaml:3: source.fanotify.host_root: \"host\" must be a clean absolute path"},
+		{"root host_root", "source:\n  fanotify:\n    host_root: /\n", "bad.yaml:3: source.fanotify.host_root: \"/\" must be a clean absolute path"},
+		{"bad data stream mode", "agent:\n  data_stream:\n    mode: elastic\n", "bad.yaml:3: agent.data_stream.mode: \"elastic\" is not one of"},
+		{"bad namespace", "agent:\n  data_stream:\n    namespace: Prod-1\n", "bad.yaml:3: agent.data_stream.namespace: \"Prod-1\" is not a data stream namespace"},
+		{"defend default namespace", "agent:\n  data_stream:\n    mode: defend_compatible\n    namespace: default\n", "bad.yaml:4: agent.data_stream.namespace: \"default\" in defend_compatible mode"},
 		{"spool bound", "spool:\n  max_bytes: 16MiB\n  segment_bytes: 16MiB\n", "bad.yaml:2: spool.max_bytes: must be at least twice"},
 		{"metrics addr", "metrics:\n  listen: nope\n", "bad.yaml:2: metrics.listen"},
 		{"list expected", "filters:\n  exclude_paths: /proc/\n", "bad.yaml:2: filters.exclude_paths: expected a list"},
@@ -172,6 +184,12 @@ func TestValidationErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %q lacks %q", c.name, err, c.want)
+		}
+		// No YAML internals, and the line only once, in the prefix.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if strings.Contains(line, "!!") || strings.Contains(line, "unmarshal") || strings.Contains(line, "line ") && !strings.Contains(line, "first at line") {
+				t.Errorf("%s: %q leaks YAML internals or repeats the line", c.name, line)
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ func Default() Config {
 			DataDir:         "./var",
 			ShutdownTimeout: Duration(10 * time.Second),
 			Heartbeat:       Duration(60 * time.Second),
+			DataStream:      DataStream{Mode: "fileward"},
 		},
 		Source: Source{
 			Type:     "auto",
@@ -17,6 +18,8 @@ func Default() Config {
 			Fanotify: Fanotify{Marks: []string{"/"}, MarkType: "filesystem", Queue: "default"},
 			Eslogger: Eslogger{Path: "/usr/bin/eslogger"},
 			Replay:   Replay{Format: "eslogger"},
+
+			MaxLineBytes: 1 << 20,
 		},
 		Filters: Filters{
 			ExcludePaths:    []string{"/proc/", "/sys/", "/dev/"},
@@ -37,7 +40,9 @@ func Default() Config {
 			File:    ptr(DefaultFileSink()),
 			Backoff: DefaultBackoff(),
 		}},
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
+		Log:        Log{Level: "info", Format: "text"},
+		DeadLetter: DeadLetter{MaxBytes: 64 << 20, Keep: 2},
 		Collector: Collector{
 			Kafka:         defaultCollectorKafka(),
 			Elasticsearch: DefaultElasticsearch(),
@@ -58,7 +63,7 @@ func DefaultBackoff() Backoff {
 
 // DefaultFileSink is the file sink's block.
 func DefaultFileSink() FileSink {
-	return FileSink{Path: "./var/events.ndjson", RotateBytes: 100 << 20, Keep: 5}
+	return FileSink{Path: "./var/events.ndjson", RotateBytes: 100 << 20, Keep: 5, Mode: 0o600}
 }
 
 // DefaultKafka is the Kafka sink's block.
@@ -85,6 +90,7 @@ func DefaultElasticsearch() Elasticsearch {
 		DataStream:    "logs-fileward.file-default",
 		SetupTemplate: true,
 		Timeout:       Duration(30 * time.Second),
+		Workers:       2,
 	}
 }
 

@@ -72,6 +72,8 @@ func typeName(t reflect.Type) string {
 		return "size"
 	case reflect.TypeFor[Secret]():
 		return "secret"
+	case reflect.TypeFor[FileMode]():
+		return "file mode"
 	}
 	switch t.Kind() {
 	case reflect.String:

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -55,13 +56,33 @@ var ErrInvalid = errors.New("invalid configuration")
 // Is makes errors.Is(err, ErrInvalid) true for Errors.
 func (errs Errors) Is(target error) bool { return target == ErrInvalid }
 
+// MaxFileBytes is the largest config file Load reads. Real configs are a
+// few KiB; anything near this is the wrong file, and decoding YAML costs
+// many times its size in memory.
+const MaxFileBytes = 1 << 20
+
 // Load reads, expands, decodes and validates the config at path.
 // Any problem comes back as Errors; reading the file may also fail with an
-// *os.PathError.
+// *os.PathError. A file larger than MaxFileBytes is refused without being
+// read whole.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(size string) error {
+		return Errors{{File: path, Msg: fmt.Sprintf("the config file is %s; a config may be at most 1 MiB (is this the right file?)", size)}}
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileBytes {
+		return nil, tooBig(fmt.Sprintf("%.1f MiB (%d bytes)", float64(st.Size())/(1<<20), st.Size()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, tooBig("larger than 1 MiB")
 	}
 	return Parse(path, data, os.LookupEnv)
 }
@@ -73,7 +94,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	d := &decoder{file: file, lookup: lookup, lines: map[string]int{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Errors{{File: file, Line: yamlErrLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, Errors{{File: file, Line: yamlErrLine(err), Msg: yamlSyntaxMsg(err)}}
 	}
 	if len(doc.Content) > 0 {
 		d.walk(doc.Content[0], reflect.ValueOf(&cfg).Elem(), "")
@@ -97,6 +118,16 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 }
 
 var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+// yamlSyntaxMsg is a YAML syntax error without the "yaml: line N:" its
+// FILE:LINE prefix already says.
+func yamlSyntaxMsg(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = yamlLinePrefixRe.ReplaceAllString(msg, "")
+	return "YAML syntax: " + msg
+}
+
+var yamlLinePrefixRe = regexp.MustCompile(`^line \d+: `)
 
 func yamlErrLine(err error) int {
 	m := yamlLineRe.FindStringSubmatch(err.Error())
@@ -132,8 +163,8 @@ func (d *decoder) walk(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if path != "" {
-		d.lines[path] = n.Line
+	if _, set := d.lines[path]; path != "" && !set {
+		d.lines[path] = n.Line // a list item; a key's own line is set already
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value keeps the default
@@ -150,10 +181,16 @@ func (d *decoder) walk(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		fields := structFields(v.Type())
+		first := map[string]int{} // key → line of its first occurrence
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			idx, ok := fields[k.Value]
 			kp := join(path, k.Value)
+			if l, dup := first[k.Value]; dup {
+				d.fail(k.Line, kp, "given twice in one mapping (first at line %d): remove one", l)
+				continue
+			}
+			first[k.Value] = k.Line
 			if !ok {
 				d.fail(k.Line, kp, "unknown key (known keys: %s)", strings.Join(sortedKeys(fields), ", "))
 				continue
@@ -205,13 +242,30 @@ func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 	if err := c.Decode(v.Addr().Interface()); err != nil {
 		msg := err.Error()
 		var te *yaml.TypeError
-		if errors.As(err, &te) && len(te.Errors) > 0 {
-			msg = yamlLineRe.ReplaceAllString(te.Errors[0], "")
-			msg = strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(msg, ":")), "cannot unmarshal ")
-			msg = "invalid value: cannot read " + msg
+		if errors.As(err, &te) {
+			// yaml's own words ("cannot unmarshal !!str `lots` into int")
+			// are its internals: say what was expected instead.
+			msg = fmt.Sprintf("%q is not %s", val, expected(v.Kind()))
 		}
 		d.fail(n.Line, path, "%s", msg)
 	}
+}
+
+// expected names what a scalar of kind k must look like.
+func expected(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number of 0 or more"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "text (quote it)"
+	}
+	return "a value of type " + k.String()
 }
 
 var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -286,9 +340,14 @@ func pointerDefault(t reflect.Type) (reflect.Value, bool) {
 	case reflect.TypeFor[FileSink]():
 		return reflect.ValueOf(DefaultFileSink()), true
 	case reflect.TypeFor[Kafka]():
-		return reflect.ValueOf(DefaultKafka()), true
+		// No default broker: a sink must say where to send.
+		k := DefaultKafka()
+		k.Brokers = nil
+		return reflect.ValueOf(k), true
 	case reflect.TypeFor[Elasticsearch]():
-		return reflect.ValueOf(DefaultElasticsearch()), true
+		e := DefaultElasticsearch()
+		e.Addresses = nil
+		return reflect.ValueOf(e), true
 	}
 	return reflect.Value{}, false
 }

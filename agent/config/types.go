@@ -88,6 +88,25 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
+// FileMode is a file permission written in octal: 0640, "0640" or 0o640.
+type FileMode uint32
+
+// UnmarshalYAML parses an octal permission.
+func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(n.Value), "0o"), "0O")
+	u, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || u > 0o7777 {
+		return fmt.Errorf("invalid file mode %q: write it in octal, e.g. 0600 or 0640", n.Value)
+	}
+	*m = FileMode(u)
+	return nil
+}
+
+// MarshalYAML writes the mode in octal.
+func (m FileMode) MarshalYAML() (any, error) { return m.String(), nil }
+
+func (m FileMode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
+
 // Secret is a string that never prints: logs and check-config show "<redacted>".
 type Secret string
 

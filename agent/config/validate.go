@@ -3,9 +3,14 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/fileward/fileward/internal/redact"
+	"github.com/fileward/fileward/internal/tlspin"
 )
 
 // Validate checks a config built in code (Load validates by itself).
@@ -20,6 +25,7 @@ type checker struct {
 	file  string
 	lines map[string]int
 	errs  Errors
+	warns Errors
 }
 
 // at reports a problem at path, using the line of path or of its nearest
@@ -33,6 +39,14 @@ func (c *checker) at(path, format string, args ...any) {
 		}
 	}
 	c.errs = append(c.errs, Error{File: c.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warn records a warning at path (the message starts with "warning: ").
+func (c *checker) warn(path, format string, args ...any) {
+	n := len(c.errs)
+	c.at(path, "warning: "+format, args...)
+	c.warns = append(c.warns, c.errs[n])
+	c.errs = c.errs[:n]
 }
 
 func parent(p string) string {
@@ -63,6 +77,15 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		c.at("agent.heartbeat", "must not be negative (0 disables heartbeats)")
 	}
 
+	ds := &cfg.Agent.DataStream
+	c.oneOf("agent.data_stream.mode", ds.Mode, "fileward", "defend_compatible")
+	if ns := ds.Namespace; ns != "" && (len(ns) > 100 || ns != strings.ToLower(ns) || strings.ContainsAny(ns, "-\\/*?\"<>| ,#:")) {
+		c.at("agent.data_stream.namespace", "%q is not a data stream namespace: use at most 100 lowercase characters without - \\ / * ? \" < > | , # : or spaces", ns)
+	}
+	if ds.Mode == "defend_compatible" && ds.Namespace == "default" {
+		c.at("agent.data_stream.namespace", "\"default\" in defend_compatible mode would share logs-endpoint.events.*-default with Elastic Defend's own documents; leave it empty (fileward) or name another namespace")
+	}
+
 	s := &cfg.Source
 	c.oneOf("source.type", s.Type, "auto", "fanotify", "eslogger", "replay")
 	if len(s.Events) == 0 {
@@ -80,8 +103,14 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 			c.at(fmt.Sprintf("source.fanotify.marks[%d]", i), "%q must be an absolute path", m)
 		}
 	}
+	if hr := s.Fanotify.HostRoot; hr != "" && (!strings.HasPrefix(hr, "/") || hr == "/" || filepath.Clean(hr) != hr) {
+		c.at("source.fanotify.host_root", "%q must be a clean absolute path other than /, e.g. /host", hr)
+	}
 	if s.Type == "eslogger" && s.Eslogger.Path == "" {
 		c.at("source.eslogger.path", "must name the eslogger executable")
+	}
+	if s.MaxLineBytes < 4096 || s.MaxLineBytes > 1<<30 {
+		c.at("source.max_line_bytes", "must be between 4KiB and 1GiB (default 1MiB)")
 	}
 	c.oneOf("source.replay.format", s.Replay.Format, "eslogger", "ecs")
 	if s.Replay.Rate < 0 {
@@ -144,11 +173,23 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 		validateSink(c, fmt.Sprintf("sinks[%d]", i), &cfg.Sinks[i], seen)
 	}
 
+	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
+	c.oneOf("log.format", cfg.Log.Format, "text", "json")
+	if cfg.DeadLetter.MaxBytes < 4096 {
+		c.at("dead_letter.max_bytes", "must be at least 4KiB")
+	}
+	if cfg.DeadLetter.Keep < 0 {
+		c.at("dead_letter.keep", "must not be negative (0 keeps no rotated file)")
+	}
+
 	if l := cfg.Metrics.Listen; l != "" {
-		if _, _, err := net.SplitHostPort(l); err != nil {
+		if host, _, err := net.SplitHostPort(l); err != nil {
 			c.at("metrics.listen", "%q is not host:port (use 127.0.0.1:9464, or \"\" to disable)", l)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			c.warn("metrics.listen", "%q is not a loopback address: /metrics and /healthz have no authentication; restrict who can reach it", l)
 		}
 	}
+	cfg.Warnings = c.warns
 	return c.errs
 }
 
@@ -172,7 +213,9 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 	switch s.Type {
 	case "file":
 		if s.File == nil {
+			c.at(p+".file", "is required for a sink of type file, with at least its path")
 			s.File = ptr(DefaultFileSink())
+			break
 		}
 		if s.File.Path == "" {
 			c.at(p+".file.path", "is required")
@@ -183,14 +226,21 @@ func validateSink(c *checker, p string, s *Sink, seen map[string]bool) {
 		if s.File.Keep < 1 {
 			c.at(p+".file.keep", "must be at least 1")
 		}
+		if m := s.File.Mode; m&^0o666 != 0 || m&0o600 != 0o600 {
+			c.at(p+".file.mode", "%s: use read/write bits only, with the owner's read and write (0600, the default, or 0640 for a local shipper in the file's group)", m)
+		}
 	case "kafka":
 		if s.Kafka == nil {
+			c.at(p+".kafka", "is required for a sink of type kafka, with its brokers")
 			s.Kafka = ptr(DefaultKafka())
+			break
 		}
 		validateKafka(c, p+".kafka", s.Kafka)
 	case "elasticsearch":
 		if s.Elasticsearch == nil {
+			c.at(p+".elasticsearch", "is required for a sink of type elasticsearch, with its addresses")
 			s.Elasticsearch = ptr(DefaultElasticsearch())
+			break
 		}
 		validateElasticsearch(c, p+".elasticsearch", s.Elasticsearch)
 	}
@@ -224,6 +274,13 @@ func validateKafka(c *checker, p string, k *Kafka) {
 	if k.Timeout <= 0 {
 		c.at(p+".timeout", "must be positive")
 	}
+	if k.SASL.Mechanism != "" && !k.TLS.Enabled {
+		if k.AllowInsecureCredentials {
+			c.warn(p+".sasl", "SASL %s without tls.enabled sends the password and every event unencrypted (allowed by allow_insecure_credentials)", k.SASL.Mechanism)
+		} else {
+			c.at(p+".sasl", "SASL %s without tls.enabled would send the password and every event unencrypted; set tls.enabled: true, or allow_insecure_credentials: true if that is intended", k.SASL.Mechanism)
+		}
+	}
 }
 
 func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
@@ -232,11 +289,14 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	}
 	for i, a := range e.Addresses {
 		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
-			c.at(fmt.Sprintf("%s.addresses[%d]", p, i), "%q must start with http:// or https://", a)
+			c.at(fmt.Sprintf("%s.addresses[%d]", p, i), "%q must start with http:// or https://", redact.URL(a))
 		}
 	}
 	if e.DataStream == "" {
 		c.at(p+".data_stream", "is required, e.g. logs-fileward.file-default")
+	}
+	if e.Workers < 1 || e.Workers > 64 {
+		c.at(p+".workers", "must be between 1 and 64 (bulk requests in flight)")
 	}
 	if e.APIKey != "" && e.Username != "" {
 		c.at(p+".api_key", "set api_key or username/password, not both")
@@ -246,6 +306,33 @@ func validateElasticsearch(c *checker, p string, e *Elasticsearch) {
 	}
 	if e.Timeout <= 0 {
 		c.at(p+".timeout", "must be positive")
+	}
+	for i, a := range e.Addresses {
+		if !strings.HasPrefix(a, "http://") {
+			continue
+		}
+		u, err := url.Parse(a)
+		inURL := err == nil && u.User != nil
+		if e.APIKey == "" && e.Username == "" && !inURL {
+			continue
+		}
+		ap := fmt.Sprintf("%s.addresses[%d]", p, i)
+		if e.AllowInsecureCredentials {
+			c.warn(ap, "%s sends the credentials and every event unencrypted (allowed by allow_insecure_credentials)", redact.URL(a))
+		} else {
+			c.at(ap, "%s would send the credentials (api_key, username/password) and every event unencrypted; use https://, or set allow_insecure_credentials: true if that is intended", redact.URL(a))
+		}
+	}
+	if m := e.TLS.VerificationMode; m != "" {
+		c.oneOf(p+".tls.verification_mode", m, tlspin.Modes()...)
+		if e.TLS.InsecureSkipVerify && m != tlspin.ModeNone {
+			c.at(p+".tls.insecure_skip_verify", "contradicts tls.verification_mode %q; remove one", m)
+		}
+	}
+	if fp := e.TLS.CAFingerprint; fp != "" {
+		if _, err := tlspin.ParseFingerprint(fp); err != nil {
+			c.at(p+".tls.ca_fingerprint", "%v", err)
+		}
 	}
 }
 
@@ -276,6 +363,7 @@ func (cfg *Config) ValidateCollector() error {
 	if cfg.Collector.BatchEvents < 1 {
 		c.at("collector.batch_events", "must be at least 1")
 	}
+	cfg.Warnings = append(cfg.Warnings, c.warns...)
 	if len(c.errs) > 0 {
 		return c.errs
 	}

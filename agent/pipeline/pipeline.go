@@ -22,13 +22,29 @@ type Output interface {
 	Append(ctx context.Context, payload []byte, events int) error
 }
 
+// LossLedger is implemented by an Output that keeps loss reports safe (the
+// spool): AppendReport stores a batch of loss documents together with the
+// counts they carry, by reason name, and the cumulative totals they state;
+// if the batch is later dropped unread, the Output hands its counts back
+// (the agent adds them to Options.Returned). LossTotals returns the totals
+// stored by the last AppendReport, also after a restart.
+type LossLedger interface {
+	AppendReport(ctx context.Context, payload []byte, events int, counts, totals map[string]uint64) error
+	LossTotals() map[string]uint64
+}
+
 // Options configures a Pipeline.
 type Options struct {
-	Ring    *capture.Ring
-	Drops   *capture.Drops
-	Encoder *schema.Encoder
-	Output  Output
-	Rules   Rules
+	Ring  *capture.Ring
+	Drops *capture.Drops
+	// Returned counts losses that were reported, but whose report was
+	// dropped before delivery (see LossLedger): the next report carries
+	// them again. They are not new losses, so they are not in Drops.
+	// Optional.
+	Returned *capture.Drops
+	Encoder  *schema.Encoder
+	Output   Output
+	Rules    Rules
 
 	// AggregateWindow folds repeats within this window; 0 disables.
 	AggregateWindow time.Duration
@@ -69,13 +85,20 @@ type Pipeline struct {
 	agg    *aggregator
 	key    string // host.id, the batch key
 
+	pending pendingUpdate // a Reconfigure call Run has not applied yet
+
 	w          sinks.BatchWriter
 	idBuf      []byte
 	docBuf     []byte
 	batchStart time.Time
 
-	// reported is how much of each loss reason is already in the stream.
-	reported  [schema.LossReasonCount]uint64
+	// reported is how much of each loss reason (Drops plus Returned) is
+	// already in the stream.
+	reported [schema.LossReasonCount]uint64
+	// ledger is o.Output as a LossLedger, or nil; base are the cumulative
+	// totals of earlier runs, from the ledger.
+	ledger    LossLedger
+	base      [schema.LossReasonCount]uint64
 	lossSeq   uint64
 	hbSeq     uint64
 	lastHB    time.Time
@@ -137,6 +160,18 @@ func New(o Options) (*Pipeline, error) {
 			Name: "fileward_pipeline_append_refused_total", Help: "Batches the spool refused (full disk or drop_newest); their events are counted as spool_full.",
 		}),
 	}
+	if o.Returned == nil {
+		o.Returned = &capture.Drops{}
+		p.o.Returned = o.Returned
+	}
+	if l, ok := o.Output.(LossLedger); ok {
+		p.ledger = l
+		for name, n := range l.LossTotals() {
+			if r, ok := schema.ParseLossReason(name); ok {
+				p.base[r] = n
+			}
+		}
+	}
 	if o.AggregateWindow > 0 {
 		p.agg = newAggregator(int64(o.AggregateWindow), o.AggregateMax)
 	}
@@ -169,6 +204,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var ev capture.Event
 	for {
 		got, fired := p.o.Ring.PopOr(ctx, tick.C, &ev)
+		if p.pending.p.Load() != nil {
+			p.applyPending(ctx)
+		}
 		switch {
 		case fired:
 			p.housekeep(ctx, false)
@@ -206,6 +244,12 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 		return
 	}
 	if !p.filter.keepPath(ev) {
+		// An exec the path rules drop (/usr/bin/cat outside include_paths)
+		// still feeds the exec cache first: the process's later events,
+		// which the rules keep, need its executable once it has exited.
+		if p.o.Enrich != nil && ev.Action == schema.ActionExec && ev.Process.PID > 0 {
+			p.o.Enrich(ev)
+		}
 		p.filtered.Inc()
 		return
 	}
@@ -296,11 +340,14 @@ func (p *Pipeline) housekeep(ctx context.Context, final bool) {
 // reportLosses puts one events_lost document per reason whose counter moved
 // since the last report into a batch of its own. If the spool refuses that
 // batch, nothing is marked reported, so the next report carries the sum.
+// Each document carries the cumulative totals of every reason.
 func (p *Pipeline) reportLosses(ctx context.Context, now time.Time) {
-	var pending [schema.LossReasonCount]uint64
+	var pending, totals [schema.LossReasonCount]uint64
 	moved := false
 	for r := schema.LossReason(0); r < schema.LossReasonCount; r++ {
-		pending[r] = p.o.Drops.Load(r)
+		d := p.o.Drops.Load(r)
+		pending[r] = d + p.o.Returned.Load(r)
+		totals[r] = p.base[r] + d
 		if pending[r] > p.reported[r] {
 			moved = true
 		}
@@ -310,12 +357,14 @@ func (p *Pipeline) reportLosses(ctx context.Context, now time.Time) {
 	}
 	p.flush(ctx) // loss events travel in their own batch
 	seq := p.lossSeq
+	counts := map[string]uint64{}
 	for r := schema.LossReason(0); r < schema.LossReasonCount; r++ {
 		if pending[r] <= p.reported[r] {
 			continue
 		}
 		seq++
-		l := schema.Loss{TimeNS: now.UnixNano(), Reason: r, Count: pending[r] - p.reported[r], Seq: seq}
+		l := schema.Loss{TimeNS: now.UnixNano(), Reason: r, Count: pending[r] - p.reported[r], Seq: seq, Totals: &totals}
+		counts[r.String()] = l.Count
 		p.idBuf = p.o.Encoder.AppendLossID(p.idBuf[:0], &l)
 		p.docBuf = p.o.Encoder.AppendLoss(p.docBuf[:0], &l)
 		p.w.Add(p.idBuf, p.docBuf)
@@ -323,7 +372,16 @@ func (p *Pipeline) reportLosses(ctx context.Context, now time.Time) {
 		p.log.Warn("events lost", "reason", r.String(), "count", l.Count)
 	}
 	n := p.w.Len()
-	err := p.o.Output.Append(ctx, p.w.Bytes(), n)
+	var err error
+	if p.ledger != nil {
+		tm := make(map[string]uint64, len(totals))
+		for r, v := range totals {
+			tm[schema.LossReason(r).String()] = v
+		}
+		err = p.ledger.AppendReport(ctx, p.w.Bytes(), n, counts, tm)
+	} else {
+		err = p.o.Output.Append(ctx, p.w.Bytes(), n)
+	}
 	p.w.Reset(p.key)
 	if err != nil {
 		p.appendErrs.Inc()

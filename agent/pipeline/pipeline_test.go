@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -431,5 +432,112 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestExecOutsideIncludeFeedsEnrich: an exec event the path rules drop is
+// still shown to Enrich (the exec cache), before it is filtered out.
+func TestExecOutsideIncludeFeedsEnrich(t *testing.T) {
+	var seen []string
+	r := newRig(t, func(o *Options) {
+		o.Rules = Rules{IncludePaths: []string{"/tmp/"}}
+		o.Enrich = func(ev *schema.Event) bool {
+			seen = append(seen, ev.Action.String()+" "+ev.Path)
+			return true
+		}
+	})
+	x := capture.Event{Action: schema.ActionExec, Path: "/usr/bin/cat", Seq: 1, Process: schema.Process{PID: 7, Executable: "/usr/bin/cat"}}
+	o := capture.Event{Action: schema.ActionOpen, Path: "/usr/lib/libc.so", Seq: 2, Process: schema.Process{PID: 7}}
+	r.ring.TryPush(&x)
+	r.ring.TryPush(&o)
+	r.run(t, nil)
+	if len(seen) != 1 || seen[0] != schema.ActionExec.String()+" /usr/bin/cat" {
+		t.Errorf("Enrich saw %v, want only the exec", seen)
+	}
+	if docs := r.out.docs(t); len(docs) != 0 {
+		t.Errorf("%d documents outside include_paths", len(docs))
+	}
+}
+
+// TestReconfigure: rules and the aggregation window change while Run runs;
+// events handled after the change follow the new rules.
+func TestReconfigure(t *testing.T) {
+	r := newRig(t, func(o *Options) { o.AggregateWindow = time.Hour })
+	r.run(t, func() {
+		a := capture.Event{Action: schema.ActionOpen, Path: "/a/1", Seq: 1, Process: schema.Process{PID: 5, Executable: "/x"}}
+		r.ring.TryPush(&a)
+		a.Seq = 2
+		r.ring.TryPush(&a) // folds into the first under the hour-long window
+		waitFor(t, func() bool { return r.ring.Len() == 0 })
+		r.p.Reconfigure(Rules{ExcludePaths: []string{"/a/"}}, 0)
+		// The held aggregate is emitted when the window changes.
+		waitFor(t, func() bool { return batches(r.out) > 0 || len(r.out.docs(t)) > 0 })
+		b := capture.Event{Action: schema.ActionOpen, Path: "/a/2", Seq: 3, Process: schema.Process{PID: 5, Executable: "/x"}}
+		c := capture.Event{Action: schema.ActionOpen, Path: "/b/1", Seq: 4, Process: schema.Process{PID: 5, Executable: "/x"}}
+		r.ring.TryPush(&b)
+		r.ring.TryPush(&c)
+	})
+	docs := r.out.docs(t)
+	var paths []string
+	for _, d := range docs {
+		paths = append(paths, field(d, "file", "path").(string))
+	}
+	if strings.Join(paths, ",") != "/a/1,/b/1" {
+		t.Errorf("paths %v, want /a/1 (aggregated, emitted at the change) and /b/1 (/a/2 excluded by the new rules)", paths)
+	}
+}
+
+// ledgerOutput is a memOutput that keeps loss reports as the spool does.
+type ledgerOutput struct {
+	*memOutput
+	base    map[string]uint64
+	reports []map[string]uint64 // counts of each AppendReport
+	totals  map[string]uint64   // of the last AppendReport
+}
+
+func (l *ledgerOutput) AppendReport(ctx context.Context, p []byte, events int, counts, totals map[string]uint64) error {
+	if err := l.memOutput.Append(ctx, p, events); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reports = append(l.reports, counts)
+	l.totals = totals
+	return nil
+}
+
+func (l *ledgerOutput) LossTotals() map[string]uint64 { return l.base }
+
+// TestLossTotalsAndReturnedCounts: loss documents carry the cumulative
+// totals (earlier runs' from the ledger plus this run's), and counts handed
+// back (a report dropped unread) are reported again without moving the
+// totals.
+func TestLossTotalsAndReturnedCounts(t *testing.T) {
+	out := &ledgerOutput{memOutput: &memOutput{}, base: map[string]uint64{"spool_full": 100, "corrupt": 7}}
+	returned := &capture.Drops{}
+	r := newRig(t, func(o *Options) { o.Output = out; o.Returned = returned })
+	r.out = out.memOutput
+	r.run(t, func() {
+		r.drops.Add(schema.LossSpoolFull, 5)
+		waitFor(t, func() bool { return len(r.out.docs(t)) == 1 })
+		returned.Add(schema.LossSpoolFull, 5) // that report was dropped unread
+		waitFor(t, func() bool { return len(r.out.docs(t)) == 2 })
+	})
+	docs := r.out.docs(t)
+	for i, d := range docs {
+		if c := field(d, "fileward", "lost", "count"); c != float64(5) {
+			t.Errorf("report %d count %v, want 5", i, c)
+		}
+		if tot := field(d, "fileward", "lost", "total", "spool_full"); tot != float64(105) {
+			t.Errorf("report %d total.spool_full %v, want 105", i, tot)
+		}
+		if tot := field(d, "fileward", "lost", "total", "corrupt"); tot != float64(7) {
+			t.Errorf("report %d total.corrupt %v, want 7", i, tot)
+		}
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.reports) != 2 || out.reports[0]["spool_full"] != 5 || out.totals["spool_full"] != 105 {
+		t.Errorf("ledger got reports %v, totals %v", out.reports, out.totals)
 	}
 }

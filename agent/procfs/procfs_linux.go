@@ -34,6 +34,10 @@ type Options struct {
 	// they are read again (a process may exec or change its ids without an
 	// event we see). Default 2s. An exec event always refreshes.
 	TTL time.Duration
+	// HostRoot is source.fanotify.host_root: stripped from executable
+	// paths read from /proc, as the fanotify source strips it from file
+	// paths. "" leaves paths alone.
+	HostRoot string
 	// Logger receives debug messages. nil discards.
 	Logger *slog.Logger
 }
@@ -53,6 +57,7 @@ type Cache struct {
 	execs      map[int32]execSeen
 	head, tail *entry
 	users      map[uint32]string
+	groups     map[uint32]string
 	buf        []byte
 	pfd        [1]unix.PollFd
 	offset     int64
@@ -81,7 +86,7 @@ func New(o Options) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{o: o, log: log, m: make(map[int32]*entry), gone: make(map[int32]int64), execs: make(map[int32]execSeen), users: make(map[uint32]string), buf: make([]byte, 64<<10)}
+	return &Cache{o: o, log: log, m: make(map[int32]*entry), gone: make(map[int32]int64), execs: make(map[int32]execSeen), users: make(map[uint32]string), groups: make(map[uint32]string), buf: make([]byte, 64<<10)}
 }
 
 // Close releases every pidfd the cache holds. The cache stays usable.
@@ -125,6 +130,11 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 	var image string
 	if ev.Action == schema.ActionExec {
 		image = ev.Process.Executable
+		if image != "" {
+			// Outside the lock: let execve(2) finish, so /proc shows the new
+			// image's arguments (see awaitExec).
+			awaitExec(pid, image)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,6 +145,9 @@ func (c *Cache) Enrich(ev *schema.Event) bool {
 		c.execs[pid] = execSeen{image: image, atNS: ev.TimeNS}
 	}
 	if c.enrich(ev, image) {
+		if ev.Action == schema.ActionExec {
+			c.parent(ev)
+		}
 		return true
 	}
 	if x, ok := c.execs[pid]; ok && ev.TimeNS != 0 && ev.TimeNS >= x.atNS && ev.TimeNS-x.atNS <= int64(execMemory) {
@@ -238,9 +251,9 @@ func (c *Cache) markGone(pid int32, now time.Time) {
 
 // fill copies e's process into ev. image, when set, is the executable an
 // exec event names: if /proc does not show it yet, the exec is still
-// running, so the event keeps image (with its base name, and no args, which
-// would be the old image's), and e is marked to be read again by the next
-// event of its pid.
+// running, so the event and e take image (with its base name, and no args,
+// which would be the old image's), and e is marked to be read again by the
+// next event of its pid.
 func (c *Cache) fill(ev *schema.Event, e *entry, image string) {
 	keep := ev.Process
 	ev.Process = e.p
@@ -250,6 +263,10 @@ func (c *Cache) fill(ev *schema.Event, e *entry, image string) {
 		ev.Process.Executable = image
 		ev.Process.Name = filepath.Base(image)
 		ev.Process.Args = nil
+		// The entry takes the new image too: if the process exits before
+		// the next event re-reads /proc (a zombie has no exe link, and load
+		// keeps what it has), that event still gets the new executable.
+		e.p.Executable, e.p.Name, e.p.Args = image, filepath.Base(image), nil
 		e.loaded = time.Time{}
 	}
 }
@@ -312,6 +329,7 @@ func (c *Cache) load(e *entry) error {
 	exe, err := os.Readlink(dir + "/exe")
 	if err == nil {
 		exe, _ = strings.CutSuffix(exe, " (deleted)")
+		exe = stripRoot(c.o.HostRoot, exe)
 		e.p.Executable = exe
 		e.p.Name = filepath.Base(exe)
 	} else if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
@@ -329,8 +347,12 @@ func (c *Cache) load(e *entry) error {
 		e.p.RUID, e.p.UID = ruid, euid
 		e.p.UserName = c.userName(euid)
 	}
+	eff, ok1 := capLine(b, "CapEff:")
+	prm, ok2 := capLine(b, "CapPrm:")
+	e.p.CapEff, e.p.CapPrm, e.p.HasCaps = eff, prm, ok1 && ok2
 	if _, egid, ok := idLine(b, "Gid:"); ok {
 		e.p.GID = egid
+		e.p.GroupName = c.groupName(egid)
 	}
 	if c.o.Args {
 		if b, err := c.readFile(dir + "/cmdline"); err == nil {
@@ -392,6 +414,20 @@ func idLine(b []byte, key string) (real, eff uint32, ok bool) {
 	return uint32(r), uint32(e), true
 }
 
+// capLine parses a capability set line of /proc/<pid>/status (hex).
+func capLine(b []byte, key string) (uint64, bool) {
+	i := bytes.Index(b, []byte("\n"+key))
+	if i < 0 {
+		return 0, false
+	}
+	line := b[i+1+len(key):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	v, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
+	return v, err == nil
+}
+
 func statusInt(b []byte, key string) (int64, bool) {
 	i := bytes.Index(b, []byte("\n"+key))
 	if i < 0 {
@@ -416,6 +452,116 @@ func splitArgs(b []byte) []string {
 		out[i] = string(p)
 	}
 	return out
+}
+
+// groupName resolves a gid through os/user (the group file), cached.
+func (c *Cache) groupName(gid uint32) string {
+	if n, ok := c.groups[gid]; ok {
+		return n
+	}
+	name := ""
+	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
+		name = g.Name
+	}
+	if len(c.groups) >= 1024 {
+		clear(c.groups)
+	}
+	c.groups[gid] = name
+	return name
+}
+
+// execWait bounds how long awaitExec waits for an execve(2) to finish, and
+// execPoll is its polling step. An exec event is read while the kernel is
+// still inside execve(2) (FAN_OPEN_EXEC comes when the image is opened);
+// the switch to the new image follows within a millisecond unless the
+// machine is overloaded.
+const (
+	execWait = 20 * time.Millisecond
+	execPoll = 100 * time.Microsecond
+)
+
+// awaitExec waits, at most execWait, until execve(2) of image by pid has
+// got far enough for /proc to show the new image's arguments: the comm is
+// the one execve gives the new image (the base name of the executed path,
+// cut to 15 bytes), and /proc/<pid>/cmdline is not empty (the new memory
+// map has no arguments until the loader has copied them, after the comm
+// changed). It runs in the pipeline, never in the capture path, and gives
+// up early when the process is gone.
+func awaitExec(pid int32, image string) {
+	want := filepath.Base(image)
+	if len(want) > 15 {
+		want = want[:15]
+	}
+	dir := "/proc/" + strconv.Itoa(int(pid))
+	var buf [512]byte
+	read := func(name string) ([]byte, bool) {
+		fd, err := unix.Open(dir+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, false
+		}
+		n, err := unix.Read(fd, buf[:])
+		unix.Close(fd)
+		if err != nil || n < 0 {
+			return nil, false
+		}
+		return buf[:n], true
+	}
+	deadline := time.Now().Add(execWait)
+	for {
+		b, ok := read("/stat")
+		if !ok {
+			return
+		}
+		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if lp < 0 || rp < lp {
+			return
+		}
+		if string(b[lp+1:rp]) == want {
+			if a, ok := read("/cmdline"); !ok || len(a) > 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(execPoll)
+	}
+}
+
+// parent fills ev.Process.Parent from /proc/<ppid>: its executable, name,
+// start time and entity id (computed exactly as the parent's own events
+// get it), and its arguments when Options.Args. A parent that is gone or
+// unreadable leaves only the pid. c.mu is held.
+func (c *Cache) parent(ev *schema.Event) {
+	ppid := ev.Process.PPID
+	if ppid <= 0 {
+		return
+	}
+	st, err := c.readStat(ppid)
+	if err != nil {
+		return
+	}
+	pp := &ev.Process.Parent
+	pp.Name = st.comm
+	pp.EntityID = entityID(c.o.HostID, ppid, st.startTicks)
+	pp.StartNS = startBootNS(st.startTicks) + c.bootOffset(time.Now())
+	dir := "/proc/" + strconv.Itoa(int(ppid))
+	if exe, err := os.Readlink(dir + "/exe"); err == nil {
+		exe, _ = strings.CutSuffix(exe, " (deleted)")
+		exe = stripRoot(c.o.HostRoot, exe)
+		pp.Executable = exe
+		pp.Name = filepath.Base(exe)
+	}
+	if c.o.Args {
+		if b, err := c.readFile(dir + "/cmdline"); err == nil {
+			pp.Args = splitArgs(b)
+		}
+	}
+	// The pid may have been reused while we read: keep the fields only if
+	// the start time is unchanged.
+	if st2, err := c.readStat(ppid); err != nil || st2.startTicks != st.startTicks {
+		*pp = schema.Parent{}
+	}
 }
 
 func (c *Cache) userName(uid uint32) string {
@@ -508,4 +654,18 @@ func (c *Cache) unlink(e *entry) {
 		c.tail = e.prev
 	}
 	e.prev, e.next = nil, nil
+}
+
+// stripRoot is fanotify.StripHostRoot (kept here to avoid the import).
+func stripRoot(root, p string) string {
+	if root == "" || root == "/" || !strings.HasPrefix(p, root) {
+		return p
+	}
+	if len(p) == len(root) {
+		return "/"
+	}
+	if p[len(root)] != '/' {
+		return p
+	}
+	return p[len(root):]
 }

@@ -35,6 +35,23 @@ func TestEnrichSelf(t *testing.T) {
 	if os.Geteuid() == 0 && p.UserName != "root" {
 		t.Errorf("user name %q, want root", p.UserName)
 	}
+	if os.Getegid() == 0 && p.GroupName != "root" {
+		t.Errorf("group name %q, want root", p.GroupName)
+	}
+	// The capability sets, as the kernel reports them for this process.
+	st, _ := os.ReadFile("/proc/self/status")
+	for _, c := range []struct {
+		key string
+		got uint64
+	}{{"CapEff:", p.CapEff}, {"CapPrm:", p.CapPrm}} {
+		want, ok := capLine(st, c.key)
+		if !ok || !p.HasCaps || c.got != want {
+			t.Errorf("%s %x, want %x (has %v)", c.key, c.got, want, p.HasCaps)
+		}
+	}
+	if os.Geteuid() == 0 && p.CapEff&(1<<21) == 0 {
+		t.Errorf("root without CAP_SYS_ADMIN in CapEff %x", p.CapEff)
+	}
 	if len(p.Args) == 0 || p.Args[0] != os.Args[0] {
 		t.Errorf("args %q, want %q...", p.Args, os.Args[0])
 	}

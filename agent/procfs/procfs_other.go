@@ -11,11 +11,12 @@ import (
 
 // Options configures a Cache.
 type Options struct {
-	Size   int
-	Args   bool
-	HostID string
-	TTL    time.Duration
-	Logger *slog.Logger
+	Size     int
+	Args     bool
+	HostID   string
+	TTL      time.Duration
+	HostRoot string
+	Logger   *slog.Logger
 }
 
 // Cache enriches events from /proc. Off Linux there is no /proc: Enrich

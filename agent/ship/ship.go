@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fileward/fileward/agent/deliver"
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/sinks"
 )
@@ -31,9 +31,7 @@ type Backoff struct {
 }
 
 // Clock makes backoff waits testable. After has the meaning of time.After.
-type Clock interface {
-	After(d time.Duration) <-chan time.Time
-}
+type Clock = deliver.Clock
 
 type realClock struct{}
 
@@ -46,13 +44,30 @@ type Options struct {
 	Spool         *spool.Spool
 	Backoff       Backoff
 	DeadLetterDir string // <data_dir>/dead-letter; file <Name>.ndjson
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// DeadLetterMaxBytes rotates the dead-letter file when a write would
+	// take it past this size (0 = never); DeadLetterKeep rotated files
+	// are kept (<Name>.ndjson.1 the newest). The events in a file rotated
+	// away are counted in fileward_dead_letter_discarded_events_total.
+	DeadLetterMaxBytes int64
+	DeadLetterKeep     int
+	Logger             *slog.Logger
+	Registerer         prometheus.Registerer
 	// OnRejected is told how many events were dead-lettered (the agent
-	// counts them as lost, reason "rejected"). It must not block.
+	// counts them as lost, reason "rejected"). Loss reports (event.action
+	// events_lost) are dead-lettered but not counted: reporting them would
+	// make a new report for a sink that rejects everything, and so on
+	// forever; their counts are already in the cumulative totals
+	// (fileward.lost.total). It must not block.
 	OnRejected func(events uint64)
 	// Clock times the backoff waits; nil is the real clock.
 	Clock Clock
+	// Workers is the most Sends in flight at once (default 1, one batch
+	// at a time). Above 1 the Sink's Send must be safe for concurrent use
+	// (the Elasticsearch sink's is: elasticsearch.workers).
+	Workers int
+	// MaxPending bounds the spool records read ahead and not yet
+	// acknowledged (default: see deliver.Options).
+	MaxPending int
 }
 
 // Shipper delivers the spool to one sink.
@@ -62,11 +77,12 @@ type Shipper struct {
 	bo      *backoff.ExponentialBackOff
 	acked   prometheus.Counter
 	errs    *prometheus.CounterVec
-	healthy atomic.Bool
+	window  atomic.Pointer[deliver.Window]
 	drain   chan struct{}
 	drainMu sync.Once
 	running atomic.Bool
-	dl      *os.File
+	dl      *deadLetterFile
+	dlGone  prometheus.Counter
 }
 
 // New checks o and registers the sink's metrics:
@@ -125,7 +141,17 @@ func New(o Options) (*Shipper, error) {
 			Help:        "Sink errors: send (failed attempts of a whole batch), retry (events to retry), rejected (events dead-lettered), decode, corrupt, read, deadletter, cursor.",
 			ConstLabels: labels}, []string{"kind"}),
 	}
-	s.healthy.Store(true)
+	s.dl = &deadLetterFile{dir: o.DeadLetterDir, name: o.Name, maxBytes: o.DeadLetterMaxBytes, keep: max(o.DeadLetterKeep, 0),
+		discarded: func(n uint64) {
+			s.dlGone.Add(float64(n))
+			s.log.Warn("ship: dead-letter file rotated away; its events are gone for good (they were counted as rejected when dead-lettered)", "events", n)
+		}}
+	s.dlGone = prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_dead_letter_discarded_events_total",
+		Help: "Dead-lettered events whose file was rotated away (dead_letter.keep exceeded).", ConstLabels: labels})
+	// Every kind is a series from the start, at zero.
+	for _, k := range []string{"send", "retry", "rejected", "decode", "corrupt", "read", "deadletter", "cursor"} {
+		s.errs.WithLabelValues(k)
+	}
 	if o.Registerer != nil {
 		lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fileward_sink_lag_events",
 			Help: "Events in the spool the sink has not acknowledged.", ConstLabels: labels},
@@ -133,7 +159,7 @@ func New(o Options) (*Shipper, error) {
 				l, _ := o.Spool.Lag(o.Name)
 				return float64(l.Events)
 			})
-		for _, c := range []prometheus.Collector{s.acked, s.errs, lag} {
+		for _, c := range []prometheus.Collector{s.acked, s.errs, lag, s.dlGone} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ship %s: register metrics: %w", o.Name, err)
 			}
@@ -142,8 +168,14 @@ func New(o Options) (*Shipper, error) {
 	return s, nil
 }
 
-// Healthy is false while the shipper is backing off after a failure.
-func (s *Shipper) Healthy() bool { return s.healthy.Load() }
+// Healthy is false while a batch is backing off after an attempt that
+// delivered nothing.
+func (s *Shipper) Healthy() bool {
+	if w := s.window.Load(); w != nil {
+		return w.Healthy()
+	}
+	return true
+}
 
 // Drain asks Run to return nil as soon as its cursor reaches the end of the
 // spool. Retries go on meanwhile; the caller bounds them by cancelling ctx.
@@ -158,12 +190,13 @@ func (s *Shipper) draining() bool {
 	}
 }
 
-var errGone = errors.New("record dropped from the spool")
-
 // Run ships until ctx is done (returning nil; the unsent rest stays spooled
-// for the next start) or, after Drain, until the cursor reaches the end. An
-// in-flight Send gets ctx. It returns an error if the cursor cannot be
-// opened or the spool is closed under it. Run is called once.
+// for the next start) or, after Drain, until the cursor reaches the end. It
+// reads records ahead into a deliver.Window (up to Options.Workers Sends in
+// flight) and moves the cursor, in order, only past records whose every
+// event was acknowledged or dead-lettered. In-flight Sends get ctx. It
+// returns an error if the cursor cannot be opened or the spool is closed
+// under it. Run is called once.
 func (s *Shipper) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("ship: Run called twice")
@@ -172,18 +205,43 @@ func (s *Shipper) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ship %s: %w", s.o.Name, err)
 	}
+	jobCtx, stopJobs := context.WithCancel(ctx)
+	w, err := deliver.New(deliver.Options{
+		Sink: s.o.Sink, Workers: s.o.Workers, MaxPending: s.o.MaxPending,
+		Backoff: deliver.Backoff(s.o.Backoff), Clock: s.o.Clock, Logger: s.log,
+		Rejected:   s.deadLetterEach,
+		Acked:      func(n int) { s.acked.Add(float64(n)) },
+		Retried:    func(n int) { s.errs.WithLabelValues("retry").Add(float64(n)) },
+		SendFailed: func(error) { s.errs.WithLabelValues("send").Inc() },
+	})
+	if err != nil {
+		stopJobs()
+		r.Close()
+		return fmt.Errorf("ship %s: %w", s.o.Name, err)
+	}
+	s.window.Store(w)
 	defer func() {
+		stopJobs()
+		w.Wait()
 		if err := r.Close(); err != nil {
 			s.log.Error("ship: persist cursor", "err", err)
 		}
-		if s.dl != nil {
-			s.dl.Close()
-		}
+		s.dl.close()
 	}()
-	var batch sinks.Batch
 	for {
 		if ctx.Err() != nil {
 			return nil
+		}
+		ready := w.Ready()
+		if err := s.ackDone(w, r); err != nil {
+			return err
+		}
+		if w.Full() {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+			}
+			continue
 		}
 		if !r.Next() {
 			err := r.Err()
@@ -205,13 +263,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			if s.draining() && r.AtEnd() {
-				return nil
+			drain := s.drain
+			if s.draining() {
+				if w.Pending() == 0 && r.AtEnd() {
+					return nil
+				}
+				drain = nil // wait for the batches in flight
 			}
-			err = r.Wait(ctx, s.drain)
-			if err == nil {
-				s.healthy.Store(true) // caught up, cursor persisted
-			}
+			err = r.WaitAny(ctx, drain, ready)
 			if err != nil {
 				if errors.Is(err, spool.ErrClosed) {
 					return fmt.Errorf("ship %s: %w", s.o.Name, err)
@@ -230,15 +289,35 @@ func (s *Shipper) Run(ctx context.Context) error {
 			continue
 		}
 		rec := r.Record()
-		if err := s.deliver(ctx, r, rec, &batch); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// errGone: drop_oldest deleted the record, the spool counted
-			// it; Next moves on to the oldest remaining data.
+		// The payload is reused by the next Next: the window keeps a copy.
+		payload := bytes.Clone(rec.Payload)
+		var batch sinks.Batch
+		if err := sinks.DecodeBatch(payload, &batch); err != nil {
+			s.errs.WithLabelValues("decode").Inc()
+			s.log.Error("ship: undecodable spool record, dead-lettered", "seq", rec.Seq, "err", err)
+			s.deadLetterRaw(rec, err)
+			batch.Events = nil // an empty batch: completes at once, in order
+		}
+		if err := w.Submit(jobCtx, deliver.Batch{Events: batch.Events, Tag: rec.End,
+			Valid: func() bool { return r.Holds(rec) }}); err != nil {
+			return nil // ctx ended
+		}
+	}
+}
+
+// ackDone moves the cursor past the batches completed in order.
+func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader) error {
+	for {
+		d, ok := w.Next()
+		if !ok {
+			return nil
+		}
+		if d.Gone {
+			// drop_oldest deleted the record, the spool counted it;
+			// the reader has moved on to the oldest remaining data.
 			continue
 		}
-		if err := r.Ack(); err != nil {
+		if err := r.AckTo(d.Tag.(spool.Position)); err != nil {
 			if errors.Is(err, spool.ErrClosed) {
 				return fmt.Errorf("ship %s: %w", s.o.Name, err)
 			}
@@ -248,85 +327,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 }
 
-// deliver returns nil once every event of rec is acknowledged or
-// dead-lettered, errGone if the record left the spool first, or ctx's error.
-func (s *Shipper) deliver(ctx context.Context, r *spool.Reader, rec spool.Record, batch *sinks.Batch) error {
-	if err := sinks.DecodeBatch(rec.Payload, batch); err != nil {
-		s.errs.WithLabelValues("decode").Inc()
-		s.log.Error("ship: undecodable spool record, dead-lettered", "seq", rec.Seq, "err", err)
-		s.deadLetterRaw(rec, err)
-		return nil
-	}
-	pending := batch.Events
-	for len(pending) > 0 {
-		if !r.Valid() {
-			return errGone
-		}
-		sub := sinks.Batch{Events: pending}
-		res, err := s.o.Sink.Send(ctx, &sub)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			if sinks.IsPermanent(err) {
-				s.deadLetter(pending, err)
-				break
-			}
-			s.errs.WithLabelValues("send").Inc()
-			s.log.Warn("ship: send failed, backing off", "events", len(pending), "err", err)
-			if !s.sleep(ctx) {
-				return ctx.Err()
-			}
-			continue
-		}
-		failed := make(map[int]error, len(res.Failures))
-		for _, f := range res.Failures {
-			if f.Index >= 0 && f.Index < len(pending) {
-				if _, dup := failed[f.Index]; !dup {
-					failed[f.Index] = f.Err
-				}
-			} else {
-				s.log.Error("ship: sink reported a failure for an index outside the batch", "index", f.Index)
-			}
-		}
-		s.acked.Add(float64(len(pending) - len(failed)))
-		if len(failed) == 0 {
-			break
-		}
-		var retry []sinks.Event
-		var rejected []sinks.Event
-		var rejErrs []error
-		for i := range pending {
-			ferr, ok := failed[i]
-			switch {
-			case !ok:
-			case sinks.IsPermanent(ferr):
-				rejected = append(rejected, pending[i])
-				rejErrs = append(rejErrs, ferr)
-			default:
-				retry = append(retry, pending[i])
-			}
-		}
-		for i := range rejected {
-			s.deadLetter(rejected[i:i+1], rejErrs[i])
-		}
-		pending = retry
-		if len(pending) > 0 {
-			s.errs.WithLabelValues("retry").Add(float64(len(pending)))
-			s.log.Warn("ship: partial failure, retrying the failed events", "events", len(pending))
-			if !s.sleep(ctx) {
-				return ctx.Err()
-			}
-		}
-	}
-	s.bo.Reset()
-	s.healthy.Store(true)
-	return nil
-}
-
-// sleep waits out the next backoff interval; false when ctx is done.
+// sleep waits out the next interval of the shipper's own backoff (spool
+// read and cursor errors); false when ctx is done.
 func (s *Shipper) sleep(ctx context.Context) bool {
-	s.healthy.Store(false)
 	select {
 	case <-ctx.Done():
 		return false
@@ -350,11 +353,17 @@ type deadLetterLine struct {
 	PayloadBase64 string `json:"payload_base64,omitempty"`
 }
 
-func (s *Shipper) deadLetter(events []sinks.Event, cause error) {
+// deadLetterEach dead-letters events, each with its own error, in one
+// write and one fsync.
+func (s *Shipper) deadLetterEach(events []sinks.Event, errs []error) {
 	lines := make([]deadLetterLine, len(events))
 	now := time.Now().UTC()
+	var reports uint64
 	for i, ev := range events {
-		l := deadLetterLine{Time: now, Sink: s.o.Name, Error: cause.Error(), ID: ev.ID, Key: ev.Key}
+		if isLossReport(ev.Doc) {
+			reports++
+		}
+		l := deadLetterLine{Time: now, Sink: s.o.Name, Error: errs[i].Error(), ID: ev.ID, Key: ev.Key}
 		if json.Valid(ev.Doc) {
 			l.Document = ev.Doc
 		} else {
@@ -362,21 +371,34 @@ func (s *Shipper) deadLetter(events []sinks.Event, cause error) {
 		}
 		lines[i] = l
 	}
-	s.writeDeadLetter(lines, uint64(len(events)))
+	s.writeDeadLetter(lines, uint64(len(events))-reports, reports)
 }
+
+// lossReportMark is how every loss document starts its event object (see
+// schema.Encoder.AppendLoss). Inside a JSON string a quote is escaped, so
+// no other document can hold it.
+var lossReportMark = []byte(`"event":{"kind":"pipeline_error","action":"events_lost"`)
+
+func isLossReport(doc []byte) bool { return bytes.Contains(doc, lossReportMark) }
 
 func (s *Shipper) deadLetterRaw(rec spool.Record, cause error) {
 	s.writeDeadLetter([]deadLetterLine{{Time: time.Now().UTC(), Sink: s.o.Name, Error: cause.Error(),
-		RecordSeq: rec.Seq, PayloadBase64: base64.StdEncoding.EncodeToString(rec.Payload)}}, uint64(rec.Events))
+		RecordSeq: rec.Seq, PayloadBase64: base64.StdEncoding.EncodeToString(rec.Payload)}}, uint64(rec.Events), 0)
 }
 
 // writeDeadLetter appends lines and syncs the file. The events count as
 // rejected even if the file cannot be written (the failure is logged and
 // counted as kind "deadletter"): a broken dead-letter directory must not
-// stop the sink.
-func (s *Shipper) writeDeadLetter(lines []deadLetterLine, events uint64) {
-	s.errs.WithLabelValues("rejected").Add(float64(events))
-	s.o.OnRejected(events)
+// stop the sink. reports are loss reports among the lines: dead-lettered,
+// counted in the sink's errors, but not reported as a new loss.
+func (s *Shipper) writeDeadLetter(lines []deadLetterLine, events, reports uint64) {
+	s.errs.WithLabelValues("rejected").Add(float64(events + reports))
+	if events > 0 {
+		s.o.OnRejected(events)
+	}
+	if reports > 0 {
+		s.log.Warn("ship: loss reports rejected by the sink, dead-lettered and not reported again (their counts stay in fileward.lost.total of later reports)", "reports", reports)
+	}
 	var buf []byte
 	for _, l := range lines {
 		b, err := json.Marshal(l)
@@ -386,32 +408,12 @@ func (s *Shipper) writeDeadLetter(lines []deadLetterLine, events uint64) {
 		}
 		buf = append(append(buf, b...), '\n')
 	}
-	err := s.openDeadLetter()
-	if err == nil {
-		if _, err = s.dl.Write(buf); err == nil {
-			err = s.dl.Sync()
-		}
-	}
+	err := s.dl.write(buf)
 	if err != nil {
 		s.errs.WithLabelValues("deadletter").Inc()
 		s.log.Error("ship: write dead-letter file", "events", events, "err", err)
 		return
 	}
-	s.log.Warn("ship: events rejected by the sink, dead-lettered", "events", events, "err", lines[0].Error,
+	s.log.Warn("ship: events rejected by the sink, dead-lettered", "events", events+reports, "err", lines[0].Error,
 		"file", s.dl.Name())
-}
-
-func (s *Shipper) openDeadLetter() error {
-	if s.dl != nil {
-		return nil
-	}
-	if err := os.MkdirAll(s.o.DeadLetterDir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(s.o.DeadLetterDir, s.o.Name+".ndjson"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	s.dl = f
-	return nil
 }

@@ -369,16 +369,47 @@ func (r *Reader) Record() Record { return r.rec }
 // (call SkipDamaged to go on), or an I/O error.
 func (r *Reader) Err() error { return r.err }
 
-// SkipDamaged moves the reader past a damaged record: to the end of what
-// its segment held when the damage was found (a damaged length field leaves
-// no way to find the next record). The spool counted the damage.
+// SkipDamaged moves the reader past a damaged record: to the next good
+// record of its segment (found by checking every record's CRC), or to the
+// end of what the segment held when the damage was found. The events
+// skipped, known exactly from the sequence numbers on both sides, are
+// counted as corrupt (through Options.OnCorrupt) unless another reader or
+// recovery counted them already.
 func (r *Reader) SkipDamaged() {
 	r.err = nil
-	r.s.mu.Lock()
-	defer r.s.mu.Unlock()
-	if sg := r.s.findSeg(r.pos.Segment); sg != nil {
-		r.pos = Position{sg.idx, sg.size, sg.endSeq}
+	s := r.s
+	s.mu.Lock()
+	sg := s.findSeg(r.pos.Segment)
+	if sg == nil {
+		s.mu.Unlock()
+		return
 	}
+	from, size := r.pos, sg.size
+	s.mu.Unlock()
+	to := Position{sg.idx, size, 0}
+	if r.f != nil && r.fseg == sg.idx {
+		res := scanSegment(r.f, size, true)
+		for _, rec := range res.records {
+			if rec.off > from.Offset {
+				to = Position{sg.idx, rec.off, rec.seq}
+				break
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to.Offset == size {
+		to.Seq = sg.endSeq
+		if s.findSeg(sg.idx) == nil || sg.size != size {
+			// Appended to meanwhile: the end seen at the scan.
+			to.Seq = max(from.Seq, sg.endSeq)
+		}
+	}
+	if n := s.countCorrupt(from.Seq, to.Seq); n > 0 {
+		s.log.Error("spool: events lost to a damaged record, counted as corrupt", "sink", r.c.name,
+			"segment", sg.idx, "offset", from.Offset, "from_seq", from.Seq, "to_seq", to.Seq, "events", n)
+	}
+	r.pos = to
 }
 
 // Valid reports whether the last record returned by Next is still in the
@@ -420,6 +451,33 @@ func (r *Reader) Ack() error {
 	return nil
 }
 
+// AckTo moves the cursor to end, the End of a record this reader returned
+// earlier, for a caller that has several records in flight and
+// acknowledges them in order. Persistence is as for Ack.
+func (r *Reader) AckTo(end Position) error {
+	r.s.mu.Lock()
+	if r.s.closed {
+		r.s.mu.Unlock()
+		return ErrClosed
+	}
+	r.c.pos = end
+	r.s.mu.Unlock()
+	r.dirty = true
+	if r.s.o.Fsync == FsyncAlways || time.Since(r.lastPersist) >= r.s.o.FsyncInterval {
+		return r.Flush()
+	}
+	return nil
+}
+
+// Holds reports whether rec, returned earlier by Next, is still in the
+// spool (drop_oldest has not deleted its segment). Unlike the rest of the
+// Reader it may be called from any goroutine.
+func (r *Reader) Holds(rec Record) bool {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return !r.s.closed && r.s.findSeg(rec.Pos.Segment) != nil
+}
+
 // Flush persists the acknowledged position if it has not been yet.
 func (r *Reader) Flush() error {
 	if !r.dirty {
@@ -448,6 +506,11 @@ func (r *Reader) Flush() error {
 // Wait blocks until a record may be available after the reader's position,
 // ctx is done, stop is closed (it may be nil) or the spool is closed.
 func (r *Reader) Wait(ctx context.Context, stop <-chan struct{}) error {
+	return r.WaitAny(ctx, stop, nil)
+}
+
+// WaitAny is Wait with two stop channels (either may be nil).
+func (r *Reader) WaitAny(ctx context.Context, stop, stop2 <-chan struct{}) error {
 	if err := r.Flush(); err != nil {
 		return err
 	}
@@ -468,6 +531,8 @@ func (r *Reader) Wait(ctx context.Context, stop <-chan struct{}) error {
 	case <-w:
 		return nil
 	case <-stop:
+		return nil
+	case <-stop2:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

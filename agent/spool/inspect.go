@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,6 +55,14 @@ type Report struct {
 	Cursors     []CursorInfo
 	Damage      []Damage
 	Quarantined []string
+	// LostEvents are the events the damage loses: sequence numbers that no
+	// sink has acknowledged and no good record holds (not counted by an
+	// earlier start). A torn tail loses none that were stored whole.
+	LostEvents uint64
+	// LostUnknown reports damage whose events cannot be counted from the
+	// sequence numbers (a bad header in the newest segment, or in front of
+	// every good segment with no cursor to say where the data began).
+	LostUnknown bool
 }
 
 // Inspect reads the spool in dir without changing anything and without
@@ -71,6 +80,8 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		return nil, err
 	}
 	var segs []*segment
+	var recs []recoveredRecord
+	lostFront := false // a segment in front of every good one has a bad header
 	for i, idx := range idxs {
 		name := segName(idx)
 		f, err := os.Open(filepath.Join(dir, name))
@@ -89,8 +100,15 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		f.Close()
 		newest := i == len(idxs)-1
 		if res.hdrErr != nil {
+			torn := newest && st.Size() < segHeaderSize
 			rep.Damage = append(rep.Damage, Damage{Segment: idx, File: name, Start: 0, End: st.Size(),
-				Torn: newest && st.Size() < segHeaderSize, Err: res.hdrErr})
+				Torn: torn, Err: res.hdrErr})
+			if len(segs) == 0 && !torn {
+				lostFront = true
+			}
+			if newest && !torn {
+				rep.LostUnknown = true
+			}
 			continue
 		}
 		torn := newest && len(res.bad) == 1 && res.tailBad
@@ -105,6 +123,7 @@ func Inspect(dir string, verify bool) (*Report, error) {
 			si.Newest = time.Unix(0, r.time)
 			si.Records++
 			si.Events += uint64(r.events)
+			recs = append(recs, recoveredRecord{r.seq, r.seq + uint64(r.events)})
 			if e := r.seq + uint64(r.events); e > si.EndSeq {
 				si.EndSeq = e
 			}
@@ -126,6 +145,35 @@ func Inspect(dir string, verify bool) (*Report, error) {
 	}
 	for name, p := range ps {
 		rep.Cursors = append(rep.Cursors, CursorInfo{Name: name, Position: p, Lag: lagOf(segs, nextSeq, p)})
+	}
+	if rep.Corrupt() && len(segs) > 0 {
+		// As recovery counts it: after the slowest cursor, and in front of
+		// the first segment only when a segment there was lost whole.
+		minCursor, have := ^uint64(0), len(bad) == 0 && len(ps) > 0
+		for _, p := range ps {
+			if p.Seq > nextSeq {
+				have = false // restarts at the oldest data
+			}
+			minCursor = min(minCursor, p.Seq)
+		}
+		low := segs[0].baseSeq
+		switch {
+		case have && lostFront:
+			low = min(minCursor, low)
+		case have:
+			low = max(minCursor, low)
+		case lostFront:
+			rep.LostUnknown = true // nothing tells where the lost segment began
+		}
+		var counted []seqRange
+		if b, err := os.ReadFile(filepath.Join(dir, ledgerFile)); err == nil {
+			var l ledger
+			if json.Unmarshal(b, &l) == nil {
+				counted = l.Corrupt
+			}
+		}
+		sort.Slice(recs, func(i, j int) bool { return recs[i].seq < recs[j].seq })
+		rep.LostEvents = uncounted(gaps(recs, low, nextSeq), counted)
 	}
 	rep.Cursors = append(rep.Cursors, bad...)
 	sort.Slice(rep.Cursors, func(i, j int) bool { return rep.Cursors[i].Name < rep.Cursors[j].Name })

@@ -41,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "fileward_spool_fsync_errors_total",
 			Help: "Failed periodic fsyncs."}),
 	}
+	// Every reason is a series from the start, at zero.
+	for _, r := range []string{reasonFull, reasonNoSpace, reasonTooLarge, reasonIOError} {
+		m.dropped.WithLabelValues(r)
+	}
 	m.reg = reg
 	if reg != nil {
 		reg.MustRegister(m.bytes, m.spooled, m.dropped, m.torn, m.corrupt, m.quarantined, m.syncErrors)

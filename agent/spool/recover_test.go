@@ -158,7 +158,10 @@ func TestCursorSurvivesRepairedSegment(t *testing.T) {
 // reader skips past it and goes on with later records.
 func TestReaderCorruptionAtRuntime(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpen(t, testOpts(dir))
+	o := testOpts(dir)
+	var corrupt uint64
+	o.OnCorrupt = func(n uint64) { corrupt += n }
+	s := mustOpen(t, o)
 	defer s.Close()
 	for i := uint64(0); i < 3; i++ {
 		if err := s.Append(context.Background(), payload(i*10, 10, 100), 10); err != nil {
@@ -185,8 +188,16 @@ func TestReaderCorruptionAtRuntime(t *testing.T) {
 		t.Fatalf("Err = %v", r.Err())
 	}
 	r.SkipDamaged()
+	// Resynchronised on the next good record; the damaged one's 10 events
+	// are counted as corrupt.
+	if !r.Next() || r.Record().Seq != 20 {
+		t.Fatalf("after SkipDamaged: want the record at seq 20, err %v", r.Err())
+	}
+	if got := corrupt; got != 10 {
+		t.Errorf("corrupt events counted %v, want 10", got)
+	}
 	if r.Next() || r.Err() != nil {
-		t.Fatalf("after SkipDamaged: next record or error %v", r.Err())
+		t.Fatalf("past the end: %v", r.Err())
 	}
 	s.Append(context.Background(), payload(30, 10, 100), 10)
 	if !r.Next() || r.Record().Seq != 30 {

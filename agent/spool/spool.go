@@ -42,6 +42,14 @@ type Options struct {
 	// than a segment. It is called with the spool's lock held: it must not
 	// block and must not call back into the Spool.
 	OnDrop func(events uint64)
+	// OnReportDropped is given back the counts of a record of loss reports
+	// (see AppendReport) that drop_oldest deleted before every cursor had
+	// passed it, so that they can be reported again. Same rules as OnDrop.
+	OnReportDropped func(counts LossCounts)
+	// OnCorrupt is told how many events were lost to damage: records in
+	// damaged spans or segments found by recovery or by a reader, and
+	// events a cursor had to skip. Same rules as OnDrop.
+	OnCorrupt func(events uint64)
 }
 
 func (o *Options) setDefaults() error {
@@ -85,6 +93,12 @@ func (o *Options) setDefaults() error {
 	if o.OnDrop == nil {
 		o.OnDrop = func(uint64) {}
 	}
+	if o.OnReportDropped == nil {
+		o.OnReportDropped = func(LossCounts) {}
+	}
+	if o.OnCorrupt == nil {
+		o.OnCorrupt = func(uint64) {}
+	}
 	return nil
 }
 
@@ -119,6 +133,12 @@ type Recovery struct {
 	TornTails   int      // torn tails truncated (or empty torn segments removed)
 	BadRecords  int      // damaged spans skipped in the middle of segments
 	Quarantined []string // files moved to quarantine/
+	// LostEvents are the events in damaged spans and segments that no
+	// sink had read, counted as corrupt (through Options.OnCorrupt).
+	LostEvents uint64
+	// ClampedCursors names cursors that pointed past the data and were
+	// moved to a valid position.
+	ClampedCursors []string
 }
 
 // Spool is a segmented append-only log. Append is safe for concurrent use;
@@ -143,6 +163,9 @@ type Spool struct {
 	cursors  map[string]*cursorState
 	wake     chan struct{}
 	recovery Recovery
+	ledger   ledger
+	// lastQuarantined is the segment recoverSegment last quarantined whole.
+	lastQuarantined uint64
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -198,13 +221,18 @@ func (s *Spool) recover() error {
 		return err
 	}
 	boundaries := map[uint64]map[int64]uint64{} // segment -> record offset -> seq
+	var recs []recoveredRecord
+	lostFront := false // a segment in front of every surviving one was quarantined whole
 	for i, idx := range idxs {
 		newest := i == len(idxs)-1
-		seg, offs, err := s.recoverSegment(idx, newest)
+		seg, offs, err := s.recoverSegment(idx, newest, &recs)
 		if err != nil {
 			return err
 		}
 		if seg == nil {
+			if len(s.segs) == 0 && s.lastQuarantined == idx {
+				lostFront = true
+			}
 			continue
 		}
 		boundaries[idx] = offs
@@ -224,9 +252,23 @@ func (s *Spool) recover() error {
 	if err != nil {
 		return err
 	}
+	// A cursor may be ahead of the data when records it had read were
+	// lost from the tail (past the end of the newest surviving segment).
+	// Anywhere else a sequence number past the data means a damaged or
+	// forged cursor, which normalize moves to the oldest data.
+	var lastIdx uint64
+	if n := len(idxs); n > 0 {
+		lastIdx = idxs[n-1]
+	}
 	for _, c := range cursors {
-		if c.pos.Seq > s.nextSeq {
-			s.nextSeq = c.pos.Seq
+		p := c.pos
+		tail := p.Segment <= lastIdx
+		if n := len(s.segs); n > 0 && tail {
+			ls := s.segs[n-1]
+			tail = p.Segment > ls.idx || (p.Segment == ls.idx && p.Offset > ls.size)
+		}
+		if p.Seq > s.nextSeq && tail {
+			s.nextSeq = p.Seq
 		}
 	}
 	// The active segment: reopen the newest, or start one.
@@ -242,16 +284,62 @@ func (s *Spool) recover() error {
 	} else if err := s.Sync(); err != nil { // not on the append path: make the new segment durable now
 		return fmt.Errorf("spool: create segment: %w", err)
 	}
+	s.loadLedger()
+	cursorLow, haveCursor := ^uint64(0), false
 	for _, c := range cursors {
-		c.pos = s.normalize(c.pos, boundaries)
+		p, ok := s.normalize(c.pos, boundaries)
+		if !ok {
+			s.log.Error("spool: cursor points past the end of the data; moved to the oldest data (events may be sent again, none is skipped)",
+				"sink", c.name, "segment", c.pos.Segment, "offset", c.pos.Offset, "seq", c.pos.Seq,
+				"newest_segment", s.segs[len(s.segs)-1].idx, "next_seq", s.nextSeq)
+			s.recovery.ClampedCursors = append(s.recovery.ClampedCursors, c.name)
+			c.pos = p
+		}
+		// The gaps counted are those after what the slowest cursor had
+		// acknowledged (before normalize moved it over them).
+		cursorLow = min(cursorLow, c.pos.Seq)
+		haveCursor = true
+		c.pos = p
 		c.persisted = c.pos
 		s.cursors[c.name] = c
+		if !ok {
+			if err := writeCursor(s.o.Dir, c.name, p, s.o.Fsync != FsyncNever); err != nil {
+				return fmt.Errorf("spool: %w", err)
+			}
+		}
+	}
+	s.countRecoveryLoss(recs, cursorLow, haveCursor, lostFront)
+	s.pruneCorrupt()
+	kept := s.ledger.Reports[:0]
+	for _, r := range s.ledger.Reports {
+		if sg := s.findSeg(r.Segment); sg != nil && r.Seq >= sg.baseSeq && r.Seq < sg.endSeq {
+			kept = append(kept, r)
+		}
+	}
+	s.ledger.Reports = kept
+	if s.recovery.LostEvents > 0 {
+		if err := s.writeLedger(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// normalize maps a loaded cursor onto the recovered segments.
-func (s *Spool) normalize(p Position, bounds map[uint64]map[int64]uint64) Position {
+// normalize maps a loaded cursor onto the recovered segments. It returns
+// false for a cursor that points past the end of the data (a segment after
+// the newest, or a sequence number past the next one): such a cursor is
+// damaged or forged although its CRC is valid, and it is moved to the
+// oldest data, as a cursor with a bad CRC is (duplicates, never loss).
+func (s *Spool) normalize(p Position, bounds map[uint64]map[int64]uint64) (Position, bool) {
+	first, last := s.segs[0], s.segs[len(s.segs)-1]
+	oldest := Position{first.idx, segHeaderSize, first.baseSeq}
+	if p.Seq > s.nextSeq || (p.Segment > last.idx && p.Segment >= s.nextIdx) {
+		return oldest, false
+	}
+	return s.normalizeValid(p, bounds), true
+}
+
+func (s *Spool) normalizeValid(p Position, bounds map[uint64]map[int64]uint64) Position {
 	first, last := s.segs[0], s.segs[len(s.segs)-1]
 	switch {
 	case p.Segment < first.idx:
@@ -287,7 +375,7 @@ func (s *Spool) normalize(p Position, bounds map[uint64]map[int64]uint64) Positi
 
 // recoverSegment scans one segment and repairs it. It returns nil for a
 // segment that was removed or quarantined whole.
-func (s *Spool) recoverSegment(idx uint64, newest bool) (*segment, map[int64]uint64, error) {
+func (s *Spool) recoverSegment(idx uint64, newest bool, recs *[]recoveredRecord) (*segment, map[int64]uint64, error) {
 	path := filepath.Join(s.o.Dir, segName(idx))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -310,6 +398,7 @@ func (s *Spool) recoverSegment(idx uint64, newest bool) (*segment, map[int64]uin
 		}
 		err := &CorruptionError{Dir: s.o.Dir, Segment: idx, Offset: 0, Err: res.hdrErr}
 		s.log.Error("spool: quarantining segment with a bad header", "err", err)
+		s.lastQuarantined = idx
 		return nil, nil, s.quarantine(idx, nil)
 	}
 	torn := newest && len(res.bad) == 1 && res.tailBad
@@ -349,6 +438,7 @@ func (s *Spool) recoverSegment(idx uint64, newest bool) (*segment, map[int64]uin
 		seg.records++
 		offs[off] = r.seq
 		off += r.size
+		*recs = append(*recs, recoveredRecord{r.seq, r.seq + uint64(r.events)})
 		if e := r.seq + uint64(r.events); e > seg.endSeq {
 			seg.endSeq = e
 		}
@@ -495,18 +585,25 @@ func (s *Spool) findSeg(idx uint64) *segment {
 // Append blocks on nothing but the disk, so it does not look at ctx: a
 // batch flushed during shutdown, with a cancelled context, is still stored.
 func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
-	if events < 0 {
-		return fmt.Errorf("spool: negative event count %d", events)
-	}
-	frame := int64(recHeaderSize + len(payload))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, _, err := s.appendLocked(payload, events)
+	return err
+}
+
+// appendLocked is Append with s.mu held. It returns the segment and the
+// sequence number of the record it wrote.
+func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error) {
+	if events < 0 {
+		return 0, 0, fmt.Errorf("spool: negative event count %d", events)
+	}
+	frame := int64(recHeaderSize + len(payload))
 	if s.closed {
-		return ErrClosed
+		return 0, 0, ErrClosed
 	}
 	if frame > s.o.SegmentBytes-segHeaderSize {
 		s.drop(uint64(events), reasonTooLarge)
-		return fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
+		return 0, 0, fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
 	}
 	act := s.segs[len(s.segs)-1]
 	roll := act.size+frame > s.o.SegmentBytes
@@ -520,12 +617,12 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 		}
 		if s.total+need > s.o.MaxBytes {
 			s.drop(uint64(events), reasonFull)
-			return ErrFull
+			return 0, 0, ErrFull
 		}
 	}
 	if roll {
 		if err := s.roll(); err != nil {
-			return s.failAppend(err, events)
+			return 0, 0, s.failAppend(err, events)
 		}
 		act = s.segs[len(s.segs)-1]
 	}
@@ -545,8 +642,9 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 		if terr := s.active.Truncate(act.size); terr != nil {
 			s.log.Error("spool: truncate after failed append", "err", terr)
 		}
-		return s.failAppend(err, events)
+		return 0, 0, s.failAppend(err, events)
 	}
+	seq := s.nextSeq
 	if act.records == 0 {
 		act.first = now
 	}
@@ -561,7 +659,7 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 	s.m.bytes.Set(float64(s.total))
 	close(s.wake)
 	s.wake = make(chan struct{})
-	return nil
+	return act.idx, seq, nil
 }
 
 func (s *Spool) failAppend(err error, events int) error {
@@ -583,6 +681,7 @@ const (
 	reasonNoSpace  = "no_space"
 	reasonTooLarge = "too_large"
 	reasonIOError  = "io_error"
+	reasonCorrupt  = "corrupt"
 )
 
 func (s *Spool) drop(events uint64, reason string) {
@@ -597,10 +696,20 @@ func (s *Spool) drop(events uint64, reason string) {
 func (s *Spool) dropOldest(need int64) {
 	for len(s.segs) > 1 && s.total+need > s.o.MaxBytes {
 		seg := s.segs[0]
-		lost := seg.endSeq - s.minAcked(seg)
-		s.log.Warn("spool: full, dropping oldest segment", "segment", seg.idx, "bytes", seg.size, "events", lost)
+		m := s.minAcked(seg)
+		lost := seg.endSeq - m
+		// Loss reports are not events to count as lost: their counts go
+		// back to the reporter, and the next report carries them.
+		reports := s.unackedReports(seg, m)
+		for _, r := range reports {
+			lost -= min(r.Events, lost)
+		}
+		s.log.Warn("spool: full, dropping oldest segment", "segment", seg.idx, "bytes", seg.size, "events", lost, "loss_reports", len(reports))
 		s.removeSeg()
 		s.drop(lost, reasonFull)
+		for _, r := range reports {
+			s.o.OnReportDropped(r.Counts)
+		}
 	}
 }
 

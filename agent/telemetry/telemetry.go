@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -75,6 +76,13 @@ func (h *Health) Add(name string, c Check) {
 	h.checks[name] = c
 }
 
+// Remove drops the check under name (a sink removed by a config reload).
+func (h *Health) Remove(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.checks, name)
+}
+
 // ServeHTTP answers 200 "ok" when every check passes, else 503 with
 // "degraded" and one line per failing check.
 func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
@@ -82,7 +90,7 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	var bad []string
 	for name, c := range h.checks {
 		if err := c(); err != nil {
-			bad = append(bad, name+": "+err.Error())
+			bad = append(bad, name+": "+redact.Text(err.Error()))
 		}
 	}
 	h.mu.Unlock()

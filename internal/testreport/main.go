@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,11 @@ import (
 	"sort"
 	"strings"
 )
+
+// The second mode, -cover FILE -doc FILE, turns `go tool covdata percent`
+// output into the coverage table of docs/testing.md (between the markers
+// coverBegin and coverEnd) and exits 1 when a package that ships to users is
+// below coverFloor percent of statements.
 
 // allowedSkip matches the reasons for which a test may skip: the platform it
 // runs on cannot run it. Anything else is a test that did not run.
@@ -47,6 +53,12 @@ type report struct {
 }
 
 func main() {
+	cover := flag.String("cover", "", "`go tool covdata percent` output to turn into a table")
+	doc := flag.String("doc", "", "with -cover: the Markdown file whose coverage section is rewritten")
+	flag.Parse()
+	if *cover != "" {
+		os.Exit(coverTable(*cover, *doc))
+	}
 	r := &report{out: os.Stdout, buf: map[key][]string{}}
 	if err := r.read(os.Stdin); err != nil {
 		fmt.Fprintf(os.Stderr, "testreport: %v\n", err)

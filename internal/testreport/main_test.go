@@ -63,3 +63,30 @@ func TestPlatformSkipsOnlyPass(t *testing.T) {
 		t.Errorf("a platform skip failed the run: exit %d", code)
 	}
 }
+
+func TestCoverTable(t *testing.T) {
+	in := []byte("\tgithub.com/fileward/fileward/agent/spool\t\tcoverage: 91.3% of statements\n" +
+		"\tgithub.com/fileward/fileward/agent/collect\t\tcoverage: 80.0% of statements\n" +
+		"\tgithub.com/fileward/fileward/sinks/sinktest\t\tcoverage: 10.0% of statements\n" +
+		"some other line\n")
+	pkgs := parsePercent(in)
+	if len(pkgs) != 3 || pkgs[0].pkg != "agent/collect" || pkgs[2].ships {
+		t.Fatalf("parsed %+v", pkgs)
+	}
+	table, low := renderCover(pkgs, "2026-12-02")
+	if len(low) != 1 || low[0] != "agent/collect 80.0%" {
+		t.Errorf("below the floor: %v", low)
+	}
+	for _, want := range []string{"| `agent/spool` | 91.3% | yes | met |", "| `agent/collect` | 80.0% | yes | **below** |", "| `sinks/sinktest` | 10.0% | no | n/a |"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	doc, err := replaceSection("# T\n"+coverBegin+"\nold\n"+coverEnd+"\nrest\n", table)
+	if err != nil || strings.Contains(doc, "old") || !strings.Contains(doc, "rest") || !strings.Contains(doc, "agent/spool") {
+		t.Errorf("section not replaced: %v\n%s", err, doc)
+	}
+	if _, err := replaceSection("no markers", table); err == nil {
+		t.Error("a document without markers was accepted")
+	}
+}

@@ -1,10 +1,13 @@
-// Package template holds the Elasticsearch index template and ILM policy for
-// Fileward's ECS documents, embedded from JSON files beside this code, and
-// the helpers that tailor them to a data stream name.
+// Package template holds what the Elasticsearch sink installs for
+// Fileward's ECS documents: the ILM policy, the component template with
+// every mapping (embedded from JSON files beside this code), the ingest
+// pipeline that sets event.ingested, and the index template of each data
+// stream, composed of them.
 //
-// index_template.json maps every field the schema encoder writes (keyword,
-// ip, date, long and boolean types as ECS defines them); a test checks that
-// against the encoder's field list. ilm_policy.json is the default lifecycle.
+// component_template.json maps every field the schema encoder writes
+// (keyword, wildcard, constant_keyword, date, long and boolean types as ECS
+// defines them); a test checks that against the encoder's field list and
+// regenerates it with -update. ilm_policy.json is the default lifecycle.
 //
 // It must not import agent/ packages or talk to Elasticsearch: the
 // Elasticsearch sink installs these bodies.

@@ -11,16 +11,7 @@ import (
 	"github.com/fileward/fileward/schema"
 )
 
-var update = flag.Bool("update", false, "regenerate index_template.json from schema.Fields()")
-
-// extraFields are mapped in addition to schema.Fields(): the data stream
-// constant fields Elasticsearch fills in, and ingest-time fields.
-var extraFields = []schema.Field{
-	{Name: "data_stream.type", Type: "constant_keyword"},
-	{Name: "data_stream.dataset", Type: "constant_keyword"},
-	{Name: "data_stream.namespace", Type: "constant_keyword"},
-	{Name: "event.ingested", Type: "date"},
-}
+var update = flag.Bool("update", false, "regenerate component_template.json from schema.Fields()")
 
 // textSubfield lists path-like keywords that also get a .text subfield for
 // full-text search, as ECS does for file.path and process.executable.
@@ -45,9 +36,6 @@ func build(fields []schema.Field) ([]byte, error) {
 		}
 		m := map[string]any{"type": f.Type}
 		switch {
-		case f.Name == "@timestamp":
-			// Events carry nanoseconds; date_nanos keeps their order.
-			m["type"] = "date_nanos"
 		case f.Type == "keyword":
 			m["ignore_above"] = 1024
 			if textSubfield[f.Name] {
@@ -57,9 +45,6 @@ func build(fields []schema.Field) ([]byte, error) {
 		node[parts[len(parts)-1]] = m
 	}
 	tpl := map[string]any{
-		"index_patterns": []string{"logs-fileward.file-*"},
-		"data_stream":    map[string]any{},
-		"priority":       200,
 		"template": map[string]any{
 			"settings": map[string]any{
 				"index.lifecycle.name":             PolicyName,
@@ -77,7 +62,7 @@ func build(fields []schema.Field) ([]byte, error) {
 			},
 		},
 		"_meta": map[string]any{
-			"description": "Fileward ECS file events; generated from schema.Fields() by go test ./schema/template -update",
+			"description": "Fileward ECS documents; generated from schema.Fields() by go test ./schema/template -update",
 			"managed_by":  "fileward",
 		},
 	}
@@ -86,18 +71,18 @@ func build(fields []schema.Field) ([]byte, error) {
 }
 
 func TestTemplateMatchesSchemaFields(t *testing.T) {
-	want, err := build(append(schema.Fields(), extraFields...))
+	want, err := build(schema.Fields())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := os.WriteFile("index_template.json", want, 0o644); err != nil {
+		if err := os.WriteFile("component_template.json", want, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	if !bytes.Equal(want, indexTemplateJSON) {
-		t.Fatal("index_template.json is stale: run go test ./schema/template -update")
+	if !bytes.Equal(want, componentTemplateJSON) {
+		t.Fatal("component_template.json is stale: run go test ./schema/template -update")
 	}
 }
 
@@ -116,14 +101,15 @@ func TestEveryFieldMapped(t *testing.T) {
 			t.Errorf("%s (%s) has no mapping", f.Name, f.Type)
 			continue
 		}
-		if got != f.Type && !(f.Type == "date" && got == "date_nanos") {
+		if got != f.Type {
 			t.Errorf("%s mapped as %s, schema says %s", f.Name, got, f.Type)
 		}
 	}
 	// ECS types the contract names explicitly.
 	for name, typ := range map[string]string{
 		"file.inode": "keyword", "file.device": "keyword", "file.mode": "keyword", "file.uid": "keyword",
-		"file.size": "long", "process.pid": "long", "event.created": "date", "@timestamp": "date_nanos",
+		"file.size": "long", "process.pid": "long", "event.created": "date", "@timestamp": "date",
+		"event.ingested": "date", "data_stream.dataset": "constant_keyword",
 		"process.code_signature.trusted": "boolean",
 	} {
 		if m[name] != typ {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +11,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/fileward/fileward/internal/redact"
+	"github.com/fileward/fileward/internal/tlspin"
+	"github.com/fileward/fileward/schema"
 	"github.com/fileward/fileward/schema/template"
 	"github.com/fileward/fileward/sinks"
 )
@@ -38,19 +38,30 @@ type Options struct {
 	APIKey   string
 	Username string
 	Password string
-	// DataStream is the write target; default DefaultDataStream.
+	// DataStream is the write target of documents that do not name their
+	// own stream (data_stream.* after @timestamp, as every document of this
+	// agent does) or name one not in Streams; default DefaultDataStream.
 	DataStream string
+	// Streams are the data streams documents may name for themselves (the
+	// agent's schema.Meta.DataStreams(): file, process and agent). A
+	// document naming one of them is written there (the bulk action's
+	// _index); SetupTemplate installs a template for each.
+	Streams []string
 	// SetupTemplate installs the ILM policy and index template in New
 	// (PUT is idempotent, so every start may do it).
 	SetupTemplate bool
 	// CAFile is a PEM bundle trusted in addition to nothing else: when set,
 	// only these roots are trusted.
 	CAFile string
-	// CAFingerprint is the hex SHA-256 of a certificate in the server's
-	// chain (as Elasticsearch prints at first start); colons are allowed.
+	// CAFingerprint is the hex SHA-256 of the CA certificate that signed
+	// the server's (as Elasticsearch prints at first start); colons are
+	// allowed. That CA becomes the only root: see internal/tlspin.
 	CAFingerprint string
-	// InsecureSkipVerify disables TLS verification. Off by default; only
-	// for tests.
+	// VerificationMode is full (default), certificate (no hostname check)
+	// or none, as Beats' ssl.verification_mode.
+	VerificationMode string
+	// InsecureSkipVerify disables TLS verification (verification_mode
+	// none). Off by default; only for tests.
 	InsecureSkipVerify bool
 	// Timeout bounds one bulk request; default 30s.
 	Timeout time.Duration
@@ -62,10 +73,12 @@ type Options struct {
 }
 
 // Sink writes batches to an Elasticsearch data stream with one Bulk request
-// per Send. It implements sinks.Sink; Send must not be called concurrently.
+// per Send. It implements sinks.Sink. Send is safe for concurrent use, so a
+// shipper may keep several bulk requests in flight (elasticsearch.workers).
 type Sink struct {
 	client  *productChecked
 	ds      string
+	streams map[string]bool
 	timeout time.Duration
 	log     *slog.Logger
 
@@ -75,7 +88,7 @@ type Sink struct {
 	mu              sync.Mutex
 	templatePending bool
 
-	buf bytes.Buffer // request body, reused between Sends
+	bufs sync.Pool // *bytes.Buffer request bodies, one per Send in flight
 }
 
 // ItemError is one bulk item Elasticsearch refused.
@@ -84,6 +97,10 @@ type ItemError struct {
 	Type   string // error.type, e.g. mapper_parsing_exception
 	Reason string // error.reason (with caused_by appended when present)
 }
+
+// Throttled reports an item Elasticsearch refused with 429 (a full write
+// queue): the sender should slow down (see agent/deliver).
+func (e *ItemError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *ItemError) Error() string {
 	return fmt.Sprintf("elasticsearch item status %d: %s: %s", e.Status, e.Type, e.Reason)
@@ -95,6 +112,9 @@ type RequestError struct {
 	Type   string
 	Reason string
 }
+
+// Throttled reports a whole request refused with 429.
+func (e *RequestError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *RequestError) Error() string {
 	if e.Type == "" {
@@ -115,7 +135,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	for _, a := range o.Addresses {
 		u, err := url.Parse(a)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redactURL(a))
+			return nil, fmt.Errorf("elasticsearch: address %q must be an http:// or https:// URL", redact.URL(a))
 		}
 	}
 	if o.DataStream == "" {
@@ -123,6 +143,13 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	if _, _, err := template.ForDataStream(o.DataStream); err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	streams := map[string]bool{}
+	for _, ds := range o.Streams {
+		if _, err := template.ForStream(ds); err != nil {
+			return nil, fmt.Errorf("elasticsearch: %w", err)
+		}
+		streams[ds] = true
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
@@ -133,15 +160,38 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	tr := o.Transport
 	if tr == nil {
-		t, err := newTransport(o)
+		t, err := newTransport(o, log)
 		if err != nil {
 			return nil, err
 		}
 		tr = t
 	}
+	// Credentials in an address (https://user:pass@host) become basic
+	// auth, as elastictransport would use them, and the URLs handed to the
+	// library carry no userinfo: nothing it prints can hold the password.
 	urls := make([]*url.URL, len(o.Addresses))
+	var userinfo *url.Userinfo
 	for i, a := range o.Addresses {
 		urls[i], _ = url.Parse(a)
+		if u := urls[i].User; u != nil {
+			if userinfo != nil && userinfo.String() != u.String() {
+				return nil, errors.New("elasticsearch: addresses carry different credentials; use one api_key or username/password for the cluster")
+			}
+			userinfo = u
+			urls[i].User = nil
+		}
+	}
+	if userinfo != nil {
+		o.APIKey = ""
+		o.Username = userinfo.Username()
+		o.Password, _ = userinfo.Password()
+	}
+	if o.APIKey != "" || o.Username != "" {
+		for _, u := range urls {
+			if u.Scheme == "http" {
+				log.Warn("elasticsearch: credentials over http:// are sent unencrypted, with every event; use https://", "address", u.String())
+			}
+		}
 	}
 	topts := []elastictransport.Option{
 		elastictransport.WithURLs(urls...),
@@ -158,15 +208,15 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	case o.Username != "":
 		topts = append(topts, elastictransport.WithBasicAuth(o.Username, o.Password))
 	}
-	if o.CAFingerprint != "" {
-		topts = append(topts, elastictransport.WithCertificateFingerprint(strings.ToLower(strings.ReplaceAll(o.CAFingerprint, ":", ""))))
-	}
+	// tls.ca_fingerprint is checked by tlspin in the transport, never by
+	// elastictransport's WithCertificateFingerprint: that one accepts any
+	// chain that merely contains the pinned certificate.
 	tp, err := elastictransport.NewClient(topts...)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: transport: %w", err)
 	}
 	client := &productChecked{tp: tp}
-	s := &Sink{client: client, ds: o.DataStream, timeout: o.Timeout, log: log, templatePending: o.SetupTemplate}
+	s := &Sink{client: client, ds: o.DataStream, streams: streams, timeout: o.Timeout, log: log, templatePending: o.SetupTemplate}
 	if o.SetupTemplate {
 		if err := s.installTemplate(ctx); err != nil {
 			if sinks.IsPermanent(err) {
@@ -179,44 +229,87 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	return s, nil
 }
 
-func newTransport(o Options) (*http.Transport, error) {
+// newTransport is a clone of http.DefaultTransport whose TLS connections
+// are verified by tlspin (pinning, verification_mode), directly or through
+// a proxy.
+func newTransport(o Options, log *slog.Logger) (http.RoundTripper, error) {
+	mode := o.VerificationMode
+	if o.InsecureSkipVerify {
+		if mode != "" && mode != tlspin.ModeNone {
+			return nil, fmt.Errorf("elasticsearch: tls.insecure_skip_verify contradicts tls.verification_mode %q; remove one", mode)
+		}
+		mode = tlspin.ModeNone
+	}
+	v, err := tlspin.New(tlspin.Options{CAFile: o.CAFile, CAFingerprint: o.CAFingerprint, Mode: mode, Logger: log, Component: "elasticsearch"})
+	if err != nil {
+		return nil, err
+	}
+	if v.Mode() == tlspin.ModeNone {
+		log.Warn("elasticsearch: TLS certificate verification is off (verification_mode none): anyone on the path can read the credentials and the events")
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 8
-	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in, documented
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: read tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("elasticsearch: tls.ca_file %s holds no PEM certificate", o.CAFile)
-		}
-		t.TLSClientConfig.RootCAs = pool
-	}
-	return t, nil
+	return v.Transport(t), nil
 }
 
-// installTemplate PUTs the ILM policy, then the index template.
-func (s *Sink) installTemplate(ctx context.Context) error {
-	name, body, err := template.ForDataStream(s.ds)
-	if err != nil {
-		return sinks.Permanent(err)
+// Templates returns the index templates the sink installs: one for its
+// DataStream and one for each of Streams, each once.
+func (s *Sink) Templates() []template.IndexTemplate {
+	names := append([]string{s.ds}, sortedKeys(s.streams)...)
+	seen := map[string]bool{}
+	var out []template.IndexTemplate
+	for _, ds := range names {
+		t, err := template.ForStream(ds)
+		if err != nil || seen[t.Name] {
+			continue
+		}
+		seen[t.Name] = true
+		out = append(out, t)
 	}
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// installTemplate PUTs, in order, the ILM policy, the component template
+// with the mappings, the ingest pipeline that sets event.ingested, and an
+// index template per stream naming that pipeline as default_pipeline. Each
+// PUT is idempotent.
+func (s *Sink) installTemplate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res, err := esapi.ILMPutLifecycleRequest{Policy: template.PolicyName, Body: bytes.NewReader(template.ILMPolicy())}.Do(ctx, s.client)
 	if err := s.checkSetup(res, err, "put ILM policy "+template.PolicyName); err != nil {
 		return err
 	}
-	res, err = esapi.IndicesPutIndexTemplateRequest{Name: name, Body: bytes.NewReader(body)}.Do(ctx, s.client)
-	if err := s.checkSetup(res, err, "put index template "+name); err != nil {
+	res, err = esapi.ClusterPutComponentTemplateRequest{Name: template.ComponentName, Body: bytes.NewReader(template.ComponentTemplate())}.Do(ctx, s.client)
+	if err := s.checkSetup(res, err, "put component template "+template.ComponentName); err != nil {
 		return err
+	}
+	res, err = esapi.IngestPutPipelineRequest{PipelineID: template.PipelineName, Body: bytes.NewReader(template.Pipeline())}.Do(ctx, s.client)
+	if err := s.checkSetup(res, err, "put ingest pipeline "+template.PipelineName); err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range s.Templates() {
+		res, err = esapi.IndicesPutIndexTemplateRequest{Name: t.Name, Body: bytes.NewReader(t.Body())}.Do(ctx, s.client)
+		if err := s.checkSetup(res, err, "put index template "+t.Name); err != nil {
+			return err
+		}
+		names = append(names, t.Name)
 	}
 	s.mu.Lock()
 	s.templatePending = false
 	s.mu.Unlock()
-	s.log.Info("elasticsearch: index template and ILM policy installed", "template", name, "policy", template.PolicyName)
+	s.log.Info("elasticsearch: ILM policy, component template, ingest pipeline and index templates installed",
+		"templates", names, "pipeline", template.PipelineName, "policy", template.PolicyName)
 	return nil
 }
 
@@ -314,11 +407,20 @@ func checkEvent(e *sinks.Event) error {
 // split, where a request-level error becomes per-item failures so the halves
 // already delivered are not reported as undelivered.
 func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split bool) ([]sinks.Failure, error) {
-	s.buf.Reset()
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	defer s.bufs.Put(buf)
 	for _, i := range idx {
-		writeAction(&s.buf, events[i].ID)
-		s.buf.Write(events[i].Doc)
-		s.buf.WriteByte('\n')
+		target := ""
+		if ds, ok := schema.DataStreamOf(events[i].Doc); ok && ds != s.ds && s.streams[ds] {
+			target = ds
+		}
+		writeAction(buf, target, events[i].ID)
+		buf.Write(events[i].Doc)
+		buf.WriteByte('\n')
 	}
 	// Compression inside the transport does not watch ctx: do not start it
 	// for a context that has already ended.
@@ -327,7 +429,7 @@ func (s *Sink) bulk(ctx context.Context, events []sinks.Event, idx []int, split 
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(s.buf.Bytes())}.Do(rctx, s.client)
+	resp, err := esapi.BulkRequest{Index: s.ds, Body: bytes.NewReader(buf.Bytes())}.Do(rctx, s.client)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -441,10 +543,20 @@ func (s *Sink) classify(body io.Reader, idx []int, split bool) ([]sinks.Failure,
 	return fails, nil
 }
 
-// writeAction writes {"create":{"_id":ID}} and a newline. The target is in
-// the URL (/<data stream>/_bulk).
-func writeAction(buf *bytes.Buffer, id string) {
-	buf.WriteString(`{"create":{"_id":`)
+// writeAction writes {"create":{"_id":ID}} and a newline, or, for a
+// document that names another of the sink's streams,
+// {"create":{"_index":TARGET,"_id":ID}}: the action's _index overrides the
+// URL's target (/<data stream>/_bulk), as the Bulk API documents. target
+// is a stream name the sink checked (schema.DataStreamOf allows no quote or
+// backslash).
+func writeAction(buf *bytes.Buffer, target, id string) {
+	buf.WriteString(`{"create":{`)
+	if target != "" {
+		buf.WriteString(`"_index":"`)
+		buf.WriteString(target)
+		buf.WriteString(`",`)
+	}
+	buf.WriteString(`"_id":`)
 	safe := true
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
@@ -515,18 +627,6 @@ func (p *productChecked) Perform(req *http.Request) (*http.Response, error) {
 		return nil, errNotElasticsearch
 	}
 	return res, nil
-}
-
-// redactURL hides userinfo in an address.
-func redactURL(a string) string {
-	u, err := url.Parse(a)
-	if err != nil {
-		if i := strings.LastIndex(a, "@"); i >= 0 {
-			return "<redacted>@" + a[i+1:]
-		}
-		return a
-	}
-	return u.Redacted()
 }
 
 var _ sinks.Sink = (*Sink)(nil)

@@ -22,6 +22,11 @@ type Options struct {
 	RotateBytes int64
 	// Keep is how many rotated files to keep.
 	Keep int
+	// Mode is the permission of the output files; default 0600. A wider
+	// mode (0640 for a local shipper in the file's group) also opens a
+	// directory the sink creates to the same readers (0750). Only read and
+	// write bits are allowed, and the owner's always.
+	Mode os.FileMode
 	// NoSync skips the fsync after each batch. By default each Send ends with
 	// an fsync, so an acknowledged batch survives a power cut.
 	NoSync bool
@@ -49,12 +54,18 @@ func New(o Options) (*Sink, error) {
 	if o.Keep < 1 {
 		o.Keep = 1
 	}
+	if o.Mode == 0 {
+		o.Mode = DefaultMode
+	}
+	if o.Mode&^0o666 != 0 || o.Mode&0o600 != 0o600 {
+		return nil, fmt.Errorf("file sink: mode %#o: use read/write bits only, with the owner's read and write (e.g. 0600 or 0640)", o.Mode)
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{o: o, log: log}
-	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
+	if err := makeDir(filepath.Dir(o.Path), dirMode(o.Mode)); err != nil {
 		return nil, fmt.Errorf("file sink: create directory: %w", err)
 	}
 	if err := s.open(); err != nil {
@@ -63,10 +74,44 @@ func New(o Options) (*Sink, error) {
 	return s, nil
 }
 
+// DefaultMode is the output files' permission: they hold event data.
+const DefaultMode os.FileMode = 0o600
+
+// dirMode is the mode of a directory the sink creates: the owner's rwx, and
+// r-x for the group or others when mode lets them read the files.
+func dirMode(mode os.FileMode) os.FileMode {
+	d := os.FileMode(0o700)
+	if mode&0o040 != 0 {
+		d |= 0o050
+	}
+	if mode&0o004 != 0 {
+		d |= 0o005
+	}
+	return d
+}
+
+// makeDir creates dir (and its parents) when missing and gives dir itself
+// exactly mode, whatever the umask. An existing directory is left alone.
+func makeDir(dir string, mode os.FileMode) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
+}
+
 func (s *Sink) open() error {
-	f, err := os.OpenFile(s.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(s.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, s.o.Mode)
 	if err != nil {
 		return fmt.Errorf("file sink: open %s: %w", s.o.Path, err)
+	}
+	// Exactly Mode, whatever the umask, and narrowed when an earlier
+	// version (0640) or an operator left the file wider.
+	if err := f.Chmod(s.o.Mode); err != nil {
+		f.Close()
+		return fmt.Errorf("file sink: chmod %s: %w", s.o.Path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {

@@ -139,7 +139,12 @@ type Parser struct {
 	hasNewPath               bool
 	execProc                 schema.Process
 	execFile                 fileInfo
+	cwd                      fileInfo
 	args                     []string
+
+	// procs remembers, per pid, the image the parser last saw: the parent
+	// fields of an exec event come from it (see rememberProcess).
+	procs map[int32]procInfo
 
 	intern map[string]string
 	recent [256]string // direct-mapped cache in front of intern
@@ -247,6 +252,7 @@ func (p *Parser) Parse(line []byte, ev *schema.Event) (mapped bool, err error) {
 	p.source.clear()
 	p.dir.clear()
 	p.execFile.clear()
+	p.cwd.clear()
 	p.execProc = schema.Process{}
 	p.name = p.name[:0]
 	p.newName = p.newName[:0]
@@ -328,6 +334,7 @@ func (p *Parser) message(ev *schema.Event) (kind eventKind, sawEvent bool) {
 			ev.HasGlobalSeq = s.err == nil
 		case "process":
 			p.process(&ev.Process, nil)
+			p.rememberProcess(&ev.Process, nil)
 		case "event":
 			if sawEvent {
 				s.fail("duplicate event object")
@@ -415,6 +422,12 @@ func (p *Parser) payload(kind eventKind) {
 		case "args":
 			if kind == kindExec {
 				p.stringArray()
+			} else {
+				s.skipValue()
+			}
+		case "cwd":
+			if kind == kindExec {
+				p.fileStat(&p.cwd, false)
 			} else {
 				s.skipValue()
 			}
@@ -600,6 +613,7 @@ func (p *Parser) process(pr *schema.Process, exe *fileInfo) {
 			var t token
 			if p.token(&t) {
 				parentPID, hasParent = t.pid, true
+				pr.Parent.PIDVersion = t.pidversion
 			}
 		case "ppid":
 			v := s.int()
@@ -640,6 +654,12 @@ func (p *Parser) process(pr *schema.Process, exe *fileInfo) {
 		case "is_platform_binary":
 			pr.HasCodeSig = true
 			pr.Platform = s.bool()
+		case "codesigning_flags":
+			if !s.null() {
+				pr.HasCodeSig = true
+				pr.CSFlags = uint32(s.uint())
+				pr.HasCSFlags = s.err == nil
+			}
 		case "start_time":
 			pr.StartNS = s.timeNS()
 		default:
@@ -869,6 +889,9 @@ func (p *Parser) finish(kind eventKind, ev *schema.Event) {
 		p.setFile(ev, &p.target)
 	case kindExtAttr:
 		ev.Action = schema.ActionExtendedAttributesModification
+		if ev.ESFEvent == "deleteextattr" {
+			ev.Action = schema.ActionExtendedAttributesDelete
+		}
 		p.setFile(ev, &p.target)
 		ev.ExtAttr = p.str(p.extattr)
 	case kindCreate:
@@ -905,6 +928,11 @@ func (p *Parser) finish(kind eventKind, ev *schema.Event) {
 		args := p.args
 		ev.Process = p.execProc
 		ev.Process.Args = args
+		if p.cwd.set && len(p.cwd.path) > 0 {
+			ev.Process.WorkingDir = p.str(p.cwd.path)
+		}
+		p.rememberProcess(&ev.Process, args)
+		p.parentOf(&ev.Process)
 		p.setFile(ev, &p.execFile)
 	}
 }
@@ -948,4 +976,51 @@ func (p *Parser) setDestPath(ev *schema.Event, newPath bool) {
 	buf = append(buf, p.newName...)
 	p.s.buf = buf
 	ev.Path = string(buf)
+}
+
+// procInfo is what the parser remembers of one process image.
+type procInfo struct {
+	pidVersion uint32
+	startNS    int64
+	executable string
+	args       []string
+}
+
+// maxProcs bounds the parser's process memory; it is cleared when full.
+const maxProcs = 8192
+
+// rememberProcess records pr's image under its pid, so that a later exec by
+// one of its children can name it as the parent. Every message's process
+// feeds it: a pid seen with a new pidversion (an exec, or a reused pid)
+// replaces the entry. args are kept only from an exec event.
+func (p *Parser) rememberProcess(pr *schema.Process, args []string) {
+	if pr.PID <= 0 || pr.PIDVersion == 0 || pr.StartNS == 0 {
+		return
+	}
+	if e, ok := p.procs[pr.PID]; ok && e.pidVersion == pr.PIDVersion && args == nil {
+		return
+	}
+	if p.procs == nil {
+		p.procs = make(map[int32]procInfo, 256)
+	}
+	if len(p.procs) >= maxProcs {
+		clear(p.procs)
+	}
+	p.procs[pr.PID] = procInfo{pidVersion: pr.PIDVersion, startNS: pr.StartNS, executable: pr.Executable, args: args}
+}
+
+// parentOf fills pr.Parent from the remembered image of pr.PPID, when the
+// parent audit token names that very image (same pidversion). Otherwise
+// only the parent pid is known and the rest is left out.
+func (p *Parser) parentOf(pr *schema.Process) {
+	if pr.PPID <= 0 || pr.Parent.PIDVersion == 0 {
+		return
+	}
+	e, ok := p.procs[pr.PPID]
+	if !ok || e.pidVersion != pr.Parent.PIDVersion {
+		return
+	}
+	pr.Parent.Executable = e.executable
+	pr.Parent.Args = e.args
+	pr.Parent.StartNS = e.startNS
 }

@@ -82,7 +82,7 @@ var synthesizedWant = []want{
 	{event: "setattrlist", action: schema.ActionAttributesModification, path: "/Users/alice/src/app/main.go", pid: 43509, ppid: 58916, exe: "/bin/zsh", signing: "com.apple.zsh", global: 7, hasStat: true},
 	{event: "unlink", action: schema.ActionDeletion, path: "/Users/alice/notes.txt", pid: 58919, ppid: 58916, exe: "/bin/zsh", signing: "com.apple.zsh", global: 8, hasStat: true},
 	{event: "setmode", action: schema.ActionAttributesModification, path: "/Users/alice/.zshrc", global: 9, signing: "com.apple.cfprefsd", hasStat: true},
-	{event: "deleteextattr", action: schema.ActionExtendedAttributesModification, path: "/Users/alice/Downloads/report.final.pdf", signing: "com.apple.zsh", global: 10, extattr: "com.apple.quarantine", hasStat: true},
+	{event: "deleteextattr", action: schema.ActionExtendedAttributesDelete, path: "/Users/alice/Downloads/report.final.pdf", signing: "com.apple.zsh", global: 10, extattr: "com.apple.quarantine", hasStat: true},
 	{event: "rename", action: schema.ActionRename, path: "/Users/alice/src/app/main.go", orig: "/Users/alice/src/app/.tmp.3142", signing: "com.apple.zsh", global: 11, hasStat: true},
 	{event: "exchangedata", action: schema.ActionExchange, path: "/Users/alice/src/app/main.go", orig: "/Users/alice/notes.txt", signing: "com.tinyspeck.slackmacgap", team: "BQR82RBBHL", global: 12, hasStat: true},
 	{event: "write", action: schema.ActionModification, path: "/Users/alice/src/app/main.go", global: 13, hasStat: true},
@@ -99,7 +99,7 @@ var synthesizedWant = []want{
 	{event: "setowner", action: schema.ActionAttributesModification, path: "/Users/alice/src/app/main.go", signing: "com.apple.vim", global: 24, hasStat: true},
 	{event: "utimes", action: schema.ActionAttributesModification, path: "/Users/alice/Downloads/report.final.pdf", signing: "com.tinyspeck.slackmacgap", team: "BQR82RBBHL", global: 25, hasStat: true},
 	{event: "link", action: schema.ActionLink, path: "/private/etc/hosts", orig: "/private/var/folders/xy/T/tmp.8Zk2", signing: "com.apple.zsh", global: 26, hasStat: true},
-	{event: "deleteextattr", action: schema.ActionExtendedAttributesModification, path: "/Users/alice/src/app/main.go", signing: "com.apple.cfprefsd", global: 27, extattr: "com.apple.quarantine", hasStat: true},
+	{event: "deleteextattr", action: schema.ActionExtendedAttributesDelete, path: "/Users/alice/src/app/main.go", signing: "com.apple.cfprefsd", global: 27, extattr: "com.apple.quarantine", hasStat: true},
 	{event: "close", action: schema.ActionClose, path: "/private/var/folders/xy/T/tmp.8Zk2", signing: "com.tinyspeck.slackmacgap", team: "BQR82RBBHL", global: 28, hasStat: true},
 	{event: "setflags", action: schema.ActionAttributesModification, path: "/Users/alice/Downloads/report.final.pdf", signing: "com.tinyspeck.slackmacgap", team: "BQR82RBBHL", global: 29, hasStat: true},
 	{event: "create", action: schema.ActionCreation, path: "/Users/alice/notes.txt", signing: "com.apple.vim", global: 30, hasStat: true},
@@ -366,6 +366,7 @@ func TestParseMalformed(t *testing.T) {
 func TestParseMatchesEncodingJSON(t *testing.T) {
 	p := NewParser()
 	n := 0
+	procs := map[int32]procInfo{}
 	for _, f := range fixtureFiles(t) {
 		for i, l := range readLines(t, f) {
 			var m map[string]any
@@ -374,7 +375,7 @@ func TestParseMatchesEncodingJSON(t *testing.T) {
 			if err := d.Decode(&m); err != nil {
 				t.Fatalf("%s:%d: encoding/json: %v", f, i+1, err)
 			}
-			want, wantMapped := refEvent(t, m)
+			want, wantMapped := refEvent(t, m, procs)
 			var got schema.Event
 			mapped, err := p.Parse(l, &got)
 			if err != nil {
@@ -395,7 +396,9 @@ func TestParseMatchesEncodingJSON(t *testing.T) {
 }
 
 // refEvent is the reference mapping over encoding/json's generic decoding.
-func refEvent(t *testing.T, m map[string]any) (schema.Event, bool) {
+// procs carries what earlier lines showed of each pid's image, for the
+// parent fields of exec events.
+func refEvent(t *testing.T, m map[string]any, procs map[int32]procInfo) (schema.Event, bool) {
 	t.Helper()
 	num := func(v any) int64 {
 		if v == nil {
@@ -439,6 +442,10 @@ func refEvent(t *testing.T, m map[string]any) (schema.Event, bool) {
 		pr.PPID = int32(num(pm["ppid"]))
 		if tk, ok := token(pm["parent_audit_token"]); ok {
 			pr.PPID = int32(tk.pid)
+			pr.Parent.PIDVersion = uint32(tk.pidv)
+		}
+		if f, ok := pm["codesigning_flags"]; ok && f != nil {
+			pr.CSFlags, pr.HasCSFlags = uint32(num(f)), true
 		}
 		pr.Executable = str(obj(pm["executable"])["path"])
 		pr.SigningID, pr.TeamID, pr.CDHash = str(pm["signing_id"]), str(pm["team_id"]), str(pm["cdhash"])
@@ -457,6 +464,16 @@ func refEvent(t *testing.T, m map[string]any) (schema.Event, bool) {
 		ev.GlobalSeq, ev.HasGlobalSeq, ev.Seq = uint64(num(g)), true, uint64(num(g))
 	}
 	ev.Process = proc(obj(m["process"]))
+	remember := func(pr schema.Process, args []string) {
+		if pr.PID <= 0 || pr.PIDVersion == 0 || pr.StartNS == 0 {
+			return
+		}
+		if e, ok := procs[pr.PID]; ok && e.pidVersion == pr.PIDVersion && args == nil {
+			return
+		}
+		procs[pr.PID] = procInfo{pidVersion: pr.PIDVersion, startNS: pr.StartNS, executable: pr.Executable, args: args}
+	}
+	remember(ev.Process, nil)
 	var name string
 	var pl map[string]any
 	for k, v := range obj(m["event"]) {
@@ -506,7 +523,7 @@ func refEvent(t *testing.T, m map[string]any) (schema.Event, bool) {
 		setFile(obj(pl["target"]))
 	case "write", "unlink", "truncate", "setmode", "setowner", "setflags", "setattrlist", "setacl", "utimes", "setextattr", "deleteextattr":
 		ev.Action = map[string]schema.Action{"write": schema.ActionModification, "unlink": schema.ActionDeletion, "truncate": schema.ActionTruncate,
-			"setextattr": schema.ActionExtendedAttributesModification, "deleteextattr": schema.ActionExtendedAttributesModification}[name]
+			"setextattr": schema.ActionExtendedAttributesModification, "deleteextattr": schema.ActionExtendedAttributesDelete}[name]
 		if ev.Action == schema.ActionNone {
 			ev.Action = schema.ActionAttributesModification
 		}
@@ -545,6 +562,11 @@ func refEvent(t *testing.T, m map[string]any) (schema.Event, bool) {
 		ev.Process = proc(obj(pl["target"]))
 		for _, a := range pl["args"].([]any) {
 			ev.Process.Args = append(ev.Process.Args, a.(string))
+		}
+		ev.Process.WorkingDir = str(obj(pl["cwd"])["path"])
+		remember(ev.Process, ev.Process.Args)
+		if e, ok := procs[ev.Process.PPID]; ok && ev.Process.Parent.PIDVersion != 0 && e.pidVersion == ev.Process.Parent.PIDVersion {
+			ev.Process.Parent.Executable, ev.Process.Parent.Args, ev.Process.Parent.StartNS = e.executable, e.args, e.startNS
 		}
 		setFile(obj(obj(pl["target"])["executable"]))
 	default:

@@ -601,7 +601,9 @@ type refParser struct {
 	hasNewPath               bool
 	execProc                 schema.Process
 	execFile                 refFileInfo
+	cwd                      refFileInfo
 	args                     []string
+	procs                    map[int32]procInfo
 
 	intern map[string]string
 	recent [256]string // direct-mapped cache in front of intern
@@ -709,6 +711,7 @@ func (p *refParser) Parse(line []byte, ev *schema.Event) (mapped bool, err error
 	p.source.clear()
 	p.dir.clear()
 	p.execFile.clear()
+	p.cwd.clear()
 	p.execProc = schema.Process{}
 	p.name = p.name[:0]
 	p.newName = p.newName[:0]
@@ -790,6 +793,7 @@ func (p *refParser) message(ev *schema.Event) (kind eventKind, sawEvent bool) {
 			ev.HasGlobalSeq = s.err == nil
 		case "process":
 			p.process(&ev.Process, nil)
+			refRemember(&p.procs, &ev.Process, nil)
 		case "event":
 			if sawEvent {
 				s.fail("duplicate event object")
@@ -877,6 +881,12 @@ func (p *refParser) payload(kind eventKind) {
 		case "args":
 			if kind == kindExec {
 				p.stringArray()
+			} else {
+				s.skipValue()
+			}
+		case "cwd":
+			if kind == kindExec {
+				p.fileStat(&p.cwd, false)
 			} else {
 				s.skipValue()
 			}
@@ -1062,6 +1072,7 @@ func (p *refParser) process(pr *schema.Process, exe *refFileInfo) {
 			var t refToken
 			if p.refToken(&t) {
 				parentPID, hasParent = t.pid, true
+				pr.Parent.PIDVersion = t.pidversion
 			}
 		case "ppid":
 			v := s.int()
@@ -1102,6 +1113,12 @@ func (p *refParser) process(pr *schema.Process, exe *refFileInfo) {
 		case "is_platform_binary":
 			pr.HasCodeSig = true
 			pr.Platform = s.bool()
+		case "codesigning_flags":
+			if !s.null() {
+				pr.HasCodeSig = true
+				pr.CSFlags = uint32(s.uint())
+				pr.HasCSFlags = s.err == nil
+			}
 		case "start_time":
 			pr.StartNS = s.timeNS()
 		default:
@@ -1219,6 +1236,9 @@ func (p *refParser) finish(kind eventKind, ev *schema.Event) {
 		p.setFile(ev, &p.target)
 	case kindExtAttr:
 		ev.Action = schema.ActionExtendedAttributesModification
+		if ev.ESFEvent == "deleteextattr" {
+			ev.Action = schema.ActionExtendedAttributesDelete
+		}
 		p.setFile(ev, &p.target)
 		ev.ExtAttr = p.str(p.extattr)
 	case kindCreate:
@@ -1255,6 +1275,11 @@ func (p *refParser) finish(kind eventKind, ev *schema.Event) {
 		args := p.args
 		ev.Process = p.execProc
 		ev.Process.Args = args
+		if p.cwd.set && len(p.cwd.path) > 0 {
+			ev.Process.WorkingDir = p.str(p.cwd.path)
+		}
+		refRemember(&p.procs, &ev.Process, args)
+		refParentOf(p.procs, &ev.Process)
 		p.setFile(ev, &p.execFile)
 	}
 }
@@ -1298,4 +1323,30 @@ func (p *refParser) setDestPath(ev *schema.Event, newPath bool) {
 	buf = append(buf, p.newName...)
 	p.s.buf = buf
 	ev.Path = string(buf)
+}
+
+// refRemember and refParentOf restate Parser.rememberProcess and parentOf.
+func refRemember(m *map[int32]procInfo, pr *schema.Process, args []string) {
+	if pr.PID <= 0 || pr.PIDVersion == 0 || pr.StartNS == 0 {
+		return
+	}
+	if *m == nil {
+		*m = map[int32]procInfo{}
+	}
+	if e, ok := (*m)[pr.PID]; ok && e.pidVersion == pr.PIDVersion && args == nil {
+		return
+	}
+	if len(*m) >= maxProcs {
+		clear(*m)
+	}
+	(*m)[pr.PID] = procInfo{pidVersion: pr.PIDVersion, startNS: pr.StartNS, executable: pr.Executable, args: args}
+}
+
+func refParentOf(m map[int32]procInfo, pr *schema.Process) {
+	if pr.PPID <= 0 || pr.Parent.PIDVersion == 0 {
+		return
+	}
+	if e, ok := m[pr.PPID]; ok && e.pidVersion == pr.Parent.PIDVersion {
+		pr.Parent.Executable, pr.Parent.Args, pr.Parent.StartNS = e.executable, e.args, e.startNS
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/usercache"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -75,13 +76,21 @@ type Options struct {
 	// mach_time gets (agent start time in ms << 16) + start.
 	Stream func(start uint64) uint64
 	// ReadBuffer is the stdout read buffer; default 1 MiB. Longer lines are
-	// assembled in a side buffer up to MaxLine (default 64 MiB), and longer
-	// still are counted malformed.
+	// assembled in a side buffer up to MaxLine (source.max_line_bytes,
+	// default 1 MiB); a line longer still is read past in ReadBuffer-sized
+	// pieces, never held whole, and counted malformed.
 	ReadBuffer, MaxLine int
 	// PipeBuffer is the kernel buffer asked for the child's stdout pipe on
 	// Linux (F_SETPIPE_SZ; default 1 MiB, capped by fs.pipe-max-size).
 	// macOS pipes cannot be resized and ignore it.
 	PipeBuffer int
+	// ResolveNames fills user.name and group.name from the ids in the audit
+	// token, through usercache (dscacheutil on macOS), off the capture
+	// path: an id not yet known is sent without a name and learnt in the
+	// background.
+	ResolveNames bool
+	// NameResolver replaces the platform's resolver (tests).
+	NameResolver usercache.Resolver
 	// Logger receives warnings, stderr lines and restart reports; nil discards.
 	Logger *slog.Logger
 }
@@ -99,6 +108,8 @@ type Source struct {
 	streamOverride bool
 	restarts       atomic.Uint64
 	gaps           atomic.Uint64
+	// names is set while Run runs with Options.ResolveNames.
+	names *usercache.Cache
 }
 
 // New validates o and returns the source. It does not start anything.
@@ -129,7 +140,7 @@ func New(o Options) (*Source, error) {
 		o.ReadBuffer = 1 << 20
 	}
 	if o.MaxLine <= 0 {
-		o.MaxLine = 64 << 20
+		o.MaxLine = 1 << 20
 	}
 	if o.PipeBuffer <= 0 {
 		o.PipeBuffer = 1 << 20
@@ -184,6 +195,11 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	}
 	args := append(slices.Clone(s.o.Args), s.selectArgs(ctx)...)
 	args = append(args, events...)
+	if s.o.ResolveNames {
+		nctx, cancel := context.WithCancel(ctx)
+		s.names = usercache.New(nctx, s.o.NameResolver, s.log)
+		defer func() { cancel(); <-s.names.Done() }()
+	}
 
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(s.o.Backoff.Initial),
@@ -449,6 +465,10 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 		if s.streamOverride || ev.Stream == 0 {
 			ev.Stream = stream
 		}
+		if s.names != nil && ev.Process.HasUser {
+			ev.Process.UserName = s.names.Name(usercache.User, ev.Process.UID)
+			ev.Process.GroupName = s.names.Name(usercache.Group, ev.Process.GID)
+		}
 		ev.CreatedNS = time.Now().UnixNano()
 		out.TryPush(&ev)
 	}
@@ -464,16 +484,17 @@ func (s *Source) readLoop(r io.Reader, childPID int, stream uint64, out *capture
 			continue
 		}
 		line := chunk
-		if len(long) > 0 {
+		if !overlong && len(long) > 0 {
 			long = append(long, chunk...)
 			line = long
 		}
-		if overlong {
+		if overlong || len(trimEOL(line)) > s.o.MaxLine {
 			lineNo++
 			drops.Add(schema.LossMalformed, 1)
 			malformed++
 			if bad.allow(time.Now()) {
-				s.log.Warn("eslogger line longer than the limit dropped", "line", lineNo, "limit", s.o.MaxLine)
+				s.log.Warn("eslogger line longer than source.max_line_bytes skipped (counted as malformed)", "line", lineNo, "limit", s.o.MaxLine,
+					"suppressed", bad.takeSuppressed())
 			}
 			overlong = false
 		} else if t := trimEOL(line); len(bytes.TrimSpace(t)) > 0 {

@@ -26,6 +26,12 @@ type Options struct {
 	// ignored in the kernel with ignore marks where the kernel allows it, and
 	// by path prefix in the read loop always.
 	IgnorePaths []string
+	// HostRoot is the mount point of the host's root filesystem inside the
+	// agent's container (source.fanotify.host_root, e.g. /host). Paths under
+	// it are reported without the prefix, as the host sees them; "" keeps
+	// paths as the agent sees them. Marks and IgnorePaths stay as the agent
+	// sees them (with the prefix).
+	HostRoot string
 	// SelfPID is the agent's pid; its events are dropped. 0 disables.
 	SelfPID int
 	// ReadBuffer is the size in bytes of each read(2). Default 256 KiB.
@@ -73,4 +79,20 @@ type Stats struct {
 	Malformed   uint64        // records that failed to decode
 	Nameless    uint64        // nameless inode records dropped (the FAN_ATTRIB link-count change of a link or unlink)
 	MaxWork     time.Duration // longest time spent processing one read's buffer
+}
+
+// StripHostRoot returns p as the host sees it: p without the root prefix
+// when p is root itself or lies under it, else p unchanged. root "" or "/"
+// leaves every path alone.
+func StripHostRoot(root, p string) string {
+	if root == "" || root == "/" || len(p) < len(root) || p[:len(root)] != root {
+		return p
+	}
+	if len(p) == len(root) {
+		return "/"
+	}
+	if p[len(root)] != '/' {
+		return p // /hostile is not under /host
+	}
+	return p[len(root):]
 }

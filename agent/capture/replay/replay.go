@@ -26,7 +26,15 @@ type Options struct {
 	Format string  // "eslogger" or "ecs"
 	Rate   float64 // events per second; 0 = as fast as possible
 	Loop   bool
-	Logger *slog.Logger
+	// DropWhenFull never waits for ring space: a full ring drops the event
+	// and counts ring_full, as live capture does. By default replay waits,
+	// so that a backfill loses nothing.
+	DropWhenFull bool
+	// MaxLine bounds one line (source.max_line_bytes; default 1 MiB): a
+	// longer line is read past in pieces, never held whole, and counted
+	// malformed.
+	MaxLine int
+	Logger  *slog.Logger
 	// Now is the clock for event.created (default time.Now).
 	Now func() time.Time
 }
@@ -56,6 +64,9 @@ func New(o Options) (*Source, error) {
 	f.Close()
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxLine <= 0 {
+		o.MaxLine = 1 << 20
 	}
 	log := o.Logger
 	if log == nil {
@@ -118,15 +129,28 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 	mapped := 0
 	for lineNo := 1; ; lineNo++ {
 		line, err := r.ReadSlice('\n')
+		overlong := false
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long[:0], line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
+				if !overlong {
+					long = append(long, line...)
+					overlong = len(long) > s.o.MaxLine+1
+				}
 			}
 			line = long
 		}
-		if len(bytes.TrimSpace(line)) > 0 {
+		if cap(long) > 2*s.o.MaxLine+(1<<20) {
+			long = nil // keep no huge buffer after a huge line
+		}
+		if overlong || len(bytes.TrimRight(line, "\r\n")) > s.o.MaxLine {
+			drops.Add(schema.LossMalformed, 1)
+			if now := time.Now(); now.Sub(*lastWarn) >= time.Second {
+				*lastWarn = now
+				s.log.Warn("replay: line longer than source.max_line_bytes skipped (counted as malformed)", "path", s.o.Path, "line", lineNo, "limit", s.o.MaxLine)
+			}
+		} else if len(bytes.TrimSpace(line)) > 0 {
 			ok, perr := parse(line, &ev)
 			switch {
 			case perr != nil:
@@ -140,7 +164,11 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 				*seq++
 				ev.Seq, ev.Stream = *seq, Stream
 				ev.CreatedNS = s.o.Now().UnixNano()
-				out.TryPush(&ev)
+				if s.o.DropWhenFull {
+					out.TryPush(&ev)
+				} else if !out.Push(ctx, &ev) {
+					return mapped, nil // ctx is done
+				}
 				if s.o.Rate > 0 {
 					if err := pace(ctx, start, *seq, s.o.Rate); err != nil {
 						return mapped, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/fileward/fileward/schema"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/fileward/fileward/agent/capture/replay"
 	"github.com/fileward/fileward/agent/config"
 	"github.com/fileward/fileward/agent/ship"
+	"github.com/fileward/fileward/internal/redact"
 	"github.com/fileward/fileward/sinks"
 	"github.com/fileward/fileward/sinks/elasticsearch"
 	"github.com/fileward/fileward/sinks/file"
@@ -77,16 +79,23 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 			Select:    src.Eslogger.Select,
 			SelfPID:   os.Getpid(),
 			MutePaths: []string{dataDir},
-			Logger:    log,
+			MaxLine:   int(src.MaxLineBytes),
+			// user.name and group.name through Directory Services,
+			// learnt in the background (agent/usercache). Only on macOS:
+			// elsewhere eslogger is a stand-in replaying a Mac's output,
+			// whose ids this machine's accounts do not name.
+			ResolveNames: runtime.GOOS == "darwin",
+			Logger:       log,
 		})
 		if err != nil {
 			return pickedSource{}, err
 		}
 		return pickedSource{src: s, desc: "eslogger (" + src.Eslogger.Path + ")"}, nil
 	case "replay":
-		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop, Logger: log})
+		s, err := replay.New(replay.Options{Path: src.Replay.Path, Format: src.Replay.Format, Rate: src.Replay.Rate, Loop: src.Replay.Loop,
+			DropWhenFull: src.Replay.DropWhenFull, MaxLine: int(src.MaxLineBytes), Logger: log})
 		if err != nil {
-			return pickedSource{}, err
+			return pickedSource{}, fmt.Errorf("source.replay.path: %w", err)
 		}
 		return pickedSource{src: s, desc: "replay of " + src.Replay.Path}, nil
 	}
@@ -108,6 +117,7 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 		Events:      cfg.Source.Events,
 		Queue:       cfg.Source.Fanotify.Queue,
 		IgnorePaths: ignore,
+		HostRoot:    cfg.Source.Fanotify.HostRoot,
 		SelfPID:     os.Getpid(),
 		Logger:      log,
 	})
@@ -116,10 +126,10 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 // demoSource writes the bundled recording into the data dir and replays it.
 func demoSource(dataDir string, log *slog.Logger) (pickedSource, error) {
 	p := filepath.Join(dataDir, "state", "demo-eslogger.ndjson")
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return pickedSource{}, fmt.Errorf("demo stream: %w", err)
 	}
-	if err := os.WriteFile(p, demoStream, 0o644); err != nil {
+	if err := os.WriteFile(p, demoStream, 0o600); err != nil {
 		return pickedSource{}, fmt.Errorf("demo stream: %w", err)
 	}
 	s, err := replay.New(replay.Options{Path: p, Format: "eslogger", Rate: demoRate, Loop: true, Logger: log})
@@ -134,14 +144,16 @@ func buildSink(ctx context.Context, cfg *config.Config, s *config.Sink, log *slo
 	log = log.With("sink", s.Name)
 	switch s.Type {
 	case "file":
-		k, err := file.New(file.Options{Path: s.File.Path, RotateBytes: int64(s.File.RotateBytes), Keep: s.File.Keep, Logger: log})
+		k, err := file.New(file.Options{Path: s.File.Path, RotateBytes: int64(s.File.RotateBytes), Keep: s.File.Keep, Mode: os.FileMode(s.File.Mode), Logger: log})
 		return k, s.File.Path, err
 	case "kafka":
 		k, err := kafka.New(kafkaOptions(s.Kafka, cfg, log))
 		return k, fmt.Sprintf("kafka %v topic %s", s.Kafka.Brokers, s.Kafka.Topic), err
 	case "elasticsearch":
-		e, err := elasticsearch.New(ctx, elasticsearchOptions(s.Elasticsearch, log))
-		return e, fmt.Sprintf("elasticsearch %v data stream %s", s.Elasticsearch.Addresses, s.Elasticsearch.DataStream), err
+		o := elasticsearchOptions(s.Elasticsearch, log)
+		o.Streams = dataStreams(cfg)
+		e, err := elasticsearch.New(ctx, o)
+		return e, fmt.Sprintf("elasticsearch %v data stream %s", redact.URLs(s.Elasticsearch.Addresses), s.Elasticsearch.DataStream), err
 	}
 	return nil, "", fmt.Errorf("sink %s: type %q is not supported", s.Name, s.Type)
 }
@@ -171,6 +183,7 @@ func elasticsearchOptions(e *config.Elasticsearch, log *slog.Logger) elasticsear
 		SetupTemplate:      e.SetupTemplate,
 		CAFile:             e.TLS.CAFile,
 		CAFingerprint:      e.TLS.CAFingerprint,
+		VerificationMode:   e.TLS.VerificationMode,
 		InsecureSkipVerify: e.TLS.InsecureSkipVerify,
 		Timeout:            e.Timeout.D(),
 		Logger:             log,
@@ -179,4 +192,12 @@ func elasticsearchOptions(e *config.Elasticsearch, log *slog.Logger) elasticsear
 
 func shipBackoff(b config.Backoff) ship.Backoff {
 	return ship.Backoff{Initial: b.Initial.D(), Max: b.Max.D(), Multiplier: b.Multiplier, Jitter: b.Jitter}
+}
+
+// dataStreams are the streams the agent's documents name for themselves
+// (agent.data_stream): file, process and agent. The collector uses its own
+// config's agent.data_stream, which must match the agents'.
+func dataStreams(cfg *config.Config) []string {
+	m := schema.Meta{Namespace: cfg.Agent.DataStream.Namespace, DefendCompatible: cfg.Agent.DataStream.Mode == "defend_compatible"}
+	return m.DataStreams()
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/fileward/fileward/agent/collect"
@@ -19,17 +21,21 @@ import (
 // cmdCollect runs the central tier: Kafka consumer group → Elasticsearch,
 // until ctx is cancelled (SIGINT/SIGTERM). Exit 0 on a clean stop, 2 on bad
 // config, 1 when it cannot start.
-func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "config.example.yaml", "config file")
-	if err := fs.Parse(args); err != nil {
+func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("collect", stdout, stderr)
+	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	var ok bool
+	if *path, ok = findConfig(*path, stderr); !ok {
 		return 2
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if code != 0 {
 		return code
 	}
+	seen := len(cfg.Warnings)
 	if err := cfg.ValidateCollector(); err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -41,6 +47,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		}
 		return 2
 	}
+	printWarnings(stderr, cfg.Warnings[seen:])
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "collector")
 	cc := cfg.Collector
 	ec := cc.Elasticsearch
@@ -52,9 +59,11 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 		Username:           ec.Username,
 		Password:           ec.Password.Value(),
 		DataStream:         ec.DataStream,
+		Streams:            dataStreams(cfg),
 		SetupTemplate:      ec.SetupTemplate,
 		CAFile:             ec.TLS.CAFile,
 		CAFingerprint:      ec.TLS.CAFingerprint,
+		VerificationMode:   ec.TLS.VerificationMode,
 		InsecureSkipVerify: ec.TLS.InsecureSkipVerify,
 		Timeout:            ec.Timeout.D(),
 		Logger:             log,
@@ -74,6 +83,21 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 	health := &collect.Health{}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	// A logrotate-style SIGHUP must not kill the collector; it does not
+	// reload, so it says what to do instead.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP: fileward collect does not reload its config; restart it to apply changes")
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
 	metricsDone := make(chan error, 1)
 	if cfg.Metrics.Listen != "" {
 		h := &telemetry.Health{}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,17 +19,17 @@ import (
 // the line's position in the input), and host fields come from the flags or
 // this machine.
 func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("convert", stdout, stderr)
 	from := fs.String("from", "eslogger", "input format: eslogger or ecs")
 	hostName := fs.String("host-name", "", "host.name to write (default: this machine's)")
 	hostID := fs.String("host-id", "", "host.id to write (default: this machine's)")
 	hostOS := fs.String("host-os-type", "", "host.os.type to write (default: macos for eslogger input, else this machine's)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fileward convert --from eslogger|ecs [--host-name N] [--host-id I] [--host-os-type T] [FILE ...]")
-		fs.PrintDefaults()
+	maxLine := fs.Int("max-line-bytes", 1<<20, "longest input line; a longer one is skipped as malformed without being read whole (as source.max_line_bytes)")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
+	if *maxLine < 4096 {
+		fmt.Fprintf(stderr, "convert: --max-line-bytes %d: must be at least 4096\n", *maxLine)
 		return 2
 	}
 	if *from != "eslogger" && *from != "ecs" {
@@ -49,18 +48,37 @@ func cmdConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	if *hostOS != "" && *hostOS != meta.OSType {
 		meta.OSType, meta.OSVersion = *hostOS, ""
 	}
-	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr}
+	c := &converter{enc: schema.NewEncoder(meta), from: *from, parser: eslogger.NewParser(), stderr: stderr, maxLine: *maxLine}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	inputs := fs.Args()
 	if len(inputs) == 0 {
-		c.convert("-", stdin, w)
+		inputs = []string{"-"}
+	}
+	// Every input must be there before anything is converted: a missing
+	// file or a directory is an error of the command line, not a bad line.
+	for _, name := range inputs {
+		if name == "-" {
+			continue
+		}
+		fi, err := os.Stat(name)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "convert: %v\n", err)
+			return 1
+		case fi.IsDir():
+			fmt.Fprintf(stderr, "convert: %s is a directory: name NDJSON files, or - for standard input\n", name)
+			return 1
+		}
 	}
 	for _, name := range inputs {
+		if name == "-" {
+			c.convert("-", stdin, w)
+			continue
+		}
 		f, err := os.Open(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "convert: %v\n", err)
-			c.malformed++
-			continue
+			return 1
 		}
 		c.convert(name, f, w)
 		f.Close()
@@ -81,6 +99,8 @@ type converter struct {
 	from   string
 	parser *eslogger.Parser
 	stderr io.Writer
+	// maxLine bounds one input line (--max-line-bytes).
+	maxLine int
 
 	pos                         uint64 // non-blank lines read across all inputs
 	written, skipped, malformed int
@@ -90,10 +110,32 @@ type converter struct {
 
 func (c *converter) convert(name string, r io.Reader, w *bufio.Writer) {
 	br := bufio.NewReaderSize(r, 1<<20)
+	var long []byte
 	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
+		line, err := br.ReadSlice('\n')
+		overlong := false
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Assemble up to maxLine; past it, read on without keeping.
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				if !overlong {
+					long = append(long, line...)
+					overlong = len(long) > c.maxLine+1
+				}
+			}
+			line = long
+		}
+		switch {
+		case overlong || len(bytes.TrimRight(line, "\r\n")) > c.maxLine:
+			c.pos++
+			fmt.Fprintf(c.stderr, "%s:%d: malformed: line longer than --max-line-bytes (%d bytes); skipped\n", name, lineNo, c.maxLine)
+			c.malformed++
+		case len(line) > 0:
 			c.line(name, lineNo, line, w)
+		}
+		if cap(long) > 2*c.maxLine+(1<<20) {
+			long = nil
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,53 +21,79 @@ import (
 	"github.com/fileward/fileward/agent/config"
 	"github.com/fileward/fileward/agent/pipeline"
 	"github.com/fileward/fileward/agent/procfs"
-	"github.com/fileward/fileward/agent/ship"
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/agent/telemetry"
 	"github.com/fileward/fileward/schema"
-	"github.com/fileward/fileward/sinks"
 )
 
 // cmdRun runs the agent until ctx is done (SIGINT/SIGTERM). Exit codes:
 // 0 clean stop, 2 bad config, 1 a failure to start or a capture failure.
-func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "", "config file (default: the built-in defaults, see docs/configuration.md)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("run", stdout, stderr)
+	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
+	logLevel := fs.String("log-level", "", "`LEVEL`: debug, info, warn or error (overrides log.level)")
+	logFormat := fs.String("log-format", "", "`FORMAT`: text or json (overrides log.format)")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	// SIGHUP reloads the config; until the agent runs, it waits here
+	// instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// Never the built-in defaults silently: they watch / and spool in the
+	// current directory.
+	var ok bool
+	if *path, ok = findConfig(*path, stderr); !ok {
 		return 2
 	}
-	var cfg *config.Config
-	if *path == "" {
-		d := config.Default()
-		if err := d.Validate(); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		cfg = &d
-	} else {
-		var code int
-		if cfg, code = loadConfig(*path, stderr); code != 0 {
-			return code
-		}
+	cfg, code := loadConfig(*path, stderr)
+	if code != 0 {
+		return code
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "run: -log-level %q: %v\n", *logLevel, err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	a, err := newAgent(ctx, cfg, log, stderr)
+	log, err := newLogger(cfg.Log, *logLevel, *logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "fileward: %v\n", err)
+		return 2
+	}
+	a, err := newAgent(ctx, cfg, log, stderr)
+	if err == nil {
+		a.cfgPath = *path
+		fmt.Fprintf(stderr, "  config: %s\n", *path)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fileward: cannot start: %s\n", startFailure(err))
 		return 1
 	}
-	if err := a.run(ctx); err != nil {
+	if err := a.run(ctx, hup); err != nil {
 		fmt.Fprintf(stderr, "fileward: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// newLogger is the agent's logger: log.level and log.format from the
+// config, each overridden by its flag when that is set.
+func newLogger(lc config.Log, levelFlag, formatFlag string, w io.Writer) (*slog.Logger, error) {
+	lv, format := lc.Level, lc.Format
+	if levelFlag != "" {
+		lv = levelFlag
+	}
+	if formatFlag != "" {
+		format = formatFlag
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lv)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", lv)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
 }
 
 // agent is the running graph: source → ring → pipeline → spool → shippers.
@@ -77,36 +104,59 @@ type agent struct {
 	source   capture.Source
 	ring     *capture.Ring
 	drops    *capture.Drops
+	returned *capture.Drops // loss counts whose report was dropped unread: reported again
 	pipe     *pipeline.Pipeline
 	spool    *spool.Spool
-	shippers []*ship.Shipper
-	sinks    []sinks.Sink
+	sinkRuns []*sinkRun // in config order
 	procs    *procfs.Cache
 	metrics  *telemetry.Server
 	describe string
 	demo     bool // replaying the bundled demo stream because capture is not possible
+	lock     *dataDirLock
+
+	cfgPath string // the config file, for reloads ("" = built-in defaults)
+	health  *telemetry.Health
+	gather  *gatherer    // the base registry plus one per sink
+	ships   shipperGroup // the running shippers
 }
 
-func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (a *agent, err error) {
+// newAgent builds the graph. Every error it returns is a failure to start
+// (exit 1); startFailure turns it into one line with the cause and the fix.
+// Whatever was opened before the failure is closed again.
+func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (_ *agent, err error) {
 	dataDir, err := filepath.Abs(cfg.Agent.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("agent.data_dir: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("agent.data_dir %s: %w (create it, or point agent.data_dir somewhere writable)", dataDir, err)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
 	}
-	a = &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}
+	// a is not the named result: a failed start returns nil and still closes
+	// what a holds.
+	a := &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}, returned: &capture.Drops{}}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.Background())
 		}
 	}()
-	meta, err := hostMeta(cfg.Agent.HostID, cfg.Agent.Name, dataDir)
-	if err != nil {
+	if a.lock, err = lockDataDir(dataDir); err != nil {
 		return nil, err
 	}
+	meta, err := hostMeta(cfg.Agent.HostID, cfg.Agent.Name, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent.data_dir %s: %w", dataDir, err)
+	}
+	if hr := cfg.Source.Fanotify.HostRoot; hr != "" {
+		fillHostOS(&meta, hr)
+	}
+	meta.Namespace = cfg.Agent.DataStream.Namespace
+	meta.DefendCompatible = cfg.Agent.DataStream.Mode == "defend_compatible"
 	reg := telemetry.NewRegistry()
-	var health telemetry.Health
+	if err := reg.Register(buildInfo()); err != nil {
+		return nil, err
+	}
+	a.health = &telemetry.Health{}
+	a.gather = &gatherer{base: reg}
 
 	a.source, err = a.pickSource(stderr)
 	if err != nil {
@@ -122,10 +172,18 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		Dir: filepath.Join(dataDir, "spool"), MaxBytes: int64(sp.MaxBytes), SegmentBytes: int64(sp.SegmentBytes),
 		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D(),
 		Logger: log.With("component", "spool"), Registerer: reg,
-		OnDrop: func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
+		OnDrop:    func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
+		OnCorrupt: func(n uint64) { a.drops.Add(schema.LossCorrupt, n) },
+		OnReportDropped: func(c spool.LossCounts) {
+			for name, n := range c {
+				if r, ok := schema.ParseLossReason(name); ok {
+					a.returned.Add(r, n)
+				}
+			}
+		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open spool: %w", err)
+		return nil, fmt.Errorf("spool %s: %w", filepath.Join(dataDir, "spool"), err)
 	}
 	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fileward_spool_max_bytes", Help: "spool.max_bytes: the bound fileward_spool_bytes stays under (plus one segment).",
@@ -148,45 +206,20 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 
 	var dests []string
 	for i := range cfg.Sinks {
-		sc := &cfg.Sinks[i]
-		k, desc, err := buildSink(ctx, cfg, sc, log)
+		sr, err := a.newSinkRun(ctx, cfg, &cfg.Sinks[i])
 		if err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+			return nil, err
 		}
-		a.sinks = append(a.sinks, k)
-		sh, err := ship.New(ship.Options{
-			Name: sc.Name, Sink: k, Spool: a.spool, Backoff: shipBackoff(sc.Backoff),
-			DeadLetterDir: filepath.Join(dataDir, "dead-letter"),
-			Logger:        log, Registerer: reg, // ship adds the sink attribute
-			OnRejected: func(n uint64) { a.drops.Add(schema.LossRejected, n) },
-		})
-		if err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-		}
-		a.shippers = append(a.shippers, sh)
-		health.Add("sink/"+sc.Name, func() error {
-			if !sh.Healthy() {
-				return errors.New("delivery failing, backing off")
-			}
-			return nil
-		})
-		dests = append(dests, sc.Name+" → "+desc)
+		a.sinkRuns = append(a.sinkRuns, sr)
+		dests = append(dests, sr.name+" → "+sr.desc)
 	}
 
-	include := cfg.Filters.IncludePaths
-	if a.demo && len(include) > 0 {
-		// The demo is a recording from a Mac: the include rules written for
-		// live capture on this machine would drop all of it.
+	if a.demo && len(cfg.Filters.IncludePaths) > 0 {
 		fmt.Fprintln(stderr, "fileward: filters.include_paths does not apply to the demo stream")
-		include = nil
 	}
 	po := pipeline.Options{
-		Ring: a.ring, Drops: a.drops, Encoder: schema.NewEncoder(meta), Output: a.spool,
-		Rules: pipeline.Rules{
-			ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: include,
-			ExcludeExecutables: cfg.Filters.ExcludeExecutables, ExcludeSigningIDs: cfg.Filters.ExcludeSigningIDs,
-			MutePIDs: []int32{int32(os.Getpid())}, MutePaths: []string{dataDir},
-		},
+		Ring: a.ring, Drops: a.drops, Returned: a.returned, Encoder: schema.NewEncoder(meta), Output: a.spool,
+		Rules:           a.rules(cfg),
 		AggregateWindow: cfg.Filters.AggregateWindow.D(),
 		BatchEvents:     cfg.Batch.MaxEvents, BatchBytes: int(cfg.Batch.MaxBytes), BatchWait: cfg.Batch.MaxWait.D(),
 		Heartbeat: cfg.Agent.Heartbeat.D(),
@@ -196,18 +229,18 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		Logger: log.With("component", "pipeline"), Registerer: reg,
 	}
 	if a.source.Name() == "fanotify" {
-		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, Logger: log})
+		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
 		po.Enrich = a.procs.Enrich
 	}
 	a.pipe, err = pipeline.New(po)
 	if err != nil {
 		return nil, err
 	}
-	health.Add("capture", captureCheck(a.drops, time.Now, 30*time.Second))
+	a.health.Add("capture", captureCheck(a.drops, time.Now, 30*time.Second))
 
 	metricsAt := "metrics disabled"
 	if cfg.Metrics.Listen != "" {
-		a.metrics, err = telemetry.Listen(cfg.Metrics.Listen, reg, &health, log)
+		a.metrics, err = telemetry.Listen(cfg.Metrics.Listen, a.gather, a.health, log)
 		if err != nil {
 			return nil, err
 		}
@@ -227,10 +260,26 @@ func (a *agent) pickSource(stderr io.Writer) (capture.Source, error) {
 	return p.src, nil
 }
 
+// rules are the pipeline's filter rules of cfg.
+func (a *agent) rules(cfg *config.Config) pipeline.Rules {
+	include := cfg.Filters.IncludePaths
+	if a.demo {
+		// The demo is a recording from a Mac: the include rules written for
+		// live capture on this machine would drop all of it.
+		include = nil
+	}
+	return pipeline.Rules{
+		ExcludePaths: cfg.Filters.ExcludePaths, IncludePaths: include,
+		ExcludeExecutables: cfg.Filters.ExcludeExecutables, ExcludeSigningIDs: cfg.Filters.ExcludeSigningIDs,
+		MutePIDs: []int32{int32(os.Getpid())}, MutePaths: []string{a.dataDir},
+	}
+}
+
 // run starts every goroutine and, when ctx is done (or the source fails),
 // shuts down in order: stop capture, drain the pipeline into the spool, fsync,
 // give the shippers shutdown_timeout to deliver, then leave the rest spooled.
-func (a *agent) run(ctx context.Context) error {
+// Each value on hup (SIGHUP) reloads the config.
+func (a *agent) run(ctx context.Context, hup <-chan os.Signal) error {
 	srcCtx, stopSrc := context.WithCancel(ctx)
 	defer stopSrc()
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
@@ -247,15 +296,9 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		}()
 	}
-	var shipWG sync.WaitGroup
-	for _, sh := range a.shippers {
-		shipWG.Add(1)
-		go func() {
-			defer shipWG.Done()
-			if err := sh.Run(shipCtx); err != nil && !errors.Is(err, context.Canceled) {
-				a.log.Error("shipper stopped", "err", err)
-			}
-		}()
+	a.ships.ctx = shipCtx
+	for _, sr := range a.sinkRuns {
+		a.ships.start(sr, a.log)
 	}
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- a.pipe.Run(pipeCtx) }()
@@ -263,22 +306,30 @@ func (a *agent) run(ctx context.Context) error {
 	go func() { srcDone <- a.source.Run(srcCtx, a.ring, a.drops) }()
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		a.log.Info("stopping: signal received")
-		stopSrc()
-		if err := <-srcDone; err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Warn("capture source stopped with an error", "err", err)
-		}
-	case err := <-srcDone:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			runErr = fmt.Errorf("capture: %w", err)
-			a.log.Error("capture failed; shutting down", "err", err)
-		} else {
-			// A finite replay ended: keep shipping until told to stop.
-			a.log.Info("capture source finished; the agent keeps shipping until stopped")
-			<-ctx.Done()
+loop:
+	for {
+		select {
+		case <-hup:
+			a.reload(ctx)
+		case <-ctx.Done():
 			a.log.Info("stopping: signal received")
+			stopSrc()
+			if srcDone != nil {
+				if err := <-srcDone; err != nil && !errors.Is(err, context.Canceled) {
+					a.log.Warn("capture source stopped with an error", "err", err)
+				}
+			}
+			break loop
+		case err := <-srcDone:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				runErr = fmt.Errorf("capture: %w", err)
+				a.log.Error("capture failed; shutting down", "err", err)
+				break loop
+			}
+			// A finite replay ended: keep shipping (and reloading) until
+			// told to stop.
+			a.log.Info("capture source finished; the agent keeps shipping until stopped")
+			srcDone = nil
 		}
 	}
 
@@ -291,11 +342,11 @@ func (a *agent) run(ctx context.Context) error {
 		a.log.Error("spool fsync at shutdown", "err", err)
 	}
 	// Give the shippers shutdown_timeout to deliver what is spooled.
-	for _, sh := range a.shippers {
-		sh.Drain()
+	for _, sr := range a.sinkRuns {
+		sr.sh.Drain()
 	}
 	drained := make(chan struct{})
-	go func() { shipWG.Wait(); close(drained) }()
+	go func() { a.ships.wg.Wait(); close(drained) }()
 	timeout := a.cfg.Agent.ShutdownTimeout.D()
 	select {
 	case <-drained:
@@ -314,12 +365,12 @@ func (a *agent) run(ctx context.Context) error {
 }
 
 func (a *agent) closeAll(ctx context.Context) {
-	for _, k := range a.sinks {
-		if err := k.Close(ctx); err != nil {
-			a.log.Warn("closing sink", "err", err)
+	for _, sr := range a.sinkRuns {
+		if err := sr.sink.Close(ctx); err != nil {
+			a.log.Warn("closing sink", "sink", sr.name, "err", err)
 		}
 	}
-	a.sinks = nil
+	a.sinkRuns = nil
 	if a.spool != nil {
 		if err := a.spool.Close(); err != nil {
 			a.log.Error("closing spool", "err", err)
@@ -330,6 +381,11 @@ func (a *agent) closeAll(ctx context.Context) {
 		a.procs.Close()
 		a.procs = nil
 	}
+	if c, ok := a.source.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	a.lock.release()
+	a.lock = nil
 }
 
 // captureCheck reports capture as degraded while it is losing events: when a
@@ -356,4 +412,14 @@ func captureCheck(drops *capture.Drops, now func() time.Time, window time.Durati
 		}
 		return nil
 	}
+}
+
+// sinkWorkers is how many Sends a sink may have in flight: the
+// Elasticsearch sink's elasticsearch.workers, one for the others (Kafka and
+// the file keep their order).
+func sinkWorkers(sc *config.Sink) int {
+	if sc.Type == "elasticsearch" && sc.Elasticsearch != nil {
+		return sc.Elasticsearch.Workers
+	}
+	return 1
 }

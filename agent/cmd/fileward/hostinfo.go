@@ -34,6 +34,7 @@ func hostMeta(hostID, hostName, dataDir string) (schema.Meta, error) {
 		m.HostID = machineID(m.HostName)
 	}
 	m.OSType, m.OSVersion = osInfo()
+	fillHostOS(&m, "")
 	if dataDir == "" {
 		sum := sha256.Sum256([]byte("agent:" + m.HostID))
 		m.AgentID = hex.EncodeToString(sum[:16])
@@ -117,4 +118,64 @@ func agentID(dataDir string) (string, error) {
 		return "", fmt.Errorf("agent id: %w", err)
 	}
 	return id, nil
+}
+
+// fillHostOS sets host.hostname, host.architecture and host.os.{family,
+// name, platform, version, kernel, full} as Elastic Defend fills them. On
+// Linux they come from uname(2) and os-release(5); hostRoot, when set (the
+// DaemonSet's /host), is where the host's /etc/os-release is read, so a
+// containerised agent reports the node's OS, not its image's.
+func fillHostOS(m *schema.Meta, hostRoot string) {
+	if h, err := os.Hostname(); err == nil {
+		m.Hostname = h
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Architecture = string(bytes.TrimRight(u.Machine[:], "\x00"))
+	}
+	switch runtime.GOOS {
+	case "darwin":
+		m.OSFamily, m.OSName, m.OSPlatform = "macos", "macOS", "macos"
+		m.OSKernel = string(bytes.TrimRight(u.Version[:], "\x00"))
+		if m.OSVersion != "" {
+			m.OSFull = "macOS " + m.OSVersion
+		}
+	case "linux":
+		m.OSKernel = string(bytes.TrimRight(u.Release[:], "\x00"))
+		for _, p := range []string{filepath.Join(hostRoot, "/etc/os-release"), filepath.Join(hostRoot, "/usr/lib/os-release")} {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			r := parseOSRelease(b)
+			m.OSPlatform = r["ID"]
+			m.OSFamily = r["ID"]
+			if like := strings.Fields(r["ID_LIKE"]); len(like) > 0 {
+				m.OSFamily = like[0]
+			}
+			m.OSName = r["NAME"]
+			m.OSFull = r["PRETTY_NAME"]
+			if v := r["VERSION_ID"]; v != "" {
+				m.OSVersion = v
+			}
+			break
+		}
+	}
+}
+
+// parseOSRelease reads the KEY=value lines of os-release(5), unquoting
+// values.
+func parseOSRelease(b []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		out[k] = v
+	}
+	return out
 }

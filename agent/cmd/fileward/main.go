@@ -28,16 +28,21 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "run the agent until SIGINT/SIGTERM", cmdRun},
+		{"run", "run the agent until SIGINT/SIGTERM (SIGHUP reloads the config)", cmdRun},
 		{"check-config", "validate a config file", cmdCheckConfig},
 		{"convert", "convert eslogger or ECS NDJSON to ECS NDJSON", cmdConvert},
 		{"collect", "move events from Kafka into Elasticsearch", cmdCollect},
-		{"spool", "inspect the spool: stat, verify", cmdSpool},
+		{"spool", "inspect the spool: stat, verify; prune old cursors", cmdSpool},
+		{"reload", "make the running agent reload its config (SIGHUP)", cmdReload},
 		{"version", "print version information", cmdVersion},
+		{"help", "show the commands, or one command's help", func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+			return cmdHelp(args, stdout, stderr)
+		}},
 	}
 }
 
 func main() {
+	version, commit = buildVersion()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -45,9 +50,16 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
 		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	case "-version", "--version", "-V":
+		return cmdVersion(ctx, nil, stdin, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -61,7 +73,11 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: fileward <command> [flags]")
+	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "\nWithout -c, commands read $FILEWARD_CONFIG, else %s.\n", defaultConfigPath())
+	fmt.Fprintln(w, "`fileward help COMMAND` (or `fileward COMMAND -h`) shows a command's flags and an example.")
+	fmt.Fprintln(w, "`fileward --version` prints the version.")
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +48,7 @@ func TestRunFanotifyEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s, heartbeat: 0s}
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s, heartbeat: 300ms}
 source:
   type: fanotify
   events: [open, close, create, modify, rename, delete, attrib, exec]
@@ -205,8 +206,40 @@ metrics: {listen: "127.0.0.1:0"}
 	}) {
 		t.Error("the sentinel's creation never reached the output")
 	}
+	// Every record the agent took from the kernel is either filtered or
+	// in a document (folded ones in its fileward.count): read what it
+	// captured and filtered once capture has gone quiet, then stop (which
+	// emits what aggregation still holds) and count the documents.
+	m := metricsAtRe.FindStringSubmatch(errb.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the agent's log:\n%s", errb.String())
+	}
+	var captured, filtered float64
+	for last, quiet := -1.0, 0; quiet < 5; time.Sleep(100 * time.Millisecond) {
+		page := httpGet(t, "http://"+m[1]+"/metrics")
+		captured = metricValue(page, `fileward_events_captured_total{source="fanotify"}`)
+		filtered = metricValue(page, "fileward_events_filtered_total")
+		if captured == last {
+			quiet++
+		} else {
+			last, quiet = captured, 0
+		}
+	}
 	stop()
 	docs := readDocs(t, out)
+	sum := 0
+	for _, e := range docs {
+		sum += count(e)
+	}
+	if float64(sum) != captured-filtered {
+		t.Errorf("the documents stand for %d records (fileward.count summed); the agent captured %v and filtered %v: %v lost or invented between the ring and the output",
+			sum, captured, filtered, captured-filtered-float64(sum))
+	}
+	// Heartbeats ran with the pipeline's Stats callback: the spool size it
+	// fills is in them.
+	if !heartbeatWithSpoolBytes(t, out) {
+		t.Error("no heartbeat document carries fileward.stats.spool_bytes > 0")
+	}
 
 	// Aggregation emits a document when its window closes, so the order of
 	// the output is not the order of the operations: look each one up.
@@ -230,7 +263,10 @@ metrics: {listen: "127.0.0.1:0"}
 		}
 	}
 	// chmod and chown of one file by one process within the window: one
-	// document with fileward.count 2, or two.
+	// document with fileward.count 2, or two; or, when both records waited
+	// in the kernel's queue together (a loaded machine), the kernel merged
+	// them into one record and says nothing of it: 1 is the stated bound
+	// of fanotify, and the exact accounting above still holds.
 	attribs := 0
 	for _, e := range docs {
 		if e.Action == schema.ActionAttributesModification && e.Path == p("sub", "c.txt") {
@@ -240,8 +276,8 @@ metrics: {listen: "127.0.0.1:0"}
 			t.Errorf("the agent reported its own file: %v %s", e.Action, e.Path)
 		}
 	}
-	if attribs != 2 {
-		t.Errorf("chmod and chown gave %d attributes_modification events, want 2", attribs)
+	if attribs < 1 || attribs > 2 {
+		t.Errorf("chmod and chown gave %d attributes_modification events, want 2 (or 1, merged in the kernel's queue)", attribs)
 	}
 
 	// The kernel merges repeats of an identical event while they wait in
@@ -267,6 +303,9 @@ metrics: {listen: "127.0.0.1:0"}
 	if opens < 1 || opens > 3 || closes < 1 || closes > 3 {
 		t.Errorf("10,000 opens in one window gave %d open and %d close documents, want 1–3 of each", opens, closes)
 	}
+	// The kernel's merging makes these sums a lower bound of the 10,000
+	// (docs/linux.md); what the agent received of them is accounted for
+	// exactly above.
 	if openCount < 1 || openCount > n || closeCount < 1 || closeCount > n {
 		t.Errorf("fileward.count sums %d (open) and %d (close), want 1…%d", openCount, closeCount, n)
 	}
@@ -298,6 +337,13 @@ func readDocs(t *testing.T, path string) []schema.Event {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
+	// The agent may be writing: a last line without its newline is not
+	// written yet.
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
 	var evs []schema.Event
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
@@ -322,6 +368,32 @@ func waitDocs(t *testing.T, path string, d time.Duration, done func([]schema.Eve
 	t.Helper()
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if done(readDocs(t, path)) {
+			return true
+		}
+	}
+	return false
+}
+
+// heartbeatWithSpoolBytes reports whether the NDJSON file holds a heartbeat
+// document whose fileward.stats.spool_bytes is positive.
+func heartbeatWithSpoolBytes(t *testing.T, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if !bytes.Contains(line, []byte(`"action":"heartbeat"`)) {
+			continue
+		}
+		var d struct {
+			Fileward struct {
+				Stats struct {
+					SpoolBytes int64 `json:"spool_bytes"`
+				} `json:"stats"`
+			} `json:"fileward"`
+		}
+		if json.Unmarshal(line, &d) == nil && d.Fileward.Stats.SpoolBytes > 0 {
 			return true
 		}
 	}

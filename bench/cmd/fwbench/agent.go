@@ -30,7 +30,9 @@ type agentConfig struct {
 	Shutdown string // agent.shutdown_timeout (default 10s)
 }
 
-// yaml renders a complete config in docs/configuration.md's keys: replay source,
+// yaml renders a complete config in docs/configuration.md's keys: replay
+// source that simulates capture (drop_when_full: it never waits for the
+// ring, so a stalled pipeline drops ring_full instead of hanging the harness),
 // no aggregation (the input repeats the same few events, which the window
 // would fold), no heartbeats, spool fsync on an interval, metrics on an
 // ephemeral loopback port.
@@ -49,7 +51,7 @@ func (c agentConfig) yaml() string {
   heartbeat: 0s
 source:
   type: replay
-  replay: { path: %q, format: eslogger, rate: 0, loop: %v }
+  replay: { path: %q, format: eslogger, rate: 0, loop: %v, drop_when_full: true }
 filters:
   aggregate_window: 0s
 queue: { capacity: 65536 }

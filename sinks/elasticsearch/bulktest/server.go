@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +38,10 @@ type Server struct {
 	streams   map[string]*stream // data streams and plain indices by name
 	templates map[string]indexTemplate
 	policies  map[string]json.RawMessage
+	// components and pipelines hold component templates and ingest
+	// pipelines by name (ingest.go).
+	components map[string]json.RawMessage
+	pipelines  map[string]*pipeline
 
 	item429, item503 float64 // per-item fault rates
 	req429, req503   float64 // whole-request fault rates
@@ -45,21 +52,29 @@ type Server struct {
 	requests     atomic.Int64 // _bulk requests seen
 	gzipRequests atomic.Int64 // _bulk requests that were gzip-encoded
 	lastAuth     atomic.Value // last Authorization header (string)
+	allRequests  atomic.Int64 // HTTP requests of any kind
 }
 
 type stream struct {
 	dataStream bool
 	backing    string
-	docs       map[string]json.RawMessage
-	ids        map[string]int // count of stored documents per _id
-	seq        int64
+	// template is the index template the stream was created from ("" for
+	// none), and defaultPipeline its resolved index.default_pipeline.
+	template        string
+	defaultPipeline string
+	docs            map[string]json.RawMessage
+	ids             map[string]int // count of stored documents per _id
+	seq             int64
 }
 
 type indexTemplate struct {
+	Name       string
 	Patterns   []string
 	Priority   int
 	DataStream bool
 	Body       json.RawMessage
+	// ComposedOf are the component templates, in order.
+	ComposedOf []string
 }
 
 // New starts a plain-HTTP server. seed drives the fault RNG.
@@ -69,29 +84,52 @@ func New(seed uint64) *Server { return start(seed, false) }
 // Certificate), for TLS verification tests.
 func NewTLS(seed uint64) *Server { return start(seed, true) }
 
+// NewTLSWithCert starts an HTTPS server that presents cert (its chain as
+// given), for certificate pinning tests.
+func NewTLSWithCert(seed uint64, cert tls.Certificate) *Server {
+	s := newServer(seed)
+	s.hs = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	s.hs.StartTLS()
+	s.URL = s.hs.URL
+	return s
+}
+
+// AllRequests is the number of HTTP requests of any kind received.
+func (s *Server) AllRequests() int64 { return s.allRequests.Load() }
+
 // Certificate is the TLS server's certificate (nil for New).
 func (s *Server) Certificate() *x509.Certificate { return s.hs.Certificate() }
 
 func start(seed uint64, useTLS bool) *Server {
-	s := &Server{
-		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		streams:   map[string]*stream{},
-		templates: map[string]indexTemplate{},
-		policies:  map[string]json.RawMessage{},
-	}
-	// Elasticsearch ships built-in index templates; "logs" matches logs-*-*
-	// with data_stream enabled at priority 100, so a logs-<dataset>-<ns>
-	// target is always a data stream (Elasticsearch reference: Data streams >
-	// "Set up a data stream", and Index templates > "Avoid index pattern
-	// collisions", which lists the built-in logs-*-* template).
-	s.templates["logs"] = indexTemplate{Patterns: []string{"logs-*-*"}, Priority: 100, DataStream: true,
-		Body: json.RawMessage(`{"index_patterns":["logs-*-*"],"data_stream":{},"priority":100,"_meta":{"managed":true}}`)}
+	s := newServer(seed)
 	if useTLS {
 		s.hs = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	} else {
 		s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
 	}
 	s.URL = s.hs.URL
+	return s
+}
+
+func newServer(seed uint64) *Server {
+	s := &Server{
+		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		streams:   map[string]*stream{},
+		templates: map[string]indexTemplate{},
+		policies:  map[string]json.RawMessage{},
+
+		components: map[string]json.RawMessage{},
+		pipelines:  map[string]*pipeline{},
+	}
+	// Elasticsearch ships built-in index templates; "logs" matches logs-*-*
+	// with data_stream enabled at priority 100, so a logs-<dataset>-<ns>
+	// target is always a data stream (Elasticsearch reference: Data streams >
+	// "Set up a data stream", and Index templates > "Avoid index pattern
+	// collisions", which lists the built-in logs-*-* template).
+	s.templates["logs"] = indexTemplate{Name: "logs", Patterns: []string{"logs-*-*"}, Priority: 100, DataStream: true,
+		Body: json.RawMessage(`{"index_patterns":["logs-*-*"],"data_stream":{},"priority":100,"_meta":{"managed":true}}`)}
 	return s
 }
 
@@ -211,6 +249,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// client refuses a 2xx answer without it (Elasticsearch reference:
 	// "REST APIs > API conventions"; go-elasticsearch genuineCheckHeader).
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	s.allRequests.Add(1)
 	s.lastAuth.Store(r.Header.Get("Authorization"))
 	p := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(p, "/")
@@ -229,6 +268,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.bulk(w, r, target)
 	case len(parts) == 2 && parts[0] == "_index_template":
 		s.indexTemplate(w, r, parts[1])
+	case len(parts) == 2 && parts[0] == "_component_template":
+		s.componentTemplate(w, r, parts[1])
+	case len(parts) == 3 && parts[0] == "_ingest" && parts[1] == "pipeline":
+		s.ingestPipeline(w, r, parts[2])
 	case len(parts) == 3 && parts[0] == "_ilm" && parts[1] == "policy":
 		s.ilmPolicy(w, r, parts[2])
 	case (len(parts) == 2 && parts[1] == "_count") || p == "_count":
@@ -503,6 +546,16 @@ func (s *Server) apply(a action, src []byte) (*itemResult, bool) {
 			return fail(http.StatusBadRequest, "mapper_parsing_exception", reason)
 		}
 	}
+	// The stream's default pipeline runs before the document is stored
+	// (Ingest pipelines > "Set a default pipeline": index.default_pipeline
+	// applies to every request without a pipeline parameter).
+	if st.defaultPipeline != "" {
+		out, err := s.runPipeline(st.defaultPipeline, src)
+		if err != nil {
+			return fail(http.StatusBadRequest, "illegal_argument_exception", err.Error())
+		}
+		src = out
+	}
 	id := a.id
 	if id == "" {
 		// Index API: without _id an id is generated.
@@ -542,9 +595,13 @@ func (s *Server) target(name string) *stream {
 		return st
 	}
 	st := &stream{backing: name, docs: map[string]json.RawMessage{}, ids: map[string]int{}}
-	if t, ok := s.matchTemplate(name); ok && t.DataStream {
-		st.dataStream = true
-		st.backing = ".ds-" + name + "-" + time.Now().UTC().Format("2006.01.02") + "-000001"
+	if t, ok := s.matchTemplate(name); ok {
+		st.template = t.Name
+		st.defaultPipeline = s.defaultPipeline(t)
+		if t.DataStream {
+			st.dataStream = true
+			st.backing = ".ds-" + name + "-" + time.Now().UTC().Format("2006.01.02") + "-000001"
+		}
 	}
 	s.streams[name] = st
 	return st
@@ -586,6 +643,8 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 			Priority      int             `json:"priority"`
 			DataStream    json.RawMessage `json:"data_stream"`
 			Template      json.RawMessage `json:"template"`
+			ComposedOf    []string        `json:"composed_of"`
+			IgnoreMissing []string        `json:"ignore_missing_component_templates"`
 		}
 		if err := json.Unmarshal(raw, &t); err != nil {
 			s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", err.Error())
@@ -605,6 +664,17 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 			}
 		}
 		s.mu.Lock()
+		// Create or update index template: every composed_of component
+		// template must exist, unless listed in
+		// ignore_missing_component_templates (Elasticsearch 8.7+).
+		for _, c := range t.ComposedOf {
+			if _, ok := s.components[c]; !ok && !slices.Contains(t.IgnoreMissing, c) {
+				s.mu.Unlock()
+				s.errorResponse(w, http.StatusBadRequest, "invalid_index_template_exception",
+					fmt.Sprintf("index_template [%s] invalid, cause [index template [%s] specifies component templates [%s] that do not exist]", name, name, c))
+				return
+			}
+		}
 		for n, other := range s.templates {
 			// Index templates: two templates with overlapping
 			// patterns and equal priority are rejected.
@@ -615,8 +685,8 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 				return
 			}
 		}
-		s.templates[name] = indexTemplate{Patterns: t.IndexPatterns, Priority: t.Priority,
-			DataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null", Body: raw}
+		s.templates[name] = indexTemplate{Name: name, Patterns: t.IndexPatterns, Priority: t.Priority,
+			DataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null", Body: raw, ComposedOf: t.ComposedOf}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
 	case http.MethodGet, http.MethodHead:

@@ -1,0 +1,201 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nobody is the unprivileged uid/gid the tests run the agent as.
+const nobody = 65534
+
+// mountTmpfs mounts a tmpfs of the given options at dir for the test.
+func mountTmpfs(t *testing.T, dir string, flags uintptr, opts string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, opts); err != nil {
+		t.Fatalf("mount tmpfs at %s (the tests run as root): %v", dir, err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+}
+
+// worldDir is a fresh directory every user may enter and write, for runs
+// of the agent as nobody (t.TempDir is root's alone).
+func worldDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fileward-start-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestStartFailures runs `fileward run` for every way the agent can fail to
+// start after its config is valid. Each must exit 1 with exactly one line on
+// stderr that names the cause and the fix, and no stack trace.
+func TestStartFailures(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the cases mount filesystems and drop to an unprivileged user")
+	}
+	sink := func(dir string) string {
+		return fmt.Sprintf("sinks:\n  - {name: local, type: file, file: {path: %s/out/events.ndjson}}\n", dir)
+	}
+	replayIn := func(t *testing.T, dir string) string {
+		in := filepath.Join(dir, "in.ndjson")
+		demo, err := os.ReadFile(filepath.Join("demo", "eslogger-demo.ndjson"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(in, demo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	cases := []struct {
+		name string
+		// setup writes what the case needs under dir and returns the config.
+		setup func(t *testing.T, dir string) string
+		asUID bool
+		want  []string
+	}{
+		{
+			name: "missing replay file",
+			setup: func(t *testing.T, dir string) string {
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[1]s/no-such.ndjson}}\nmetrics: {listen: \"\"}\n", dir) + sink(dir)
+			},
+			want: []string{"source.replay.path", "no-such.ndjson", "no such file", "correct the path"},
+		},
+		{
+			name: "metrics port in use",
+			setup: func(t *testing.T, dir string) string {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: %[3]q}\n", dir, replayIn(t, dir), ln.Addr().String()) + sink(dir)
+			},
+			want: []string{"metrics.listen", "address already in use", "set metrics.listen to a free port"},
+		},
+		{
+			name: "second agent on the same data_dir",
+			setup: func(t *testing.T, dir string) string {
+				cfg := fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s, loop: true, rate: 10}}\nmetrics: {listen: \"\"}\n", dir, replayIn(t, dir)) + sink(dir)
+				p := filepath.Join(dir, "first.yaml")
+				os.WriteFile(p, []byte(cfg), 0o644)
+				first := exec.Command(binary, "run", "-c", p)
+				var errb syncBuffer
+				first.Stderr = &errb
+				if err := first.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { first.Process.Signal(syscall.SIGTERM); first.Wait() })
+				deadline := time.Now().Add(20 * time.Second)
+				for !strings.Contains(errb.String(), "capturing with") {
+					if time.Now().After(deadline) {
+						t.Fatalf("the first agent did not start:\n%s", errb.String())
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				return cfg
+			},
+			want: []string{"another fileward agent is running on this data_dir (pid ", "stop the other agent first"},
+		},
+		{
+			name: "read-only spool directory",
+			setup: func(t *testing.T, dir string) string {
+				mountTmpfs(t, filepath.Join(dir, "data", "spool"), unix.MS_RDONLY, "size=1m")
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: \"\"}\n", dir, replayIn(t, dir)) + sink(dir)
+			},
+			want: []string{"spool", "read-only file system", "remount it read-write"},
+		},
+		{
+			name: "fresh data_dir on a full disk",
+			setup: func(t *testing.T, dir string) string {
+				in := replayIn(t, dir)
+				disk := filepath.Join(dir, "disk")
+				mountTmpfs(t, disk, 0, "size=64k")
+				f, err := os.Create(filepath.Join(disk, "filler"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write(make([]byte, 1<<20)) // fails once the disk is full
+				f.Close()
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: \"\"}\n", disk, in) + sink(dir)
+			},
+			want: []string{"agent.data_dir", "no space left on device", "free space"},
+		},
+		{
+			name: "fanotify mark that does not exist",
+			setup: func(t *testing.T, dir string) string {
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: fanotify, fanotify: {marks: [%[1]s/no-such-dir]}}\nmetrics: {listen: \"\"}\n", dir) + sink(dir)
+			},
+			want: []string{"source.fanotify.marks", "no-such-dir", "does not exist", "create it or remove it"},
+		},
+		{
+			name:  "fanotify as an unprivileged user",
+			asUID: true,
+			setup: func(t *testing.T, dir string) string {
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: fanotify, fanotify: {marks: [%[1]s]}}\nmetrics: {listen: \"\"}\n", dir) + sink(dir)
+			},
+			want: []string{"fanotify needs root or CAP_SYS_ADMIN", "uid 65534", "run fileward as root"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := worldDir(t)
+			cfg := filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(cfg, []byte(tc.setup(t, dir)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "run", "-c", cfg)
+			if tc.asUID {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := cmd.ProcessState.ExitCode()
+			if err != nil && code < 0 {
+				t.Fatalf("run: %v\n%s", err, stderr.String())
+			}
+			out := stderr.String()
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
+				t.Errorf("a stack trace reached the user:\n%s", out)
+			}
+			lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "fileward: cannot start: ") {
+				t.Fatalf("want one line \"fileward: cannot start: ...\", got:\n%s", out)
+			}
+			t.Log(lines[0])
+			for _, w := range tc.want {
+				if !strings.Contains(lines[0], w) {
+					t.Errorf("message lacks %q:\n%s", w, lines[0])
+				}
+			}
+		})
+	}
+}

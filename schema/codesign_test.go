@@ -1,0 +1,163 @@
+package schema
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestCodeSignatureTrusted pins process.code_signature.trusted to Elastic
+// Defend's meaning: a valid signature that chains to a trusted root, not
+// "Apple platform binary".
+func TestCodeSignatureTrusted(t *testing.T) {
+	const runtime = 0x10000 // CS_RUNTIME, irrelevant to trust
+	cases := []struct {
+		name       string
+		p          Process
+		trusted    bool
+		present    bool
+		valid      bool
+		platformFW bool
+	}{
+		{"developer ID, valid (Chrome)", Process{TeamID: "EQHXZ8M8AV", SigningID: "com.google.Chrome", CSFlags: CSValid | CSSigned | runtime}, true, true, true, false},
+		{"ad-hoc, valid", Process{SigningID: "a.out-5e8c1a", CSFlags: CSValid | CSAdhoc | CSSigned}, false, true, true, false},
+		{"ad-hoc with a team id is still ad-hoc", Process{TeamID: "X", SigningID: "x", CSFlags: CSValid | CSAdhoc}, false, true, true, false},
+		{"platform binary", Process{SigningID: "com.apple.ls", Platform: true, CSFlags: CSValid | CSSigned | CSPlatform}, true, true, true, true},
+		{"platform flag without is_platform_binary", Process{SigningID: "com.apple.ls", CSFlags: CSValid | CSSigned | CSPlatform}, true, true, true, false},
+		{"developer ID, invalidated", Process{TeamID: "EQHXZ8M8AV", SigningID: "com.google.Chrome", CSFlags: CSSigned | runtime}, false, true, false, false},
+		{"platform, invalidated", Process{SigningID: "com.apple.ls", Platform: true, CSFlags: CSSigned | CSPlatform}, false, true, false, true},
+		{"valid, no team id, not platform", Process{SigningID: "x", CSFlags: CSValid | CSSigned}, false, true, true, false},
+		{"unsigned", Process{CSFlags: 0}, false, true, false, false},
+	}
+	enc := NewEncoder(testMeta)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev := Event{Action: ActionOpen, Path: "/x", Provider: ProviderEndpointSecurity}
+			ev.Process = c.p
+			ev.Process.PID = 10
+			ev.Process.HasCodeSig = true
+			ev.Process.HasCSFlags = true
+			tr, ok := ev.Process.Trusted()
+			if tr != c.trusted || ok != c.present {
+				t.Fatalf("Trusted() = %v, %v; want %v, %v", tr, ok, c.trusted, c.present)
+			}
+			m := decodeMap(t, enc.Append(nil, &ev))
+			if got, _ := get(m, "process.code_signature.trusted"); got != c.trusted {
+				t.Errorf("process.code_signature.trusted = %v, want %v", got, c.trusted)
+			}
+			if got, _ := get(m, "process.code_signature.valid"); got != c.valid {
+				t.Errorf("process.code_signature.valid = %v, want %v", got, c.valid)
+			}
+			got, ok := get(m, "fileward.process.platform_binary")
+			if ok != c.platformFW || (ok && got != true) {
+				t.Errorf("fileward.process.platform_binary = %v (present %v), want present %v", got, ok, c.platformFW)
+			}
+		})
+	}
+	// Without codesigning_flags trust was not evaluated: no trusted field.
+	ev := Event{Action: ActionOpen, Path: "/x", Process: Process{PID: 1, HasCodeSig: true, SigningID: "s", TeamID: "T", Platform: true}}
+	if _, ok := get(decodeMap(t, enc.Append(nil, &ev)), "process.code_signature.trusted"); ok {
+		t.Error("trusted written without codesigning flags")
+	}
+	// Linux: no code signature at all.
+	ev = Event{Action: ActionOpen, Path: "/x", Provider: ProviderFanotify, Process: Process{PID: 1, Executable: "/bin/cat"}}
+	if _, ok := get(decodeMap(t, enc.Append(nil, &ev)), "process.code_signature"); ok {
+		t.Error("code_signature written for a process without one")
+	}
+}
+
+func TestExtensionLowercase(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for _, c := range []struct{ path, name, ext string }{
+		{"/Users/a/Report.PDF", "Report.PDF", "pdf"},
+		{"/tmp/x.Tar.Gz", "x.Tar.Gz", "gz"},
+		{"/tmp/IMG.JPÉG", "IMG.JPÉG", "jpég"},
+		{"/tmp/plain.txt", "plain.txt", "txt"},
+	} {
+		ev := Event{Action: ActionRename, Path: c.path, OrigPath: c.path + ".PART"}
+		m := decodeMap(t, enc.Append(nil, &ev))
+		if got, _ := get(m, "file.extension"); got != c.ext {
+			t.Errorf("%s: file.extension = %v, want %s", c.path, got, c.ext)
+		}
+		if got, _ := get(m, "file.name"); got != c.name {
+			t.Errorf("%s: file.name = %v, want %s", c.path, got, c.name)
+		}
+		if got, _ := get(m, "file.Ext.original.extension"); got != "part" {
+			t.Errorf("%s: file.Ext.original.extension = %v, want part", c.path, got)
+		}
+		if Extension(c.path) != c.ext {
+			t.Errorf("Extension(%s) = %s", c.path, Extension(c.path))
+		}
+	}
+}
+
+func TestDataStreamPerDocument(t *testing.T) {
+	for _, c := range []struct {
+		meta                Meta
+		file, process, agnt string
+	}{
+		{Meta{HostID: "h"}, "logs-fileward.file-default", "logs-fileward.process-default", "logs-fileward.agent-default"},
+		{Meta{HostID: "h", Namespace: "prod"}, "logs-fileward.file-prod", "logs-fileward.process-prod", "logs-fileward.agent-prod"},
+		{Meta{HostID: "h", DefendCompatible: true}, "logs-endpoint.events.file-fileward", "logs-endpoint.events.process-fileward", "logs-fileward.agent-fileward"},
+	} {
+		enc := NewEncoder(c.meta)
+		stream := func(doc []byte) string {
+			m := decodeMap(t, doc)
+			ty, _ := get(m, "data_stream.type")
+			ds, _ := get(m, "data_stream.dataset")
+			ns, _ := get(m, "data_stream.namespace")
+			evds, _ := get(m, "event.dataset")
+			if evds != ds {
+				t.Errorf("event.dataset %v != data_stream.dataset %v", evds, ds)
+			}
+			s := ty.(string) + "-" + ds.(string) + "-" + ns.(string)
+			if got, ok := DataStreamOf(doc); !ok || got != s {
+				t.Errorf("DataStreamOf = %q, %v; want %q", got, ok, s)
+			}
+			return s
+		}
+		file := enc.Append(nil, &Event{Action: ActionCreation, Path: "/a"})
+		exec := enc.Append(nil, &Event{Action: ActionExec, Path: "/bin/sh", Process: Process{PID: 2}})
+		loss := enc.AppendLoss(nil, &Loss{TimeNS: 1, Count: 1})
+		hb := enc.AppendHeartbeat(nil, &Heartbeat{TimeNS: 1})
+		if got := stream(file); got != c.file {
+			t.Errorf("file event to %s, want %s", got, c.file)
+		}
+		if got := stream(exec); got != c.process {
+			t.Errorf("exec event to %s, want %s", got, c.process)
+		}
+		if got := stream(loss); got != c.agnt {
+			t.Errorf("loss to %s, want %s", got, c.agnt)
+		}
+		if got := stream(hb); got != c.agnt {
+			t.Errorf("heartbeat to %s, want %s", got, c.agnt)
+		}
+		if ds := c.meta.DataStreams(); ds[0] != c.file || ds[1] != c.process || ds[2] != c.agnt {
+			t.Errorf("DataStreams() = %v", ds)
+		}
+	}
+	if _, ok := DataStreamOf([]byte(`{"@timestamp":"x","event":{}}`)); ok {
+		t.Error("DataStreamOf found a stream in a document without data_stream")
+	}
+}
+
+// TestCapabilitiesOnStartEvents: Linux capability sets are written as
+// process.thread.capabilities on process start events only (where Elastic's
+// rules look), by name.
+func TestCapabilitiesOnStartEvents(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	p := Process{PID: 5, HasCaps: true, CapEff: 1<<21 | 1<<7, CapPrm: 1<<21 | 1<<7 | 1<<40 | 1<<63}
+	ev := Event{Action: ActionExec, Path: "/bin/x", Process: p}
+	m := decodeMap(t, enc.Append(nil, &ev))
+	eff, _ := get(m, "process.thread.capabilities.effective")
+	if fmt.Sprint(eff) != "[CAP_SETUID CAP_SYS_ADMIN]" {
+		t.Errorf("effective %v", eff)
+	}
+	prm, _ := get(m, "process.thread.capabilities.permitted")
+	if fmt.Sprint(prm) != "[CAP_SETUID CAP_SYS_ADMIN CAP_CHECKPOINT_RESTORE]" {
+		t.Errorf("permitted %v (unknown bit 63 must be left out)", prm)
+	}
+	ev.Action = ActionOpen
+	if _, ok := get(decodeMap(t, enc.Append(nil, &ev)), "process.thread"); ok {
+		t.Error("capabilities on a file event")
+	}
+}
