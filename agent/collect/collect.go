@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/fileward/fileward/agent/deliver"
 	"github.com/fileward/fileward/sinks"
 	kafkasink "github.com/fileward/fileward/sinks/kafka"
 )
@@ -42,9 +42,13 @@ type Options struct {
 	// not close it.
 	Sink sinks.Sink
 
-	BatchEvents int           // events per Sink.Send; default 2048
-	BatchWait   time.Duration // how long a partial batch may wait; default 1s
-	Backoff     Backoff
+	BatchEvents int // events per Sink.Send; default 2048
+	// Workers is the most bulk requests in flight at once (agent/deliver,
+	// as the agent's shippers use it); default 2. Sink.Send must be safe
+	// for concurrent use above 1.
+	Workers   int
+	BatchWait time.Duration // how long a partial batch may wait; default 1s
+	Backoff   Backoff
 
 	// DeadLetterPath is the NDJSON file refused and malformed messages are
 	// appended to (and fsynced) before their offsets are committed.
@@ -128,19 +132,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // Run consumes Topic as member of GroupID and writes every message to Sink
-// until ctx is done; it returns nil then. Offsets are committed only once
-// every message of a batch is acknowledged by the sink or written to the
-// dead-letter file, so a crash re-delivers at most the uncommitted batch, and
-// _id = event.id makes Elasticsearch drop the duplicates. Retryable failures
-// are retried with backoff for as long as it takes. Run returns an error only
-// for bad options or a dead-letter file it cannot write.
+// until ctx is done; it returns nil then. Batches go through an
+// agent/deliver Window (up to Workers bulk requests in flight, per-item
+// retry with backoff, a 429 halving the requests in flight), which hands
+// them back in order; offsets are committed only past batches whose every
+// message was acknowledged by the sink or written to the dead-letter file,
+// so a crash re-delivers at most the uncommitted batches, and _id = event.id
+// makes Elasticsearch drop the duplicates. Retryable failures are retried
+// for as long as it takes. Run returns an error only for bad options or a
+// dead-letter file it cannot write.
 //
 // Each consumer group generation is consumed on its own: readers for exactly
 // the assigned partitions, offsets committed with that generation's id (the
 // coordinator refuses a commit from an ended generation, so a collector never
 // commits a partition it no longer owns). When a rebalance begins, the
-// collector stops fetching, finishes the batch in flight within half the
-// session timeout, commits it, and only then rejoins; a batch that cannot
+// collector stops fetching, finishes the batches in flight within half the
+// session timeout, commits them, and only then rejoins; a batch that cannot
 // finish in time is left uncommitted for the partition's next owner. When ctx
 // is done the same happens before the collector leaves the group.
 func Run(ctx context.Context, o Options) error {
@@ -158,6 +165,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.BatchWait <= 0 {
 		o.BatchWait = time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
 	}
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = 10 * time.Second
@@ -335,55 +345,223 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	defer wg.Wait()
 	defer fcancel()
 
-	msgs := make([]kafka.Message, 0, c.o.BatchEvents)
+	// The batches in flight are finished even when the generation ends
+	// (a rebalance) or the collector stops (SIGTERM), but only within half
+	// the session timeout (the rebalance timeout), so that this member
+	// rejoins or leaves in time.
+	jctx, jcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer jcancel()
+	grace := func() { time.AfterFunc(c.o.SessionTimeout/2, jcancel) }
+	stopG, stopC := context.AfterFunc(gctx, grace), context.AfterFunc(ctx, grace)
+	defer stopG()
+	defer stopC()
+
+	fl := &flight{c: c, msgs: map[*byte]*kafka.Message{}}
+	w, err := deliver.New(deliver.Options{
+		Sink: c.o.Sink, Workers: c.o.Workers, MaxPending: 4 * c.o.Workers,
+		Backoff: deliver.Backoff(c.o.Backoff), Logger: c.log,
+		Rejected:   fl.rejected,
+		Acked:      func(n int) { c.m.acked.Add(float64(n)) },
+		Retried:    func(int) { c.m.retries.Inc() },
+		SendFailed: fl.sendFailed,
+	})
+	if err != nil {
+		return fmt.Errorf("collect: %w", err)
+	}
+	defer w.Wait()
+	defer jcancel()
+
 	for {
-		msgs = msgs[:0]
-		c.fill(fctx, in, &msgs)
-		c.publishLag(parts)
-		if len(msgs) == 0 {
-			if fctx.Err() != nil {
+		ready := w.Ready()
+		if err := c.handBack(ctx, gctx, gen, w, fl, parts); err != nil {
+			return err
+		}
+		fl.health(w)
+		if fctx.Err() != nil {
+			// Revoked or stopping: no new batches; those in flight
+			// finish within the grace.
+			if w.Pending() == 0 {
 				return nil
+			}
+			select {
+			case <-ready:
+			case <-jctx.Done():
+				n := fl.pendingMessages()
+				c.m.dropped.Add(float64(n))
+				c.log.Warn("collect: batches not acknowledged before the partitions were given up; left uncommitted for their next owner", "messages", n)
+				return nil // uncommitted: re-delivered, duplicates collapse
 			}
 			continue
 		}
-		// The batch in flight is finished even when the generation ends
-		// (a rebalance) or the collector stops (SIGTERM) meanwhile, but
-		// only within half the session timeout (the rebalance timeout),
-		// so that this member rejoins or leaves in time.
-		dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
-		grace := func() { time.AfterFunc(c.o.SessionTimeout/2, dcancel) }
-		stopG, stopC := context.AfterFunc(gctx, grace), context.AfterFunc(ctx, grace)
-		err := c.deliver(dctx, msgs)
-		stopG()
-		stopC()
-		dcancel()
-		if err != nil {
-			if dctx.Err() == nil {
-				return err // the dead-letter file
+		if w.Full() {
+			select {
+			case <-ready:
+			case <-fctx.Done():
 			}
-			c.m.dropped.Add(float64(len(msgs)))
-			c.log.Warn("collect: batch not acknowledged before the partitions were given up; left uncommitted for their next owner", "messages", len(msgs))
-			return nil // uncommitted: re-delivered, duplicates collapse
+			continue
 		}
-		if err := c.commit(ctx, gctx, gen, msgs, parts); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if gctx.Err() != nil {
-				c.m.dropped.Add(float64(len(msgs)))
-			}
-			// A refused commit (the generation ended) or a broker gone
-			// only means the batch will be delivered again, and
-			// duplicates collapse.
-			c.log.Warn("collect: commit offsets failed; the batch may be re-delivered", "generation", gen.ID, "err", err)
-		} else {
-			c.m.batches.Inc()
-		}
+		msgs := make([]kafka.Message, 0, c.o.BatchEvents) // the window keeps it
+		c.fill(fctx, in, &msgs, ready)
 		c.publishLag(parts)
-		if fctx.Err() != nil {
-			return nil
+		if len(msgs) == 0 {
+			continue
+		}
+		b, err := fl.prepare(msgs)
+		if err != nil {
+			return err // the dead-letter file
+		}
+		if err := w.Submit(jctx, b); err != nil {
+			continue // the grace ended: the loop above gives up
 		}
 	}
+}
+
+// handBack takes the batches the window completed, in order, makes their
+// dead-letter records durable and commits the offsets after them.
+func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w *deliver.Window, fl *flight, parts map[int]*partState) error {
+	next := map[int]int64{}
+	batches, msgs := 0, 0
+	for {
+		d, ok := w.Next()
+		if !ok {
+			break
+		}
+		b := d.Tag.(*inFlight)
+		for p, o := range b.next {
+			next[p] = max(next[p], o)
+		}
+		batches++
+		msgs += len(b.msgs)
+		fl.forget(b)
+	}
+	if batches == 0 {
+		return nil
+	}
+	if err := fl.failed(); err != nil {
+		return err
+	}
+	if err := c.dl.sync(); err != nil {
+		return err
+	}
+	if err := c.commit(ctx, gctx, gen, next, parts); err != nil {
+		if ctx.Err() == nil && gctx.Err() == nil {
+			// A broker gone: the batches will be delivered again, and
+			// duplicates collapse.
+			c.log.Warn("collect: commit offsets failed; the batches may be re-delivered", "generation", gen.ID, "err", err)
+		} else {
+			c.m.dropped.Add(float64(msgs))
+			c.log.Warn("collect: commit refused after the generation ended; the batches will be re-delivered", "generation", gen.ID, "err", err)
+		}
+	} else {
+		c.m.batches.Add(float64(batches))
+	}
+	c.publishLag(parts)
+	return nil
+}
+
+// inFlight is one batch in the window: its messages, and the offset to
+// commit for each partition once it is complete.
+type inFlight struct {
+	msgs   []kafka.Message
+	events []sinks.Event
+	next   map[int]int64
+}
+
+// flight tracks the messages behind the events in the window, so that an
+// event Elasticsearch refuses is dead-lettered with its Kafka coordinates.
+// Events are known by the address of their document's first byte, which is
+// unique among the events in flight.
+type flight struct {
+	c *collector
+
+	mu      sync.Mutex
+	msgs    map[*byte]*kafka.Message
+	pending int   // messages in batches not yet handed back
+	dlErr   error // the first dead-letter write that failed
+	sendErr error // the last failed Send, for /healthz
+}
+
+// prepare turns messages into a window batch; malformed messages go to the
+// dead-letter file at once.
+func (f *flight) prepare(msgs []kafka.Message) (deliver.Batch, error) {
+	b := &inFlight{msgs: msgs, events: make([]sinks.Event, 0, len(msgs)), next: map[int]int64{}}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range msgs {
+		m := &msgs[i]
+		b.next[m.Partition] = max(b.next[m.Partition], m.Offset+1)
+		ev, err := toEvent(m)
+		if err != nil {
+			f.c.m.malformed.Inc()
+			if err := f.c.dl.write(m, "", "malformed", err); err != nil {
+				return deliver.Batch{}, err
+			}
+			continue
+		}
+		b.events = append(b.events, ev)
+		f.msgs[&ev.Doc[0]] = m
+	}
+	f.pending += len(msgs)
+	return deliver.Batch{Events: b.events, Tag: b}, nil
+}
+
+func (f *flight) forget(b *inFlight) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range b.events {
+		delete(f.msgs, &b.events[i].Doc[0])
+	}
+	f.pending -= len(b.msgs)
+}
+
+func (f *flight) pendingMessages() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending
+}
+
+// rejected is the window's Rejected: dead-letter each refused event.
+func (f *flight) rejected(events []sinks.Event, errs []error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range events {
+		f.c.m.deadLettered.Inc()
+		m := f.msgs[&events[i].Doc[0]]
+		if m == nil {
+			m = &kafka.Message{Topic: f.c.o.Topic, Partition: -1, Offset: -1, Value: events[i].Doc}
+		}
+		if err := f.c.dl.write(m, events[i].ID, "rejected", errs[i]); err != nil && f.dlErr == nil {
+			f.dlErr = err
+		}
+	}
+}
+
+func (f *flight) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dlErr
+}
+
+func (f *flight) sendFailed(err error) {
+	f.mu.Lock()
+	f.sendErr = err
+	f.mu.Unlock()
+}
+
+// health sets /healthz from the window: degraded while a batch waits after
+// an attempt that delivered nothing.
+func (f *flight) health(w *deliver.Window) {
+	if w.Healthy() {
+		f.c.o.Health.set(nil)
+		return
+	}
+	f.mu.Lock()
+	err := f.sendErr
+	f.mu.Unlock()
+	if err == nil {
+		err = errors.New("elasticsearch: events refused; retrying")
+	}
+	f.c.o.Health.set(err)
 }
 
 // fetch reads one assigned partition from its group offset into in until
@@ -464,16 +642,9 @@ func (c *collector) watchEnds(ctx context.Context, parts map[int]*partState) {
 	}
 }
 
-// commit commits, with this generation's id, the offset after the last
-// message of each partition in msgs. It retries briefly while the
-// generation lasts.
-func (c *collector) commit(ctx, gctx context.Context, gen *kafka.Generation, msgs []kafka.Message, parts map[int]*partState) error {
-	next := map[int]int64{}
-	for i := range msgs {
-		if o := msgs[i].Offset + 1; o > next[msgs[i].Partition] {
-			next[msgs[i].Partition] = o
-		}
-	}
+// commit commits next (partition -> offset) with this generation's id. It
+// retries briefly while the generation lasts.
+func (c *collector) commit(ctx, gctx context.Context, gen *kafka.Generation, next map[int]int64, parts map[int]*partState) error {
 	var err error
 	for attempt := range 3 {
 		if attempt > 0 && (gctx.Err() != nil || !sleep(ctx, time.Duration(attempt)*200*time.Millisecond)) {
@@ -508,15 +679,18 @@ func (c *collector) publishLag(parts map[int]*partState) {
 }
 
 // fill blocks for the first message (giving up after 5s, so the caller
-// refreshes the lag gauges), then adds messages until the batch is full,
+// refreshes the lag gauges, or when ready is closed, so it hands back
+// completed batches), then adds messages until the batch is full,
 // BatchWait has passed since the first, or ctx is done.
-func (c *collector) fill(ctx context.Context, in <-chan kafka.Message, msgs *[]kafka.Message) {
+func (c *collector) fill(ctx context.Context, in <-chan kafka.Message, msgs *[]kafka.Message, ready <-chan struct{}) {
 	idle := time.NewTimer(5 * time.Second)
 	defer idle.Stop()
 	select {
 	case <-ctx.Done():
 		return
 	case <-idle.C:
+		return
+	case <-ready:
 		return
 	case msg := <-in:
 		*msgs = append(*msgs, msg)
@@ -533,112 +707,6 @@ func (c *collector) fill(ctx context.Context, in <-chan kafka.Message, msgs *[]k
 			*msgs = append(*msgs, msg)
 		}
 	}
-}
-
-// deliver returns once every message is acknowledged or dead-lettered, or
-// ctx is done.
-func (c *collector) deliver(ctx context.Context, msgs []kafka.Message) error {
-	events := make([]sinks.Event, 0, len(msgs))
-	origin := make([]int, 0, len(msgs)) // event index -> message index
-	for i := range msgs {
-		ev, err := toEvent(&msgs[i])
-		if err != nil {
-			c.m.malformed.Inc()
-			if err := c.dl.write(&msgs[i], "", "malformed", err); err != nil {
-				return err
-			}
-			continue
-		}
-		events = append(events, ev)
-		origin = append(origin, i)
-	}
-	if err := c.dl.sync(); err != nil {
-		return err
-	}
-	bo := newBackoff(c.o.Backoff)
-	pending := &sinks.Batch{Events: events}
-	for len(pending.Events) > 0 {
-		res, err := c.o.Sink.Send(ctx, pending)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil && sinks.IsPermanent(err) {
-			// The whole request was refused for good: dead-letter all.
-			for k := range pending.Events {
-				c.m.deadLettered.Inc()
-				if err := c.dl.write(&msgs[origin[k]], pending.Events[k].ID, "rejected", err); err != nil {
-					return err
-				}
-			}
-			pending.Events = nil
-			break
-		}
-		var retry []sinks.Event
-		var retryOrigin []int
-		var lastErr error
-		if err != nil {
-			retry, retryOrigin, lastErr = pending.Events, origin, err
-		} else {
-			failed := make(map[int]bool, len(res.Failures))
-			for _, f := range res.Failures {
-				if f.Index < 0 || f.Index >= len(pending.Events) || failed[f.Index] {
-					continue
-				}
-				failed[f.Index] = true
-				if sinks.IsPermanent(f.Err) {
-					c.m.deadLettered.Inc()
-					if err := c.dl.write(&msgs[origin[f.Index]], pending.Events[f.Index].ID, "rejected", f.Err); err != nil {
-						return err
-					}
-					continue
-				}
-				retry = append(retry, pending.Events[f.Index])
-				retryOrigin = append(retryOrigin, origin[f.Index])
-				lastErr = f.Err
-			}
-			c.m.acked.Add(float64(len(pending.Events) - len(failed)))
-		}
-		if len(retry) == 0 {
-			break
-		}
-		c.m.retries.Inc()
-		c.o.Health.set(lastErr)
-		d := bo.NextBackOff()
-		c.log.Warn("collect: events not delivered; retrying", "events", len(retry), "in", d, "err", lastErr)
-		if !sleep(ctx, d) {
-			return ctx.Err()
-		}
-		pending = &sinks.Batch{Events: retry}
-		origin = retryOrigin
-	}
-	if err := c.dl.sync(); err != nil {
-		return err
-	}
-	c.o.Health.set(nil)
-	return nil
-}
-
-func newBackoff(b Backoff) *backoff.ExponentialBackOff {
-	e := backoff.NewExponentialBackOff()
-	e.InitialInterval = b.Initial
-	if e.InitialInterval <= 0 {
-		e.InitialInterval = 500 * time.Millisecond
-	}
-	e.MaxInterval = b.Max
-	if e.MaxInterval <= 0 {
-		e.MaxInterval = 30 * time.Second
-	}
-	e.Multiplier = b.Multiplier
-	if e.Multiplier < 1 {
-		e.Multiplier = 2
-	}
-	e.RandomizationFactor = b.Jitter
-	if b.Jitter < 0 || b.Jitter > 1 {
-		e.RandomizationFactor = 0.5
-	}
-	e.MaxElapsedTime = 0 // retry forever: Kafka holds the data
-	e.Reset()
-	return e
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -697,6 +765,7 @@ func toEvent(m *kafka.Message) (sinks.Event, error) {
 
 // deadLetter appends one JSON line per refused message.
 type deadLetter struct {
+	mu    sync.Mutex // writes come from the window's goroutines too
 	f     *os.File
 	dirty bool
 }
@@ -747,6 +816,8 @@ func (d *deadLetter) write(m *kafka.Message, id, reason string, cause error) err
 	if err != nil {
 		return fmt.Errorf("collect: dead-letter record: %w", err)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if _, err := d.f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("collect: write dead-letter file: %w", err)
 	}
@@ -756,6 +827,8 @@ func (d *deadLetter) write(m *kafka.Message, id, reason string, cause error) err
 
 // sync makes dead-lettered records durable before their offsets commit.
 func (d *deadLetter) sync() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if !d.dirty {
 		return nil
 	}

@@ -127,6 +127,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		SASL:        collect.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password.Value()},
 		Sink:        sink,
 		BatchEvents: cc.BatchEvents,
+		Workers:     ec.Workers,
 		BatchWait:   cc.BatchWait.D(),
 		Backoff: collect.Backoff{Initial: cc.Backoff.Initial.D(), Max: cc.Backoff.Max.D(),
 			Multiplier: cc.Backoff.Multiplier, Jitter: cc.Backoff.Jitter},
