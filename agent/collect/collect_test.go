@@ -6,9 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,4 +499,68 @@ func TestPartitionMetrics(t *testing.T) {
 	if !waitFor(40*time.Second, func() bool { return len(labelled(t, regB, assigned)) == 4 }) {
 		t.Fatalf("the remaining collector owns %v, want all 4", labelled(t, regB, assigned))
 	}
+}
+
+// TestBulkRequestsInFlight: the collector's Elasticsearch writes go through
+// agent/deliver's window, so with Workers 3 and a slow cluster several bulk
+// requests are in flight at once, and a cluster answering 429 to every
+// request slows the collector without losing or duplicating anything.
+func TestBulkRequestsInFlight(t *testing.T) {
+	h := newHarness(t, 3)
+	target, err := url.Parse(h.bulk.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var inFlight, peak atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/_bulk") {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	sink, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{slow.URL}, SetupTemplate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(context.Background())
+	h.bulk.FailNext(429, 429, 429, 429) // the first requests are throttled
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 6000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Brokers: h.cluster.ListenAddrs(), Topic: topic, GroupID: "fileward-collector",
+			Sink: sink, BatchEvents: 200, BatchWait: 20 * time.Millisecond, Workers: 3,
+			Backoff:        Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: 0.2},
+			DeadLetterPath: h.dlPath, SessionTimeout: 6 * time.Second})
+	}()
+	h.waitCount(len(ids), 60*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var sum int64
+		for _, off := range h.committed(3) {
+			sum += max(off, 0)
+		}
+		if sum == int64(len(ids)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets sum to %d, want %d", sum, len(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h.expectExactly(ids)
+	if p := peak.Load(); p < 2 {
+		t.Fatalf("at most %d bulk request in flight, want several (Workers 3)", p)
+	}
+	t.Logf("peak bulk requests in flight: %d", peak.Load())
 }
