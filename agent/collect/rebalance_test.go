@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,10 +314,20 @@ func (m *member) dumpLog(t *testing.T) {
 	t.Logf("%s log tail:\n%s", m.name, b)
 }
 
-// scrape returns the member's /metrics sample lines.
+// scrape returns the member's /metrics sample lines; none while it does
+// not answer yet (a loaded machine starts it slowly).
 func (m *member) scrape(t *testing.T) []string {
 	t.Helper()
-	body := httpGet(t, "http://"+m.metrics+"/metrics")
+	resp, err := http.Get("http://" + m.metrics + "/metrics")
+	if err != nil {
+		return nil
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil
+	}
+	body := string(b)
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {

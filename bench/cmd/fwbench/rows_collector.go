@@ -72,7 +72,7 @@ func (h *harness) rowCollector(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("2 collectors: %w", err)
 	}
-	setup := fmt.Sprintf("%d events, %d partitions, %v per _bulk request, batch_events 2048", n, collectorPartitions, latency)
+	setup := fmt.Sprintf("%d events, %d partitions, %v per _bulk request, batch_events 2048, elasticsearch.workers 2", n, collectorPartitions, latency)
 	scale := Result{Name: "collector.scaling_2_vs_1", Value: two.rate, Unit: "events/s", Baseline: one.rate, BaselineUnit: "events/s",
 		BaselineName: "1 fileward collect, same topic, documents and bulk latency", Ratio: two.rate / one.rate, RatioMeans: "2 collectors / 1 collector",
 		Notes: fmt.Sprintf("%s; timed once the group settled: 1 member %d events, 2 members %d events (partitions owned %v); every id indexed exactly once",
@@ -265,6 +265,7 @@ collector:
     data_stream: %[6]s
     setup_template: true
     timeout: 30s
+    workers: 2
   batch_events: 2048
   batch_wait: 200ms
   backoff: { initial: 20ms, max: 200ms, multiplier: 2, jitter: 0.2 }
