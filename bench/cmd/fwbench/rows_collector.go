@@ -27,6 +27,20 @@ const (
 	collectorDataStream = "logs-fileward.file-default"
 )
 
+// collectorStreams are the data streams the Elasticsearch sink routes the
+// documents to (file events, process events such as exec, agent
+// documents).
+var collectorStreams = []string{collectorDataStream, "logs-fileward.process-default", "logs-fileward.agent-default"}
+
+// indexed is the number of documents in every collector stream.
+func indexed(srv *bulktest.Server) int {
+	n := 0
+	for _, ds := range collectorStreams {
+		n += srv.Count(ds)
+	}
+	return n
+}
+
 // collectorRun is what one scaling run measured.
 type collectorRun struct {
 	members  int
@@ -166,10 +180,10 @@ func (h *harness) collectorScaling(ctx context.Context, members int, docs [][]by
 	srv.SetRequestFaults(0, 0)
 	r0, _ := srv.BulkRequests()
 	t0 := time.Now()
-	c0 := srv.Count(collectorDataStream)
-	for srv.Count(collectorDataStream) < n {
+	c0 := indexed(srv)
+	for indexed(srv) < n {
 		if time.Since(t0) > h.timeout(n) {
-			return run, fmt.Errorf("%d of %d indexed after %v", srv.Count(collectorDataStream), n, h.timeout(n))
+			return run, fmt.Errorf("%d of %d indexed after %v", indexed(srv), n, h.timeout(n))
 		}
 		for _, p := range procs {
 			select {
@@ -200,9 +214,14 @@ func (h *harness) collectorScaling(ctx context.Context, members int, docs [][]by
 		run.cpuPerM = append(run.cpuPerM, u.CPU.Seconds()/max(acked, 1)*1e6)
 		run.rssMiB = append(run.rssMiB, float64(u.MaxRSS)/(1<<20))
 	}
-	ids := srv.IDs(collectorDataStream)
+	ids := map[string]int{}
+	for _, ds := range collectorStreams {
+		for id, c := range srv.IDs(ds) {
+			ids[id] += c
+		}
+	}
 	if len(ids) != n {
-		return run, fmt.Errorf("the data stream holds %d ids, want %d", len(ids), n)
+		return run, fmt.Errorf("the data streams hold %d ids, want %d", len(ids), n)
 	}
 	for id, c := range ids {
 		if c != 1 {
