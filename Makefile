@@ -38,9 +38,10 @@ lint:
 unit:
 	$(GO) build -o bin/testreport ./internal/testreport
 	bash -o pipefail -c '$(GO) test -race -json -timeout 15m ./... | ./bin/testreport'
-	# The collector's crash test moves 10k events under -race (the race
-	# detector slows kfake and bulktest ~30x); here it moves the full 50k.
-	$(GO) test -count=1 -run '^TestEndToEndCrash$$' ./agent/collect/
+	# The collector's crash and rebalance tests move 10k and 20k events
+	# under -race (the race detector slows kfake and bulktest ~30x); here
+	# they move the full 50k and 100k.
+	$(GO) test -count=1 -run '^(TestEndToEndCrash|TestRebalanceAndCrash)$$' ./agent/collect/
 
 # Every benchmark of issue 7 (as root, about 5 minutes): var/bench/results.json.
 # The Elasticsearch row's BulkIndexer baseline needs -tags bulkindexer.
