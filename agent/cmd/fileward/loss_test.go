@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/schema"
-	"github.com/fileward/fileward/sinks/elasticsearch"
 	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
 
@@ -41,23 +40,27 @@ func ecsInput(t *testing.T, path string, n int) {
 
 // streamDocs reads every document the test server stored, decoded.
 func streamDocs(srv *bulktest.Server) (docs []map[string]any, dupes int) {
-	for id, n := range srv.IDs(elasticsearch.DefaultDataStream) {
-		if n != 1 {
-			dupes++
-		}
-		raw, ok := srv.Doc(elasticsearch.DefaultDataStream, id)
-		if !ok {
-			continue
-		}
-		var d map[string]any
-		if json.Unmarshal(raw, &d) == nil {
-			docs = append(docs, d)
+	// File events and the agent's own documents (loss reports, heartbeats)
+	// go to streams of their own: read them all.
+	for _, stream := range srv.Streams() {
+		for id, n := range srv.IDs(stream) {
+			if n != 1 {
+				dupes++
+			}
+			raw, ok := srv.Doc(stream, id)
+			if !ok {
+				continue
+			}
+			var d map[string]any
+			if json.Unmarshal(raw, &d) == nil {
+				docs = append(docs, d)
+			}
 		}
 	}
 	return docs, dupes
 }
 
-// tally splits the stream into file events (their event.sequence) and the
+// tally splits the stream into file and process events (their event.sequence) and the
 // sum of loss counts by reason; maxTotal is the highest
 // fileward.lost.total.<reason> seen per reason.
 func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64) {
@@ -75,7 +78,9 @@ func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64)
 			}
 			continue
 		}
-		if ds, _ := lookup(d, "event.dataset"); ds == "fileward.file" {
+		// File events, and exec events, which are process start events
+		// of their own dataset.
+		if ds, _ := lookup(d, "event.dataset"); ds == "fileward.file" || ds == "fileward.process" {
 			s, _ := lookup(d, "event.sequence")
 			seqs = append(seqs, int(s.(float64)))
 		}
