@@ -97,7 +97,15 @@ func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64)
 // 20,000 exactly, although drop_oldest deletes segments holding loss
 // reports; the delivered events are the newest; the cumulative totals agree
 // with the counts.
-func TestDropOldestLossIsExactInTheStream(t *testing.T) {
+func TestDropOldestLossIsExactInTheStream(t *testing.T) { spoolFullScenario(t, "drop_oldest") }
+
+// TestDropNewestLossIsExactInTheStream is the same scenario under
+// drop_newest: the spool refuses the pipeline's appends (its refusal
+// branch, through the real agent and spool), every refused event is
+// reported, and the oldest events are the ones delivered.
+func TestDropNewestLossIsExactInTheStream(t *testing.T) { spoolFullScenario(t, "drop_newest") }
+
+func spoolFullScenario(t *testing.T, whenFull string) {
 	const n = 20000
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ndjson")
@@ -111,14 +119,14 @@ source: {type: replay, replay: {path: %[2]s, format: ecs, rate: 20000}}
 filters: {aggregate_window: 0s}
 queue: {capacity: 65536}
 batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
-spool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest}
+spool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: %[4]s}
 sinks:
   - name: es
     type: elasticsearch
     elasticsearch: {addresses: [%[3]s], timeout: 2s}
     backoff: {initial: 50ms, max: 200ms}
 metrics: {listen: ""}
-`, dir, in, srv.URL), 0o644)
+`, dir, in, srv.URL, whenFull), 0o644)
 	cmd := exec.Command(binary, "run", "-c", cfg)
 	var errb syncBuffer
 	cmd.Stderr = &errb
@@ -184,11 +192,25 @@ metrics: {listen: ""}
 	if lost["spool_full"] == 0 || len(seqs) == 0 {
 		t.Fatalf("the scenario did not drop anything (lost %v, delivered %d)", lost, len(seqs))
 	}
-	// The newest events are the ones delivered: a contiguous run ending
-	// at the last event.
-	if seqs[len(seqs)-1] != n || seqs[len(seqs)-1]-seqs[0]+1 != len(seqs) {
+	// drop_oldest delivers the newest events: a contiguous run ending at
+	// the last one; drop_newest the oldest: a run starting at the first.
+	contiguous := seqs[len(seqs)-1]-seqs[0]+1 == len(seqs)
+	if whenFull == "drop_oldest" && (seqs[len(seqs)-1] != n || !contiguous) {
 		t.Errorf("delivered event.sequence %d..%d (%d events), want the newest %d ending at %d",
 			seqs[0], seqs[len(seqs)-1], len(seqs), len(seqs), n)
+	}
+	// Under drop_newest a smaller batch that still fits in what the first
+	// refused one left can be stored later: less than one batch (64 KiB,
+	// at most max_events 64) after the first run.
+	if whenFull == "drop_newest" {
+		first := 0
+		for first < len(seqs) && seqs[first] == first+1 {
+			first++
+		}
+		if seqs[0] != 1 || len(seqs)-first > 64 {
+			t.Errorf("delivered event.sequence %d..%d (%d events), want the oldest, starting at 1, and at most one batch after them; runs %v",
+				seqs[0], seqs[len(seqs)-1], len(seqs), runs(seqs))
+		}
 	}
 	// The cumulative totals of the last report equal the counts' sum.
 	for r, c := range lost {
@@ -513,4 +535,18 @@ metrics: {listen: ""}
 	if len(seqs) != n || dupes != 0 || len(lost) != 0 {
 		t.Errorf("delivered %d of %d (%d duplicates), lost %v", len(seqs), n, dupes, lost)
 	}
+}
+
+// runs renders sorted integers as their contiguous runs, "a-b".
+func runs(seqs []int) []string {
+	var out []string
+	for i := 0; i < len(seqs); {
+		j := i
+		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%d-%d", seqs[i], seqs[j]))
+		i = j + 1
+	}
+	return out
 }
