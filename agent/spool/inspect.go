@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,6 +71,9 @@ func Inspect(dir string, verify bool) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkVersions(dir, idxs); err != nil {
+		return nil, err
+	}
 	var segs []*segment
 	for i, idx := range idxs {
 		name := segName(idx)
@@ -88,6 +92,10 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		res := scanSegment(f, st.Size(), verify)
 		f.Close()
 		newest := i == len(idxs)-1
+		if ve := (*VersionError)(nil); errors.As(res.hdrErr, &ve) {
+			ve.Dir, ve.File = dir, name
+			return nil, ve
+		}
 		if res.hdrErr != nil {
 			rep.Damage = append(rep.Damage, Damage{Segment: idx, File: name, Start: 0, End: st.Size(),
 				Torn: newest && st.Size() < segHeaderSize, Err: res.hdrErr})

@@ -197,6 +197,10 @@ func (s *Spool) recover() error {
 	if err != nil {
 		return err
 	}
+	// A newer agent's spool is refused before anything is repaired.
+	if err := checkVersions(s.o.Dir, idxs); err != nil {
+		return err
+	}
 	boundaries := map[uint64]map[int64]uint64{} // segment -> record offset -> seq
 	for i, idx := range idxs {
 		newest := i == len(idxs)-1
@@ -299,6 +303,10 @@ func (s *Spool) recoverSegment(idx uint64, newest bool) (*segment, map[int64]uin
 		return nil, nil, fmt.Errorf("spool: stat segment: %w", err)
 	}
 	res := scanSegment(f, st.Size(), true)
+	if ve := (*VersionError)(nil); errors.As(res.hdrErr, &ve) {
+		ve.Dir, ve.File = s.o.Dir, segName(idx)
+		return nil, nil, ve
+	}
 	if res.hdrErr != nil {
 		if newest && st.Size() < segHeaderSize {
 			// Created but its header never made it to disk: a torn tail.

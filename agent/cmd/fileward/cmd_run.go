@@ -59,7 +59,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	a, err := newAgent(ctx, cfg, log, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "fileward: %v\n", err)
+		fmt.Fprintf(stderr, "fileward: %v%s\n", err, versionHint(err))
 		return 1
 	}
 	if err := a.run(ctx); err != nil {
@@ -96,9 +96,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		return nil, fmt.Errorf("agent.data_dir %s: %w (create it, or point agent.data_dir somewhere writable)", dataDir, err)
 	}
 	a = &agent{cfg: cfg, log: log, dataDir: dataDir, drops: &capture.Drops{}}
+	// Every error return below sets a to nil: close through a copy.
+	built := a
 	defer func() {
 		if err != nil {
-			a.closeAll(context.Background())
+			built.closeAll(context.Background())
 		}
 	}()
 	meta, err := hostMeta(cfg.Agent.HostID, cfg.Agent.Name, dataDir)

@@ -39,7 +39,7 @@ func cmdSpool(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	dir := filepath.Join(dataDir, "spool")
 	rep, err := spool.Inspect(dir, sub == "verify")
 	if err != nil {
-		fmt.Fprintf(stderr, "fileward spool %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "fileward spool %s: %v%s\n", sub, err, versionHint(err))
 		return 1
 	}
 	if sub == "stat" {
