@@ -17,6 +17,7 @@
 # Environment (all optional):
 #   OUT=dist  ARCHS="amd64 arm64"  OSES="linux darwin"  FORMATS="deb rpm tar"
 #   GO=go  PKG_VERSION=...  EXTRA_LDFLAGS=...  SOURCE_DATE_EPOCH=... (default: the commit's time)
+#   FILEWARD_PREBUILT=path  package this executable instead of building (layout tests only)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,6 +48,10 @@ echo "package.sh: fileward $version (commit $commit) into $OUT"
 build() { # os arch -> $work/bin-os-arch/fileward
 	local os=$1 arch=$2 dir=$work/bin-$1-$2
 	mkdir -p "$dir"
+	if [ -n "${FILEWARD_PREBUILT:-}" ]; then # tests of the layout: any executable
+		install -m 0755 "$FILEWARD_PREBUILT" "$dir/fileward"
+		return
+	fi
 	CGO_ENABLED=0 GOOS=$os GOARCH=$arch "$GO" build -trimpath \
 		-ldflags "-X main.version=$version -X main.commit=$commit ${EXTRA_LDFLAGS:-}" \
 		-o "$dir/fileward" ./agent/cmd/fileward
@@ -66,12 +71,13 @@ tarball() { # os arch: the archive's single top directory is its own name
 		install -m 0644 deploy/systemd/fileward.env.example "$d/"
 		;;
 	darwin)
+		# Everything deploy/macos/build-pkg.sh needs, next to it: on a Mac,
+		# ./build-pkg.sh in the extracted archive builds the .pkg.
 		install -m 0644 deploy/macos/com.fileward.agent.plist deploy/macos/fileward-pppc.mobileconfig \
 			deploy/macos/config.yaml "$d/"
-		if [ -d deploy/macos/pkg ]; then
-			mkdir -p "$d/pkg"
-			cp -R deploy/macos/pkg/. "$d/pkg/"
-		fi
+		install -m 0755 deploy/macos/build-pkg.sh deploy/macos/uninstall.sh "$d/"
+		install -d "$d/pkg-scripts"
+		install -m 0755 deploy/macos/pkg-scripts/postinstall "$d/pkg-scripts/"
 		;;
 	esac
 	tar -C "$work/tar" --sort=name --owner=0 --group=0 --numeric-owner \
@@ -99,5 +105,9 @@ for os in $OSES; do
 	done
 done
 
-(cd "$OUT" && ls fileward_*.deb fileward-*.rpm fileward_*.tar.gz 2>/dev/null | LC_ALL=C sort | xargs -r sha256sum >SHA256SUMS)
-(cd "$OUT" && ls -l --time-style=+ fileward* SHA256SUMS | awk '{print "  " $5 "\t" $NF}')
+cd "$OUT"
+shopt -s nullglob
+artifacts=(fileward_*.deb fileward-*.rpm fileward_*.tar.gz)
+mapfile -t artifacts < <(printf '%s\n' "${artifacts[@]}" | LC_ALL=C sort)
+sha256sum "${artifacts[@]}" >SHA256SUMS
+for f in "${artifacts[@]}" SHA256SUMS; do printf '  %10d  %s\n' "$(stat -c %s "$f")" "$f"; done
