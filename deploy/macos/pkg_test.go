@@ -134,7 +134,9 @@ func TestBuildPkgFromArchive(t *testing.T) {
 	// the payload and with each other.
 	plist := parsePlist(t, "com.fileward.agent.plist")
 	args := plist["ProgramArguments"].([]any)
-	inPayload := func(p string) bool { return slices.ContainsFunc(pl, func(l string) bool { return strings.HasSuffix(l, " "+p) }) }
+	inPayload := func(p string) bool {
+		return slices.ContainsFunc(pl, func(l string) bool { return strings.HasSuffix(l, " "+p) })
+	}
 	if !inPayload(args[0].(string)) {
 		t.Errorf("the plist runs %s, which the package does not install", args[0])
 	}
