@@ -233,6 +233,18 @@ func TestPackageInstall(t *testing.T) {
 		if first, _, _ := strings.Cut(string(b), "\n"); err != nil || first != "fileward "+version {
 			t.Errorf("fileward version: first line %q (%v), want %q", first, err, "fileward "+version)
 		}
+		// The same version is agent.version in every document.
+		demo, err := os.Open("../agent/cmd/fileward/demo/eslogger-demo.ndjson")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer demo.Close()
+		c := exec.Command(p, "convert", "--from", "eslogger")
+		c.Stdin = demo
+		b, err = c.Output()
+		if err != nil || !bytes.Contains(b, []byte(`"agent":{"type":"fileward","version":"`+version+`"`)) {
+			t.Errorf("convert with the installed binary: %v; no agent.version %s in\n%.300s", err, version, b)
+		}
 	})
 
 	t.Run("modes", func(t *testing.T) {
