@@ -6,7 +6,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean mutation cover rules-report
+.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean mutation cover rules-report package
 
 all: build
 
@@ -127,5 +127,11 @@ cross:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/fileward
 	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/fileward
 
+# Release artifacts into dist/: .deb and .rpm (amd64, arm64; nfpm as a Go tool
+# of deploy/packaging), .tar.gz for linux and darwin (amd64, arm64), SHA256SUMS.
+# The version comes from git tags (deploy/packaging/version.sh).
+package:
+	GO=$(GO) OUT=dist deploy/packaging/package.sh
+
 clean:
-	rm -rf bin var
+	rm -rf bin var dist
