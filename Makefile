@@ -74,8 +74,6 @@ RULES ?=
 RULES_COMMIT ?= $(shell git -C "$(RULES)" rev-parse HEAD 2>/dev/null)
 RULES_ESLOGGER := $(wildcard testdata/fixtures/eslogger/real/*.ndjson testdata/fixtures/eslogger/synthesized/*.ndjson) agent/capture/eslogger/testdata/extra.ndjson
 RULES_LINUX := tools/rulesreport/testdata/linux-fanotify.ndjson
-# The ingest pipeline the sinks install: its set processors (event.ingested) are applied to the documents.
-RULES_PIPELINE ?= $(firstword $(wildcard schema/template/*pipeline*.json))
 rules-report: build
 	@test -n "$(RULES)" || { echo "usage: make rules-report RULES=/path/to/detection-rules [RULES_COMMIT=sha]"; exit 2; }
 	@test -n "$(wildcard testdata/fixtures/eslogger/real/*.ndjson)" || { echo "rules-report: no eslogger fixtures under testdata/fixtures/eslogger"; exit 1; }
@@ -88,8 +86,7 @@ rules-report: build
 	  -docs "macOS: fileward convert --from eslogger (fixtures)=var/rules-report/macos.ndjson" \
 	  -docs "Linux: fileward run, fanotify source=$(RULES_LINUX)" \
 	  -default-stream logs-fileward.file-default -default-stream logs-fileward.process-default \
-	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward \
-	  $(if $(RULES_PIPELINE),-pipeline $(RULES_PIPELINE))
+	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward
 	./bin/rulesreport check docs/detection-rules.md
 
 # Statement coverage per package, counting what the package tests reach and
