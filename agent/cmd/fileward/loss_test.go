@@ -153,6 +153,9 @@ metrics: {listen: ""}
 		time.Sleep(100 * time.Millisecond)
 	}
 	srv.SetRequestFaults(0, 0) // the sink comes up
+	// Delivery of the backlog, and of the loss reports waiting for room
+	// under drop_newest, gets a deadline of its own.
+	deadline = time.Now().Add(90 * time.Second)
 
 	var seqs []int
 	var lost, maxTotal map[string]uint64
