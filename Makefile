@@ -6,7 +6,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean mutation cover rules-report
+.PHONY: all build run test vet staticcheck lint unit bench bench-smoke e2e fuzz cross clean mutation cover rules-report package
 
 all: build
 
@@ -75,8 +75,6 @@ RULES ?=
 RULES_COMMIT ?= $(shell git -C "$(RULES)" rev-parse HEAD 2>/dev/null)
 RULES_ESLOGGER := $(wildcard testdata/fixtures/eslogger/real/*.ndjson testdata/fixtures/eslogger/synthesized/*.ndjson) agent/capture/eslogger/testdata/extra.ndjson
 RULES_LINUX := tools/rulesreport/testdata/linux-fanotify.ndjson
-# The ingest pipeline the sinks install: its set processors (event.ingested) are applied to the documents.
-RULES_PIPELINE ?= $(firstword $(wildcard schema/template/*pipeline*.json))
 rules-report: build
 	@test -n "$(RULES)" || { echo "usage: make rules-report RULES=/path/to/detection-rules [RULES_COMMIT=sha]"; exit 2; }
 	@test -n "$(wildcard testdata/fixtures/eslogger/real/*.ndjson)" || { echo "rules-report: no eslogger fixtures under testdata/fixtures/eslogger"; exit 1; }
@@ -89,8 +87,7 @@ rules-report: build
 	  -docs "macOS: fileward convert --from eslogger (fixtures)=var/rules-report/macos.ndjson" \
 	  -docs "Linux: fileward run, fanotify source=$(RULES_LINUX)" \
 	  -default-stream logs-fileward.file-default -default-stream logs-fileward.process-default \
-	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward \
-	  $(if $(RULES_PIPELINE),-pipeline $(RULES_PIPELINE))
+	  -compat-stream logs-endpoint.events.file-fileward -compat-stream logs-endpoint.events.process-fileward
 	./bin/rulesreport check docs/detection-rules.md
 
 # Statement coverage per package, counting what the package tests reach and
@@ -128,5 +125,11 @@ cross:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/fileward
 	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/fileward
 
+# Release artifacts into dist/: .deb and .rpm (amd64, arm64; nfpm as a Go tool
+# of deploy/packaging), .tar.gz for linux and darwin (amd64, arm64), SHA256SUMS.
+# The version comes from git tags (deploy/packaging/version.sh).
+package:
+	GO=$(GO) OUT=dist deploy/packaging/package.sh
+
 clean:
-	rm -rf bin var
+	rm -rf bin var dist

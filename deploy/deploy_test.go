@@ -597,7 +597,8 @@ func loadManifests(t *testing.T) *manifests {
 	t.Helper()
 	m := &manifests{workloads: map[string]*workload{}, configMaps: map[string]*configMap{}, serviceAccounts: map[string]bool{}, namespaces: map[string]bool{}, scaling: map[string]*yaml.Node{}}
 	for _, f := range ownedFiles(t, ".yaml") {
-		if !strings.HasPrefix(f, "kubernetes/") || f == "kubernetes/kustomization.yaml" {
+		if !strings.HasPrefix(f, "kubernetes/") || f == "kubernetes/kustomization.yaml" ||
+			strings.HasPrefix(f, "kubernetes/monitoring/") { // TestPodMonitors
 			continue
 		}
 		m.files = append(m.files, path.Base(f))
@@ -815,6 +816,9 @@ func TestKubernetesAgent(t *testing.T) {
 
 	if !spec.HostPID {
 		t.Error("hostPID must be true: fanotify reports host PIDs")
+	}
+	if spec.PriorityClassName != "system-node-critical" {
+		t.Errorf("priorityClassName %q, want system-node-critical: the agent is evicted last", spec.PriorityClassName)
 	}
 	if !slices.Equal(append(slices.Clone(c.Command), c.Args...), []string{"fileward", "run", "-c", "/etc/fileward/config.yaml"}) {
 		t.Errorf("command+args = %v %v, want fileward run -c /etc/fileward/config.yaml", c.Command, c.Args)

@@ -474,9 +474,12 @@ func (c *Cache) groupName(gid uint32) string {
 // execPoll is its polling step. An exec event is read while the kernel is
 // still inside execve(2) (FAN_OPEN_EXEC comes when the image is opened);
 // the switch to the new image follows within a millisecond unless the
-// machine is overloaded.
+// machine is overloaded, and the wait ends as soon as it has happened. The
+// bound is for an overloaded machine (seen at a load of 20 on 2 cores: 20 ms
+// was too short and the start event lost its parent and arguments); it
+// costs the pipeline, never capture, and only while the kernel is slow.
 const (
-	execWait = 20 * time.Millisecond
+	execWait = 100 * time.Millisecond
 	execPoll = 100 * time.Microsecond
 )
 

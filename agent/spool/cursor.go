@@ -37,6 +37,9 @@ func encodeCursor(p Position) []byte {
 }
 
 func decodeCursor(b []byte) (Position, error) {
+	if len(b) >= 5 && string(b[0:4]) == cursorMagic && b[4] > cursorVersion {
+		return Position{}, &VersionError{Found: int(b[4]), Supported: cursorVersion}
+	}
 	if len(b) != cursorSize || string(b[0:4]) != cursorMagic || b[4] != cursorVersion {
 		return Position{}, errors.New("bad cursor header")
 	}
@@ -70,6 +73,10 @@ func readCursors(dir string, bad func(name string, err error)) (map[string]Posit
 		var p Position
 		if err == nil {
 			p, err = decodeCursor(b)
+		}
+		if ve := (*VersionError)(nil); errors.As(err, &ve) {
+			ve.Dir, ve.File = dir, filepath.Join(cursorDir, e.Name())
+			return nil, ve
 		}
 		if err != nil {
 			bad(name, err)

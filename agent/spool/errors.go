@@ -36,3 +36,23 @@ func (e *CorruptionError) Error() string {
 
 // Unwrap returns the cause.
 func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// VersionError is returned by Open and Inspect when the spool holds a segment
+// or a cursor in a format newer than this build reads: a newer fileward wrote
+// it, and this one was installed over it (a rollback). Open checks every
+// segment's and cursor's version before it repairs anything, and changes
+// nothing then: quarantining or rewriting what a newer agent wrote would
+// lose it.
+// Upgrading again ships the spool; so does moving the directory aside for the
+// newer agent to read later.
+type VersionError struct {
+	Dir       string
+	File      string // the segment or cursor file, relative to Dir
+	Found     int    // the format version in the file
+	Supported int    // the newest format version this build reads
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("spool %s: %s is in spool format version %d, written by a newer fileward; this fileward reads format versions up to %d: "+
+		"install the newer fileward again, or move %s aside (it is left as it is)", e.Dir, e.File, e.Found, e.Supported, e.Dir)
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -51,6 +53,12 @@ func putSegHeader(b []byte, baseSeq uint64) {
 func parseSegHeader(b []byte) (baseSeq uint64, err error) {
 	if len(b) < segHeaderSize || string(b[0:4]) != segMagic {
 		return 0, fmt.Errorf("%w: magic", errBadSegHeader)
+	}
+	if b[4] > segVersion {
+		// Every format keeps the magic and the version byte where they are,
+		// so a newer segment is told apart from a damaged one and refused,
+		// never quarantined (FORMAT.md, Versions).
+		return 0, &VersionError{Found: int(b[4]), Supported: segVersion}
 	}
 	if b[4] != segVersion {
 		return 0, fmt.Errorf("%w: version %d", errBadSegHeader, b[4])
@@ -206,4 +214,36 @@ func scanSegment(r io.ReaderAt, size int64, verify bool) scanResult {
 		return res
 	}
 	return res
+}
+
+// checkVersions reads the version byte of every segment and cursor in dir and
+// returns a *VersionError for the first one newer than this build reads. A
+// file too short or with another magic is left to recovery.
+func checkVersions(dir string, idxs []uint64) error {
+	check := func(rel, magic string, supported int) error {
+		f, err := os.Open(filepath.Join(dir, rel))
+		if err != nil {
+			return nil // recovery reports what it cannot open
+		}
+		defer f.Close()
+		var b [5]byte
+		if _, err := io.ReadFull(f, b[:]); err != nil || string(b[0:4]) != magic || int(b[4]) <= supported {
+			return nil
+		}
+		return &VersionError{Dir: dir, File: rel, Found: int(b[4]), Supported: supported}
+	}
+	for _, idx := range idxs {
+		if err := check(segName(idx), segMagic, segVersion); err != nil {
+			return err
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, cursorDir))
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), cursorSuffix) {
+			if err := check(filepath.Join(cursorDir, e.Name()), cursorMagic, cursorVersion); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,6 +80,9 @@ func Inspect(dir string, verify bool) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkVersions(dir, idxs); err != nil {
+		return nil, err
+	}
 	var segs []*segment
 	var recs []recoveredRecord
 	lostFront := false // a segment in front of every good one has a bad header
@@ -99,6 +103,10 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		res := scanSegment(f, st.Size(), verify)
 		f.Close()
 		newest := i == len(idxs)-1
+		if ve := (*VersionError)(nil); errors.As(res.hdrErr, &ve) {
+			ve.Dir, ve.File = dir, name
+			return nil, ve
+		}
 		if res.hdrErr != nil {
 			torn := newest && st.Size() < segHeaderSize
 			rep.Damage = append(rep.Damage, Damage{Segment: idx, File: name, Start: 0, End: st.Size(),

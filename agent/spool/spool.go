@@ -220,6 +220,10 @@ func (s *Spool) recover() error {
 	if err != nil {
 		return err
 	}
+	// A newer agent's spool is refused before anything is repaired.
+	if err := checkVersions(s.o.Dir, idxs); err != nil {
+		return err
+	}
 	boundaries := map[uint64]map[int64]uint64{} // segment -> record offset -> seq
 	var recs []recoveredRecord
 	lostFront := false // a segment in front of every surviving one was quarantined whole
@@ -387,6 +391,10 @@ func (s *Spool) recoverSegment(idx uint64, newest bool, recs *[]recoveredRecord)
 		return nil, nil, fmt.Errorf("spool: stat segment: %w", err)
 	}
 	res := scanSegment(f, st.Size(), true)
+	if ve := (*VersionError)(nil); errors.As(res.hdrErr, &ve) {
+		ve.Dir, ve.File = s.o.Dir, segName(idx)
+		return nil, nil, ve
+	}
 	if res.hdrErr != nil {
 		if newest && st.Size() < segHeaderSize {
 			// Created but its header never made it to disk: a torn tail.

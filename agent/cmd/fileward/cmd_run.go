@@ -62,7 +62,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stderr, "  config: %s\n", *path)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "fileward: cannot start: %s\n", startFailure(err))
+		fmt.Fprintf(stderr, "fileward: cannot start: %s%s\n", startFailure(err), versionHint(err))
 		return 1
 	}
 	if err := a.run(ctx, hup); err != nil {

@@ -53,7 +53,7 @@ func cmdSpool(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	dir := filepath.Join(dataDir, "spool")
 	rep, err := spool.Inspect(dir, sub == "verify")
 	if err != nil {
-		fmt.Fprintf(stderr, "fileward spool %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "fileward spool %s: %v%s\n", sub, err, versionHint(err))
 		return 1
 	}
 	if sub == "stat" {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/schema"
-	"github.com/fileward/fileward/sinks/elasticsearch"
 	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
 
@@ -41,23 +40,27 @@ func ecsInput(t *testing.T, path string, n int) {
 
 // streamDocs reads every document the test server stored, decoded.
 func streamDocs(srv *bulktest.Server) (docs []map[string]any, dupes int) {
-	for id, n := range srv.IDs(elasticsearch.DefaultDataStream) {
-		if n != 1 {
-			dupes++
-		}
-		raw, ok := srv.Doc(elasticsearch.DefaultDataStream, id)
-		if !ok {
-			continue
-		}
-		var d map[string]any
-		if json.Unmarshal(raw, &d) == nil {
-			docs = append(docs, d)
+	// File events and the agent's own documents (loss reports, heartbeats)
+	// go to streams of their own: read them all.
+	for _, stream := range srv.Streams() {
+		for id, n := range srv.IDs(stream) {
+			if n != 1 {
+				dupes++
+			}
+			raw, ok := srv.Doc(stream, id)
+			if !ok {
+				continue
+			}
+			var d map[string]any
+			if json.Unmarshal(raw, &d) == nil {
+				docs = append(docs, d)
+			}
 		}
 	}
 	return docs, dupes
 }
 
-// tally splits the stream into file events (their event.sequence) and the
+// tally splits the stream into file and process events (their event.sequence) and the
 // sum of loss counts by reason; maxTotal is the highest
 // fileward.lost.total.<reason> seen per reason.
 func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64) {
@@ -75,7 +78,9 @@ func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64)
 			}
 			continue
 		}
-		if ds, _ := lookup(d, "event.dataset"); ds == "fileward.file" {
+		// File events, and exec events, which are process start events
+		// of their own dataset.
+		if ds, _ := lookup(d, "event.dataset"); ds == "fileward.file" || ds == "fileward.process" {
 			s, _ := lookup(d, "event.sequence")
 			seqs = append(seqs, int(s.(float64)))
 		}
@@ -92,7 +97,15 @@ func tally(docs []map[string]any) (seqs []int, lost, maxTotal map[string]uint64)
 // 20,000 exactly, although drop_oldest deletes segments holding loss
 // reports; the delivered events are the newest; the cumulative totals agree
 // with the counts.
-func TestDropOldestLossIsExactInTheStream(t *testing.T) {
+func TestDropOldestLossIsExactInTheStream(t *testing.T) { spoolFullScenario(t, "drop_oldest") }
+
+// TestDropNewestLossIsExactInTheStream is the same scenario under
+// drop_newest: the spool refuses the pipeline's appends (its refusal
+// branch, through the real agent and spool), every refused event is
+// reported, and the oldest events are the ones delivered.
+func TestDropNewestLossIsExactInTheStream(t *testing.T) { spoolFullScenario(t, "drop_newest") }
+
+func spoolFullScenario(t *testing.T, whenFull string) {
 	const n = 20000
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ndjson")
@@ -106,14 +119,14 @@ source: {type: replay, replay: {path: %[2]s, format: ecs, rate: 20000}}
 filters: {aggregate_window: 0s}
 queue: {capacity: 65536}
 batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
-spool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest}
+spool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: %[4]s}
 sinks:
   - name: es
     type: elasticsearch
     elasticsearch: {addresses: [%[3]s], timeout: 2s}
     backoff: {initial: 50ms, max: 200ms}
 metrics: {listen: ""}
-`, dir, in, srv.URL), 0o644)
+`, dir, in, srv.URL, whenFull), 0o644)
 	cmd := exec.Command(binary, "run", "-c", cfg)
 	var errb syncBuffer
 	cmd.Stderr = &errb
@@ -140,6 +153,9 @@ metrics: {listen: ""}
 		time.Sleep(100 * time.Millisecond)
 	}
 	srv.SetRequestFaults(0, 0) // the sink comes up
+	// Delivery of the backlog, and of the loss reports waiting for room
+	// under drop_newest, gets a deadline of its own.
+	deadline = time.Now().Add(90 * time.Second)
 
 	var seqs []int
 	var lost, maxTotal map[string]uint64
@@ -179,11 +195,25 @@ metrics: {listen: ""}
 	if lost["spool_full"] == 0 || len(seqs) == 0 {
 		t.Fatalf("the scenario did not drop anything (lost %v, delivered %d)", lost, len(seqs))
 	}
-	// The newest events are the ones delivered: a contiguous run ending
-	// at the last event.
-	if seqs[len(seqs)-1] != n || seqs[len(seqs)-1]-seqs[0]+1 != len(seqs) {
+	// drop_oldest delivers the newest events: a contiguous run ending at
+	// the last one; drop_newest the oldest: a run starting at the first.
+	contiguous := seqs[len(seqs)-1]-seqs[0]+1 == len(seqs)
+	if whenFull == "drop_oldest" && (seqs[len(seqs)-1] != n || !contiguous) {
 		t.Errorf("delivered event.sequence %d..%d (%d events), want the newest %d ending at %d",
 			seqs[0], seqs[len(seqs)-1], len(seqs), len(seqs), n)
+	}
+	// Under drop_newest a smaller batch that still fits in what the first
+	// refused one left can be stored later: less than one batch (64 KiB,
+	// at most max_events 64) after the first run.
+	if whenFull == "drop_newest" {
+		first := 0
+		for first < len(seqs) && seqs[first] == first+1 {
+			first++
+		}
+		if seqs[0] != 1 || len(seqs)-first > 64 {
+			t.Errorf("delivered event.sequence %d..%d (%d events), want the oldest, starting at 1, and at most one batch after them; runs %v",
+				seqs[0], seqs[len(seqs)-1], len(seqs), runs(seqs))
+		}
 	}
 	// The cumulative totals of the last report equal the counts' sum.
 	for r, c := range lost {
@@ -508,4 +538,18 @@ metrics: {listen: ""}
 	if len(seqs) != n || dupes != 0 || len(lost) != 0 {
 		t.Errorf("delivered %d of %d (%d duplicates), lost %v", len(seqs), n, dupes, lost)
 	}
+}
+
+// runs renders sorted integers as their contiguous runs, "a-b".
+func runs(seqs []int) []string {
+	var out []string
+	for i := 0; i < len(seqs); {
+		j := i
+		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%d-%d", seqs[i], seqs[j]))
+		i = j + 1
+	}
+	return out
 }

@@ -448,17 +448,19 @@ metrics: {listen: ""}
 }
 
 // TestSpoolFullLossReachesTheStream: with one sink down, a tiny spool under
-// drop_oldest drops events, and the loss travels in the stream as an
-// events_lost document (reason spool_full) that the healthy file sink
-// receives, and /metrics-style counts agree with it.
+// drop_oldest drops events, and the loss travels in the stream as
+// events_lost documents (reason spool_full) that the healthy file sink
+// receives. Their counts add up to exactly what /metrics counts, and the
+// spool stays within max_bytes + segment_bytes at every sample, not just at
+// the end.
 func TestSpoolFullLossReachesTheStream(t *testing.T) {
+	const n = 20000
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ndjson")
-	demo, _ := os.ReadFile(filepath.Join("demo", "eslogger-demo.ndjson"))
-	os.WriteFile(in, demo, 0o644)
+	ecsInput(t, in, n)
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
-source: {type: replay, replay: {path: %[2]s, loop: true, rate: 20000}}
+source: {type: replay, replay: {path: %[2]s, format: ecs, rate: 20000}}
 filters: {aggregate_window: 0s}
 batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
 spool: {max_bytes: 512KiB, segment_bytes: 128KiB, when_full: drop_oldest}
@@ -468,7 +470,7 @@ sinks:
     type: kafka
     kafka: {brokers: ["127.0.0.1:1"], timeout: 200ms}
     backoff: {initial: 50ms, max: 200ms}
-metrics: {listen: ""}
+metrics: {listen: "127.0.0.1:0"}
 `, dir, in), 0o644)
 	cmd := exec.Command(binary, "run", "-c", cfg)
 	var errb syncBuffer
@@ -476,10 +478,20 @@ metrics: {listen: ""}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var lost float64
-	deadline := time.Now().Add(30 * time.Second)
-	for lost == 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	defer cmd.Process.Kill()
+	const bound = 512<<10 + 128<<10
+	spoolBytes := func() int64 {
+		var total int64
+		filepath.Walk(filepath.Join(dir, "data", "spool"), func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() && strings.HasSuffix(fi.Name(), ".seg") {
+				total += fi.Size()
+			}
+			return nil
+		})
+		return total
+	}
+	streamLost := func() float64 {
+		var lost float64
 		b, _ := os.ReadFile(filepath.Join(dir, "events.ndjson"))
 		for _, l := range bytes.Split(b, []byte("\n")) {
 			if !bytes.Contains(l, []byte(`"events_lost"`)) {
@@ -494,23 +506,59 @@ metrics: {listen: ""}
 				lost += c.(float64)
 			}
 		}
+		return lost
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var addr string
+	var samples int
+	var maxSpool int64
+	for !strings.Contains(errb.String(), "replay reached the end of its input") {
+		if time.Now().After(deadline) {
+			t.Fatalf("replay did not finish\n%s", errb.String())
+		}
+		if m := metricsAtRe.FindStringSubmatch(errb.String()); m != nil {
+			addr = m[1]
+		}
+		samples++
+		maxSpool = max(maxSpool, spoolBytes())
+		time.Sleep(20 * time.Millisecond)
+	}
+	if addr == "" {
+		t.Fatalf("no metrics address in the log\n%s", errb.String())
+	}
+	// The replay is over: once the pipeline has emptied the ring the
+	// counter stops moving, and the stream's loss reports catch up with it
+	// and stay equal (ten samples in a row).
+	var metric, lost float64
+	for agree := 0; agree < 10; {
+		samples++
+		maxSpool = max(maxSpool, spoolBytes())
+		page := httpGet(t, "http://"+addr+"/metrics")
+		prev := metric
+		metric = metricValue(page, `fileward_events_dropped_total{reason="spool_full"}`)
+		lost = streamLost()
+		if metric > 0 && lost == metric && metric == prev {
+			agree++
+		} else {
+			agree = 0
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("agent: %v\n%s", err, errb.String())
 	}
-	if lost == 0 {
-		t.Fatalf("no spool_full loss event reached the file sink\n%s", errb.String())
+	t.Logf("spool_full: %v in /metrics, %v in the stream; spool at most %d bytes over %d samples (bound %d)", metric, lost, maxSpool, samples, bound)
+	if metric == 0 || lost != metric {
+		t.Fatalf("the stream reports %v events lost to spool_full, /metrics %v: they must agree exactly\n%s", lost, metric, errb.String())
 	}
-	// The spool stayed within its bound the whole time it was checked at the end.
-	var total int64
-	filepath.Walk(filepath.Join(dir, "data", "spool"), func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			total += fi.Size()
-		}
-		return nil
-	})
-	if total > 512<<10+128<<10 {
-		t.Errorf("spool holds %d bytes, over max_bytes + segment_bytes", total)
+	if final := streamLost(); final != metric {
+		t.Errorf("after the stop the stream reports %v, /metrics said %v", final, metric)
+	}
+	if maxSpool > bound {
+		t.Errorf("the spool held %d bytes at one sample, over max_bytes + segment_bytes (%d)", maxSpool, bound)
 	}
 }

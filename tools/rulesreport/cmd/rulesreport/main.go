@@ -21,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fileward/fileward/schema/template"
 	"github.com/fileward/fileward/tools/rulesreport"
 )
 
@@ -82,7 +83,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 	rulesDir := fs.String("rules", "", "path of an elastic/detection-rules checkout")
 	commit := fs.String("commit", "", "the checkout's commit (default: git -C RULES rev-parse HEAD)")
 	out := fs.String("o", "", "output markdown file (default: stdout)")
-	pipeline := fs.String("pipeline", "", "an ingest pipeline JSON whose set processors add fields at ingest")
+	pipeline := fs.String("pipeline", "builtin", `the ingest pipeline whose set processors add fields at ingest: "builtin" (the one Fileward's sinks install), a JSON file, or "" for none`)
 	var docs, defStreams, compatStreams, ingest multi
 	fs.Var(&docs, "docs", "LABEL=NDJSON: documents Fileward emitted (repeatable)")
 	fs.Var(&defStreams, "default-stream", "data stream documents without data_stream.* go to (repeatable)")
@@ -107,7 +108,17 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 	inv := rulesreport.NewInventory()
 	inv.IngestFields = append(inv.IngestFields, ingest...)
 	if *pipeline != "" {
-		fields, err := pipelineSetFields(*pipeline)
+		body := template.Pipeline()
+		name := "the builtin pipeline " + template.PipelineName
+		if *pipeline != "builtin" {
+			b, err := os.ReadFile(*pipeline)
+			if err != nil {
+				fmt.Fprintf(stderr, "report: %v\n", err)
+				return 1
+			}
+			body, name = b, *pipeline
+		}
+		fields, err := pipelineSetFields(name, body)
 		if err != nil {
 			fmt.Fprintf(stderr, "report: %v\n", err)
 			return 1
@@ -165,11 +176,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 
 // pipelineSetFields returns the fields an ingest pipeline's set processors
 // write (the only processors whose effect is certain without running them).
-func pipelineSetFields(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
+func pipelineSetFields(path string, b []byte) ([]string, error) {
 	var p struct {
 		Processors []map[string]json.RawMessage `json:"processors"`
 	}

@@ -41,6 +41,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"report", "-rules", filepath.Join(td, "checkout"), "-commit", "0123456", "-docs", "t=" + filepath.Join(td, "docs.ndjson"), "-pipeline", badJSON}, 1, "bad.ndjson"},
 		{[]string{"report", "-rules", filepath.Join(td, "checkout"), "-commit", "0123456789abcdef", "-docs", "t=" + filepath.Join(td, "docs.ndjson"), "-pipeline", pipeline, "-o", out}, 0, "file-defend"},
 		{[]string{"check", out}, 0, "file-defend: 5 rules, 2 covered, 3 not covered"},
+		{[]string{"report", "-rules", filepath.Join(td, "checkout"), "-commit", "0123456", "-docs", "t=" + filepath.Join(td, "docs.ndjson"), "-pipeline", "", "-o", filepath.Join(dir, "nopipeline.md")}, 0, "file-defend"},
+		{[]string{"report", "-rules", filepath.Join(td, "checkout"), "-commit", "0123456", "-docs", "t=" + filepath.Join(td, "docs.ndjson"), "-o", filepath.Join(dir, "builtin.md")}, 0, "file-defend"},
 		{[]string{"check", badJSON}, 1, "no detection-rules commit"},
 		{[]string{"linux-sample"}, 2, "usage"},
 	}
@@ -68,5 +70,13 @@ func TestCLI(t *testing.T) {
 	}
 	if strings.Contains(string(b), "look-back on `event.ingested`") {
 		t.Error("event.ingested reported missing although the pipeline sets it")
+	}
+	// Fileward's own pipeline (the default) sets event.ingested; without a
+	// pipeline, rules that look back on it get a note.
+	if b, _ := os.ReadFile(filepath.Join(dir, "builtin.md")); !strings.Contains(string(b), "set at ingest by Fileward's ingest pipeline, added to every document: `event.ingested`") {
+		t.Error("the builtin pipeline's event.ingested is not applied")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "nopipeline.md")); !strings.Contains(string(b), "look-back on `event.ingested`") {
+		t.Error("without a pipeline, event.ingested is not reported missing")
 	}
 }
