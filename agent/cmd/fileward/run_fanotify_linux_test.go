@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,31 +58,7 @@ sinks:
   - {name: local, type: file, file: {path: %[3]s}}
 metrics: {listen: "127.0.0.1:0"}
 `, data, mnt, out), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("agent: %v\n%s", err, errb.String())
-		}
-	}
-	defer stop()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(errb.String(), "fanotify on") {
-		t.Fatalf("the agent did not start fanotify capture:\n%s", errb.String())
-	}
+	errb, stop := startFanotifyAgent(t, cfg)
 
 	self := os.Getpid()
 	exe, err := os.Executable()

@@ -33,9 +33,18 @@ sinks:
   - {name: local, type: file, file: {path: %[3]s}}
 metrics: {listen: ""}
 `, data, mark, out, extra), 0o644)
+	_, stop := startFanotifyAgent(t, cfg)
+	return stop
+}
+
+// startFanotifyAgent starts `fileward run -c cfg`, waits until it captures
+// with fanotify, and returns its stderr and a stop function (SIGTERM, then
+// wait; also run at cleanup).
+func startFanotifyAgent(t *testing.T, cfg string) (*syncBuffer, func()) {
+	t.Helper()
 	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
+	errb := &syncBuffer{}
+	cmd.Stderr = errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +67,7 @@ metrics: {listen: ""}
 	if !strings.Contains(errb.String(), "fanotify on") {
 		t.Fatalf("the agent did not start fanotify capture:\n%s", errb.String())
 	}
-	return stop
+	return errb, stop
 }
 
 // TestExecStartEventJoinsFileEvents runs the real agent on the real kernel:
