@@ -2,6 +2,10 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -129,6 +133,9 @@ func TestValidationBounds(t *testing.T) {
 		{"file mode 0200", file(", mode: 0200"), []string{"b.yaml:2: sinks[0].file.mode: 0200: use read/write bits only"}},
 		{"file mode 0700", file(", mode: 0700"), []string{"b.yaml:2: sinks[0].file.mode: 0700: use read/write bits only"}},
 		{"file mode 1600", file(", mode: 1600"), []string{"b.yaml:2: sinks[0].file.mode: 1600: use read/write bits only"}},
+		// 07777 is the largest permission that parses; validate then refuses it.
+		{"file mode 7777", file(", mode: 7777"), []string{"b.yaml:2: sinks[0].file.mode: 7777: use read/write bits only"}},
+		{"file mode 10000", file(", mode: 10000"), []string{"b.yaml:2: sinks[0].file.mode: invalid file mode \"10000\": write it in octal"}},
 
 		{"kafka timeout 1ns", kafka(", timeout: 1ns"), nil},
 		{"kafka timeout 0", kafka(", timeout: 0"), []string{"b.yaml:2: sinks[0].kafka.timeout: must be positive"}},
@@ -216,5 +223,102 @@ func TestErrorOrder(t *testing.T) {
 	}
 	if got := problems(t, src); !sameProblems(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestLoadSizeLimit: a config of exactly MaxFileBytes loads; one byte more is
+// refused by its size, before being read, with the size in the message.
+func TestLoadSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int) string {
+		t.Helper()
+		head := "queue: {capacity: 7}\n"
+		pad := size - len(head)
+		data := head + "#" + strings.Repeat("x", pad-2) + "\n"
+		if len(data) != size {
+			t.Fatalf("built %d bytes, want %d", len(data), size)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, err := Load(write("exact.yaml", MaxFileBytes))
+	if err != nil {
+		t.Fatalf("a config of exactly %d bytes: %v", MaxFileBytes, err)
+	}
+	if cfg.Queue.Capacity != 7 {
+		t.Errorf("queue.capacity = %d, want 7", cfg.Queue.Capacity)
+	}
+	p := write("over.yaml", MaxFileBytes+1)
+	_, err = Load(p)
+	want := p + ": the config file is 1.0 MiB (1048577 bytes); a config may be at most 1 MiB (is this the right file?)"
+	if err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) {
+		t.Errorf("Load = %v, want %q", err, want)
+	}
+}
+
+// TestEmptyValuesKeepDefaults: an empty file, an empty block and an empty
+// value each keep the defaults rather than failing.
+func TestEmptyValuesKeepDefaults(t *testing.T) {
+	for _, src := range []string{"", "# only a comment\n", "agent:\nsinks:\nqueue:\n  capacity:\n"} {
+		cfg, err := Parse("e.yaml", []byte(src), env(nil))
+		if err != nil {
+			t.Errorf("%q: %v", src, err)
+			continue
+		}
+		if cfg.Agent.DataDir != "./var" || cfg.Queue.Capacity != 65536 || len(cfg.Sinks) != 1 || cfg.Sinks[0].Name != "local" {
+			t.Errorf("%q: defaults lost: data_dir %q capacity %d sinks %+v", src, cfg.Agent.DataDir, cfg.Queue.Capacity, cfg.Sinks)
+		}
+	}
+}
+
+// TestSizeLimit: the largest size ParseSize takes is 1<<62 in any unit.
+func TestSizeLimit(t *testing.T) {
+	for _, in := range []string{"4611686018427387904", "4503599627370496KiB", "4294967296GiB"} {
+		if got, err := ParseSize(in); err != nil || got != 1<<62 {
+			t.Errorf("ParseSize(%q) = %d, %v; want 1<<62", in, got, err)
+		}
+	}
+	for _, in := range []string{"4611686018427387905", "4503599627370497KiB", "4294967297GiB"} {
+		if _, err := ParseSize(in); err == nil || err.Error() != "size \""+in+"\" is too large" {
+			t.Errorf("ParseSize(%q) = %v, want too large", in, err)
+		}
+	}
+}
+
+// TestCheckPaths: the replay input and the fanotify marks must exist on
+// this host; each missing one is reported at its key.
+func TestCheckPaths(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "rec.ndjson")
+	if err := os.WriteFile(rec, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	autoWant := "" // auto means fanotify on Linux only
+	if runtime.GOOS == "linux" {
+		autoWant = "p.yaml:1: source.fanotify.marks[0]: \"" + missing + "\" does not exist on this host"
+	}
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"auto", "source: {type: auto, fanotify: {marks: [" + missing + "]}}\n", autoWant},
+		{"replay file", "source: {type: replay, replay: {path: " + rec + "}}\n", ""},
+		{"replay missing", "source:\n  type: replay\n  replay: {path: " + missing + "}\n", "p.yaml:3: source.replay.path: \"" + missing + "\" does not exist on this host"},
+		{"replay directory", "source:\n  type: replay\n  replay: {path: " + dir + "}\n", "p.yaml:3: source.replay.path: \"" + dir + "\" is a directory: name a recorded NDJSON file"},
+		{"fanotify marks", "source:\n  type: fanotify\n  fanotify:\n    marks: [" + dir + ", " + missing + "]\n", "p.yaml:4: source.fanotify.marks[1]: \"" + missing + "\" does not exist on this host"},
+		{"marks unused by replay", "source: {type: replay, replay: {path: " + rec + "}, fanotify: {marks: [" + missing + "]}}\n", ""},
+		{"marks unused by eslogger", "source: {type: eslogger, fanotify: {marks: [" + missing + "]}}\n", ""},
+	} {
+		cfg, err := Parse("p.yaml", []byte(tc.src), env(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		err = cfg.CheckPaths()
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("%s: CheckPaths = %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }
