@@ -322,3 +322,26 @@ func TestCheckPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsListenWarning: a /metrics address that is not loopback is
+// accepted with a warning at its key; loopback addresses and "localhost" are
+// not warned about.
+func TestMetricsListenWarning(t *testing.T) {
+	for _, tc := range []struct{ listen, want string }{
+		{"127.0.0.1:9464", ""},
+		{"[::1]:9464", ""},
+		{"localhost:9464", ""},
+		{"", ""},
+		{"0.0.0.0:9464", "m.yaml:1: metrics.listen: warning: \"0.0.0.0:9464\" is not a loopback address"},
+		{"metrics.example:9464", "m.yaml:1: metrics.listen: warning: \"metrics.example:9464\" is not a loopback address"},
+	} {
+		cfg, err := Parse("m.yaml", []byte("metrics: {listen: \""+tc.listen+"\"}\n"), env(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.listen, err)
+		}
+		got := cfg.Warnings.Error()
+		if (tc.want == "" && len(cfg.Warnings) != 0) || (tc.want != "" && (len(cfg.Warnings) != 1 || !strings.HasPrefix(got, tc.want))) {
+			t.Errorf("%s: warnings %q, want %q", tc.listen, got, tc.want)
+		}
+	}
+}
