@@ -161,3 +161,28 @@ func TestCapabilitiesOnStartEvents(t *testing.T) {
 		t.Error("capabilities on a file event")
 	}
 }
+
+// TestExtensionFolding: only A..Z are folded (the letters at both ends
+// included, the characters next to them not), non-ASCII goes through
+// strings.ToLower, and Extension always agrees with the document's
+// file.extension.
+func TestExtensionFolding(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for _, c := range []struct{ path, ext string }{
+		{"/tmp/x.dAt", "dat"},
+		{"/tmp/x.Zip", "zip"},
+		{"/tmp/x.AZ", "az"},
+		{"/tmp/x.a@[`{", "a@[`{"},
+		{"/tmp/x.ÀB", "àb"},
+		{"/tmp/x.b\x80", "b\ufffd"},
+	} {
+		if got := Extension(c.path); got != c.ext {
+			t.Errorf("Extension(%q) = %q, want %q", c.path, got, c.ext)
+		}
+		ev := Event{Action: ActionOpen, Path: c.path}
+		m := decodeMap(t, enc.Append(nil, &ev))
+		if got, _ := get(m, "file.extension"); got != c.ext {
+			t.Errorf("%q: file.extension = %q, want %q", c.path, got, c.ext)
+		}
+	}
+}

@@ -440,12 +440,15 @@ func TestZeroAllocs(t *testing.T) {
 	ren.OrigPath = "/tmp/old name\twith \"quotes\""
 	ren.Path = "/tmp/caf\xc3\xa9\x01\xff"
 	ren.Process.EntityID = "given"
+	upper := fullEvent()
+	upper.Path = "/Users/alice/Report.PDF" // ASCII upper case is folded without allocating
 	loss := Loss{TimeNS: 5, Reason: LossRingFull, Count: 12, Seq: 3}
 	hb := Heartbeat{TimeNS: 5e9, Seq: 2, StartedNS: 1e9, Captured: 10, Dropped: 1, Spooled: 9, SpoolBytes: 4096, RingDepth: 3}
 	buf := make([]byte, 0, 4096)
 	cases := map[string]func(){
 		"Append":            func() { buf = enc.Append(buf[:0], &ev) },
 		"Append rename":     func() { buf = enc.Append(buf[:0], &ren) },
+		"Append upper ext":  func() { buf = enc.Append(buf[:0], &upper) },
 		"AppendID":          func() { buf = enc.AppendID(buf[:0], &ev) },
 		"AppendLoss":        func() { buf = enc.AppendLoss(buf[:0], &loss) },
 		"AppendLossID":      func() { buf = enc.AppendLossID(buf[:0], &loss) },
