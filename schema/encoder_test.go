@@ -873,3 +873,19 @@ func TestGoldenFullDocument(t *testing.T) {
 		t.Errorf("document changed:\n got %s\nwant %s", got, golden)
 	}
 }
+
+// TestAppendAnyCapacity: Append writes the same bytes whatever room dst has,
+// including exactly none to spare at any point of the document (the
+// in-place work on process.command_line must stay inside the document).
+func TestAppendAnyCapacity(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for i, ev := range roundTripEvents() {
+		want := enc.Append(nil, &ev)
+		for k := 0; k <= len(want); k++ {
+			got := enc.Append(make([]byte, 0, k), &ev)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("event %d, cap %d: got\n%s\nwant\n%s", i, k, got, want)
+			}
+		}
+	}
+}
