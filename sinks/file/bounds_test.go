@@ -155,3 +155,29 @@ func TestRotateProblemIsLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestSendAfterClose: a closed sink refuses batches and writes nothing more;
+// a second Close is a no-op.
+func TestSendAfterClose(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.ndjson")
+	s, err := New(Options{Path: path, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, docs("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, docs("b")); err == nil || err.Error() != "file sink: closed" {
+		t.Errorf("Send after Close = %v, want file sink: closed", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "a\n" {
+		t.Errorf("file = %q, %v; want \"a\\n\"", got, err)
+	}
+}
