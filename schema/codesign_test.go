@@ -53,6 +53,21 @@ func TestCodeSignatureTrusted(t *testing.T) {
 			}
 		})
 	}
+	// code_signature.exists: a signing id or the signed flag, either one.
+	for _, c := range []struct {
+		p      Process
+		exists bool
+	}{
+		{Process{SigningID: "x", CSFlags: CSValid | CSAdhoc}, true},
+		{Process{CSFlags: CSSigned}, true},
+		{Process{CSFlags: CSValid}, false},
+	} {
+		ev := Event{Action: ActionOpen, Path: "/x", Provider: ProviderEndpointSecurity, Process: c.p}
+		ev.Process.PID, ev.Process.HasCodeSig, ev.Process.HasCSFlags = 10, true, true
+		if got, _ := get(decodeMap(t, enc.Append(nil, &ev)), "process.code_signature.exists"); got != c.exists {
+			t.Errorf("%+v: process.code_signature.exists = %v, want %v", c.p, got, c.exists)
+		}
+	}
 	// Without codesigning_flags trust was not evaluated: no trusted field.
 	ev := Event{Action: ActionOpen, Path: "/x", Process: Process{PID: 1, HasCodeSig: true, SigningID: "s", TeamID: "T", Platform: true}}
 	if _, ok := get(decodeMap(t, enc.Append(nil, &ev)), "process.code_signature.trusted"); ok {
