@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -199,5 +200,19 @@ func TestExtensionFolding(t *testing.T) {
 		if got, _ := get(m, "file.extension"); got != c.ext {
 			t.Errorf("%q: file.extension = %q, want %q", c.path, got, c.ext)
 		}
+	}
+}
+
+// TestNoEmptyFilewardBlock: a Linux event of count 1 with nothing else of
+// Fileward's own has no fileward object (not an empty one); count 2 has one.
+func TestNoEmptyFilewardBlock(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	ev := Event{Action: ActionOpen, Path: "/x", Provider: ProviderFanotify, Count: 1}
+	if doc := enc.Append(nil, &ev); bytes.Contains(doc, []byte(`"fileward":`)) {
+		t.Errorf("count 1: %s", doc)
+	}
+	ev.Count = 2
+	if got, _ := get(decodeMap(t, enc.Append(nil, &ev)), "fileward.count"); got != float64(2) {
+		t.Errorf("count 2: fileward.count = %v", got)
 	}
 }
