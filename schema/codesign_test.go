@@ -211,8 +211,15 @@ func TestNoEmptyFilewardBlock(t *testing.T) {
 	if doc := enc.Append(nil, &ev); bytes.Contains(doc, []byte(`"fileward":`)) {
 		t.Errorf("count 1: %s", doc)
 	}
+	ev.Stream = 3 // a fileward object for the stream: still no count of 1 in it
+	m := decodeMap(t, enc.Append(nil, &ev))
+	if got, ok := get(m, "fileward.count"); ok || get2(m, "fileward.stream") != float64(3) {
+		t.Errorf("count 1, stream 3: fileward.count = %v (present %v), stream %v", got, ok, get2(m, "fileward.stream"))
+	}
 	ev.Count = 2
 	if got, _ := get(decodeMap(t, enc.Append(nil, &ev)), "fileward.count"); got != float64(2) {
 		t.Errorf("count 2: fileward.count = %v", got)
 	}
 }
+
+func get2(m map[string]any, path string) any { v, _ := get(m, path); return v }
