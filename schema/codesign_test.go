@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -223,3 +224,54 @@ func TestNoEmptyFilewardBlock(t *testing.T) {
 }
 
 func get2(m map[string]any, path string) any { v, _ := get(m, path); return v }
+
+// TestDataStreamOfLimits: DataStreamOf reads a namespace of 100 characters,
+// the longest that agent.data_stream.namespace (and Elastic) accept, and
+// refuses 101; a document cut short, or not one of ours, gives false
+// without reading past its end.
+func TestDataStreamOfLimits(t *testing.T) {
+	for _, n := range []int{1, 99, 100} {
+		ns := strings.Repeat("n", n)
+		doc := NewEncoder(Meta{HostID: "h", Namespace: ns}).Append(nil, &Event{Action: ActionCreation, Path: "/a"})
+		if got, ok := DataStreamOf(doc); !ok || got != "logs-fileward.file-"+ns {
+			t.Errorf("namespace of %d: DataStreamOf = %q, %v", n, got, ok)
+		}
+	}
+	long := []byte(`{"@timestamp":"x","data_stream":{"type":"logs","dataset":"d","namespace":"` + strings.Repeat("n", 101) + `"}}`)
+	if got, ok := DataStreamOf(long); ok {
+		t.Errorf("namespace of 101: DataStreamOf = %q, true", got)
+	}
+	doc := NewEncoder(Meta{HostID: "h"}).Append(nil, &Event{Action: ActionCreation, Path: "/a"})
+	end := bytes.Index(doc, []byte(`"namespace":"default"`)) + len(`"namespace":"default`) // the closing quote
+	if end < len(`"namespace":"default`) {
+		t.Fatalf("no namespace in %s", doc)
+	}
+	for i := 0; i <= end; i++ {
+		if got, ok := DataStreamOf(doc[:i]); ok {
+			t.Errorf("document cut at %d: DataStreamOf = %q, true", i, got)
+		}
+	}
+	// The prefix at the very start is found too.
+	if got, ok := DataStreamOf([]byte(`,"data_stream":{"type":"logs","dataset":"a","namespace":"b"}`)); !ok || got != "logs-a-b" {
+		t.Errorf("prefix at 0: %q, %v", got, ok)
+	}
+}
+
+// TestEnumBounds: the first and last known values have names; one past the
+// last has none (and does not index out of range).
+func TestEnumBounds(t *testing.T) {
+	if Action(actionCount).String() != "" || ActionOpen.String() != "open" {
+		t.Errorf("Action names: %q %q", Action(actionCount).String(), ActionOpen.String())
+	}
+	if got := Actions(); len(got) != int(actionCount)-int(ActionOpen) || got[len(got)-1] != actionCount-1 {
+		t.Errorf("Actions() = %v", got)
+	}
+	if LossReasonCount.String() != "unknown" || LossReason(0).String() == "unknown" {
+		t.Errorf("loss reasons: %q %q", LossReasonCount.String(), LossReason(0).String())
+	}
+	for b, want := range map[int]string{-1: "", 0: "CAP_CHOWN", 40: "CAP_CHECKPOINT_RESTORE", 41: "", 63: ""} {
+		if got := CapabilityName(b); got != want {
+			t.Errorf("CapabilityName(%d) = %q, want %q", b, got, want)
+		}
+	}
+}
