@@ -473,6 +473,9 @@ func TestStringEscaping(t *testing.T) {
 		{"\u2028\u2029", `"\u2028\u2029"`},
 		{"/tmp/<script>&", `"/tmp/<script>&"`},
 		{"😀", "\"😀\""},
+		{"a b", `"a b"`},       // space is the first byte written as is
+		{"x\x80", `"x\ufffd"`}, // 0x80, the first byte that is not ASCII
+		{"12345678\x80", `"12345678\ufffd"`},
 	}
 	for _, c := range cases {
 		got := string(appendString(nil, c.in))
