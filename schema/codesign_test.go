@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -52,6 +54,21 @@ func TestCodeSignatureTrusted(t *testing.T) {
 				t.Errorf("fileward.process.platform_binary = %v (present %v), want present %v", got, ok, c.platformFW)
 			}
 		})
+	}
+	// code_signature.exists: a signing id or the signed flag, either one.
+	for _, c := range []struct {
+		p      Process
+		exists bool
+	}{
+		{Process{SigningID: "x", CSFlags: CSValid | CSAdhoc}, true},
+		{Process{CSFlags: CSSigned}, true},
+		{Process{CSFlags: CSValid}, false},
+	} {
+		ev := Event{Action: ActionOpen, Path: "/x", Provider: ProviderEndpointSecurity, Process: c.p}
+		ev.Process.PID, ev.Process.HasCodeSig, ev.Process.HasCSFlags = 10, true, true
+		if got, _ := get(decodeMap(t, enc.Append(nil, &ev)), "process.code_signature.exists"); got != c.exists {
+			t.Errorf("%+v: process.code_signature.exists = %v, want %v", c.p, got, c.exists)
+		}
 	}
 	// Without codesigning_flags trust was not evaluated: no trusted field.
 	ev := Event{Action: ActionOpen, Path: "/x", Process: Process{PID: 1, HasCodeSig: true, SigningID: "s", TeamID: "T", Platform: true}}
@@ -159,5 +176,102 @@ func TestCapabilitiesOnStartEvents(t *testing.T) {
 	ev.Action = ActionOpen
 	if _, ok := get(decodeMap(t, enc.Append(nil, &ev)), "process.thread"); ok {
 		t.Error("capabilities on a file event")
+	}
+}
+
+// TestExtensionFolding: only A..Z are folded (the letters at both ends
+// included, the characters next to them not), non-ASCII goes through
+// strings.ToLower, and Extension always agrees with the document's
+// file.extension.
+func TestExtensionFolding(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for _, c := range []struct{ path, ext string }{
+		{"/tmp/x.dAt", "dat"},
+		{"/tmp/x.Zip", "zip"},
+		{"/tmp/x.AZ", "az"},
+		{"/tmp/x.a@[`{", "a@[`{"},
+		{"/tmp/x.ÀB", "àb"},
+		{"/tmp/x.b\x80", "b\ufffd"},
+	} {
+		if got := Extension(c.path); got != c.ext {
+			t.Errorf("Extension(%q) = %q, want %q", c.path, got, c.ext)
+		}
+		ev := Event{Action: ActionOpen, Path: c.path}
+		m := decodeMap(t, enc.Append(nil, &ev))
+		if got, _ := get(m, "file.extension"); got != c.ext {
+			t.Errorf("%q: file.extension = %q, want %q", c.path, got, c.ext)
+		}
+	}
+}
+
+// TestNoEmptyFilewardBlock: a Linux event of count 1 with nothing else of
+// Fileward's own has no fileward object (not an empty one); count 2 has one.
+func TestNoEmptyFilewardBlock(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	ev := Event{Action: ActionOpen, Path: "/x", Provider: ProviderFanotify, Count: 1}
+	if doc := enc.Append(nil, &ev); bytes.Contains(doc, []byte(`"fileward":`)) {
+		t.Errorf("count 1: %s", doc)
+	}
+	ev.Stream = 3 // a fileward object for the stream: still no count of 1 in it
+	m := decodeMap(t, enc.Append(nil, &ev))
+	if got, ok := get(m, "fileward.count"); ok || get2(m, "fileward.stream") != float64(3) {
+		t.Errorf("count 1, stream 3: fileward.count = %v (present %v), stream %v", got, ok, get2(m, "fileward.stream"))
+	}
+	ev.Count = 2
+	if got, _ := get(decodeMap(t, enc.Append(nil, &ev)), "fileward.count"); got != float64(2) {
+		t.Errorf("count 2: fileward.count = %v", got)
+	}
+}
+
+func get2(m map[string]any, path string) any { v, _ := get(m, path); return v }
+
+// TestDataStreamOfLimits: DataStreamOf reads a namespace of 100 characters,
+// the longest that agent.data_stream.namespace (and Elastic) accept, and
+// refuses 101; a document cut short, or not one of ours, gives false
+// without reading past its end.
+func TestDataStreamOfLimits(t *testing.T) {
+	for _, n := range []int{1, 99, 100} {
+		ns := strings.Repeat("n", n)
+		doc := NewEncoder(Meta{HostID: "h", Namespace: ns}).Append(nil, &Event{Action: ActionCreation, Path: "/a"})
+		if got, ok := DataStreamOf(doc); !ok || got != "logs-fileward.file-"+ns {
+			t.Errorf("namespace of %d: DataStreamOf = %q, %v", n, got, ok)
+		}
+	}
+	long := []byte(`{"@timestamp":"x","data_stream":{"type":"logs","dataset":"d","namespace":"` + strings.Repeat("n", 101) + `"}}`)
+	if got, ok := DataStreamOf(long); ok {
+		t.Errorf("namespace of 101: DataStreamOf = %q, true", got)
+	}
+	doc := NewEncoder(Meta{HostID: "h"}).Append(nil, &Event{Action: ActionCreation, Path: "/a"})
+	end := bytes.Index(doc, []byte(`"namespace":"default"`)) + len(`"namespace":"default`) // the closing quote
+	if end < len(`"namespace":"default`) {
+		t.Fatalf("no namespace in %s", doc)
+	}
+	for i := 0; i <= end; i++ {
+		if got, ok := DataStreamOf(doc[:i]); ok {
+			t.Errorf("document cut at %d: DataStreamOf = %q, true", i, got)
+		}
+	}
+	// The prefix at the very start is found too.
+	if got, ok := DataStreamOf([]byte(`,"data_stream":{"type":"logs","dataset":"a","namespace":"b"}`)); !ok || got != "logs-a-b" {
+		t.Errorf("prefix at 0: %q, %v", got, ok)
+	}
+}
+
+// TestEnumBounds: the first and last known values have names; one past the
+// last has none (and does not index out of range).
+func TestEnumBounds(t *testing.T) {
+	if Action(actionCount).String() != "" || ActionOpen.String() != "open" {
+		t.Errorf("Action names: %q %q", Action(actionCount).String(), ActionOpen.String())
+	}
+	if got := Actions(); len(got) != int(actionCount)-int(ActionOpen) || got[len(got)-1] != actionCount-1 {
+		t.Errorf("Actions() = %v", got)
+	}
+	if LossReasonCount.String() != "unknown" || LossReason(0).String() == "unknown" {
+		t.Errorf("loss reasons: %q %q", LossReasonCount.String(), LossReason(0).String())
+	}
+	for b, want := range map[int]string{-1: "", 0: "CAP_CHOWN", 40: "CAP_CHECKPOINT_RESTORE", 41: "", 63: ""} {
+		if got := CapabilityName(b); got != want {
+			t.Errorf("CapabilityName(%d) = %q, want %q", b, got, want)
+		}
 	}
 }

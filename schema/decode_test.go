@@ -250,3 +250,25 @@ func FuzzDecodeECS(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeModeLimit: 7777 is the largest file.mode DecodeECS takes; the
+// next octal number is refused.
+func TestDecodeModeLimit(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	ev := fullEvent()
+	good := string(enc.Append(nil, &ev))
+	if !strings.Contains(good, `"mode":"0644"`) || !strings.Contains(good, `"type":"file"`) {
+		t.Fatalf("the full event has no mode 0644 of a regular file: %s", good)
+	}
+	var got Event
+	if err := DecodeECS([]byte(strings.Replace(good, `"mode":"0644"`, `"mode":"7777"`, 1)), &got); err != nil {
+		t.Fatalf("mode 7777: %v", err)
+	}
+	if got.Mode != 0o100000|0o7777 {
+		t.Errorf("mode 7777 decoded as %o, want 107777", got.Mode)
+	}
+	err := DecodeECS([]byte(strings.Replace(good, `"mode":"0644"`, `"mode":"10000"`, 1)), &got)
+	if err == nil || err.Error() != `invalid ECS document: file.mode: "10000" is not an octal permission string` {
+		t.Errorf("mode 10000: %v", err)
+	}
+}

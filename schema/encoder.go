@@ -845,10 +845,12 @@ func DataStreamOf(doc []byte) (stream string, ok bool) {
 	return string(typ) + "-" + string(ds) + "-" + string(ns), true
 }
 
-// plainValue reads a JSON string body up to its closing quote; it refuses
-// escapes and characters a data stream name cannot hold.
+// plainValue reads a JSON string body of at most 100 bytes (the longest
+// dataset or namespace Elastic and agent.data_stream.namespace allow) up to
+// its closing quote; it refuses escapes and characters a data stream name
+// cannot hold.
 func plainValue(b []byte) (v, rest []byte, ok bool) {
-	for i := 0; i < len(b) && i < 100; i++ {
+	for i := 0; i < len(b) && i <= 100; i++ {
 		switch c := b[i]; {
 		case c == '"':
 			return b[:i], b[i+1:], i > 0

@@ -440,12 +440,15 @@ func TestZeroAllocs(t *testing.T) {
 	ren.OrigPath = "/tmp/old name\twith \"quotes\""
 	ren.Path = "/tmp/caf\xc3\xa9\x01\xff"
 	ren.Process.EntityID = "given"
+	upper := fullEvent()
+	upper.Path = "/Users/alice/Report.PDF" // ASCII upper case is folded without allocating
 	loss := Loss{TimeNS: 5, Reason: LossRingFull, Count: 12, Seq: 3}
 	hb := Heartbeat{TimeNS: 5e9, Seq: 2, StartedNS: 1e9, Captured: 10, Dropped: 1, Spooled: 9, SpoolBytes: 4096, RingDepth: 3}
 	buf := make([]byte, 0, 4096)
 	cases := map[string]func(){
 		"Append":            func() { buf = enc.Append(buf[:0], &ev) },
 		"Append rename":     func() { buf = enc.Append(buf[:0], &ren) },
+		"Append upper ext":  func() { buf = enc.Append(buf[:0], &upper) },
 		"AppendID":          func() { buf = enc.AppendID(buf[:0], &ev) },
 		"AppendLoss":        func() { buf = enc.AppendLoss(buf[:0], &loss) },
 		"AppendLossID":      func() { buf = enc.AppendLossID(buf[:0], &loss) },
@@ -470,6 +473,9 @@ func TestStringEscaping(t *testing.T) {
 		{"\u2028\u2029", `"\u2028\u2029"`},
 		{"/tmp/<script>&", `"/tmp/<script>&"`},
 		{"😀", "\"😀\""},
+		{"a b", `"a b"`},       // space is the first byte written as is
+		{"x\x80", `"x\ufffd"`}, // 0x80, the first byte that is not ASCII
+		{"12345678\x80", `"12345678\ufffd"`},
 	}
 	for _, c := range cases {
 		got := string(appendString(nil, c.in))
@@ -868,5 +874,21 @@ func TestGoldenFullDocument(t *testing.T) {
 	got := string(NewEncoder(testMeta).Append(nil, &ev))
 	if got != golden {
 		t.Errorf("document changed:\n got %s\nwant %s", got, golden)
+	}
+}
+
+// TestAppendAnyCapacity: Append writes the same bytes whatever room dst has,
+// including exactly none to spare at any point of the document (the
+// in-place work on process.command_line must stay inside the document).
+func TestAppendAnyCapacity(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for i, ev := range roundTripEvents() {
+		want := enc.Append(nil, &ev)
+		for k := 0; k <= len(want); k++ {
+			got := enc.Append(make([]byte, 0, k), &ev)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("event %d, cap %d: got\n%s\nwant\n%s", i, k, got, want)
+			}
+		}
 	}
 }

@@ -74,3 +74,49 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestBatchEdges: an empty batch round-trips; the 5-byte header is the
+// shortest input BatchLen reads; a count may be as large as the input's
+// length (a cheap bound before decoding) but not larger; a decoding error
+// names the event and the part that is cut short.
+func TestBatchEdges(t *testing.T) {
+	empty := AppendBatch(nil, nil)
+	if !bytes.Equal(empty, []byte{batchVersion, 0, 0, 0, 0, 0}) {
+		t.Fatalf("empty batch = %x", empty)
+	}
+	var b Batch
+	b.Events = append(b.Events, Event{ID: "stale"})
+	if err := DecodeBatch(empty, &b); err != nil || len(b.Events) != 0 {
+		t.Fatalf("empty batch decoded to %d events, %v", len(b.Events), err)
+	}
+	for _, c := range []struct {
+		p    []byte
+		n    int
+		fail bool
+	}{
+		{[]byte{batchVersion, 0, 0, 0, 0}, 0, false},
+		{[]byte{batchVersion, 0, 0, 0}, 0, true},
+		{[]byte{batchVersion, 6, 0, 0, 0, 0}, 6, false},
+		{[]byte{batchVersion, 7, 0, 0, 0, 0}, 0, true},
+	} {
+		n, err := BatchLen(c.p)
+		if c.fail != (err != nil) || n != c.n || (err != nil && !errors.Is(err, ErrBadBatch)) {
+			t.Errorf("BatchLen(%x) = %d, %v; want %d, fail %v", c.p, n, err, c.n, c.fail)
+		}
+	}
+	one := AppendBatch(nil, []Event{{ID: "x", Key: "h", Doc: []byte(`{}`)}})
+	head := len(one) - 1 - 2 - 3 // flags, id, doc
+	for _, c := range []struct {
+		cut  int
+		want string
+	}{
+		{head, "malformed batch: event 0: truncated"},
+		{head + 1, "event 0 id: malformed batch: bad length"},
+		{head + 3, "event 0 doc: malformed batch: bad length"},
+	} {
+		err := DecodeBatch(one[:c.cut], &b)
+		if err == nil || err.Error() != c.want || !errors.Is(err, ErrBadBatch) {
+			t.Errorf("cut at %d: %v, want %q", c.cut, err, c.want)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -26,7 +28,8 @@ func TestDiskFullMidBatchLeavesNoPartialBatch(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 	path := filepath.Join(mnt, "events.ndjson")
-	s, err := New(Options{Path: path, RotateBytes: 64 << 20, Keep: 1})
+	var log bytes.Buffer // the truncate succeeds: nothing to report
+	s, err := New(Options{Path: path, RotateBytes: 64 << 20, Keep: 1, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +54,9 @@ func TestDiskFullMidBatchLeavesNoPartialBatch(t *testing.T) {
 	}
 	if got := readLines(t, path); len(got) != 100 {
 		t.Fatalf("%d lines after the failed Send, want 100", len(got))
+	}
+	if log.Len() != 0 {
+		t.Errorf("the undo of a failed Send logged %q", log.String())
 	}
 
 	// Space returns (a smaller batch fits): it is written once, whole.

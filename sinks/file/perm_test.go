@@ -23,6 +23,13 @@ func mode(t *testing.T, path string) os.FileMode {
 func TestPermissions(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
+	for _, umask := range []int{0, 0o077} {
+		syscall.Umask(umask)
+		testPermissions(t)
+	}
+}
+
+func testPermissions(t *testing.T) {
 	for _, tc := range []struct {
 		mode      os.FileMode
 		file, dir os.FileMode
