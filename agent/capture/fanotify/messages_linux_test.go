@@ -1,0 +1,143 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestStripHostRoot: a path under the host root loses the prefix, the root
+// itself becomes "/", and a path that merely starts with the same bytes
+// (/hostile under /host) or is shorter stays as it is.
+func TestStripHostRoot(t *testing.T) {
+	for _, c := range []struct{ root, p, want string }{
+		{"", "/etc/passwd", "/etc/passwd"},
+		{"/", "/etc/passwd", "/etc/passwd"},
+		{"/host", "/host/etc/passwd", "/etc/passwd"},
+		{"/host", "/host", "/"},
+		{"/host", "/hostile/x", "/hostile/x"},
+		{"/host", "/hos", "/hos"},
+		{"/host", "/other/host/x", "/other/host/x"},
+		{"/host", "", ""},
+	} {
+		if got := StripHostRoot(c.root, c.p); got != c.want {
+			t.Errorf("StripHostRoot(%q, %q) = %q, want %q", c.root, c.p, got, c.want)
+		}
+	}
+}
+
+// TestInitAndMarkErrorMessages: each errno fanotify_init and fanotify_mark
+// return is turned into a message that says what to do, and still wraps the
+// errno for callers.
+func TestInitAndMarkErrorMessages(t *testing.T) {
+	k := kernel{release: "6.1.0-test", major: 6, minor: 1}
+	for _, c := range []struct {
+		err  error
+		errn unix.Errno
+		want []string
+	}{
+		{initError(unix.EPERM, k, "FID"), unix.EPERM, []string{"fanotify_init", "run fileward as root or with CAP_SYS_ADMIN"}},
+		{initError(unix.EINVAL, k, "FAN_REPORT_DFID_NAME"), unix.EINVAL, []string{"Linux 6.1.0-test does not support FAN_REPORT_DFID_NAME", "upgrade to Linux 5.17"}},
+		{initError(unix.EMFILE, k, "x"), unix.EMFILE, []string{"too many fanotify groups", "fs.fanotify.max_user_groups"}},
+		{initError(fmt.Errorf("wrapped: %w", unix.ENOMEM), k, "x"), unix.ENOMEM, []string{"fanotify_init: wrapped:"}},
+		{markError(unix.ENOENT, "/gone", "filesystem", k), 0, []string{`source.fanotify.marks: "/gone" does not exist`, "create it or remove it"}},
+		{markError(unix.EINVAL, "/m", "mount", k), unix.EINVAL, []string{`fanotify_mark mount "/m"`, "Linux 6.1.0-test rejects", "mount marks cannot carry"}},
+		{markError(unix.ENOSPC, "/m", "inode", k), unix.ENOSPC, []string{"too many marks", "fs.fanotify.max_user_marks"}},
+		{markError(unix.EXDEV, "/m", "inode", k), unix.EXDEV, []string{`fanotify_mark inode "/m"`}},
+	} {
+		msg := c.err.Error()
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%q does not say %q", msg, w)
+			}
+		}
+		if c.errn != 0 && !errors.Is(c.err, c.errn) {
+			t.Errorf("%q does not wrap %v", msg, c.errn)
+		}
+	}
+	// The generic forms do not borrow a specific errno's advice.
+	if msg := initError(unix.ENOMEM, k, "x").Error(); strings.Contains(msg, "CAP_SYS_ADMIN") || strings.Contains(msg, "upgrade") {
+		t.Errorf("ENOMEM: %q", msg)
+	}
+}
+
+// TestHasCapSysAdmin: the capability read from /proc/self/status agrees
+// with capget(2) for this process.
+func TestHasCapSysAdmin(t *testing.T) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		t.Fatalf("capget: %v", err)
+	}
+	want := data[unix.CAP_SYS_ADMIN/32].Effective&(1<<(unix.CAP_SYS_ADMIN%32)) != 0
+	if got := hasCapSysAdmin(); got != want {
+		t.Fatalf("hasCapSysAdmin() = %v, capget says %v", got, want)
+	}
+	if unix.Geteuid() == 0 && checkPrivilege() != nil {
+		t.Fatalf("checkPrivilege refuses root: %v", checkPrivilege())
+	}
+}
+
+// TestMaskStringUnknownBits: bits without a name are printed in hex after
+// the named ones, alone when nothing else is set.
+func TestMaskStringUnknownBits(t *testing.T) {
+	const unknown = 1 << 62
+	for _, c := range []struct {
+		m    uint64
+		want string
+	}{
+		{0, ""},
+		{fanOpen, "OPEN"},
+		{fanOpen | fanCloseWrite, "OPEN|CLOSE_WRITE"},
+		{unknown, "0x4000000000000000"},
+		{fanOpen | unknown, "OPEN|0x4000000000000000"},
+	} {
+		if got := maskString(c.m); got != c.want {
+			t.Errorf("maskString(%#x) = %q, want %q", c.m, got, c.want)
+		}
+	}
+}
+
+// TestDirCacheSmallAndUpdate: a cache asked for no room still holds one
+// entry, and putting a key again replaces its path and makes it the most
+// recently used.
+func TestDirCacheSmallAndUpdate(t *testing.T) {
+	c := newDirCache(0)
+	c.put([]byte("a"), "/a", true)
+	c.put([]byte("b"), "/b", true)
+	if c.len() != 1 {
+		t.Fatalf("len %d, want 1", c.len())
+	}
+	if _, _, found := c.get([]byte("a")); found {
+		t.Fatal("a survived in a one-entry cache")
+	}
+
+	c = newDirCache(2)
+	c.put([]byte("a"), "/a", true)
+	c.put([]byte("b"), "/b", true)
+	c.put([]byte("a"), "/a2", false) // update: a becomes the newest
+	c.put([]byte("c"), "/c", true)   // evicts b, not a
+	if p, ok, found := c.get([]byte("a")); !found || ok || p != "/a2" {
+		t.Fatalf("a = %q %v %v, want the updated negative entry", p, ok, found)
+	}
+	if _, _, found := c.get([]byte("b")); found {
+		t.Fatal("b not evicted after a was refreshed")
+	}
+	if c.len() != 2 {
+		t.Fatalf("len %d", c.len())
+	}
+	if n := c.invalidatePrefix(""); n != 0 {
+		t.Fatalf("invalidatePrefix(\"\") dropped %d", n)
+	}
+}
+
+func TestSourceName(t *testing.T) {
+	if n := (&Source{}).Name(); n != "fanotify" {
+		t.Fatalf("Name() = %q", n)
+	}
+}
