@@ -190,7 +190,13 @@ func (s *Sink) rotate() error {
 		}
 	}
 	if err := os.Rename(s.o.Path, s.o.Path+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("file sink: rotate %s: %w", s.o.Path, err)
+		// Keep appending to the active file, so that the next Send
+		// retries the rotation instead of finding the sink closed.
+		rerr := fmt.Errorf("file sink: rotate %s: %w", s.o.Path, err)
+		if oerr := s.open(); oerr != nil {
+			return errors.Join(rerr, oerr)
+		}
+		return rerr
 	}
 	return s.open()
 }
