@@ -118,6 +118,9 @@ func (e *RequestError) Throttled() bool { return e.Status == http.StatusTooManyR
 
 func (e *RequestError) Error() string {
 	if e.Type == "" {
+		if e.Reason != "" { // "error" was a string
+			return fmt.Sprintf("elasticsearch answered HTTP %d: %s", e.Status, e.Reason)
+		}
 		return fmt.Sprintf("elasticsearch answered HTTP %d", e.Status)
 	}
 	return fmt.Sprintf("elasticsearch answered HTTP %d: %s: %s", e.Status, e.Type, e.Reason)
