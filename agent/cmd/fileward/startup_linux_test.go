@@ -33,6 +33,41 @@ func mountTmpfs(t *testing.T, dir string, flags uintptr, opts string) {
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 }
 
+// coverEnvFor returns the environment for a run of the binary as uid. In a
+// coverage build (make cover) the binary writes its counters to GOCOVERDIR,
+// which uid may not be able to write: it gets a directory of its own, whose
+// files are moved to GOCOVERDIR when the test ends, so that what only an
+// unprivileged run reaches counts too. Otherwise it is the test's own.
+func coverEnvFor(t *testing.T, uid int) []string {
+	t.Helper()
+	env := os.Environ()
+	dst := os.Getenv("GOCOVERDIR")
+	if dst == "" {
+		return env
+	}
+	tmp, err := os.MkdirTemp("", "fileward-cover-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer os.RemoveAll(tmp)
+		files, _ := os.ReadDir(tmp)
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(tmp, f.Name()))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dst, f.Name()), b, 0o644)
+			}
+			if err != nil {
+				t.Errorf("keeping the coverage data of the run as uid %d: %v", uid, err)
+			}
+		}
+	})
+	return append(env, "GOCOVERDIR="+tmp)
+}
+
 // worldDir is a fresh directory every user may enter and write, for runs
 // of the agent as nobody (t.TempDir is root's alone).
 func worldDir(t *testing.T) string {
@@ -171,6 +206,7 @@ func TestStartFailures(t *testing.T) {
 			cmd := exec.CommandContext(ctx, binary, "run", "-c", cfg)
 			if tc.asUID {
 				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+				cmd.Env = coverEnvFor(t, nobody)
 			}
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
