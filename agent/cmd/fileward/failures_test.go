@@ -213,3 +213,25 @@ func TestConvertFailures(t *testing.T) {
 		t.Fatalf("convert to a full disk: exit %d (%v), want 1 and the write error\n%s", code, err, errb.String())
 	}
 }
+
+// TestConfigFileUnreadable: a config path that does not exist or is a
+// directory is named once, with the reason, and every command that reads a
+// config exits 2.
+func TestConfigFileUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.yaml")
+	for _, c := range []struct {
+		path, reason string
+	}{
+		{missing, "no such file or directory"},
+		{dir, "is a directory"},
+	} {
+		for _, cmd := range []string{"check-config", "run", "reload"} {
+			out, errOut, code := fw(t, nil, cmd, "-c", c.path)
+			expectFail(t, code, out, errOut, 2, c.path+": cannot read the config: "+c.reason)
+			if n := strings.Count(errOut, c.path); n != 1 {
+				t.Errorf("%s -c %s: the path is named %d times:\n%s", cmd, c.path, n, errOut)
+			}
+		}
+	}
+}

@@ -109,7 +109,9 @@ func TestStartFailures(t *testing.T) {
 		// setup writes what the case needs under dir and returns the config.
 		setup func(t *testing.T, dir string) string
 		asUID bool
-		want  []string
+		// warning is a config warning expected before the failure.
+		warning string
+		want    []string
 	}{
 		{
 			name: "missing replay file",
@@ -179,6 +181,27 @@ func TestStartFailures(t *testing.T) {
 			want: []string{"agent.data_dir", "no space left on device", "free space"},
 		},
 		{
+			name: "metrics address not on this host",
+			setup: func(t *testing.T, dir string) string {
+				// 192.0.2.0/24 is TEST-NET-1 (RFC 5737): on no host.
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: \"192.0.2.1:9464\"}\n", dir, replayIn(t, dir)) + sink(dir)
+			},
+			warning: `metrics.listen: warning: "192.0.2.1:9464" is not a loopback address`,
+			want:    []string{"metrics.listen", "192.0.2.1:9464", "cannot assign requested address", "set metrics.listen to a local address"},
+		},
+		{
+			name:  "data_dir the user may not write",
+			asUID: true,
+			setup: func(t *testing.T, dir string) string {
+				ro := filepath.Join(dir, "root-owned")
+				if err := os.Mkdir(ro, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: \"\"}\n", ro, replayIn(t, dir)) + sink(dir)
+			},
+			want: []string{"agent.data_dir", "root-owned/data", "permission denied", "this user may not write there"},
+		},
+		{
 			name: "fanotify mark that does not exist",
 			setup: func(t *testing.T, dir string) string {
 				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: fanotify, fanotify: {marks: [%[1]s/no-such-dir]}}\nmetrics: {listen: \"\"}\n", dir) + sink(dir)
@@ -223,6 +246,12 @@ func TestStartFailures(t *testing.T) {
 				t.Errorf("a stack trace reached the user:\n%s", out)
 			}
 			lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+			if tc.warning != "" {
+				if !strings.HasPrefix(lines[0], cfg+":") || !strings.Contains(lines[0], tc.warning) {
+					t.Errorf("first line %q, want the config warning %q", lines[0], tc.warning)
+				}
+				lines = lines[1:]
+			}
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], "fileward: cannot start: ") {
 				t.Fatalf("want one line \"fileward: cannot start: ...\", got:\n%s", out)
 			}
