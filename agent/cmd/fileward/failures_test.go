@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/sinks"
@@ -233,5 +235,94 @@ func TestConfigFileUnreadable(t *testing.T) {
 				t.Errorf("%s -c %s: the path is named %d times:\n%s", cmd, c.path, n, errOut)
 			}
 		}
+	}
+}
+
+// TestStartOnTornSpool: a spool whose newest segment ends in a torn record
+// (what a crash mid-append leaves) does not stop the agent: the torn tail is
+// dropped, every record stored whole is delivered exactly once, no loss is
+// reported for it, and the spool verifies clean afterwards.
+func TestStartOnTornSpool(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	ecsInput(t, in, 5)
+	sdir := filepath.Join(dir, "data", "spool")
+	s, err := spool.Open(context.Background(), spool.Options{Dir: sdir, MaxBytes: 1 << 20, SegmentBytes: 64 << 10, Fsync: spool.FsyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const records, per = 10, 10
+	for i := range records {
+		evs := make([]sinks.Event, per)
+		for k := range evs {
+			evs[k] = sinks.Event{ID: fmt.Sprintf("e%d-%d", i, k), Doc: fmt.Appendf(nil, `{"spooled":"e%d-%d"}`, i, k)}
+		}
+		if err := s.Append(context.Background(), sinks.AppendBatch(nil, evs), len(evs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	segs, _ := filepath.Glob(filepath.Join(sdir, "*.seg"))
+	last := segs[len(segs)-1]
+	fi, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(last, fi.Size()-7); err != nil { // the last record is torn
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.ndjson")
+	cfg := writeConfig(t, dir, "c.yaml", "agent: {data_dir: %[1]s/data, heartbeat: 0s}\nsource: {type: replay, replay: {path: %[1]s/in.ndjson, format: ecs}}\nmetrics: {listen: \"\"}\nsinks:\n  - {name: local, type: file, file: {path: %[1]s/out.ndjson}}\n")
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	const whole = (records - 1) * per
+	var lines []string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		b, _ := os.ReadFile(out)
+		lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(b) > 0 && len(lines) >= whole+5 && strings.HasSuffix(string(b), "\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines delivered, want %d:\n%s", len(lines), whole+5, errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, errb.String())
+	}
+	b, _ := os.ReadFile(out)
+	lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	seen := map[string]int{}
+	replayed := 0
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, `{"spooled":`):
+			seen[l]++
+		case strings.Contains(l, `"events_lost"`):
+			t.Errorf("a loss was reported for a torn tail: %s", l)
+		default:
+			replayed++
+		}
+	}
+	for i := range records - 1 {
+		for k := range per {
+			if l := fmt.Sprintf(`{"spooled":"e%d-%d"}`, i, k); seen[l] != 1 {
+				t.Errorf("%s delivered %d times, want 1", l, seen[l])
+			}
+		}
+	}
+	if len(seen) != whole || replayed != 5 {
+		t.Errorf("%d spooled and %d replayed documents, want %d and 5 (the torn record's events were never stored whole)", len(seen), replayed, whole)
+	}
+	o, errOut, code := fw(t, nil, "spool", "verify", "-c", cfg)
+	if code != 0 || !strings.Contains(o, "clean") {
+		t.Errorf("verify after the start: exit %d\n%s%s", code, o, errOut)
 	}
 }
