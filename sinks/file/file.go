@@ -192,11 +192,7 @@ func (s *Sink) rotate() error {
 	if err := os.Rename(s.o.Path, s.o.Path+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		// Keep appending to the active file, so that the next Send
 		// retries the rotation instead of finding the sink closed.
-		rerr := fmt.Errorf("file sink: rotate %s: %w", s.o.Path, err)
-		if oerr := s.open(); oerr != nil {
-			return errors.Join(rerr, oerr)
-		}
-		return rerr
+		return errors.Join(fmt.Errorf("file sink: rotate %s: %w", s.o.Path, err), s.open())
 	}
 	return s.open()
 }
