@@ -326,3 +326,25 @@ func TestStartOnTornSpool(t *testing.T) {
 		t.Errorf("verify after the start: exit %d\n%s%s", code, o, errOut)
 	}
 }
+
+// TestRunRefusesInvalidConfig: run, collect and the spool commands refuse a
+// config that check-config refuses, with the same FILE:LINE: key: reason,
+// exit 2, and run starts nothing (no data_dir is created).
+func TestRunRefusesInvalidConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "c.yaml", "agent:\n  data_dir: %[1]s/data\nqueue:\n  capacity: 0\nsinks:\n  - {name: f, type: file, file: {path: %[1]s/out.ndjson}}\n")
+	_, want, code := fw(t, nil, "check-config", "-c", cfg)
+	if code != 2 || !strings.HasPrefix(want, cfg+":4: queue.capacity: ") {
+		t.Fatalf("check-config: exit %d, %q", code, want)
+	}
+	for _, args := range [][]string{{"run"}, {"collect"}, {"spool", "verify"}} {
+		out, errOut, code := fw(t, nil, append(args, "-c", cfg)...)
+		expectFail(t, code, out, errOut, 2, cfg+":4: queue.capacity: ")
+		if errOut != want {
+			t.Errorf("%v says %q, check-config %q", args, errOut, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("run created its data_dir from a config it refused")
+	}
+}
