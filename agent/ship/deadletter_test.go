@@ -222,3 +222,31 @@ func TestDeadLetterEmptyFilePastKeep(t *testing.T) {
 		t.Errorf(".1 holds %d bytes, want the rotated 8", n)
 	}
 }
+
+// TestDeadLetterCloseReleasesTheFile: after close the next write opens the
+// path again, so a file moved away meanwhile (by hand, or logrotate) is
+// not written to any more.
+func TestDeadLetterCloseReleasesTheFile(t *testing.T) {
+	d, _, _ := dlFile(t, 0, 1)
+	d.write(lines(1, 10))
+	d.close()
+	if err := os.Rename(d.path(0), d.path(0)+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	d.write(lines(1, 20))
+	if n, m := fileSize(t, d.path(0)), fileSize(t, d.path(0)+".moved"); n != 20 || m != 10 {
+		t.Errorf("new file %d bytes, moved one %d; want 20 and 10", n, m)
+	}
+}
+
+// TestDeadLetterFilesPastKeepLeftAlone: a file numbered beyond keep (left
+// by a run with a larger keep) is neither moved nor counted.
+func TestDeadLetterFilesPastKeepLeftAlone(t *testing.T) {
+	d, gone, _ := dlFile(t, 10, 1)
+	d.write(lines(1, 8))
+	os.WriteFile(d.path(2), lines(3, 4), 0o600)
+	d.write(lines(1, 8))
+	if n := fileSize(t, d.path(2)); n != 12 || exists(d.path(3)) || *gone != 0 {
+		t.Errorf(".2 holds %d bytes (want 12), .3 exists %v, discarded %d", n, exists(d.path(3)), *gone)
+	}
+}
