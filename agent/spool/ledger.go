@@ -105,7 +105,9 @@ func (s *Spool) LossTotals() LossCounts {
 func (s *Spool) AppendReport(ctx context.Context, payload []byte, events int, counts, totals LossCounts) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.appendingReport = true
 	seg, seq, err := s.appendLocked(payload, events)
+	s.appendingReport = false
 	if err != nil {
 		return err
 	}

@@ -164,6 +164,8 @@ type Spool struct {
 	wake     chan struct{}
 	recovery Recovery
 	ledger   ledger
+	// appendingReport is true while AppendReport appends (see refuse).
+	appendingReport bool
 	// lastQuarantined is the segment recoverSegment last quarantined whole.
 	lastQuarantined uint64
 
@@ -610,7 +612,7 @@ func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error)
 		return 0, 0, ErrClosed
 	}
 	if frame > s.o.SegmentBytes-segHeaderSize {
-		s.drop(uint64(events), reasonTooLarge)
+		s.refuse(events, reasonTooLarge)
 		return 0, 0, fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
 	}
 	act := s.segs[len(s.segs)-1]
@@ -624,7 +626,7 @@ func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error)
 			s.dropOldest(need)
 		}
 		if s.total+need > s.o.MaxBytes {
-			s.drop(uint64(events), reasonFull)
+			s.refuse(events, reasonFull)
 			return 0, 0, ErrFull
 		}
 	}
@@ -672,10 +674,10 @@ func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error)
 
 func (s *Spool) failAppend(err error, events int) error {
 	if isNoSpace(err) {
-		s.drop(uint64(events), reasonNoSpace)
+		s.refuse(events, reasonNoSpace)
 		return fmt.Errorf("spool append: %w: %w", ErrNoSpace, err)
 	}
-	s.drop(uint64(events), reasonIOError)
+	s.refuse(events, reasonIOError)
 	s.log.Error("spool: append failed", "err", err)
 	return fmt.Errorf("spool append: %w", err)
 }
@@ -691,6 +693,16 @@ const (
 	reasonIOError  = "io_error"
 	reasonCorrupt  = "corrupt"
 )
+
+// refuse counts the events of a record the spool would not store. A record
+// of loss reports (AppendReport) is not counted: its documents are not lost
+// events, and the reporter, told of the refusal, keeps their counts and
+// carries them in its next report.
+func (s *Spool) refuse(events int, reason string) {
+	if !s.appendingReport {
+		s.drop(uint64(events), reason)
+	}
+}
 
 func (s *Spool) drop(events uint64, reason string) {
 	s.m.dropped.WithLabelValues(reason).Add(float64(events))
