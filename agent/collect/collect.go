@@ -196,15 +196,31 @@ func Run(ctx context.Context, o Options) error {
 
 	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
 	kerr := kafka.LoggerFunc(func(f string, a ...any) { log.Warn("collect: kafka: " + fmt.Sprintf(f, a...)) })
-	cg, err := kafka.NewConsumerGroup(groupConfig(o, dialer, kerr))
+	// The group's coordinator connections can be cut at shutdown (see
+	// groupConns); the partition readers keep the plain dialer.
+	conns := newGroupConns(dialer.Timeout, leaveLimit)
+	gdialer := *dialer
+	gdialer.DialFunc = conns.DialContext
+	cg, err := kafka.NewConsumerGroup(groupConfig(o, &gdialer, kerr))
 	if err != nil {
 		return fmt.Errorf("collect: consumer group: %w", err)
 	}
+	// Closing the group leaves it, so the others take over at once. It is
+	// closed as soon as ctx is done, while the last generation still
+	// finishes its batches: kafka-go then ends that generation and leaves
+	// rather than joining a new one.
+	left := make(chan struct{})
+	leave := sync.OnceFunc(func() {
+		go func() {
+			_ = cg.Close() // always nil
+			close(left)
+		}()
+	})
+	stopLeave := context.AfterFunc(ctx, leave)
 	defer func() {
-		// Close leaves the group, so the others take over at once.
-		if err := cg.Close(); err != nil {
-			log.Warn("collect: leave consumer group", "err", err)
-		}
+		stopLeave()
+		leave()
+		awaitLeave(log, left, conns, o.SessionTimeout)
 	}()
 	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", kafkasink.MechanismName(o.SASL), "tls", o.TLS.Enabled)
 
@@ -314,6 +330,20 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	}
 	c.m.assignedCount.Set(float64(len(assigns)))
 	c.log.Info("collect: partitions assigned", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
+	defer func() {
+		// Stopping (ctx) while the generation lasts: Run is closing the
+		// group. Return once kafka-go has seen that and ended the
+		// generation (it does not wait long), so that it leaves the group
+		// instead of joining a new generation first.
+		if ctx.Err() != nil && gctx.Err() == nil {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-gctx.Done():
+			case <-t.C:
+			}
+		}
+	}()
 	defer func() {
 		// Revoked: the next generation publishes its own set.
 		c.m.assigned.Reset()
@@ -639,6 +669,35 @@ func (c *collector) watchEnds(ctx context.Context, parts map[int]*partState) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// leaveLimit bounds each connection the consumer group dials after its
+// connections were cut at shutdown: time enough for a LeaveGroup.
+const leaveLimit = 3 * time.Second
+
+// awaitLeave waits for the consumer group to close (left). If kafka-go is
+// still inside a group request a second later (a JoinGroup or SyncGroup held
+// open by a slow rebalance; Close does not abort it), the group's
+// connections are cut so that request fails now and kafka-go leaves the
+// group on a new, bounded connection. If even that does not finish, the
+// collector exits anyway: its offsets are committed, and the coordinator
+// drops the member after the session timeout.
+func awaitLeave(log *slog.Logger, left <-chan struct{}, conns *groupConns, session time.Duration) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-left:
+		return
+	case <-t.C:
+	}
+	n := conns.cutAll()
+	log.Info("collect: a consumer group request was still in flight at shutdown (a rebalance); its connection is cut so this member leaves the group now", "connections", n)
+	t.Reset(2*leaveLimit + time.Second) // FindCoordinator, then LeaveGroup
+	select {
+	case <-left:
+	case <-t.C:
+		log.Warn("collect: could not leave the consumer group in time; the coordinator drops this member after the session timeout", "session_timeout", session)
 	}
 }
 
