@@ -79,7 +79,7 @@ func procCPU(pid int) time.Duration {
 // VmHWM); CPU per 1M events is divided by the events that collector
 // acknowledged. Every run checks that the stand-in acknowledged every id.
 func (h *harness) rowCollector(ctx context.Context) ([]Result, error) {
-	n := min(h.events, envOr("FWBENCH_COLLECTOR_EVENTS", 300000))
+	n := min(h.events, envOr("FWBENCH_COLLECTOR_EVENTS", 200000))
 	latency := time.Duration(envOr("FWBENCH_COLLECTOR_LATENCY_MS", 1000)) * time.Millisecond
 	workers := envOr("FWBENCH_COLLECTOR_WORKERS", 2)
 	const batch = 2048
