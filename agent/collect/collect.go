@@ -401,9 +401,10 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	defer w.Wait()
 	defer jcancel()
 
+	unc := &uncommitted{next: map[int]int64{}}
 	for {
 		ready := w.Ready()
-		if err := c.handBack(ctx, gctx, gen, w, fl, parts); err != nil {
+		if err := c.handBack(ctx, gctx, gen, w, fl, parts, unc); err != nil {
 			return err
 		}
 		fl.health(w)
@@ -446,9 +447,22 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	}
 }
 
+// uncommitted holds the offsets of a generation whose commit failed while
+// the generation lasted (a broker gone, the coordinator moving): they go
+// into the next commit, or are retried on their own every retryEvery while
+// no batch completes, so a refused commit is made good without new traffic.
+type uncommitted struct {
+	next    map[int]int64
+	lastTry time.Time
+}
+
+// retryEvery paces the retries of an uncommitted commit with no new batch.
+const retryEvery = 5 * time.Second
+
 // handBack takes the batches the window completed, in order, makes their
-// dead-letter records durable and commits the offsets after them.
-func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w *deliver.Window, fl *flight, parts map[int]*partState) error {
+// dead-letter records durable and commits the offsets after them, with any
+// left uncommitted by a failed commit of this generation.
+func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w *deliver.Window, fl *flight, parts map[int]*partState, unc *uncommitted) error {
 	next := map[int]int64{}
 	batches, msgs := 0, 0
 	for {
@@ -464,7 +478,7 @@ func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w
 		msgs += len(b.msgs)
 		fl.forget(b)
 	}
-	if batches == 0 {
+	if batches == 0 && (len(unc.next) == 0 || time.Since(unc.lastTry) < retryEvery) {
 		return nil
 	}
 	if err := fl.failed(); err != nil {
@@ -473,10 +487,16 @@ func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w
 	if err := c.dl.sync(); err != nil {
 		return err
 	}
+	for p, o := range unc.next {
+		next[p] = max(next[p], o)
+	}
+	unc.lastTry = time.Now()
 	if err := c.commit(ctx, gctx, gen, next, parts); err != nil {
 		if ctx.Err() == nil && gctx.Err() == nil {
-			// A broker gone: the batches will be delivered again, and
+			// A broker gone: the offsets go into the next commit; a
+			// crash before then re-delivers the batches, and
 			// duplicates collapse.
+			unc.next = next
 			c.log.Warn("collect: commit offsets failed; the batches may be re-delivered", "generation", gen.ID, "err", err)
 		} else {
 			c.m.dropped.Add(float64(msgs))
@@ -484,6 +504,10 @@ func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w
 		}
 	} else {
 		c.m.batches.Add(float64(batches))
+		if len(unc.next) > 0 {
+			c.log.Info("collect: offsets committed after earlier failures", "generation", gen.ID)
+			unc.next = map[int]int64{}
+		}
 	}
 	c.publishLag(parts)
 	return nil

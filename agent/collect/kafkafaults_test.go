@@ -1,0 +1,106 @@
+package collect
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func committedSum(h *harness, partitions int) int64 {
+	var sum int64
+	for _, off := range h.committed(partitions) {
+		sum += max(off, 0)
+	}
+	return sum
+}
+
+// TestCommitFailureRetried: while the coordinator refuses every
+// OffsetCommit, the collector delivers everything but commits nothing, and
+// its lag stays at the whole backlog; once commits are accepted again it
+// commits the offsets it could not, without any new message, and its lag
+// falls to 0. Nothing is delivered twice.
+func TestCommitFailureRetried(t *testing.T) {
+	h := newHarness(t, 3)
+	reg := prometheus.NewRegistry()
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 3000)
+	fault := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: "fileward-collector", Err: kerr.CoordinatorNotAvailable, Count: -1})
+	defer fault.Remove()
+	stop := sync.OnceFunc(h.start(reg))
+	defer stop()
+	h.waitCount(len(ids), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := fault.Wait(ctx, 3); err != nil { // the batches' commits and at least one retry
+		t.Fatalf("fewer than 3 OffsetCommits refused: %v", err)
+	}
+	if sum := committedSum(h, 3); sum != 0 {
+		t.Fatalf("offsets summing to %d committed while every commit was refused", sum)
+	}
+	if got := counterValue(t, reg, "fileward_collector_batches_committed_total"); got != 0 {
+		t.Fatalf("batches_committed_total %v while every commit was refused", got)
+	}
+	if !waitFor(15*time.Second, func() bool { return gaugeValue(t, reg, "fileward_collector_lag_messages") == float64(len(ids)) }) {
+		t.Fatalf("lag %v while nothing is committed, want the whole backlog %d", gaugeValue(t, reg, "fileward_collector_lag_messages"), len(ids))
+	}
+	fault.Remove()
+	if !waitFor(30*time.Second, func() bool { return committedSum(h, 3) == int64(len(ids)) }) {
+		t.Fatalf("committed offsets %v after commits were accepted again, want them to sum to %d", h.committed(3), len(ids))
+	}
+	if !waitFor(15*time.Second, func() bool { return gaugeValue(t, reg, "fileward_collector_lag_messages") == 0 }) {
+		t.Fatalf("lag %v after everything was committed", gaugeValue(t, reg, "fileward_collector_lag_messages"))
+	}
+	if got := counterValue(t, reg, "fileward_collector_events_acked_total"); got != float64(len(ids)) {
+		t.Fatalf("acked %v, want %d (nothing delivered twice)", got, len(ids))
+	}
+	stop()
+	h.expectExactly(ids)
+}
+
+// TestFetchErrorRetried: while the broker fails every Fetch of the topic
+// (KAFKA_STORAGE_ERROR), nothing new is delivered and the collector keeps
+// trying; once Fetch is served again, the messages produced meanwhile are
+// delivered, each once.
+func TestFetchErrorRetried(t *testing.T) {
+	h := newHarness(t, 3)
+	reg := prometheus.NewRegistry()
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 1000)
+	stop := sync.OnceFunc(h.start(reg))
+	defer stop()
+	h.waitCount(len(ids), 30*time.Second)
+	fault := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: topic, Err: kerr.KafkaStorageError, Count: -1})
+	defer fault.Remove()
+	ids = append(ids, produce(t, h.cluster.ListenAddrs(), 1000, 1000)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := fault.Wait(ctx, 9); err != nil { // three partitions, each retried
+		t.Fatalf("fewer than 9 Fetches refused: %v", err)
+	}
+	if n := h.bulk.Count(ds); n != 1000 {
+		t.Fatalf("%d indexed while every Fetch failed, want the 1000 of before", n)
+	}
+	fault.Remove()
+	h.waitCount(len(ids), 30*time.Second)
+	stop()
+	h.expectExactly(ids)
+}
