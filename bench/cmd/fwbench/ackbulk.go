@@ -142,13 +142,13 @@ func (a *ackBulk) bulk(w http.ResponseWriter, r *http.Request, target string) {
 		ackJSON(w, http.StatusBadRequest, fmt.Sprintf(`{"error":{"type":"parse_exception","reason":%q},"status":400}`, err.Error()))
 		return
 	}
+	if a.refuse.Load() { // at once: a request refused does not hold a slot
+		ackJSON(w, http.StatusTooManyRequests, `{"error":{"root_cause":[{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"}],"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"},"status":429}`)
+		return
+	}
 	select {
 	case <-time.After(a.latency):
 	case <-r.Context().Done():
-		return
-	}
-	if a.refuse.Load() {
-		ackJSON(w, http.StatusTooManyRequests, `{"error":{"root_cause":[{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"}],"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"},"status":429}`)
 		return
 	}
 	var out bytes.Buffer
