@@ -160,18 +160,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.DeadLetterPath == "" {
 		return errors.New("collect: dead_letter path is required")
 	}
-	if o.BatchEvents <= 0 {
-		o.BatchEvents = 2048
-	}
-	if o.BatchWait <= 0 {
-		o.BatchWait = time.Second
-	}
-	if o.Workers <= 0 {
-		o.Workers = 2
-	}
-	if o.SessionTimeout <= 0 {
-		o.SessionTimeout = 10 * time.Second
-	}
+	o.setDefaults()
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -248,6 +237,23 @@ func Run(ctx context.Context, o Options) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// setDefaults gives the zero (or negative) sizes and durations their
+// documented defaults.
+func (o *Options) setDefaults() {
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = 2048
+	}
+	if o.BatchWait <= 0 {
+		o.BatchWait = time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 10 * time.Second
 	}
 }
 
