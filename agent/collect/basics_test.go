@@ -1,3 +1,6 @@
+// The quick unit tests run first (go test runs files in name order), so
+// a mutant they kill fails fast under make mutation.
+
 package collect
 
 import (
