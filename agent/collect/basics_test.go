@@ -4,18 +4,25 @@
 package collect
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/fileward/fileward/sinks"
+	"github.com/fileward/fileward/sinks/elasticsearch"
 )
 
 func TestSetDefaults(t *testing.T) {
@@ -74,7 +81,7 @@ func TestPartStateAndLag(t *testing.T) {
 		ps.committed.Store(com)
 		return ps
 	}
-	parts := map[int]*partState{0: mk(100, 40), 1: mk(-1, 5), 2: mk(7, -1), 3: mk(10, 12), 4: mk(50, 50)}
+	parts := map[int]*partState{0: mk(100, 40), 1: mk(-1, 5), 2: mk(7, -1), 3: mk(10, 12), 4: mk(50, 50), 5: mk(0, 0)}
 	parts[0].seeEnd(90) // lower: ignored
 	parts[0].seeEnd(100)
 	parts[4].seeEnd(60)
@@ -85,7 +92,12 @@ func TestPartStateAndLag(t *testing.T) {
 	if got := readGauge(t, m.lag); got != 70 { // 60 + 10; unknown ones skipped; 3 ahead counts 0
 		t.Fatalf("lag %v, want 70", got)
 	}
-	for p, want := range map[int]float64{0: 60, 3: 0, 4: 10} {
+	// A series for each partition whose end and commit are known (an
+	// empty partition, end 0 and commit 0, included), none for the others.
+	if n := countSeries(m.partLag); n != 4 {
+		t.Fatalf("%d per-partition lag series, want 4", n)
+	}
+	for p, want := range map[int]float64{0: 60, 3: 0, 4: 10, 5: 0} {
 		if got := readGauge(t, m.partLag.WithLabelValues(topic, strconv.Itoa(p))); got != want {
 			t.Fatalf("partition %d lag %v, want %v", p, got, want)
 		}
@@ -228,4 +240,113 @@ func TestAwaitLeaveCuts(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("awaitLeave did not return once the group left")
 	}
+}
+
+// recordingSink passes batches to the Elasticsearch sink and keeps the
+// largest batch size it saw.
+type recordingSink struct {
+	sinks.Sink
+	mu      sync.Mutex
+	largest int
+	batches int
+}
+
+func (r *recordingSink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
+	r.mu.Lock()
+	r.largest = max(r.largest, len(b.Events))
+	r.batches++
+	r.mu.Unlock()
+	return r.Sink.Send(ctx, b)
+}
+
+// TestRunRefusesBadOptions: every option Run cannot start with is an error
+// that says what is wrong, before anything is consumed.
+func TestRunRefusesBadOptions(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := func() Options {
+		return Options{Brokers: []string{"127.0.0.1:1"}, Topic: topic, GroupID: "g", Sink: &recordingSink{},
+			DeadLetterPath: filepath.Join(dir, "dl", "x.ndjson")}
+	}
+	dupReg := prometheus.NewRegistry()
+	if _, err := newMetrics(dupReg); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"no brokers", func(o *Options) { o.Brokers = nil }, "brokers, topic and group_id are required"},
+		{"no topic", func(o *Options) { o.Topic = "" }, "brokers, topic and group_id are required"},
+		{"no group", func(o *Options) { o.GroupID = "" }, "brokers, topic and group_id are required"},
+		{"no sink", func(o *Options) { o.Sink = nil }, "collect: no sink"},
+		{"no dead letter", func(o *Options) { o.DeadLetterPath = "" }, "dead_letter path is required"},
+		{"metrics registered twice", func(o *Options) { o.Registerer = dupReg }, "collect: register metrics"},
+		{"missing CA file", func(o *Options) { o.TLS = TLS{Enabled: true, CAFile: filepath.Join(dir, "no-ca.pem")} }, "no-ca.pem"},
+		{"unknown SASL mechanism", func(o *Options) { o.SASL = SASL{Mechanism: "rot13", Username: "u", Password: "p"} }, "rot13"},
+		{"dead-letter dir under a file", func(o *Options) { o.DeadLetterPath = filepath.Join(file, "dl", "x.ndjson") }, "collect: dead-letter dir"},
+		{"dead-letter path is a directory", func(o *Options) { o.DeadLetterPath = dir }, "collect: open dead-letter file"},
+	} {
+		o := good()
+		c.edit(&o)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := Run(ctx, o)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Run: %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestRunDefaultsNoLoggerNoRegistry: Run with no Logger, no Registerer and
+// zero sizes (the defaults) delivers every message once, sets Health, and
+// returns nil when ctx ends. Batches are full: never more than BatchEvents
+// events, and exactly that many while a backlog lasts.
+func TestRunDefaultsNoLoggerNoRegistry(t *testing.T) {
+	h := newHarness(t, 1)
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 5000)
+	es, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.bulk.URL}, SetupTemplate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close(context.Background())
+	sink := &recordingSink{Sink: es}
+	health := &Health{}
+	health.set(errors.New("not yet"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Brokers: h.cluster.ListenAddrs(), Topic: topic, GroupID: "fileward-collector",
+			Sink: sink, DeadLetterPath: h.dlPath, Health: health})
+	}()
+	h.waitCount(len(ids), 60*time.Second)
+	if !waitFor(20*time.Second, func() bool { return health.Err() == nil }) {
+		t.Fatalf("health %v after every event was delivered", health.Err())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	h.expectExactly(ids)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if sink.largest != 2048 {
+		t.Fatalf("largest batch %d events, want the default batch_events 2048 (a backlog of %d)", sink.largest, len(ids))
+	}
+}
+
+func countSeries(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 64)
+	c.Collect(ch)
+	close(ch)
+	return len(ch)
 }

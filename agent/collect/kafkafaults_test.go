@@ -73,6 +73,14 @@ func TestCommitFailureRetried(t *testing.T) {
 	if got := counterValue(t, reg, "fileward_collector_events_acked_total"); got != float64(len(ids)) {
 		t.Fatalf("acked %v, want %d (nothing delivered twice)", got, len(ids))
 	}
+	// Once made good, nothing is left to retry: no commit while idle
+	// (retries come every 5 s).
+	idle := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: "fileward-collector", Observe: true, Count: -1})
+	defer idle.Remove()
+	time.Sleep(7 * time.Second)
+	if n := idle.Hits(); n != 0 {
+		t.Fatalf("%d OffsetCommits while idle after the offsets were committed", n)
+	}
 	stop()
 	h.expectExactly(ids)
 }
@@ -101,6 +109,24 @@ func TestFetchErrorRetried(t *testing.T) {
 	}
 	fault.Remove()
 	h.waitCount(len(ids), 30*time.Second)
+	stop()
+	h.expectExactly(ids)
+}
+
+// TestJoinErrorRetried: the coordinator refuses the first JoinGroups
+// (COORDINATOR_NOT_AVAILABLE); the collector keeps trying and, once it is
+// in the group, delivers every message once.
+func TestJoinErrorRetried(t *testing.T) {
+	h := newHarness(t, 2)
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 1000)
+	fault := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.JoinGroup}, Group: "fileward-collector", Err: kerr.CoordinatorNotAvailable, Count: 2})
+	defer fault.Remove()
+	stop := sync.OnceFunc(h.start(prometheus.NewRegistry()))
+	defer stop()
+	h.waitCount(len(ids), 60*time.Second)
+	if n := fault.Hits(); n != 2 {
+		t.Fatalf("%d JoinGroups refused, want 2", n)
+	}
 	stop()
 	h.expectExactly(ids)
 }
