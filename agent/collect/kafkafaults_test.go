@@ -14,17 +14,26 @@ import (
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	v, ok := counterIf(t, reg, name)
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	return v
+}
+
+// counterIf is the counter's value, and false while it is not registered.
+func counterIf(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			return mf.GetMetric()[0].GetCounter().GetValue(), true
 		}
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return 0, false
 }
 
 func committedSum(h *harness, partitions int) int64 {
@@ -128,5 +137,38 @@ func TestJoinErrorRetried(t *testing.T) {
 		t.Fatalf("%d JoinGroups refused, want 2", n)
 	}
 	stop()
+	h.expectExactly(ids)
+}
+
+// TestGiveUpCountsRedelivered: stopped while Elasticsearch refuses
+// everything, the collector gives up its batches after the grace (half the
+// session timeout), commits nothing, and counts every message it fetched as
+// left for re-delivery; started again with Elasticsearch back, it delivers
+// them, each once.
+func TestGiveUpCountsRedelivered(t *testing.T) {
+	h := newHarness(t, 1)
+	ids := produce(t, h.cluster.ListenAddrs(), 0, 1000)
+	h.bulk.SetRequestFaults(1, 0) // 429 to every bulk request
+	reg := prometheus.NewRegistry()
+	stop := sync.OnceFunc(h.start(reg))
+	defer stop()
+	if !waitFor(30*time.Second, func() bool { n, _ := h.bulk.BulkRequests(); return n >= 4 }) {
+		t.Fatal("fewer than 4 bulk requests while Elasticsearch refused everything")
+	}
+	stop()
+	if got := counterValue(t, reg, "fileward_collector_revoked_messages_redelivered_total"); got != float64(len(ids)) {
+		t.Fatalf("revoked_messages_redelivered_total %v, want the %d messages in flight", got, len(ids))
+	}
+	if sum := committedSum(h, 1); sum != 0 {
+		t.Fatalf("offsets summing to %d committed with nothing acknowledged", sum)
+	}
+	if n := h.bulk.Count(ds); n != 0 {
+		t.Fatalf("%d indexed while every request was refused", n)
+	}
+	h.bulk.SetRequestFaults(0, 0)
+	stop2 := sync.OnceFunc(h.start(prometheus.NewRegistry()))
+	defer stop2()
+	h.waitCount(len(ids), 30*time.Second)
+	stop2()
 	h.expectExactly(ids)
 }
