@@ -160,18 +160,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.DeadLetterPath == "" {
 		return errors.New("collect: dead_letter path is required")
 	}
-	if o.BatchEvents <= 0 {
-		o.BatchEvents = 2048
-	}
-	if o.BatchWait <= 0 {
-		o.BatchWait = time.Second
-	}
-	if o.Workers <= 0 {
-		o.Workers = 2
-	}
-	if o.SessionTimeout <= 0 {
-		o.SessionTimeout = 10 * time.Second
-	}
+	o.setDefaults()
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -196,15 +185,31 @@ func Run(ctx context.Context, o Options) error {
 
 	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
 	kerr := kafka.LoggerFunc(func(f string, a ...any) { log.Warn("collect: kafka: " + fmt.Sprintf(f, a...)) })
-	cg, err := kafka.NewConsumerGroup(groupConfig(o, dialer, kerr))
+	// The group's coordinator connections can be cut at shutdown (see
+	// groupConns); the partition readers keep the plain dialer.
+	conns := newGroupConns(dialer.Timeout, leaveLimit)
+	gdialer := *dialer
+	gdialer.DialFunc = conns.DialContext
+	cg, err := kafka.NewConsumerGroup(groupConfig(o, &gdialer, kerr))
 	if err != nil {
 		return fmt.Errorf("collect: consumer group: %w", err)
 	}
+	// Closing the group leaves it, so the others take over at once. It is
+	// closed as soon as ctx is done, while the last generation still
+	// finishes its batches: kafka-go then ends that generation and leaves
+	// rather than joining a new one.
+	left := make(chan struct{})
+	leave := sync.OnceFunc(func() {
+		go func() {
+			_ = cg.Close() // always nil
+			close(left)
+		}()
+	})
+	stopLeave := context.AfterFunc(ctx, leave)
 	defer func() {
-		// Close leaves the group, so the others take over at once.
-		if err := cg.Close(); err != nil {
-			log.Warn("collect: leave consumer group", "err", err)
-		}
+		stopLeave()
+		leave()
+		awaitLeave(log, left, conns, o.SessionTimeout)
 	}()
 	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", kafkasink.MechanismName(o.SASL), "tls", o.TLS.Enabled)
 
@@ -232,6 +237,23 @@ func Run(ctx context.Context, o Options) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// setDefaults gives the zero (or negative) sizes and durations their
+// documented defaults.
+func (o *Options) setDefaults() {
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = 2048
+	}
+	if o.BatchWait <= 0 {
+		o.BatchWait = time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 10 * time.Second
 	}
 }
 
@@ -315,6 +337,20 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	c.m.assignedCount.Set(float64(len(assigns)))
 	c.log.Info("collect: partitions assigned", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
 	defer func() {
+		// Stopping (ctx) while the generation lasts: Run is closing the
+		// group. Return once kafka-go has seen that and ended the
+		// generation (it does not wait long), so that it leaves the group
+		// instead of joining a new generation first.
+		if ctx.Err() != nil && gctx.Err() == nil {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-gctx.Done():
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() {
 		// Revoked: the next generation publishes its own set.
 		c.m.assigned.Reset()
 		c.m.partLag.Reset()
@@ -371,9 +407,10 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	defer w.Wait()
 	defer jcancel()
 
+	unc := &uncommitted{next: map[int]int64{}}
 	for {
 		ready := w.Ready()
-		if err := c.handBack(ctx, gctx, gen, w, fl, parts); err != nil {
+		if err := c.handBack(ctx, gctx, gen, w, fl, parts, unc); err != nil {
 			return err
 		}
 		fl.health(w)
@@ -416,9 +453,22 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	}
 }
 
+// uncommitted holds the offsets of a generation whose commit failed while
+// the generation lasted (a broker gone, the coordinator moving): they go
+// into the next commit, or are retried on their own every retryEvery while
+// no batch completes, so a refused commit is made good without new traffic.
+type uncommitted struct {
+	next    map[int]int64
+	lastTry time.Time
+}
+
+// retryEvery paces the retries of an uncommitted commit with no new batch.
+const retryEvery = 5 * time.Second
+
 // handBack takes the batches the window completed, in order, makes their
-// dead-letter records durable and commits the offsets after them.
-func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w *deliver.Window, fl *flight, parts map[int]*partState) error {
+// dead-letter records durable and commits the offsets after them, with any
+// left uncommitted by a failed commit of this generation.
+func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w *deliver.Window, fl *flight, parts map[int]*partState, unc *uncommitted) error {
 	next := map[int]int64{}
 	batches, msgs := 0, 0
 	for {
@@ -434,7 +484,7 @@ func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w
 		msgs += len(b.msgs)
 		fl.forget(b)
 	}
-	if batches == 0 {
+	if batches == 0 && (len(unc.next) == 0 || time.Since(unc.lastTry) < retryEvery) {
 		return nil
 	}
 	if err := fl.failed(); err != nil {
@@ -443,10 +493,16 @@ func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w
 	if err := c.dl.sync(); err != nil {
 		return err
 	}
+	for p, o := range unc.next {
+		next[p] = max(next[p], o)
+	}
+	unc.lastTry = time.Now()
 	if err := c.commit(ctx, gctx, gen, next, parts); err != nil {
 		if ctx.Err() == nil && gctx.Err() == nil {
-			// A broker gone: the batches will be delivered again, and
+			// A broker gone: the offsets go into the next commit; a
+			// crash before then re-delivers the batches, and
 			// duplicates collapse.
+			unc.next = next
 			c.log.Warn("collect: commit offsets failed; the batches may be re-delivered", "generation", gen.ID, "err", err)
 		} else {
 			c.m.dropped.Add(float64(msgs))
@@ -454,6 +510,10 @@ func (c *collector) handBack(ctx, gctx context.Context, gen *kafka.Generation, w
 		}
 	} else {
 		c.m.batches.Add(float64(batches))
+		if len(unc.next) > 0 {
+			c.log.Info("collect: offsets committed after earlier failures", "generation", gen.ID)
+			unc.next = map[int]int64{}
+		}
 	}
 	c.publishLag(parts)
 	return nil
@@ -639,6 +699,35 @@ func (c *collector) watchEnds(ctx context.Context, parts map[int]*partState) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// leaveLimit bounds each connection the consumer group dials after its
+// connections were cut at shutdown: time enough for a LeaveGroup.
+const leaveLimit = 3 * time.Second
+
+// awaitLeave waits for the consumer group to close (left). If kafka-go is
+// still inside a group request a second later (a JoinGroup or SyncGroup held
+// open by a slow rebalance; Close does not abort it), the group's
+// connections are cut so that request fails now and kafka-go leaves the
+// group on a new, bounded connection. If even that does not finish, the
+// collector exits anyway: its offsets are committed, and the coordinator
+// drops the member after the session timeout.
+func awaitLeave(log *slog.Logger, left <-chan struct{}, conns *groupConns, session time.Duration) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-left:
+		return
+	case <-t.C:
+	}
+	n := conns.cutAll()
+	log.Info("collect: a consumer group request was still in flight at shutdown (a rebalance); its connection is cut so this member leaves the group now", "connections", n)
+	t.Reset(2*leaveLimit + time.Second) // FindCoordinator, then LeaveGroup
+	select {
+	case <-left:
+	case <-t.C:
+		log.Warn("collect: could not leave the consumer group in time; the coordinator drops this member after the session timeout", "session_timeout", session)
 	}
 }
 
