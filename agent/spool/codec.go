@@ -131,8 +131,10 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 	default:
 		return nil, fmt.Errorf("%w: unknown codec %d", errBadPayload, id)
 	}
-	if raw > maxRecordLen {
-		return nil, fmt.Errorf("%w: raw length %d", errBadPayload, raw)
+	if raw == 0 || raw > maxRecordLen {
+		// The writer never compresses an empty payload (and the lz4
+		// decoder must not be given an empty output buffer).
+		return nil, fmt.Errorf("%w: %s: raw length %d", errBadPayload, codecName(id), raw)
 	}
 	if cap(*buf) < int(raw) {
 		*buf = make([]byte, raw)

@@ -466,6 +466,8 @@ func TestDecode(t *testing.T) {
 		{codecZstd, nil, 1},
 		{codecLZ4, []byte{0xf0}, 100},
 		{codecLZ4, nil, 5},
+		{codecLZ4, []byte("000000000000000000"), 0}, // found by FuzzDecodePayload: the lz4 decoder crashed on an empty output
+		{codecZstd, z, 0},
 		{codecNone, []byte("abc"), 4},
 		{7, []byte("abc"), 3},
 	} {
