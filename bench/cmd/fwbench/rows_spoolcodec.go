@@ -356,14 +356,16 @@ func (h *harness) kafkaPerCodec(ctx context.Context, def string) ([]Result, erro
 	}
 	rates := map[string][]float64{}
 	cpu := map[string][]float64{}
+	rss := map[string]float64{}
 	for round := 0; round < rounds; round++ {
 		for _, c := range spoolCodecs {
-			rate, cpuPerM, err := h.kafkaAgentRun(ctx, esl, n, c, fmt.Sprintf("codec-%s-%d", c, round))
+			rate, cpuPerM, peak, err := h.kafkaAgentRun(ctx, esl, n, c, fmt.Sprintf("codec-%s-%d", c, round))
 			if err != nil {
 				return nil, fmt.Errorf("end to end with %s: %w", c, err)
 			}
 			rates[c] = append(rates[c], rate)
 			cpu[c] = append(cpu[c], cpuPerM)
+			rss[c] = max(rss[c], peak)
 			h.logf("spoolcodec: kafka end to end with %s: %.0f events/s, %.2f CPU-s/1M", c, rate, cpuPerM)
 		}
 	}
@@ -378,18 +380,21 @@ func (h *harness) kafkaPerCodec(ctx context.Context, def string) ([]Result, erro
 		if c == def {
 			r.apply(Target{"ratio", ">=", 0.9})
 		}
-		out = append(out, r)
+		m := Result{Name: "spoolcodec." + c + ".kafka_peak_rss", Value: rss[c], Unit: "MiB",
+			Notes: "the highest peak VmHWM of the agent over the rounds"}
+		m.apply(Target{"value", "<=", 100})
+		out = append(out, r, m)
 	}
 	return out, nil
 }
 
 // kafkaAgentRun is one end-to-end run of the agent with codec c into a
 // fresh broker: events/s from process start to the last record on the
-// broker, and CPU-s per 1M events.
-func (h *harness) kafkaAgentRun(ctx context.Context, esl string, n int, c, name string) (float64, float64, error) {
+// broker, CPU-s per 1M events and peak RSS in MiB.
+func (h *harness) kafkaAgentRun(ctx context.Context, esl string, n int, c, name string) (float64, float64, float64, error) {
 	br, err := h.codecBroker(ctx, "fw-codec")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer br.Close()
 	dir := filepath.Join(h.work, name)
@@ -399,7 +404,7 @@ func (h *harness) kafkaAgentRun(ctx context.Context, esl string, n int, c, name 
     kafka: { brokers: [%q], topic: fw-codec, compression: %s, required_acks: all }`, br.addr, h.kafkaCompression)
 	a, err := h.startAgentWith(ctx, agentConfig{DataDir: dir, Input: esl, Sinks: sink}, c, 0)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	alive := func() error {
 		select {
@@ -412,14 +417,14 @@ func (h *harness) kafkaAgentRun(ctx context.Context, esl string, n int, c, name 
 	at, err := br.waitCount(ctx, "fw-codec", int64(n), h.timeout(n), alive)
 	if err != nil {
 		a.kill()
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	wall := at.Sub(a.start)
 	u, err := a.stop()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return float64(n) / wall.Seconds(), u.CPU.Seconds() / (float64(n) / 1e6), nil
+	return float64(n) / wall.Seconds(), u.CPU.Seconds() / (float64(n) / 1e6), float64(u.MaxRSS) / (1 << 20), nil
 }
 
 // backlogDrain fills a spool with the default codec while no sink reads it
