@@ -214,7 +214,9 @@ func scanSegment(r io.ReaderAt, size int64, verify bool) scanResult {
 				buf = make([]byte, rh.length)
 			}
 			p := buf[:rh.length]
-			if _, err := r.ReadAt(p, off+hlen); err != nil {
+			// An empty payload is not read: a ReaderAt may answer EOF to an
+			// empty read at its end (bytes.Reader does).
+			if _, err := r.ReadAt(p, off+hlen); err != nil && len(p) > 0 {
 				return rec, fmt.Errorf("read payload: %w", err)
 			}
 			if !rh.check(h, p) {
