@@ -422,4 +422,3 @@ func TestRuntimeDamageLoggedOnce(t *testing.T) {
 		t.Fatalf("logged the damage %d times:\n%s", n, logs.String())
 	}
 }
-
