@@ -422,3 +422,63 @@ func TestRuntimeDamageLoggedOnce(t *testing.T) {
 		t.Fatalf("logged the damage %d times:\n%s", n, logs.String())
 	}
 }
+
+// TestInspectReport pins down the per-segment figures of Inspect and the
+// damage it reports for bad segment headers.
+func TestInspectReport(t *testing.T) {
+	dir := t.TempDir()
+	o := testOpts(dir)
+	o.SegmentBytes = 4096
+	s := mustOpen(t, o)
+	t0 := time.Now()
+	for i := uint64(0); i < 5; i++ {
+		if err := s.Append(context.Background(), payload(i*10, 10, 1500), 10); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	s.Close()
+	rep, err := Inspect(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Segments) != 3 || rep.Records != 5 || rep.Events != 50 || len(rep.Damage) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	first, last := rep.Segments[0], rep.Segments[2]
+	if first.Records != 2 || first.Events != 20 || first.FirstSeq != 0 || first.EndSeq != 20 || last.FirstSeq != 40 || last.EndSeq != 50 {
+		t.Fatalf("segments %+v", rep.Segments)
+	}
+	if first.Oldest.Before(t0) || !first.Newest.After(first.Oldest) || !last.Newest.After(first.Newest) {
+		t.Fatalf("times: first %v…%v, last …%v (start %v)", first.Oldest, first.Newest, last.Newest, t0)
+	}
+
+	// The oldest segment's header is damaged and no cursor says where the
+	// data began: the loss cannot be counted.
+	hdr := func(idx uint64) string { return filepath.Join(dir, segName(idx)) }
+	flip(t, hdr(1), 10)
+	rep, err = Inspect(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 1 || rep.Damage[0].Torn || !rep.LostUnknown || len(rep.Segments) != 2 {
+		t.Fatalf("bad oldest header: damage %+v, lost unknown %v", rep.Damage, rep.LostUnknown)
+	}
+	// The newest segment is only a header, and a damaged one: corruption,
+	// not a torn tail.
+	os.Truncate(hdr(3), segHeaderSize)
+	flip(t, hdr(3), 9)
+	rep, err = Inspect(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 2 || rep.Damage[1].Torn || !rep.LostUnknown {
+		t.Fatalf("bad newest header: damage %+v", rep.Damage)
+	}
+	// No good segment at all.
+	flip(t, hdr(2), 9)
+	rep, err = Inspect(dir, true)
+	if err != nil || len(rep.Segments) != 0 || len(rep.Damage) != 3 || rep.Events != 0 {
+		t.Fatalf("no good segment: %v %+v", err, rep)
+	}
+}
