@@ -242,4 +242,3 @@ func TestSyncAndClose(t *testing.T) {
 		})
 	}
 }
-
