@@ -112,6 +112,9 @@ func TestValidationBounds(t *testing.T) {
 		{"fsync_interval 1ns", "spool: {fsync: interval, fsync_interval: 1ns}\n", nil},
 		{"fsync_interval 0", "spool: {fsync: interval, fsync_interval: 0}\n", []string{"b.yaml:1: spool.fsync_interval: must be positive when spool.fsync is interval"}},
 		{"fsync_interval unused", "spool: {fsync: always, fsync_interval: 0}\n", nil},
+		{"compression lz4", "spool: {compression: lz4}\n", nil},
+		{"compression none", "spool: {compression: none}\n", nil},
+		{"compression gzip", "spool: {compression: gzip}\n", []string{`b.yaml:1: spool.compression: "gzip" is not one of: none, lz4, zstd`}},
 
 		{"dead_letter 4KiB", "dead_letter: {max_bytes: 4096}\n", nil},
 		{"dead_letter 4KiB-1", "dead_letter: {max_bytes: 4095}\n", []string{"b.yaml:1: dead_letter.max_bytes: must be at least 4KiB"}},

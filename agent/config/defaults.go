@@ -33,6 +33,7 @@ func Default() Config {
 			WhenFull:      "drop_oldest",
 			Fsync:         "interval",
 			FsyncInterval: Duration(time.Second),
+			Compression:   "zstd",
 		},
 		Sinks: []Sink{{
 			Name:    "local",

@@ -232,6 +232,7 @@ type Reader struct {
 	f    *os.File
 	fseg uint64
 	buf  []byte
+	raw  []byte // decompressed payloads
 
 	dirty       bool // acknowledged but not persisted
 	lastPersist time.Time
@@ -271,7 +272,7 @@ func (s *Spool) Reader(name string) (*Reader, error) {
 func (r *Reader) Next() bool {
 	r.err, r.have = nil, false
 	for attempt := 0; ; attempt++ {
-		seg, limit, ok := r.locate()
+		seg, version, limit, ok := r.locate()
 		if r.err != nil || !ok {
 			return false
 		}
@@ -290,19 +291,19 @@ func (r *Reader) Next() bool {
 			}
 			r.f, r.fseg = f, seg
 		}
-		return r.read(seg, limit)
+		return r.read(seg, version, limit)
 	}
 }
 
 // locate finds the segment and the readable limit for r.pos, moving pos
 // over deleted or finished segments.
-func (r *Reader) locate() (seg uint64, limit int64, ok bool) {
+func (r *Reader) locate() (seg uint64, version uint8, limit int64, ok bool) {
 	s := r.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		r.err = ErrClosed
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	for {
 		sg := s.findSeg(r.pos.Segment)
@@ -322,46 +323,52 @@ func (r *Reader) locate() (seg uint64, limit int64, ok bool) {
 		}
 		if r.pos.Offset >= sg.size {
 			if sg == s.segs[len(s.segs)-1] {
-				return 0, 0, false
+				return 0, 0, 0, false
 			}
 			i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].idx > sg.idx })
 			n := s.segs[i]
 			r.pos = Position{n.idx, segHeaderSize, n.baseSeq}
 			continue
 		}
-		return sg.idx, sg.size, true
+		return sg.idx, sg.version, sg.size, true
 	}
 }
 
-func (r *Reader) read(seg uint64, limit int64) bool {
-	var hb [recHeaderSize]byte
+func (r *Reader) read(seg uint64, version uint8, limit int64) bool {
+	var hbuf [recHeaderSize]byte
+	hlen := recHeaderLen(version)
+	hb := hbuf[:hlen]
 	off := r.pos.Offset
 	corrupt := func(err error) bool {
 		r.err = &CorruptionError{Dir: r.s.o.Dir, Segment: seg, Offset: off, Err: err}
 		r.s.m.corrupt.Inc()
 		return false
 	}
-	if limit-off < recHeaderSize {
+	if limit-off < hlen {
 		return corrupt(errShortHeader)
 	}
-	if _, err := r.f.ReadAt(hb[:], off); err != nil {
+	if _, err := r.f.ReadAt(hb, off); err != nil {
 		return corrupt(fmt.Errorf("read header: %w", err))
 	}
-	h := parseRecHeader(hb[:])
-	if int64(h.length) > limit-off-recHeaderSize {
+	h := parseRecHeader(hb, version)
+	if int64(h.length) > limit-off-hlen {
 		return corrupt(errBadLength)
 	}
 	if cap(r.buf) < int(h.length) {
 		r.buf = make([]byte, h.length)
 	}
 	p := r.buf[:h.length]
-	if _, err := r.f.ReadAt(p, off+recHeaderSize); err != nil {
+	if _, err := r.f.ReadAt(p, off+hlen); err != nil {
 		return corrupt(fmt.Errorf("read payload: %w", err))
 	}
-	if !h.check(hb[:], p) {
+	if !h.check(hb, p) {
 		return corrupt(errBadCRC)
 	}
-	end := Position{seg, off + recHeaderSize + int64(h.length), h.seq + uint64(h.events)}
+	p, err := r.s.codec.decode(h.codec, p, h.raw, &r.raw)
+	if err != nil {
+		return corrupt(err)
+	}
+	end := Position{seg, off + hlen + int64(h.length), h.seq + uint64(h.events)}
 	r.rec = Record{Payload: p, Events: int(h.events), Seq: h.seq, Time: time.Unix(0, h.time),
 		Pos: Position{seg, off, h.seq}, End: end}
 	r.pos = end

@@ -15,9 +15,14 @@ import (
 // On-disk layout; FORMAT.md is the prose version of these constants.
 const (
 	segMagic      = "FWSG"
-	segVersion    = 1
+	segVersion    = 2  // the version this build writes; it reads 1 and 2
 	segHeaderSize = 20 // magic 4, version 1, reserved 3, baseSeq 8, crc 4
-	recHeaderSize = 28 // length 4, events 4, seq 8, time 8, crc 4
+	// recHeaderSize is the record header of version 2: length 4, events 4,
+	// seq 8, time 8, raw 4, codec 1, reserved 3, crc 4.
+	recHeaderSize = 36
+	// recHeaderSizeV1 is the record header of version 1: length 4,
+	// events 4, seq 8, time 8, crc 4.
+	recHeaderSizeV1 = 28
 	// maxRecordLen bounds what the scanner believes about a length field.
 	maxRecordLen = 1 << 30
 	segSuffix    = ".seg"
@@ -42,63 +47,88 @@ func parseSegName(name string) (uint64, bool) {
 	return n, err == nil
 }
 
-func putSegHeader(b []byte, baseSeq uint64) {
+// recHeaderLen is the size of a record header in a segment of version v.
+func recHeaderLen(v uint8) int64 {
+	if v == 1 {
+		return recHeaderSizeV1
+	}
+	return recHeaderSize
+}
+
+func putSegHeader(b []byte, version uint8, baseSeq uint64) {
 	copy(b[0:4], segMagic)
-	b[4] = segVersion
+	b[4] = version
 	b[5], b[6], b[7] = 0, 0, 0
 	binary.LittleEndian.PutUint64(b[8:16], baseSeq)
 	binary.LittleEndian.PutUint32(b[16:20], crc32.Checksum(b[0:16], castagnoli))
 }
 
-func parseSegHeader(b []byte) (baseSeq uint64, err error) {
+func parseSegHeader(b []byte) (baseSeq uint64, version uint8, err error) {
 	if len(b) < segHeaderSize || string(b[0:4]) != segMagic {
-		return 0, fmt.Errorf("%w: magic", errBadSegHeader)
+		return 0, 0, fmt.Errorf("%w: magic", errBadSegHeader)
 	}
 	if b[4] > segVersion {
 		// Every format keeps the magic and the version byte where they are,
 		// so a newer segment is told apart from a damaged one and refused,
 		// never quarantined (FORMAT.md, Versions).
-		return 0, &VersionError{Found: int(b[4]), Supported: segVersion}
+		return 0, 0, &VersionError{Found: int(b[4]), Supported: segVersion}
 	}
-	if b[4] != segVersion {
-		return 0, fmt.Errorf("%w: version %d", errBadSegHeader, b[4])
+	if b[4] == 0 {
+		return 0, 0, fmt.Errorf("%w: version %d", errBadSegHeader, b[4])
 	}
 	if crc32.Checksum(b[0:16], castagnoli) != binary.LittleEndian.Uint32(b[16:20]) {
-		return 0, fmt.Errorf("%w: crc", errBadSegHeader)
+		return 0, 0, fmt.Errorf("%w: crc", errBadSegHeader)
 	}
-	return binary.LittleEndian.Uint64(b[8:16]), nil
+	return binary.LittleEndian.Uint64(b[8:16]), b[4], nil
 }
 
 // recHeader is the fixed part in front of every payload.
 type recHeader struct {
-	length uint32
+	length uint32 // stored payload bytes
 	events uint32
 	seq    uint64
-	time   int64 // unix nanoseconds at append
+	time   int64  // unix nanoseconds at append
+	raw    uint32 // payload bytes before compression (version 1: length)
+	codec  uint8  // codecNone, codecLZ4, codecZstd (version 1: none)
 	crc    uint32
 }
 
+// putRecHeader writes a version-2 record header (recHeaderSize bytes).
 func putRecHeader(b []byte, h recHeader, payload []byte) {
 	binary.LittleEndian.PutUint32(b[0:4], h.length)
 	binary.LittleEndian.PutUint32(b[4:8], h.events)
 	binary.LittleEndian.PutUint64(b[8:16], h.seq)
 	binary.LittleEndian.PutUint64(b[16:24], uint64(h.time))
-	c := crc32.Update(crc32.Checksum(b[0:24], castagnoli), castagnoli, payload)
-	binary.LittleEndian.PutUint32(b[24:28], c)
+	binary.LittleEndian.PutUint32(b[24:28], h.raw)
+	b[28], b[29], b[30], b[31] = h.codec, 0, 0, 0
+	c := crc32.Update(crc32.Checksum(b[0:32], castagnoli), castagnoli, payload)
+	binary.LittleEndian.PutUint32(b[32:36], c)
 }
 
-func parseRecHeader(b []byte) recHeader {
-	return recHeader{
+// parseRecHeader reads a record header of a segment of version v
+// (recHeaderLen(v) bytes).
+func parseRecHeader(b []byte, v uint8) recHeader {
+	h := recHeader{
 		length: binary.LittleEndian.Uint32(b[0:4]),
 		events: binary.LittleEndian.Uint32(b[4:8]),
 		seq:    binary.LittleEndian.Uint64(b[8:16]),
 		time:   int64(binary.LittleEndian.Uint64(b[16:24])),
-		crc:    binary.LittleEndian.Uint32(b[24:28]),
 	}
+	if v == 1 {
+		h.raw, h.codec = h.length, codecNone
+		h.crc = binary.LittleEndian.Uint32(b[24:28])
+		return h
+	}
+	h.raw = binary.LittleEndian.Uint32(b[24:28])
+	h.codec = b[28]
+	h.crc = binary.LittleEndian.Uint32(b[32:36])
+	return h
 }
 
+// check verifies the CRC over the header bytes hb (without the CRC field)
+// and the payload.
 func (h recHeader) check(hb, payload []byte) bool {
-	return crc32.Update(crc32.Checksum(hb[0:24], castagnoli), castagnoli, payload) == h.crc
+	return crc32.Update(crc32.Checksum(hb[:len(hb)-4], castagnoli), castagnoli, payload) == h.crc
 }
 
 // scannedRecord is one good record found by scanSegment.
@@ -108,6 +138,8 @@ type scannedRecord struct {
 	events uint32
 	seq    uint64
 	time   int64
+	raw    uint32 // payload bytes before compression
+	codec  uint8
 }
 
 // span is a damaged byte range [Start, End) of a segment.
@@ -119,6 +151,7 @@ type span struct {
 // scanResult is everything scanSegment learned about one segment.
 type scanResult struct {
 	baseSeq uint64
+	version uint8
 	hdrErr  error // the segment header itself is bad; nothing else is known
 	records []scannedRecord
 	bad     []span
@@ -153,36 +186,40 @@ func scanSegment(r io.ReaderAt, size int64, verify bool) scanResult {
 		res.hdrErr = fmt.Errorf("%w: %v", errBadSegHeader, err)
 		return res
 	}
-	base, err := parseSegHeader(hb[:])
+	base, version, err := parseSegHeader(hb[:])
 	if err != nil {
 		res.hdrErr = err
 		return res
 	}
-	res.baseSeq = base
+	res.baseSeq, res.version = base, version
+	hlen := recHeaderLen(version)
 	var buf []byte
 	// readRec reads and checks the record at off.
 	readRec := func(off int64) (scannedRecord, error) {
-		var h [recHeaderSize]byte
-		if size-off < recHeaderSize {
+		var hbuf [recHeaderSize]byte
+		h := hbuf[:hlen]
+		if size-off < hlen {
 			return scannedRecord{}, errShortHeader
 		}
-		if _, err := r.ReadAt(h[:], off); err != nil {
+		if _, err := r.ReadAt(h, off); err != nil {
 			return scannedRecord{}, fmt.Errorf("read header: %w", err)
 		}
-		rh := parseRecHeader(h[:])
-		if int64(rh.length) > maxRecordLen || int64(rh.length) > size-off-recHeaderSize {
+		rh := parseRecHeader(h, version)
+		if int64(rh.length) > maxRecordLen || int64(rh.length) > size-off-hlen {
 			return scannedRecord{}, errBadLength
 		}
-		rec := scannedRecord{off: off, size: recHeaderSize + int64(rh.length), events: rh.events, seq: rh.seq, time: rh.time}
+		rec := scannedRecord{off: off, size: hlen + int64(rh.length), events: rh.events, seq: rh.seq, time: rh.time, raw: rh.raw, codec: rh.codec}
 		if verify {
 			if cap(buf) < int(rh.length) {
 				buf = make([]byte, rh.length)
 			}
 			p := buf[:rh.length]
-			if _, err := r.ReadAt(p, off+recHeaderSize); err != nil {
+			// An empty payload is not read: a ReaderAt may answer EOF to an
+			// empty read at its end (bytes.Reader does).
+			if _, err := r.ReadAt(p, off+hlen); err != nil && len(p) > 0 {
 				return rec, fmt.Errorf("read payload: %w", err)
 			}
-			if !rh.check(h[:], p) {
+			if !rh.check(h, p) {
 				return rec, errBadCRC
 			}
 		}

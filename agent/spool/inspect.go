@@ -21,6 +21,11 @@ type SegmentInfo struct {
 	EndSeq   uint64 // after the last good record
 	Oldest   time.Time
 	Newest   time.Time
+	Version  int // format version of the file
+	// RawBytes and StoredBytes are the payload bytes of its good records
+	// before and after compression (headers not included).
+	RawBytes    int64
+	StoredBytes int64
 }
 
 // CursorInfo is one sink's cursor and its lag.
@@ -53,6 +58,9 @@ type Report struct {
 	Bytes       int64
 	Records     int
 	Events      uint64
+	RawBytes    int64          // payload bytes of the good records, before compression
+	StoredBytes int64          // the same payloads as stored (compressed)
+	Codecs      map[string]int // good records by codec ("none", "lz4", "zstd")
 	Cursors     []CursorInfo
 	Damage      []Damage
 	Quarantined []string
@@ -75,7 +83,7 @@ func Inspect(dir string, verify bool) (*Report, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	rep := &Report{Dir: dir, InUse: inUse(dir), Verified: verify}
+	rep := &Report{Dir: dir, InUse: inUse(dir), Verified: verify, Codecs: map[string]int{}}
 	idxs, err := listSegments(dir)
 	if err != nil {
 		return nil, err
@@ -123,8 +131,12 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		for _, b := range res.bad {
 			rep.Damage = append(rep.Damage, Damage{Segment: idx, File: name, Start: b.start, End: b.end, Torn: torn, Err: b.err})
 		}
-		si := SegmentInfo{Index: idx, File: name, Bytes: st.Size(), FirstSeq: res.baseSeq, EndSeq: res.baseSeq}
+		si := SegmentInfo{Index: idx, File: name, Bytes: st.Size(), FirstSeq: res.baseSeq, EndSeq: res.baseSeq, Version: int(res.version)}
+		hlen := recHeaderLen(res.version)
 		for _, r := range res.records {
+			si.RawBytes += int64(r.raw)
+			si.StoredBytes += r.size - hlen
+			rep.Codecs[codecName(r.codec)]++
 			if si.Records == 0 {
 				si.Oldest = time.Unix(0, r.time)
 			}
@@ -140,6 +152,8 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		rep.Bytes += si.Bytes
 		rep.Records += si.Records
 		rep.Events += si.Events
+		rep.RawBytes += si.RawBytes
+		rep.StoredBytes += si.StoredBytes
 		segs = append(segs, &segment{idx: idx, baseSeq: si.FirstSeq, endSeq: si.EndSeq, size: res.end()})
 	}
 	var nextSeq uint64
@@ -191,6 +205,15 @@ func Inspect(dir string, verify bool) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// Ratio is the compression ratio of the good records' payloads: raw bytes
+// over stored bytes (1 for an uncompressed spool, 0 for an empty one).
+func (r *Report) Ratio() float64 {
+	if r.StoredBytes == 0 {
+		return 0
+	}
+	return float64(r.RawBytes) / float64(r.StoredBytes)
 }
 
 // Corrupt reports whether the report holds damage other than a torn tail.

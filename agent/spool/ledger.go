@@ -103,10 +103,12 @@ func (s *Spool) LossTotals() LossCounts {
 // record's documents state) are persisted with it and returned by
 // LossTotals after a restart.
 func (s *Spool) AppendReport(ctx context.Context, payload []byte, events int, counts, totals LossCounts) error {
+	stored, id, release := s.codec.encode(payload)
+	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.appendingReport = true
-	seg, seq, err := s.appendLocked(payload, events)
+	seg, seq, err := s.appendLocked(stored, id, len(payload), events)
 	s.appendingReport = false
 	if err != nil {
 		return err

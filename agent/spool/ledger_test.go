@@ -1,7 +1,13 @@
 package spool
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +59,47 @@ func TestReportCountsComeBack(t *testing.T) {
 	defer s.Close()
 	if tot := s.LossTotals(); tot["spool_full"] != 900 || tot["ring_full"] != 7 {
 		t.Errorf("totals after restart: %v", tot)
+	}
+}
+
+// TestLedgerFileEdges: a damaged ledger file is logged and replaced with
+// empty totals; a ledger without totals loads as empty totals; AppendReport
+// with nil totals stores empty ones; AppendReport on a closed spool fails.
+func TestLedgerFileEdges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	o := Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, Fsync: FsyncAlways, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, ledgerFile), []byte("{not json"), 0o600)
+	s := mustOpen(t, o)
+	if tot := s.LossTotals(); tot == nil || len(tot) != 0 || !strings.Contains(logs.String(), "unreadable loss ledger") {
+		t.Fatalf("damaged ledger: totals %v, log %s", tot, logs.String())
+	}
+	if err := s.AppendReport(ctx, []byte("r"), 1, LossCounts{"ring_full": 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if tot := s.LossTotals(); tot == nil || len(tot) != 0 {
+		t.Fatalf("nil totals stored as %v", tot)
+	}
+	if err := s.AppendReport(ctx, []byte("r"), 1, nil, LossCounts{"ring_full": 3}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.ledger.Reports); n != 2 {
+		t.Fatalf("%d reports remembered, want 2", n)
+	}
+	s.Close()
+	if err := s.AppendReport(ctx, []byte("r"), 1, nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendReport after Close: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, ledgerFile))
+	if !strings.Contains(string(b), `"ring_full":3`) {
+		t.Fatalf("ledger on disk: %s", b)
+	}
+	os.WriteFile(filepath.Join(dir, ledgerFile), []byte(`{"totals":null}`), 0o600)
+	s = mustOpen(t, o)
+	defer s.Close()
+	if tot := s.LossTotals(); tot == nil || len(tot) != 0 {
+		t.Fatalf("null totals loaded as %v", tot)
 	}
 }

@@ -35,8 +35,13 @@ type Options struct {
 	WhenFull      string // "drop_oldest" (default) | "drop_newest"
 	Fsync         string // "always" | "interval" (default) | "never"
 	FsyncInterval time.Duration
-	Logger        *slog.Logger          // nil = discard
-	Registerer    prometheus.Registerer // nil = no metrics
+	// Compression is the codec of the records Append writes: "none"
+	// (also ""), "lz4" or "zstd". Each record is compressed as a whole;
+	// every codec is read whatever this says. The agent's default comes
+	// from its config (docs/configuration.md).
+	Compression string
+	Logger      *slog.Logger          // nil = discard
+	Registerer  prometheus.Registerer // nil = no metrics
 	// OnDrop is told how many events were dropped because the spool was
 	// full (either policy), the disk was full (ENOSPC) or a batch was larger
 	// than a segment. It is called with the spool's lock held: it must not
@@ -70,6 +75,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.FsyncInterval <= 0 {
 		o.FsyncInterval = time.Second
+	}
+	if o.Compression == "" {
+		o.Compression = CompressionNone
 	}
 	if o.SegmentBytes < 4096 {
 		return fmt.Errorf("spool: segment_bytes %d is below 4096", o.SegmentBytes)
@@ -112,6 +120,7 @@ type Position struct {
 
 type segment struct {
 	idx     uint64
+	version uint8  // format version of the file (1 or 2): its record header size
 	baseSeq uint64 // seq of the first event (from the segment header)
 	endSeq  uint64 // seq after the last event
 	size    int64
@@ -144,9 +153,10 @@ type Recovery struct {
 // Spool is a segmented append-only log. Append is safe for concurrent use;
 // each Reader is used by one goroutine.
 type Spool struct {
-	o   Options
-	log *slog.Logger
-	m   *metrics
+	o     Options
+	log   *slog.Logger
+	m     *metrics
+	codec *codec
 
 	lock *os.File
 
@@ -188,14 +198,20 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
+	cd, err := newCodec(o.Compression)
+	if err != nil {
+		return nil, err
+	}
 	lock, err := lockDir(ctx, o.Dir)
 	if err != nil {
+		cd.close()
 		return nil, err
 	}
 	s := &Spool{
 		o:       o,
 		log:     o.Logger,
 		m:       newMetrics(o.Registerer),
+		codec:   cd,
 		lock:    lock,
 		cursors: map[string]*cursorState{},
 		wake:    make(chan struct{}),
@@ -203,6 +219,7 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	if err := s.recover(); err != nil {
 		unlockDir(lock)
 		s.m.unregister()
+		cd.close()
 		return nil, err
 	}
 	s.m.bytes.Set(float64(s.total))
@@ -277,8 +294,10 @@ func (s *Spool) recover() error {
 			s.nextSeq = p.Seq
 		}
 	}
-	// The active segment: reopen the newest, or start one.
-	if len(s.segs) > 0 {
+	// The active segment: reopen the newest, or start one. A newest
+	// segment of an older format is sealed as it is: records of this
+	// format go into a new segment.
+	if n := len(s.segs); n > 0 && s.segs[n-1].version == segVersion {
 		last := s.segs[len(s.segs)-1]
 		f, err := os.OpenFile(filepath.Join(s.o.Dir, segName(last.idx)), os.O_RDWR, 0)
 		if err != nil {
@@ -437,7 +456,7 @@ func (s *Spool) recoverSegment(idx uint64, newest bool, recs *[]recoveredRecord)
 			return nil, nil, err
 		}
 	}
-	seg := &segment{idx: idx, baseSeq: res.baseSeq, endSeq: res.baseSeq, size: segHeaderSize}
+	seg := &segment{idx: idx, version: res.version, baseSeq: res.baseSeq, endSeq: res.baseSeq, size: segHeaderSize}
 	offs := make(map[int64]uint64, len(res.records))
 	off := int64(segHeaderSize)
 	for _, r := range res.records {
@@ -475,7 +494,7 @@ func (s *Spool) quarantine(idx uint64, res *scanResult) error {
 			return fmt.Errorf("spool: quarantine: %w", err)
 		}
 		var hdr [segHeaderSize]byte
-		putSegHeader(hdr[:], res.baseSeq)
+		putSegHeader(hdr[:], res.version, res.baseSeq) // the records are copied as they are
 		_, err = dst.Write(hdr[:])
 		for _, r := range res.records {
 			if err != nil {
@@ -594,16 +613,23 @@ func (s *Spool) findSeg(idx uint64) *segment {
 //
 // Append blocks on nothing but the disk, so it does not look at ctx: a
 // batch flushed during shutdown, with a cancelled context, is still stored.
+//
+// With Options.Compression the payload is compressed (outside the lock)
+// before it is stored; the bound and ErrTooLarge apply to the compressed
+// size, the bytes on disk.
 func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
+	stored, id, release := s.codec.encode(payload)
+	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, _, err := s.appendLocked(payload, events)
+	_, _, err := s.appendLocked(stored, id, len(payload), events)
 	return err
 }
 
-// appendLocked is Append with s.mu held. It returns the segment and the
-// sequence number of the record it wrote.
-func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error) {
+// appendLocked is Append with s.mu held: payload is stored as it is, with
+// codec id and raw, the length before compression. It returns the segment
+// and the sequence number of the record it wrote.
+func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64, uint64, error) {
 	if events < 0 {
 		return 0, 0, fmt.Errorf("spool: negative event count %d", events)
 	}
@@ -638,7 +664,8 @@ func (s *Spool) appendLocked(payload []byte, events int) (uint64, uint64, error)
 	}
 	var hb [recHeaderSize]byte
 	now := time.Now().UnixNano()
-	putRecHeader(hb[:], recHeader{length: uint32(len(payload)), events: uint32(events), seq: s.nextSeq, time: now}, payload)
+	putRecHeader(hb[:], recHeader{length: uint32(len(payload)), events: uint32(events), seq: s.nextSeq, time: now,
+		raw: uint32(raw), codec: id}, payload)
 	_, err := s.active.WriteAt(hb[:], act.size)
 	if err == nil && len(payload) > 0 {
 		_, err = s.active.WriteAt(payload, act.size+recHeaderSize)
@@ -811,7 +838,7 @@ func (s *Spool) createSegment() error {
 		return fmt.Errorf("create segment: %w", err)
 	}
 	var hdr [segHeaderSize]byte
-	putSegHeader(hdr[:], s.nextSeq)
+	putSegHeader(hdr[:], segVersion, s.nextSeq)
 	_, err = f.Write(hdr[:])
 	if err == nil && s.o.Fsync == FsyncAlways {
 		if err = f.Sync(); err == nil {
@@ -828,7 +855,7 @@ func (s *Spool) createSegment() error {
 	}
 	s.nextIdx++
 	s.active = f
-	s.segs = append(s.segs, &segment{idx: idx, baseSeq: s.nextSeq, endSeq: s.nextSeq, size: segHeaderSize})
+	s.segs = append(s.segs, &segment{idx: idx, version: segVersion, baseSeq: s.nextSeq, endSeq: s.nextSeq, size: segHeaderSize})
 	s.total += segHeaderSize
 	s.m.bytes.Set(float64(s.total))
 	return nil
@@ -926,6 +953,7 @@ func (s *Spool) Close() error {
 	close(s.wake)
 	unlockDir(s.lock)
 	s.m.unregister()
+	s.codec.close()
 	if err != nil {
 		return fmt.Errorf("spool close: %w", err)
 	}

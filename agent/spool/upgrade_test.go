@@ -144,10 +144,11 @@ func testReadsCurrentFormat(t *testing.T, dir string) {
 	if got, want := readIDs(t, s, "elasticsearch"), []string{"new-0"}; !equal(got, want) {
 		t.Errorf("elasticsearch on the reopened spool read\n%v\nwant\n%v", got, want)
 	}
-	// A new sink starts at the oldest segment still kept, which holds
-	// old-format records before this build's one.
-	if got := readIDs(t, s, "fresh"); len(got) < 2 || got[len(got)-1] != "new-0" || !strings.HasPrefix(got[0], "fixture-v1-") {
-		t.Errorf("a new sink on the reopened spool read %v, want the kept fixture records, then new-0", got)
+	// Every cursor had passed the format-1 segments, which were sealed at
+	// the first open (this build's records go into a new segment): they
+	// are gone, and a new sink starts at this build's record.
+	if got := readIDs(t, s, "fresh"); !equal(got, []string{"new-0"}) {
+		t.Errorf("a new sink on the reopened spool read %v, want [new-0]", got)
 	}
 }
 
@@ -193,24 +194,25 @@ func TestRefusesNewerFormat(t *testing.T) {
 	for _, c := range []struct {
 		name, file string
 		crcEnd     int
+		newer, now int
 	}{
-		{"segment", "00000000000000000006.seg", 16}, // the newest: the one a rollback finds
-		{"older segment", "00000000000000000003.seg", 16},
-		{"cursor", "cursors/kafka.cursor", 32},
+		{"segment", "00000000000000000006.seg", 16, segVersion + 1, segVersion}, // the newest: the one a rollback finds
+		{"older segment", "00000000000000000003.seg", 16, segVersion + 1, segVersion},
+		{"cursor", "cursors/kafka.cursor", 32, cursorVersion + 1, cursorVersion},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyTree(t, "testdata/spool-format1")
-			setVersion(t, filepath.Join(dir, c.file), 2, c.crcEnd)
+			setVersion(t, filepath.Join(dir, c.file), byte(c.newer), c.crcEnd)
 			before := treeSum(t, dir)
 			_, err := Open(context.Background(), Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, Fsync: FsyncNever})
 			var ve *VersionError
 			if !errors.As(err, &ve) {
 				t.Fatalf("open: %v, want a *VersionError", err)
 			}
-			if ve.Found != 2 || ve.Supported != 1 || ve.File != c.file {
-				t.Errorf("VersionError %+v, want file %s, found 2, supported 1", ve, c.file)
+			if ve.Found != c.newer || ve.Supported != c.now || ve.File != c.file {
+				t.Errorf("VersionError %+v, want file %s, found %d, supported %d", ve, c.file, c.newer, c.now)
 			}
-			for _, want := range []string{c.file, "spool format version 2", "newer fileward", "up to 1"} {
+			for _, want := range []string{c.file, fmt.Sprintf("spool format version %d", c.newer), "newer fileward", fmt.Sprintf("up to %d", c.now)} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("message %q does not say %q", err, want)
 				}
@@ -236,5 +238,41 @@ func TestRefusesNewerFormat(t *testing.T) {
 			}
 			s.Close()
 		})
+	}
+}
+
+// TestReadsFormat2: the fixture of format 2 (testdata/spool-format2, see its
+// README: records compressed with zstd, lz4 and none in turn) reads back in
+// this build: each cursor resumes where it was, a new sink reads every
+// record, whatever its codec.
+func TestReadsFormat2(t *testing.T) {
+	dir := copyTree(t, "testdata/spool-format2")
+	rep, err := Inspect(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) > 0 || len(rep.Segments) != 2 || rep.Events != 48 || rep.Codecs[CompressionZstd] != 4 || rep.Codecs[CompressionLZ4] != 4 || rep.Codecs[CompressionNone] != 4 {
+		t.Fatalf("inspect of the fixture: %d segments, %d events, codecs %v, damage %+v", len(rep.Segments), rep.Events, rep.Codecs, rep.Damage)
+	}
+	s, err := Open(context.Background(), Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, Fsync: FsyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v2 := func(from, to int) []string {
+		var ids []string
+		for i := from; i < to; i++ {
+			ids = append(ids, fmt.Sprintf("fixture-v2-%03d", i))
+		}
+		return ids
+	}
+	if got, want := readIDs(t, s, "elasticsearch"), v2(0, 48); !equal(got, want) {
+		t.Errorf("a new sink read\n%v\nwant\n%v", got, want)
+	}
+	if got, want := readIDs(t, s, "kafka"), v2(20, 48); !equal(got, want) {
+		t.Errorf("kafka resumed with\n%v\nwant\n%v", got, want)
+	}
+	if got := readIDs(t, s, "local"); len(got) != 0 {
+		t.Errorf("local had acknowledged everything, yet read %v", got)
 	}
 }

@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
-	"os"
-	"slices"
-
 	"fmt"
-	"github.com/fileward/fileward/agent/config"
 	"io"
+	"maps"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/fileward/fileward/agent/config"
 
 	"github.com/fileward/fileward/agent/spool"
 )
@@ -69,7 +71,9 @@ func printSpoolStat(w io.Writer, r *spool.Report) {
 		running = "yes"
 	}
 	fmt.Fprintf(w, "spool:    %s (agent running: %s)\n", r.Dir, running)
-	fmt.Fprintf(w, "segments: %d\nbytes:    %d\nrecords:  %d\nevents:   %d\n", len(r.Segments), r.Bytes, r.Records, r.Events)
+	fmt.Fprintf(w, "segments: %d\nbytes:    %d\nrecords:  %d\nevents:   %d held\n", len(r.Segments), r.Bytes, r.Records, r.Events)
+	fmt.Fprintf(w, "payload:  %d bytes as written, %d bytes stored: compression ratio %.2f (%s)\n",
+		r.RawBytes, r.StoredBytes, r.Ratio(), fmtCodecs(r.Codecs))
 	var oldest, newest time.Time
 	var firstSeq, endSeq uint64
 	for i, s := range r.Segments {
@@ -104,6 +108,19 @@ func printSpoolStat(w io.Writer, r *spool.Report) {
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(w, "quarantined %s\n", q)
 	}
+}
+
+// fmtCodecs lists the records by codec, e.g. "zstd 40 records, none 1 record".
+func fmtCodecs(c map[string]int) string {
+	if len(c) == 0 {
+		return "no records"
+	}
+	names := slices.Sorted(maps.Keys(c))
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %d records", n, c[n]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func fmtTime(t time.Time) string {
@@ -175,7 +192,7 @@ func spoolPrune(ctx context.Context, cfg *config.Config, stdout, stderr io.Write
 	}
 	sp := cfg.Spool
 	s, err := spool.Open(ctx, spool.Options{Dir: dir, MaxBytes: int64(sp.MaxBytes), SegmentBytes: int64(sp.SegmentBytes),
-		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D()})
+		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D(), Compression: sp.Compression})
 	if err != nil {
 		fmt.Fprintf(stderr, "fileward spool prune: %s\n", startFailure(err))
 		return 1

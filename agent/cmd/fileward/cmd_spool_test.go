@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -39,7 +40,8 @@ func TestSpoolStatVerify(t *testing.T) {
 
 	out, errOut, code := fw(t, nil, "spool", "stat", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "cursor    local") || !strings.Contains(out, "lag 150 events") ||
-		!strings.Contains(out, "events:   150") || !strings.Contains(out, "agent running: no") {
+		!strings.Contains(out, "events:   150 held") || !strings.Contains(out, "agent running: no") ||
+		!strings.Contains(out, "compression ratio 1.00 (none 15 records)") {
 		t.Fatalf("stat: code %d\n%s%s", code, out, errOut)
 	}
 	out, errOut, code = fw(t, nil, "spool", "verify", "-c", cfg)
@@ -87,5 +89,47 @@ func TestSpoolStatVerify(t *testing.T) {
 	}
 	if _, _, code := fw(t, nil, "spool", "frob", "-c", cfg); code != 2 {
 		t.Fatalf("unknown subcommand: exit %d, want 2", code)
+	}
+}
+
+// TestSpoolStatCompression: spool stat on a spool written with zstd and
+// then lz4 reports the events held, the payload bytes before and after
+// compression, their ratio and the records of each codec.
+func TestSpoolStatCompression(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "agent: {data_dir: %[1]s/data}\nsinks:\n  - {name: local, type: file, file: {path: %[1]s/out.ndjson}}\n", dir), 0o644)
+	sdir := filepath.Join(dir, "data", "spool")
+	var raw int
+	for _, c := range []string{spool.CompressionZstd, spool.CompressionLZ4} {
+		s, err := spool.Open(context.Background(), spool.Options{Dir: sdir, MaxBytes: 1 << 20, SegmentBytes: 64 << 10, Fsync: spool.FsyncNever, Compression: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			evs := make([]sinks.Event, 10)
+			for k := range evs {
+				evs[k] = sinks.Event{ID: fmt.Sprintf("%s-%d-%d", c, i, k), Doc: fmt.Appendf(nil, `{"event":{"id":"%s-%d-%d"},"file":{"path":"/home/user/project/src/file%d.go"}}`, c, i, k, k)}
+			}
+			p := sinks.AppendBatch(nil, evs)
+			raw += len(p)
+			if err := s.Append(context.Background(), p, len(evs)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+	}
+	out, errOut, code := fw(t, nil, "spool", "stat", "-c", cfg)
+	m := regexp.MustCompile(`payload:  ([0-9]+) bytes as written, ([0-9]+) bytes stored: compression ratio ([0-9.]+) \(lz4 3 records, zstd 3 records\)`).FindStringSubmatch(out)
+	if code != 0 || m == nil || !strings.Contains(out, "events:   60 held") {
+		t.Fatalf("stat: code %d\n%s%s", code, out, errOut)
+	}
+	var written, stored int
+	var ratio float64
+	fmt.Sscan(m[1], &written)
+	fmt.Sscan(m[2], &stored)
+	fmt.Sscan(m[3], &ratio)
+	if written != raw || stored <= 0 || stored*2 > written || fmt.Sprintf("%.2f", float64(written)/float64(stored)) != m[3] || ratio < 2 {
+		t.Fatalf("stat says %d written (appended %d), %d stored, ratio %s:\n%s", written, raw, stored, m[3], out)
 	}
 }

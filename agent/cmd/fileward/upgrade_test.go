@@ -66,7 +66,7 @@ metrics: {listen: "127.0.0.1:0"}
 	seg := filepath.Join(sdir, "00000000000000000006.seg")
 	orig, _ := os.ReadFile(seg)
 	b := append([]byte(nil), orig...)
-	b[4] = 2
+	b[4] = 3 // this build writes format 2
 	le.LittleEndian.PutUint32(b[16:20], crc32.Checksum(b[:16], crc32.MakeTable(crc32.Castagnoli)))
 	os.WriteFile(seg, b, 0o600)
 	for _, args := range [][]string{{"spool", "stat", "-c", cfg}, {"spool", "verify", "-c", cfg}, {"run", "-c", cfg}} {
@@ -74,7 +74,7 @@ metrics: {listen: "127.0.0.1:0"}
 		if code != 1 {
 			t.Errorf("%v on a newer spool: exit %d, want 1\n%s%s", args, code, o, e)
 		}
-		for _, want := range []string{"00000000000000000006.seg is in spool format version 2", "reads format versions up to 1", "this is fileward dev"} {
+		for _, want := range []string{"00000000000000000006.seg is in spool format version 3", "reads format versions up to 2", "this is fileward dev"} {
 			if !strings.Contains(e, want) {
 				t.Errorf("%v: stderr does not say %q:\n%s", args, want, e)
 			}
