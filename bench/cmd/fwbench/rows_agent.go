@@ -117,15 +117,9 @@ func (h *harness) pipelineRun(ctx context.Context, bin, name, in string, n int, 
 	}
 	wall := at.Sub(a.start)
 	if len(env) > 0 {
-		a.cmd.Process.Signal(syscall.SIGUSR1)
-		for i := 0; i < 200 && !fileExists(h.profile+".done"); i++ {
-			time.Sleep(50 * time.Millisecond)
+		if err := h.stopProfile(a, h.profile); err != nil {
+			return Usage{}, 0, 0, err
 		}
-		if !fileExists(h.profile + ".done") {
-			a.kill()
-			return Usage{}, 0, 0, fmt.Errorf("the profiled agent wrote no profile:\n%s", tail(a.stderr.String(), 1000))
-		}
-		os.Remove(h.profile + ".done")
 	}
 	u, err := a.stop()
 	if err != nil {
@@ -134,6 +128,21 @@ func (h *harness) pipelineRun(ctx context.Context, bin, name, in string, n int, 
 	h.logf("%s: %d events acked or counted lost (%.0f ring_full) in %v; CPU %v; maxrss %d MiB", name, n, dropped, wall.Round(time.Millisecond), u.CPU.Round(time.Millisecond), u.MaxRSS>>20)
 	os.RemoveAll(dir)
 	return u, wall, int(dropped), nil
+}
+
+// stopProfile asks a profiled agent (see bench/overlay) to write its CPU
+// profile to path and waits until it has.
+func (h *harness) stopProfile(a *agentProc, path string) error {
+	a.cmd.Process.Signal(syscall.SIGUSR1)
+	for i := 0; i < 200 && !fileExists(path+".done"); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !fileExists(path + ".done") {
+		a.kill()
+		return fmt.Errorf("the profiled agent wrote no profile:\n%s", tail(a.stderr.String(), 1000))
+	}
+	os.Remove(path + ".done")
+	return nil
 }
 
 func (h *harness) pprofTop(ctx context.Context, bin, profile string) ([]byte, error) {
