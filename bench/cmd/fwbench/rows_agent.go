@@ -75,6 +75,11 @@ func (h *harness) rowPipeline(ctx context.Context) ([]Result, error) {
 			Notes: fmt.Sprintf("getrusage of the fileward child: user %.2fs sys %.2fs; busy %.0f%% of one core over the run", u.User.Seconds(), u.Sys.Seconds(), 100*u.CPU.Seconds()/wall.Seconds())},
 		{Name: "pipeline.peak_rss", Value: float64(u.MaxRSS) / (1 << 20), Unit: "MiB", Notes: "peak VmHWM of the fileward child (sampled from /proc)"},
 	}
+	// Issue 15's targets: ≥ 300k events/s and ≤ 4 CPU-s per 1M events
+	// (with cp+fsync as the baseline beside them), ≤ 100 MiB.
+	out[0].apply(Target{"value", ">=", 300000})
+	out[1].apply(Target{"value", "<=", 4})
+	out[2].apply(Target{"value", "<=", 100})
 	if h.profile != "" {
 		top, err := h.pprofTop(ctx, h.profiled, h.profile)
 		if err != nil {
