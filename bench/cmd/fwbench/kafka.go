@@ -467,9 +467,6 @@ func (h *harness) kafkaSideBySide(ctx context.Context, name, esl, ecs string, n 
 		k.agentProfile = filepath.Join(filepath.Dir(h.profile), name+".cpu.pprof")
 		bin, env = h.profiled, []string{"FWBENCH_CPUPROFILE=" + k.agentProfile}
 	}
-	if v := os.Getenv("FWBENCH_AGENT_ENV"); v != "" {
-		env = append(env, strings.Fields(v)...)
-	}
 	a, err := h.startAgent(ctx, bin, agentConfig{DataDir: dir, Input: esl, Sinks: sink}, env...)
 	if err != nil {
 		return k, err
@@ -485,17 +482,6 @@ func (h *harness) kafkaSideBySide(ctx context.Context, name, esl, ecs string, n 
 			return 0, err
 		}
 		dropped, _ = a.metric("fileward_events_dropped_total") // absent until the first drop
-		if os.Getenv("FWBENCH_TRACE") != "" {
-			enc, _ := a.metric("fileward_events_encoded_total")
-			hi, _ := a.metric("go_memstats_heap_inuse_bytes")
-			ng, _ := a.metric("go_memstats_next_gc_bytes")
-			sy, _ := a.metric("go_memstats_sys_bytes")
-			rss, _, _ := procStatus(a.cmd.Process.Pid)
-			if hp := os.Getenv("FWBENCH_HEAPPROFILE"); hp != "" && c > int64(n/2) && !fileExists(hp) {
-				a.cmd.Process.Signal(syscall.SIGUSR2)
-			}
-			h.logf("trace %s +%v: encoded %.0f on topic %d heapinuse %.0f nextgc %.0f sys %.0f rss %d", name, time.Since(a.start).Round(time.Millisecond), enc, c, hi/(1<<20), ng/(1<<20), sy/(1<<20), rss>>20)
-		}
 		return float64(c) + dropped, nil
 	})
 	if err != nil {
