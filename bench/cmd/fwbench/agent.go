@@ -25,6 +25,11 @@ type agentConfig struct {
 	DataDir  string
 	Input    string // eslogger NDJSON replayed as fast as possible
 	Loop     bool
+	// Backfill makes the replay wait for room in the ring (a backfill
+	// loses nothing), for the throughput rows: their rate is then what the
+	// pipeline sustains, not what is left after ring_full drops. Without
+	// it the replay never waits, as live capture (drop_when_full).
+	Backfill bool
 	SpoolMax string // e.g. "4GiB"
 	Sinks    string // the YAML list under sinks:, indented by two spaces
 	Shutdown string // agent.shutdown_timeout (default 10s)
@@ -32,7 +37,8 @@ type agentConfig struct {
 
 // yaml renders a complete config in docs/configuration.md's keys: replay
 // source that simulates capture (drop_when_full: it never waits for the
-// ring, so a stalled pipeline drops ring_full instead of hanging the harness),
+// ring, so a stalled pipeline drops ring_full instead of hanging the
+// harness) unless Backfill,
 // no aggregation (the input repeats the same few events, which the window
 // would fold), no heartbeats, spool fsync on an interval, metrics on an
 // ephemeral loopback port.
@@ -51,7 +57,7 @@ func (c agentConfig) yaml() string {
   heartbeat: 0s
 source:
   type: replay
-  replay: { path: %q, format: eslogger, rate: 0, loop: %v, drop_when_full: true }
+  replay: { path: %q, format: eslogger, rate: 0, loop: %v, drop_when_full: %v }
 filters:
   aggregate_window: 0s
 queue: { capacity: 65536 }
@@ -65,7 +71,7 @@ spool:
 sinks:
 %s
 metrics: { listen: "127.0.0.1:0" }
-`, c.DataDir, c.Shutdown, c.Input, c.Loop, c.SpoolMax, c.Sinks)
+`, c.DataDir, c.Shutdown, c.Input, c.Loop, !c.Backfill, c.SpoolMax, c.Sinks)
 }
 
 // agentProc is a running `fileward run` child.

@@ -467,14 +467,14 @@ func (h *harness) kafkaSideBySide(ctx context.Context, name, esl, ecs string, n 
 		k.agentProfile = filepath.Join(filepath.Dir(h.profile), name+".cpu.pprof")
 		bin, env = h.profiled, []string{"FWBENCH_CPUPROFILE=" + k.agentProfile}
 	}
-	a, err := h.startAgent(ctx, bin, agentConfig{DataDir: dir, Input: esl, Sinks: sink}, env...)
+	a, err := h.startAgent(ctx, bin, agentConfig{DataDir: dir, Input: esl, Sinks: sink, Backfill: true}, env...)
 	if err != nil {
 		return k, err
 	}
-	// Replay never waits (drop_when_full, as live capture): when the
-	// pipeline falls behind, the ring drops and counts ring_full. Done
-	// when the topic holds every event not counted lost (loss reports
-	// travel on the topic too, so it may end a few records early).
+	// The replay is a backfill (it waits for ring space), so nothing
+	// should be lost; any event counted lost anyway is left out of the
+	// rate. Done when the topic holds every event not counted lost (loss
+	// reports travel on the topic too, so it may end a few records early).
 	var dropped float64
 	at, err := a.waitFor(ctx, "records on the topic plus drops", float64(n), h.timeout(n), func() (float64, error) {
 		c, err := br.count(ctx, "fw-agent")
