@@ -512,6 +512,15 @@ func appendCommandLine(dst []byte, args []string) []byte {
 // does not know are omitted rather than written as zeros. It does not
 // allocate when dst has room for the document.
 func (e *Encoder) Append(dst []byte, ev *Event) []byte {
+	dst, _ = e.AppendWithID(dst, ev)
+	return dst
+}
+
+// AppendWithID is Append that also says where in the returned slice the
+// document's event.id starts: it is out[id : id+IDLen], the same bytes
+// AppendID gives. The id is computed once, for callers that need it beside
+// the document (the pipeline's batches carry both).
+func (e *Encoder) AppendWithID(dst []byte, ev *Event) (out []byte, id int) {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, ev.TimeNS)
 	ds, evds := e.dataset(ev.Action)
@@ -521,6 +530,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 	dst = append(dst, `,"event":{"kind":"event",`...)
 	dst = append(dst, actionHead(ev.Action)...)
 	dst = append(dst, `,"id":"`...)
+	id = len(dst)
 	dst = e.AppendID(dst, ev)
 	dst = append(dst, `","sequence":`...)
 	dst = appendUint(dst, ev.Seq)
@@ -760,7 +770,7 @@ func (e *Encoder) Append(dst []byte, ev *Event) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	return append(dst, e.tail...)
+	return append(dst, e.tail...), id
 }
 
 // appendParent appends `,"parent":{…}` for p (p.PPID > 0): the pid and

@@ -432,6 +432,31 @@ func TestDeterministicIDs(t *testing.T) {
 	}
 }
 
+// AppendWithID writes the same document as Append, and points at the same
+// id AppendID computes, also when dst already holds something.
+func TestAppendWithID(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	for _, a := range []Action{ActionOpen, ActionRename, ActionExec, ActionDeletion, Action(250)} {
+		ev := fullEvent()
+		ev.Action = a
+		ev.Seq = uint64(a) * 7
+		prefix := []byte("prefix bytes already in dst")
+		out, at := enc.AppendWithID(append([]byte(nil), prefix...), &ev)
+		if !bytes.Equal(out[:len(prefix)], prefix) {
+			t.Fatalf("%v: prefix overwritten", a)
+		}
+		if want := enc.Append(nil, &ev); !bytes.Equal(out[len(prefix):], want) {
+			t.Fatalf("%v: AppendWithID document differs from Append:\n%s\n%s", a, out[len(prefix):], want)
+		}
+		if got, want := string(out[at:at+IDLen]), string(enc.AppendID(nil, &ev)); got != want {
+			t.Fatalf("%v: id at %d is %q, AppendID says %q", a, at, got, want)
+		}
+		if got := decodeMap(t, out[len(prefix):]); got["event"].(map[string]any)["id"] != string(out[at:at+IDLen]) {
+			t.Fatalf("%v: event.id in the document is %v", a, got["event"].(map[string]any)["id"])
+		}
+	}
+}
+
 func TestZeroAllocs(t *testing.T) {
 	enc := NewEncoder(testMeta)
 	ev := fullEvent()
@@ -450,6 +475,7 @@ func TestZeroAllocs(t *testing.T) {
 		"Append rename":     func() { buf = enc.Append(buf[:0], &ren) },
 		"Append upper ext":  func() { buf = enc.Append(buf[:0], &upper) },
 		"AppendID":          func() { buf = enc.AppendID(buf[:0], &ev) },
+		"AppendWithID":      func() { buf, _ = enc.AppendWithID(buf[:0], &ev) },
 		"AppendLoss":        func() { buf = enc.AppendLoss(buf[:0], &loss) },
 		"AppendLossID":      func() { buf = enc.AppendLossID(buf[:0], &loss) },
 		"AppendHeartbeat":   func() { buf = enc.AppendHeartbeat(buf[:0], &hb) },

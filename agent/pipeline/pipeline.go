@@ -273,22 +273,27 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 	}
 }
 
-// emit encodes one event into the open batch.
+// emit encodes one event into the open batch. The event.id is computed
+// once, by the encoder, and taken from the document.
 func (p *Pipeline) emit(ctx context.Context, ev *schema.Event) {
-	p.idBuf = p.o.Encoder.AppendID(p.idBuf[:0], ev)
-	p.docBuf = p.o.Encoder.Append(p.docBuf[:0], ev)
-	p.add(ctx)
+	var at int
+	p.docBuf, at = p.o.Encoder.AppendWithID(p.docBuf[:0], ev)
+	p.addDoc(ctx, p.docBuf[at:at+schema.IDLen], p.docBuf)
 }
 
 // add puts idBuf/docBuf into the batch, flushing first if they would not fit.
-func (p *Pipeline) add(ctx context.Context) {
-	if p.w.Len() > 0 && p.w.Size()+len(p.docBuf)+len(p.idBuf)+16 > p.o.BatchBytes {
+func (p *Pipeline) add(ctx context.Context) { p.addDoc(ctx, p.idBuf, p.docBuf) }
+
+// addDoc puts id and doc into the batch, flushing first if they would not
+// fit.
+func (p *Pipeline) addDoc(ctx context.Context, id, doc []byte) {
+	if p.w.Len() > 0 && p.w.Size()+len(doc)+len(id)+16 > p.o.BatchBytes {
 		p.flush(ctx)
 	}
 	if p.w.Len() == 0 {
 		p.batchStart = p.o.Now()
 	}
-	p.w.Add(p.idBuf, p.docBuf)
+	p.w.Add(id, doc)
 	p.emitted.Inc()
 	if p.w.Len() >= p.o.BatchEvents {
 		p.flush(ctx)

@@ -228,18 +228,34 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		s.dl.close()
 	}()
+	bufs := &batchBufs{}
+	// ahead is the next record, read and decoded while the window was
+	// full, so that reading the spool overlaps the Sends in flight.
+	var ahead *deliver.Batch
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
 		ready := w.Ready()
-		if err := s.ackDone(w, r); err != nil {
+		if err := s.ackDone(w, r, bufs); err != nil {
 			return err
 		}
 		if w.Full() {
+			if ahead == nil && r.Next() {
+				b := s.prepare(r, bufs)
+				ahead = &b
+			}
 			select {
 			case <-ready:
 			case <-ctx.Done():
+			}
+			continue
+		}
+		if ahead != nil {
+			b := *ahead
+			ahead = nil
+			if err := w.Submit(jobCtx, b); err != nil {
+				return nil // ctx ended
 			}
 			continue
 		}
@@ -288,36 +304,87 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		rec := r.Record()
-		// The payload is reused by the next Next: the window keeps a copy.
-		payload := bytes.Clone(rec.Payload)
-		var batch sinks.Batch
-		if err := sinks.DecodeBatch(payload, &batch); err != nil {
-			s.errs.WithLabelValues("decode").Inc()
-			s.log.Error("ship: undecodable spool record, dead-lettered", "seq", rec.Seq, "err", err)
-			s.deadLetterRaw(rec, err)
-			batch.Events = nil // an empty batch: completes at once, in order
-		}
-		if err := w.Submit(jobCtx, deliver.Batch{Events: batch.Events, Tag: rec.End,
-			Valid: func() bool { return r.Holds(rec) }}); err != nil {
+		if err := w.Submit(jobCtx, s.prepare(r, bufs)); err != nil {
 			return nil // ctx ended
 		}
 	}
 }
 
+// tag is what a submitted batch carries through the window: where the
+// cursor goes once it is done, and the memory it used, for the next.
+type tag struct {
+	end     spool.Position
+	payload []byte
+	events  []sinks.Event
+}
+
+// batchBufs recycles the payload copies and event slices of completed
+// batches: a batch's events alias its payload, and the window hands a
+// batch back only once every Send of it has returned (sinks keep nothing
+// of a batch after Send), so its memory is free again then.
+type batchBufs struct {
+	payloads [][]byte
+	events   [][]sinks.Event
+}
+
+func (p *batchBufs) get(n int) ([]byte, []sinks.Event) {
+	var b []byte
+	var ev []sinks.Event
+	if k := len(p.payloads); k > 0 {
+		b, p.payloads = p.payloads[k-1], p.payloads[:k-1]
+	}
+	if k := len(p.events); k > 0 {
+		ev, p.events = p.events[k-1], p.events[:k-1]
+	}
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	return b[:n], ev[:0]
+}
+
+// put keeps a few buffers: the window holds at most MaxPending batches.
+func (p *batchBufs) put(t tag) {
+	if t.payload != nil && len(p.payloads) < 4 {
+		p.payloads = append(p.payloads, t.payload[:0])
+	}
+	if t.events != nil && len(p.events) < 4 {
+		clear(t.events[:cap(t.events)]) // drop references to the payload
+		p.events = append(p.events, t.events[:0])
+	}
+}
+
+// prepare copies the record r.Next just read (its payload is reused by the
+// next Next) and decodes it into a batch for the window.
+func (s *Shipper) prepare(r *spool.Reader, bufs *batchBufs) deliver.Batch {
+	rec := r.Record()
+	payload, events := bufs.get(len(rec.Payload))
+	copy(payload, rec.Payload)
+	batch := sinks.Batch{Events: events}
+	if err := sinks.DecodeBatch(payload, &batch); err != nil {
+		s.errs.WithLabelValues("decode").Inc()
+		s.log.Error("ship: undecodable spool record, dead-lettered", "seq", rec.Seq, "err", err)
+		s.deadLetterRaw(rec, err)
+		batch.Events = nil // an empty batch: completes at once, in order
+	}
+	return deliver.Batch{Events: batch.Events, Tag: tag{end: rec.End, payload: payload, events: batch.Events},
+		Valid: func() bool { return r.Holds(rec) }}
+}
+
 // ackDone moves the cursor past the batches completed in order.
-func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader) error {
+func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader, bufs *batchBufs) error {
 	for {
 		d, ok := w.Next()
 		if !ok {
 			return nil
 		}
+		t := d.Tag.(tag)
+		bufs.put(t)
 		if d.Gone {
 			// drop_oldest deleted the record, the spool counted it;
 			// the reader has moved on to the oldest remaining data.
 			continue
 		}
-		if err := r.AckTo(d.Tag.(spool.Position)); err != nil {
+		if err := r.AckTo(t.end); err != nil {
 			if errors.Is(err, spool.ErrClosed) {
 				return fmt.Errorf("ship %s: %w", s.o.Name, err)
 			}

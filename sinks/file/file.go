@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +38,7 @@ type Sink struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	f    *os.File
-	w    *bufio.Writer
+	buf  []byte // one batch's lines, reused: a batch is one write(2)
 	size int64
 }
 
@@ -119,11 +118,6 @@ func (s *Sink) open() error {
 		return fmt.Errorf("file sink: stat %s: %w", s.o.Path, err)
 	}
 	s.f, s.size = f, st.Size()
-	if s.w == nil {
-		s.w = bufio.NewWriterSize(f, 256<<10)
-	} else {
-		s.w.Reset(f)
-	}
 	return nil
 }
 
@@ -148,11 +142,19 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 		}
 	}
 	start := s.size
+	// The whole batch in one buffer and one write, not a write per
+	// bufio-sized piece. A batch is at most batch.max_bytes of documents.
+	buf := s.buf[:0]
 	for i := range b.Events {
-		s.w.Write(b.Events[i].Doc)
-		s.w.WriteByte('\n')
+		buf = append(buf, b.Events[i].Doc...)
+		buf = append(buf, '\n')
 	}
-	err := s.w.Flush()
+	_, err := s.f.Write(buf)
+	if cap(buf) <= maxKeptBuf {
+		s.buf = buf[:0]
+	} else {
+		s.buf = nil // an unusually large batch: do not hold its memory
+	}
 	if err == nil && !s.o.NoSync {
 		err = s.f.Sync()
 	}
@@ -164,9 +166,11 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 	return sinks.Result{}, nil
 }
 
+// maxKeptBuf is the largest batch buffer Send keeps for the next batch.
+const maxKeptBuf = 16 << 20
+
 // undo truncates a partly written batch away.
 func (s *Sink) undo(size int64) {
-	s.w.Reset(s.f)
 	if err := s.f.Truncate(size); err != nil {
 		s.log.Error("file sink: cannot truncate a failed write; the file may hold a partial batch", "path", s.o.Path, "err", err)
 	}
@@ -175,9 +179,6 @@ func (s *Sink) undo(size int64) {
 // rotate shifts Path.(k) to Path.(k+1), drops the oldest beyond Keep and
 // starts a new active file.
 func (s *Sink) rotate() error {
-	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("file sink: flush before rotate: %w", err)
-	}
 	if err := s.f.Close(); err != nil {
 		return fmt.Errorf("file sink: close before rotate: %w", err)
 	}
@@ -204,10 +205,7 @@ func (s *Sink) Close(context.Context) error {
 	if s.f == nil {
 		return nil
 	}
-	err := s.w.Flush()
-	if serr := s.f.Sync(); err == nil {
-		err = serr
-	}
+	err := s.f.Sync()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}

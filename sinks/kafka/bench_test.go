@@ -17,7 +17,7 @@ import (
 
 // The two benchmarks ship the same ~1 KB ECS documents, in batches of the
 // pipeline's default 2048 events, with the same writer settings (hash on
-// host.id, acks=all, zstd, 2 ms batch timeout), to one shared kfake broker
+// host.id, acks=all, zstd, the sink's batch timeout), to one shared kfake broker
 // that acknowledges produce requests without storing them. Compare:
 //
 //	go test -run '^$' -bench Kafka -benchtime 100000x -count 3 ./sinks/kafka/

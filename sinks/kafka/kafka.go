@@ -35,9 +35,10 @@ const (
 
 // batchTimeout is how long kafka-go waits for more messages before it sends
 // a partition batch that is not full. Send hands over a whole spool batch
-// at once, so waiting longer (kafka-go's default is 1 s) only delays the
-// acknowledgement.
-const batchTimeout = 2 * time.Millisecond
+// in one WriteMessages call, which adds every message under the partition
+// writer's lock before the timer can fire, so waiting at all (kafka-go's
+// default is 1 s; this was 2 ms) only delays the tail of each Send.
+const batchTimeout = 100 * time.Microsecond
 
 // minMessageBytes is the smallest per-message limit the sink enforces
 // before sending: Kafka's default message.max.bytes (1048588) rounded down.

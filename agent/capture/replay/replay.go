@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
@@ -182,8 +183,14 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 		if err != nil {
 			return mapped, fmt.Errorf("replay: read %s: %w", s.o.Path, err)
 		}
-		if lineNo&1023 == 0 && ctx.Err() != nil {
-			return mapped, nil
+		if lineNo&255 == 0 {
+			if ctx.Err() != nil {
+				return mapped, nil
+			}
+			// A replay at rate 0 never blocks: let the pipeline and the
+			// shippers, which wait on I/O and on each other, run in
+			// between instead of at the scheduler's 10 ms preemptions.
+			runtime.Gosched()
 		}
 	}
 }

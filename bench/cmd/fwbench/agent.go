@@ -25,6 +25,11 @@ type agentConfig struct {
 	DataDir  string
 	Input    string // eslogger NDJSON replayed as fast as possible
 	Loop     bool
+	// Backfill makes the replay wait for room in the ring (a backfill
+	// loses nothing), for the throughput rows: their rate is then what the
+	// pipeline sustains, not what is left after ring_full drops. Without
+	// it the replay never waits, as live capture (drop_when_full).
+	Backfill bool
 	SpoolMax string // e.g. "4GiB"
 	Sinks    string // the YAML list under sinks:, indented by two spaces
 	Shutdown string // agent.shutdown_timeout (default 10s)
@@ -32,7 +37,8 @@ type agentConfig struct {
 
 // yaml renders a complete config in docs/configuration.md's keys: replay
 // source that simulates capture (drop_when_full: it never waits for the
-// ring, so a stalled pipeline drops ring_full instead of hanging the harness),
+// ring, so a stalled pipeline drops ring_full instead of hanging the
+// harness) unless Backfill,
 // no aggregation (the input repeats the same few events, which the window
 // would fold), no heartbeats, spool fsync on an interval, metrics on an
 // ephemeral loopback port.
@@ -51,7 +57,7 @@ func (c agentConfig) yaml() string {
   heartbeat: 0s
 source:
   type: replay
-  replay: { path: %q, format: eslogger, rate: 0, loop: %v, drop_when_full: true }
+  replay: { path: %q, format: eslogger, rate: 0, loop: %v, drop_when_full: %v }
 filters:
   aggregate_window: 0s
 queue: { capacity: 65536 }
@@ -65,7 +71,7 @@ spool:
 sinks:
 %s
 metrics: { listen: "127.0.0.1:0" }
-`, c.DataDir, c.Shutdown, c.Input, c.Loop, c.SpoolMax, c.Sinks)
+`, c.DataDir, c.Shutdown, c.Input, c.Loop, !c.Backfill, c.SpoolMax, c.Sinks)
 }
 
 // agentProc is a running `fileward run` child.
@@ -372,17 +378,65 @@ func (h *harness) eslInput(n int) (string, error) {
 	return path, os.Rename(path+".tmp", path)
 }
 
+// smallESL are eslogger lines that map to the smallest documents the agent
+// writes: open, create and close events with a plain path, no stat, and a
+// process without code signing or parent. Their ECS documents are about
+// 1.1 KB, most of it the constant host, agent, event and data_stream parts.
+var smallESL = []string{
+	`{"version": 10, "seq_num": 1, "global_seq_num": 0, "time": "2026-11-01T12:00:00.000000307Z", "mach_time": 1, "event_type": 10, "action_type": 1, "event": {"open": {"fflag": 1, "file": {"path": "/var/db/app/cache-0001.db", "path_truncated": false}}}, "process": {"audit_token": [501, 501, 20, 501, 20, 651, 100017, 91040], "executable": {"path": "/usr/bin/sqlite3", "path_truncated": false}}}`,
+	`{"version": 10, "seq_num": 2, "global_seq_num": 0, "time": "2026-11-01T12:00:00.000100307Z", "mach_time": 2, "event_type": 13, "action_type": 1, "event": {"create": {"destination_type": 0, "destination": {"existing_file": {"path": "/tmp/app/job-0002.tmp", "path_truncated": false}}}}, "process": {"audit_token": [501, 501, 20, 501, 20, 652, 100017, 91041], "executable": {"path": "/usr/bin/make", "path_truncated": false}}}`,
+	`{"version": 10, "seq_num": 3, "global_seq_num": 0, "time": "2026-11-01T12:00:00.000200307Z", "mach_time": 3, "event_type": 12, "action_type": 1, "event": {"close": {"modified": false, "target": {"path": "/var/db/app/cache-0001.db", "path_truncated": false}}}, "process": {"audit_token": [501, 501, 20, 501, 20, 651, 100017, 91040], "executable": {"path": "/usr/bin/sqlite3", "path_truncated": false}}}`,
+}
+
+// eslSmallInput writes (once) an n-line eslogger file of smallESL, with
+// global_seq_num rewritten to the line number as in eslInput.
+func (h *harness) eslSmallInput(n int) (string, error) {
+	path := filepath.Join(h.work, fmt.Sprintf("input-small-%d.eslogger.ndjson", n))
+	if fileExists(path) {
+		return path, nil
+	}
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var num []byte
+	for i := 0; i < n; i++ {
+		line := []byte(smallESL[i%len(smallESL)])
+		loc := globalSeq.FindIndex(line)
+		w.Write(line[:loc[0]])
+		num = strconv.AppendInt(append(num[:0], `"global_seq_num": `...), int64(i), 10)
+		w.Write(num)
+		w.Write(line[loc[1]:])
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(path+".tmp", path)
+}
+
 // ecsInput writes (once) the ECS NDJSON that `fileward convert` makes of
 // the n-line eslogger input: the same documents the agent ships, for the
 // bare-client baselines and the peers.
 func (h *harness) ecsInput(ctx context.Context, n int) (string, error) {
-	path := filepath.Join(h.work, fmt.Sprintf("input-%d.ecs.ndjson", n))
-	if fileExists(path) {
-		return path, nil
-	}
 	in, err := h.eslInput(n)
 	if err != nil {
 		return "", err
+	}
+	return h.ecsInputOf(ctx, in, n)
+}
+
+// ecsInputOf writes (once) `fileward convert` of the n-line eslogger file
+// in, next to it.
+func (h *harness) ecsInputOf(ctx context.Context, in string, n int) (string, error) {
+	path := strings.TrimSuffix(in, ".eslogger.ndjson") + ".ecs.ndjson"
+	if fileExists(path) {
+		return path, nil
 	}
 	out, err := os.Create(path + ".tmp")
 	if err != nil {

@@ -77,7 +77,7 @@ func run() int {
 	install := flag.Bool("install-peers", true, "apt-get install rsyslog and rsyslog-kafka for the peer row when they are missing (never with -smoke)")
 	profile := flag.String("cpuprofile", "default", "CPU profile of the agent in the pipeline row (\"\" = none; default var/bench/pipeline.cpu.pprof, or under var/bench/smoke/)")
 	gotool := flag.String("go", "", "the go command (default $GO, else go on $PATH)")
-	compression := flag.String("kafka-compression", "none", "compression for every Kafka row (the agent, the bare writer and the peers): none|gzip|snappy|lz4|zstd")
+	compression := flag.String("kafka-compression", "lz4", "compression for every Kafka row (the agent, the bare writer and the peers): none|gzip|snappy|lz4|zstd")
 	flag.Parse()
 
 	root, err := moduleRoot()

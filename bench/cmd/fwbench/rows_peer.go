@@ -62,7 +62,7 @@ func (h *harness) rowPeer(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	br, err := h.newBroker(ctx, "fw-rsyslog")
+	br, err := h.newBlackholeBroker(ctx, "fw-rsyslog")
 	if err != nil {
 		return nil, err
 	}
