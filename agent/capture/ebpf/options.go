@@ -38,15 +38,16 @@ type Options struct {
 	MapEntries int
 	// Logger receives warnings. nil discards.
 	Logger *slog.Logger
+	// InjectLoadFailure makes New hand the kernel a program its verifier
+	// refuses, so that the load fails for real. Tests of the fanotify
+	// fallback use it; nothing in the config sets it.
+	InjectLoadFailure bool
 
 	// targetPID makes the kernel report only this process (tests).
 	targetPID int
 	// stall, when set, makes Run wait for it to be closed before its first
 	// read of the ring buffer (tests of ring-buffer loss).
 	stall <-chan struct{}
-	// injectLoadFailure makes New hand the kernel a program it refuses
-	// (tests of the fanotify fallback).
-	injectLoadFailure bool
 }
 
 // ErrNotSupported is returned by New where eBPF capture is not built.

@@ -233,7 +233,7 @@ func New(o Options) (*Source, error) {
 	spec.Maps["events"].MaxEntries = uint32(o.RingBytes)
 	spec.Maps["agg"].MaxEntries = uint32(o.MapEntries)
 	spec.Maps["wfds"].MaxEntries = uint32(o.MapEntries)
-	if o.injectLoadFailure {
+	if o.InjectLoadFailure {
 		// A program the verifier refuses: it returns without setting R0.
 		spec.Programs["fw_open_exit"].Instructions = asm.Instructions{asm.Return()}
 	}
