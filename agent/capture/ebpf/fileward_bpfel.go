@@ -66,12 +66,6 @@ type filewardEventHdr struct {
 	_         [4]byte
 }
 
-type filewardFdKey struct {
-	_    structs.HostLayout
-	Tgid uint32
-	Fd   int32
-}
-
 type filewardStash struct {
 	_     structs.HostLayout
 	P1    uint64
@@ -91,10 +85,11 @@ const (
 	filewardMapEvents       = "events"
 	filewardMapScratch      = "scratch"
 	filewardMapStashes      = "stashes"
-	filewardMapWfds         = "wfds"
+	filewardMapWfiles       = "wfiles"
 	filewardProgFwChmod     = "fw_chmod"
 	filewardProgFwChown     = "fw_chown"
 	filewardProgFwClose     = "fw_close"
+	filewardProgFwDup2      = "fw_dup2"
 	filewardProgFwExec      = "fw_exec"
 	filewardProgFwFchmod    = "fw_fchmod"
 	filewardProgFwFchmodat  = "fw_fchmodat"
@@ -170,6 +165,7 @@ type filewardProgramSpecs struct {
 	FwChmod     *ebpf.ProgramSpec `ebpf:"fw_chmod"`
 	FwChown     *ebpf.ProgramSpec `ebpf:"fw_chown"`
 	FwClose     *ebpf.ProgramSpec `ebpf:"fw_close"`
+	FwDup2      *ebpf.ProgramSpec `ebpf:"fw_dup2"`
 	FwExec      *ebpf.ProgramSpec `ebpf:"fw_exec"`
 	FwFchmod    *ebpf.ProgramSpec `ebpf:"fw_fchmod"`
 	FwFchmodat  *ebpf.ProgramSpec `ebpf:"fw_fchmodat"`
@@ -202,7 +198,7 @@ type filewardMapSpecs struct {
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
 	Stashes  *ebpf.MapSpec `ebpf:"stashes"`
-	Wfds     *ebpf.MapSpec `ebpf:"wfds"`
+	Wfiles   *ebpf.MapSpec `ebpf:"wfiles"`
 }
 
 // filewardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -243,7 +239,7 @@ type filewardMaps struct {
 	Events   *ebpf.Map `ebpf:"events"`
 	Scratch  *ebpf.Map `ebpf:"scratch"`
 	Stashes  *ebpf.Map `ebpf:"stashes"`
-	Wfds     *ebpf.Map `ebpf:"wfds"`
+	Wfiles   *ebpf.Map `ebpf:"wfiles"`
 }
 
 func (m *filewardMaps) Close() error {
@@ -253,7 +249,7 @@ func (m *filewardMaps) Close() error {
 		m.Events,
 		m.Scratch,
 		m.Stashes,
-		m.Wfds,
+		m.Wfiles,
 	)
 }
 
@@ -277,6 +273,7 @@ type filewardPrograms struct {
 	FwChmod     *ebpf.Program `ebpf:"fw_chmod"`
 	FwChown     *ebpf.Program `ebpf:"fw_chown"`
 	FwClose     *ebpf.Program `ebpf:"fw_close"`
+	FwDup2      *ebpf.Program `ebpf:"fw_dup2"`
 	FwExec      *ebpf.Program `ebpf:"fw_exec"`
 	FwFchmod    *ebpf.Program `ebpf:"fw_fchmod"`
 	FwFchmodat  *ebpf.Program `ebpf:"fw_fchmodat"`
@@ -305,6 +302,7 @@ func (p *filewardPrograms) Close() error {
 		p.FwChmod,
 		p.FwChown,
 		p.FwClose,
+		p.FwDup2,
 		p.FwExec,
 		p.FwFchmod,
 		p.FwFchmodat,

@@ -232,7 +232,7 @@ func New(o Options) (*Source, error) {
 	}
 	spec.Maps["events"].MaxEntries = uint32(o.RingBytes)
 	spec.Maps["agg"].MaxEntries = uint32(o.MapEntries)
-	spec.Maps["wfds"].MaxEntries = uint32(o.MapEntries)
+	spec.Maps["wfiles"].MaxEntries = uint32(o.MapEntries)
 	if o.InjectLoadFailure {
 		// A program the verifier refuses: it returns without setting R0.
 		spec.Programs["fw_open_exit"].Instructions = asm.Instructions{asm.Return()}
@@ -258,7 +258,7 @@ func New(o Options) (*Source, error) {
 		{"sys_exit_open", o2.FwOpenExit, true}, {"sys_exit_creat", o2.FwOpenExit, true},
 		{"sys_enter_write", o2.FwWrite, false}, {"sys_enter_pwrite64", o2.FwWrite, false},
 		{"sys_enter_writev", o2.FwWrite, false}, {"sys_enter_pwritev", o2.FwWrite, false}, {"sys_enter_pwritev2", o2.FwWrite, true},
-		{"sys_enter_close", o2.FwClose, false},
+		{"sys_enter_close", o2.FwClose, false}, {"sys_enter_dup2", o2.FwDup2, true}, {"sys_enter_dup3", o2.FwDup2, false},
 		{"sys_enter_unlinkat", o2.FwUnlinkat, false}, {"sys_enter_unlink", o2.FwUnlink, true}, {"sys_enter_rmdir", o2.FwRmdir, true},
 		{"sys_enter_mkdirat", o2.FwMkdirat, false}, {"sys_enter_mkdir", o2.FwMkdir, true},
 		{"sys_enter_symlinkat", o2.FwSymlinkat, false}, {"sys_enter_symlink", o2.FwSymlink, true},

@@ -228,6 +228,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		},
 		Logger: log.With("component", "pipeline"), Registerer: reg,
 	}
+	if e, ok := a.source.(interface{ Enrich(*schema.Event) bool }); ok && a.source.Name() == "ebpf" {
+		// The kernel gives every process field but the executable of a
+		// process whose exec it did not see (one older than the agent).
+		po.Enrich = e.Enrich
+	}
 	if a.source.Name() == "fanotify" {
 		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
 		po.Enrich = a.procs.Enrich
@@ -252,7 +257,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 }
 
 func (a *agent) pickSource(stderr io.Writer) (capture.Source, error) {
-	p, err := buildSource(a.cfg, a.dataDir, a.log, func(msg string) { fmt.Fprintln(stderr, msg) })
+	p, err := buildSource(a.cfg, a.dataDir, a.log, func(msg string) { fmt.Fprintln(stderr, msg) }, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -129,10 +129,6 @@ struct agg_val {
 	__u32 _pad;
 };
 
-struct fd_key {
-	__u32 tgid;
-	__s32 fd;
-};
 
 struct stash {
 	__u64 p1;
@@ -180,13 +176,31 @@ struct {
 	__type(value, struct agg_val);
 } agg SEC(".maps");
 
-// Descriptors open for writing on regular files: (tgid, fd) → written.
+// Open files (struct file addresses) opened for writing on regular files →
+// written since. LRU: a file whose last close was never seen (its process
+// exited, or closed it by dup2 onto another) is forgotten eventually.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); // resized by the loader
-	__type(key, struct fd_key);
+	__type(key, __u64);
 	__type(value, __u8);
-} wfds SEC(".maps");
+} wfiles SEC(".maps");
+
+// struct file before Linux 6.13 counted references in f_count.
+struct file___old {
+	atomic_long_t f_count;
+} __attribute__((preserve_access_index));
+
+// file_refs is the number of references to f (descriptors, mmaps, ...).
+static __always_inline long file_refs(struct file *f)
+{
+	if (bpf_core_field_exists(f->f_ref)) {
+		long c = BPF_CORE_READ(f, f_ref.refcnt.counter);
+		return c + 1; // file_ref_t counts from 0 for one reference
+	}
+	struct file___old *o = (void *)f;
+	return BPF_CORE_READ(o, f_count.counter);
+}
 
 // Syscall arguments from entry to exit, by thread id.
 struct {
@@ -554,19 +568,24 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 		muted = file_event(f, FW_OPEN, acc);
 	}
 	if ((fm & FMODE_WRITE) && (event_mask & EV_MODIFY) && !muted) {
-		struct fd_key k = {.tgid = tgid, .fd = fd};
+		__u64 key = (__u64)f;
 		__u8 zero = 0;
-		if (bpf_map_update_elem(&wfds, &k, &zero, BPF_ANY) != 0)
+		if (bpf_map_update_elem(&wfiles, &key, &zero, BPF_ANY) != 0)
 			count(C_MAP_FULL, 1);
 	}
 	return 0;
 }
 
-// Writes: mark the descriptor written (a lookup when it is not tracked).
+// Writes: mark the file written (one lookup when it is not tracked).
 static __always_inline int on_write(struct trace_event_raw_sys_enter *ctx)
 {
-	struct fd_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = ctx->args[0]};
-	__u8 *w = bpf_map_lookup_elem(&wfds, &k);
+	if (!(event_mask & EV_MODIFY))
+		return 0;
+	struct file *f = fd_file(bpf_get_current_task_btf(), ctx->args[0]);
+	if (!f)
+		return 0;
+	__u64 key = (__u64)f;
+	__u8 *w = bpf_map_lookup_elem(&wfiles, &key);
 	if (w && !*w)
 		*w = 1;
 	return 0;
@@ -575,18 +594,23 @@ static __always_inline int on_write(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_write")
 int fw_write(struct trace_event_raw_sys_enter *ctx) { return on_write(ctx); }
 
-// Close: a close, or a modification when the descriptor was written.
-SEC("tracepoint/syscalls/sys_enter_close")
-int fw_close(struct trace_event_raw_sys_enter *ctx)
+// last_close reports the close of descriptor fd when it holds the file's
+// last reference (as fanotify reports a close at the last release): a
+// modification when the file was written, else a close.
+static __always_inline int last_close(int fd)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	int fd = ctx->args[0];
-	struct fd_key k = {.tgid = tgid, .fd = fd};
+	struct file *f = fd_file(bpf_get_current_task_btf(), fd);
+	if (!f)
+		return 0;
+	if (file_refs(f) > 1)
+		return 0; // another descriptor (dup, fork) still holds it
+	__u64 key = (__u64)f;
 	bool wrote = false;
-	__u8 *w = bpf_map_lookup_elem(&wfds, &k);
+	__u8 *w = bpf_map_lookup_elem(&wfiles, &key);
 	if (w) {
 		wrote = *w;
-		bpf_map_delete_elem(&wfds, &k);
+		bpf_map_delete_elem(&wfiles, &key);
 	}
 	if (skip_task(tgid))
 		return 0;
@@ -597,11 +621,23 @@ int fw_close(struct trace_event_raw_sys_enter *ctx)
 		action = FW_CLOSE;
 	else
 		return 0;
-	struct file *f = fd_file(bpf_get_current_task_btf(), fd);
-	if (!f || !is_regular(f))
+	if (!is_regular(f))
 		return 0;
 	file_event(f, action, 0);
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int fw_close(struct trace_event_raw_sys_enter *ctx) { return last_close(ctx->args[0]); }
+
+// dup2 and dup3 close what newfd held (a shell restoring its stdout after
+// `echo > file`).
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int fw_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[0] == ctx->args[1])
+		return 0;
+	return last_close(ctx->args[1]);
 }
 
 // Entry-and-exit syscalls: the entry keeps the arguments, the exit reports
