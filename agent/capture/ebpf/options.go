@@ -66,4 +66,5 @@ type Stats struct {
 	PathsTruncated uint64 // paths cut at the kernel's depth or buffer limit
 	StashFull      uint64 // syscalls whose arguments the kernel could not keep until their exit (ebpf_map_full)
 	Malformed      uint64 // records that failed to decode
+	Ignored        uint64 // records dropped by the read loop's IgnorePaths check
 }

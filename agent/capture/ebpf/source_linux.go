@@ -66,10 +66,11 @@ type Source struct {
 	closeMu sync.Mutex
 	closed  bool
 
-	records, events, repeats, malformed atomic.Uint64
-	kernel                              [cCount]atomic.Uint64 // last totals of the kernel counters
+	records, events, repeats, malformed, ignoredN atomic.Uint64
+	kernel                                        [cCount]atomic.Uint64 // last totals of the kernel counters
 
-	enr enricher
+	enr     enricher
+	ignores []string // IgnorePaths, cleaned: dropped by prefix in the read loop too
 }
 
 var _ capture.Source = (*Source)(nil)
@@ -241,6 +242,15 @@ func New(o Options) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{o: o, log: log, mask: mask, enr: newEnricher(o.HostRoot)}
+	for _, p := range o.IgnorePaths {
+		if p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		s.ignores = append(s.ignores, filepath.Clean(p))
+	}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -321,7 +331,7 @@ func (s *Source) Name() string { return "ebpf" }
 // Stats returns the source's counters.
 func (s *Source) Stats() Stats {
 	return Stats{
-		Records: s.records.Load(), Events: s.events.Load(), Repeats: s.repeats.Load(), Malformed: s.malformed.Load(),
+		Records: s.records.Load(), Events: s.events.Load(), Repeats: s.repeats.Load(), Malformed: s.malformed.Load(), Ignored: s.ignoredN.Load(),
 		Aggregated: s.kernel[cAggregated].Load(), RingbufFull: s.kernel[cRingbufFull].Load(), MapFull: s.kernel[cMapFull].Load(),
 		Unaggregated: s.kernel[cUnaggregated].Load(), Muted: s.kernel[cMuted].Load(), PathsTruncated: s.kernel[cPathTrunc].Load(),
 		StashFull: s.kernel[cStashFull].Load(),
@@ -467,6 +477,13 @@ func (l *loop) record(b []byte) {
 		l.drops.Add(schema.LossMalformed, 1)
 		return
 	}
+	if l.s.ignored(r.path) || (r.path2 != "" && l.s.ignored(r.path2)) {
+		// The agent's own paths that did not exist when the kernel's table
+		// was filled (a file sink's directory made later), used by another
+		// process.
+		l.s.ignoredN.Add(1)
+		return
+	}
 	now := time.Now().UnixNano()
 	ev := schema.Event{
 		TimeNS:        int64(r.timeNS) + l.bootToTS,
@@ -527,6 +544,16 @@ func (l *loop) record(b []byte) {
 		l.templates[k] = ev
 	}
 	l.push(&ev)
+}
+
+// ignored says whether p is one of the agent's own paths or under one.
+func (s *Source) ignored(p string) bool {
+	for _, ig := range s.ignores {
+		if p == ig || (len(p) > len(ig) && p[len(ig)] == '/' && p[:len(ig)] == ig) || ig == "/" {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loop) host(p string) string {
