@@ -333,10 +333,10 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		totalDocs += st.Events
 		lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
 		totalLost += lost
-		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d",
+		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d (ebpf_ringbuf_full %d, ring_full %d)",
 			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
 			cpuWithout[i].Round(time.Millisecond), cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
-			kernelEvents, st.Records, st.Events, st.Aggregated, lost)
+			kernelEvents, st.Records, st.Events, st.Aggregated, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull))
 	}
 	b.StopTimer()
 	sum := func(ds []time.Duration) (t time.Duration) {

@@ -34,7 +34,8 @@ type Options struct {
 	// RingBytes is the BPF ring buffer's size, a power of two. Default 8 MiB.
 	RingBytes int
 	// MapEntries bounds the aggregation map and the written-files map.
-	// Default 65536 each.
+	// Default 32768 each. The read loop keeps one event per aggregation
+	// entry (to report its repeats), so this also bounds that memory.
 	MapEntries int
 	// Logger receives warnings. nil discards.
 	Logger *slog.Logger

@@ -26,8 +26,9 @@ import (
 
 const (
 	defaultRingBytes  = 8 << 20
-	defaultMapEntries = 65536
+	defaultMapEntries = 32768
 	maxMute           = 8
+	batchSize         = 4096 // aggregation map entries per batch syscall
 )
 
 // Kernel counters (enum fw_counter).
@@ -353,6 +354,9 @@ type loop struct {
 	seq       uint64
 	bootToTS  int64 // Unix ns minus CLOCK_BOOTTIME ns
 	templates map[filewardAggKey]schema.Event
+	keys      []filewardAggKey // sweep buffers
+	vals      []filewardAggVal
+	done      []filewardAggKey
 	exes      map[procKey]string
 	maxExes   int
 }
@@ -380,7 +384,8 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	}
 	defer rd.Close()
 	l := &loop{s: s, out: out, drops: drops, stream: uint64(time.Now().UnixNano()) &^ 0xff,
-		templates: map[filewardAggKey]schema.Event{}, exes: map[procKey]string{}, maxExes: 16384}
+		templates: map[filewardAggKey]schema.Event{}, exes: map[procKey]string{}, maxExes: 16384,
+		keys: make([]filewardAggKey, batchSize), vals: make([]filewardAggVal, batchSize)}
 	l.clock()
 	if s.o.stall != nil {
 		select {
@@ -538,7 +543,7 @@ func (l *loop) record(b []byte) {
 	if ev.Process.Executable == "" {
 		ev.Process.Name = string(r.comm)
 	}
-	if r.keyDentry != 0 && l.s.o.AggregateWindow > 0 {
+	if r.flags&flagAgg != 0 && l.s.o.AggregateWindow > 0 {
 		k := filewardAggKey{Dentry: r.keyDentry, Mnt: r.keyMnt, Epoch: r.timeNS / uint64(l.s.o.AggregateWindow),
 			StartNs: r.startNS, Tgid: r.tgid, Action: r.action, Access: r.access}
 		l.templates[k] = ev
@@ -584,35 +589,48 @@ func (l *loop) sweep(all bool) {
 		return
 	}
 	cur := uint64(ts.Nano()) / w
-	var k filewardAggKey
-	var v filewardAggVal
-	done := map[filewardAggKey]struct{}{}
-	it := l.s.objs.Agg.Iterate()
-	for it.Next(&k, &v) {
-		if !all && k.Epoch+1 >= cur {
-			continue
-		}
-		if _, seen := done[k]; seen {
-			continue
-		}
-		if v.Muted == 0 && v.Count > 0 {
-			t, ok := l.templates[k]
-			if !ok && !all {
-				continue // its first record is not read yet: next sweep
+	// Read the map in batches (one syscall per 4096 entries, not two per
+	// entry), then delete the finished windows' entries in batches too.
+	var cursor ebpf.MapBatchCursor
+	done := l.done[:0]
+	for {
+		n, err := l.s.objs.Agg.BatchLookup(&cursor, l.keys, l.vals, nil)
+		for i := 0; i < n; i++ {
+			k, v := l.keys[i], l.vals[i]
+			if !all && k.Epoch+1 >= cur {
+				continue
 			}
-			if ok {
-				t.TimeNS = int64(v.LastNs) + l.bootToTS
-				t.CreatedNS = time.Now().UnixNano()
-				t.Count = uint32(min(v.Count, uint64(^uint32(0))))
-				l.s.repeats.Add(1)
-				l.push(&t)
+			if v.Muted == 0 && v.Count > 0 {
+				t, ok := l.templates[k]
+				if !ok && !all {
+					continue // its first record is not read yet: next sweep
+				}
+				if ok {
+					t.TimeNS = int64(v.LastNs) + l.bootToTS
+					t.CreatedNS = time.Now().UnixNano()
+					t.Count = uint32(min(v.Count, uint64(^uint32(0))))
+					l.s.repeats.Add(1)
+					l.push(&t)
+				}
+			}
+			done = append(done, k)
+		}
+		if err != nil {
+			if !errors.Is(err, ebpf.ErrKeyNotExist) {
+				l.s.log.Warn("ebpf: reading the aggregation map failed; its counts will be reported at the next sweep", "err", err)
+			}
+			break
+		}
+	}
+	for i := 0; i < len(done); i += batchSize {
+		if _, err := l.s.objs.Agg.BatchDelete(done[i:min(i+batchSize, len(done))], nil); err != nil {
+			// One by one, so that one vanished key does not keep the rest.
+			for _, k := range done[i:min(i+batchSize, len(done))] {
+				l.s.objs.Agg.Delete(&k)
 			}
 		}
-		done[k] = struct{}{}
 	}
-	for k := range done {
-		l.s.objs.Agg.Delete(&k)
-	}
+	l.done = done[:0]
 	for k := range l.templates {
 		if all || k.Epoch+1 < cur {
 			delete(l.templates, k)

@@ -77,6 +77,7 @@ enum fw_counter {
 };
 
 #define F_TRUNCATED 1
+#define F_AGG 2 // an aggregation entry holds this record's repeats
 
 struct event_hdr {
 	__u64 time_ns;  // bpf_ktime_get_boot_ns
@@ -473,14 +474,16 @@ static __always_inline bool aggregated(struct agg_key *k, __u64 now)
 	return true;
 }
 
-static __always_inline void remember(struct agg_key *k, __u64 now, __u32 muted)
+// remember starts the aggregation entry of k. It returns true when it did.
+static __always_inline bool remember(struct agg_key *k, __u64 now, __u32 muted)
 {
 	if (window_ns == 0)
-		return;
+		return false;
 	struct agg_val v = {.count = 0, .last_ns = now, .muted = muted};
 	long err = bpf_map_update_elem(&agg, k, &v, BPF_NOEXIST);
 	if (err && err != -17 /* EEXIST: another CPU was first, both records stand */)
 		count(C_UNAGGREGATED, 1);
+	return err == 0;
 }
 
 // file_event reports an open, close or modification of the regular file f.
@@ -515,8 +518,19 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 		remember(&k, now, 1);
 		return 1;
 	}
-	if (submit(e, off) == 0)
-		remember(&k, now, 0);
+	// The entry first, so that user space keeps a record's fields only when
+	// an entry may count its repeats (the F_AGG flag).
+	bool held = remember(&k, now, 0);
+	if (held)
+		e->h.flags |= F_AGG;
+	if (submit(e, off) != 0 && held) {
+		// The record is lost: so are the repeats another CPU may already
+		// have counted into its entry.
+		struct agg_val *v = bpf_map_lookup_elem(&agg, &k);
+		if (v)
+			count(C_RINGBUF_FULL, v->count);
+		bpf_map_delete_elem(&agg, &k);
+	}
 	return 0;
 }
 
