@@ -270,7 +270,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		return d
 	}
 	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
-	var without, with, raw, cpuWithout, cpuWith []time.Duration
+	var without, with, raw, cpuWithout, cpuWith, cpuRaw []time.Duration
 	var totalEvents, totalDocs, totalLost uint64
 	var agentCPU time.Duration
 	drops := &capture.Drops{}
@@ -287,6 +287,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			raw = append(raw, runWorkload())
+			cpuRaw = append(cpuRaw, childCPU)
 			stop()
 		}
 		if i%2 == 0 {
@@ -333,9 +334,10 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		totalDocs += st.Events
 		lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
 		totalLost += lost
-		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d (ebpf_ringbuf_full %d, ring_full %d)",
+		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d (ebpf_ringbuf_full %d, ring_full %d)",
 			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
-			cpuWithout[i].Round(time.Millisecond), cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
+			cpuWithout[i].Round(time.Millisecond), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
+			cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
 			kernelEvents, st.Records, st.Events, st.Aggregated, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull))
 	}
 	b.StopTimer()
@@ -349,6 +351,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	b.ReportMetric(float64(sum(raw))/float64(sum(without)), "fanotify-raw-slowdown")
 	b.ReportMetric(float64(sum(with))/float64(sum(raw)), "ebpf-vs-fanotify-raw")
 	b.ReportMetric(float64(sum(cpuWith))/float64(sum(cpuWithout)), "workload-cpu-ratio")
+	b.ReportMetric(float64(sum(cpuRaw))/float64(sum(cpuWithout)), "fanotify-raw-workload-cpu-ratio")
 	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
 	b.ReportMetric(float64(totalEvents), "kernel-events")
 	b.ReportMetric(float64(totalDocs), "documents")

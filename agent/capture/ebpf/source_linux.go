@@ -353,7 +353,7 @@ type loop struct {
 	stream    uint64
 	seq       uint64
 	bootToTS  int64 // Unix ns minus CLOCK_BOOTTIME ns
-	templates map[filewardAggKey]schema.Event
+	templates map[filewardAggKey]template
 	keys      []filewardAggKey // sweep buffers
 	vals      []filewardAggVal
 	done      []filewardAggKey
@@ -384,7 +384,7 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	}
 	defer rd.Close()
 	l := &loop{s: s, out: out, drops: drops, stream: uint64(time.Now().UnixNano()) &^ 0xff,
-		templates: map[filewardAggKey]schema.Event{}, exes: map[procKey]string{}, maxExes: 16384,
+		templates: map[filewardAggKey]template{}, exes: map[procKey]string{}, maxExes: 16384,
 		keys: make([]filewardAggKey, batchSize), vals: make([]filewardAggVal, batchSize)}
 	l.clock()
 	if s.o.stall != nil {
@@ -546,9 +546,28 @@ func (l *loop) record(b []byte) {
 	if r.flags&flagAgg != 0 && l.s.o.AggregateWindow > 0 {
 		k := filewardAggKey{Dentry: r.keyDentry, Mnt: r.keyMnt, Epoch: r.timeNS / uint64(l.s.o.AggregateWindow),
 			StartNs: r.startNS, Tgid: r.tgid, Action: r.action, Access: r.access}
-		l.templates[k] = ev
+		l.templates[k] = template{path: ev.Path, exe: ev.Process.Executable, name: ev.Process.Name, start: ev.Process.StartNS,
+			pid: ev.Process.PID, ppid: ev.Process.PPID, uid: r.euid, ruid: r.uid, gid: r.egid, action: ev.Action, access: ev.Access}
 	}
 	l.push(&ev)
+}
+
+// template is what the read loop keeps of a record whose repeats the kernel
+// counts, to report them when the window is over: the fields of an open,
+// close or modification document (about 100 bytes, not a whole event).
+type template struct {
+	path, exe, name string
+	start           int64
+	pid, ppid       int32
+	uid, ruid, gid  uint32
+	action          schema.Action
+	access          uint8
+}
+
+func (t *template) event() schema.Event {
+	return schema.Event{Action: t.action, Provider: schema.ProviderEBPF, Access: t.access, Path: t.path,
+		Process: schema.Process{PID: t.pid, PPID: t.ppid, StartNS: t.start, Executable: t.exe, Name: t.name,
+			HasUser: true, UID: t.uid, RUID: t.ruid, GID: t.gid}}
 }
 
 // ignored says whether p is one of the agent's own paths or under one.
@@ -601,11 +620,13 @@ func (l *loop) sweep(all bool) {
 				continue
 			}
 			if v.Muted == 0 && v.Count > 0 {
-				t, ok := l.templates[k]
+				tp, ok := l.templates[k]
 				if !ok && !all {
 					continue // its first record is not read yet: next sweep
 				}
 				if ok {
+					t := tp.event()
+					t.Stream = l.stream
 					t.TimeNS = int64(v.LastNs) + l.bootToTS
 					t.CreatedNS = time.Now().UnixNano()
 					t.Count = uint32(min(v.Count, uint64(^uint32(0))))
@@ -631,11 +652,14 @@ func (l *loop) sweep(all bool) {
 		}
 	}
 	l.done = done[:0]
-	for k := range l.templates {
-		if all || k.Epoch+1 < cur {
-			delete(l.templates, k)
+	// A new map with the survivors: a Go map keeps its size after deletes.
+	keep := make(map[filewardAggKey]template, len(l.templates)/2)
+	for k, t := range l.templates {
+		if !all && k.Epoch+1 >= cur {
+			keep[k] = t
 		}
 	}
+	l.templates = keep
 }
 
 // mountTracefs mounts tracefs at /sys/kernel/tracing when it is not mounted
