@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strings"
+	"unsafe"
 )
 
 // Layout of struct event_hdr in bpf/fileward.bpf.c (little-endian, the only
@@ -134,29 +134,47 @@ func joinPath(comps, suffix []byte) string {
 	if len(suffix) > 0 && suffix[0] == '/' {
 		return path.Clean(string(suffix))
 	}
-	var parts []string
-	for len(comps) > 0 {
-		i := bytes.IndexByte(comps, 0)
+	// One allocation: the components' bytes in reverse order, each after a
+	// slash.
+	size := 0
+	for rest := comps; len(rest) > 0; {
+		i := bytes.IndexByte(rest, 0)
 		if i < 0 {
-			i = len(comps)
+			i = len(rest)
 		}
 		if i > 0 {
-			parts = append(parts, string(comps[:i]))
+			size += 1 + i
 		}
-		if i == len(comps) {
+		if i == len(rest) {
 			break
 		}
-		comps = comps[i+1:]
+		rest = rest[i+1:]
 	}
-	var sb strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
-		sb.WriteByte('/')
-		sb.WriteString(parts[i])
+	if size == 0 {
+		if len(suffix) == 0 {
+			return "/"
+		}
+		return path.Join("/", string(suffix))
 	}
-	dir := sb.String()
-	if dir == "" {
-		dir = "/"
+	buf := make([]byte, size)
+	at := size
+	for rest := comps; len(rest) > 0; {
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 {
+			i = len(rest)
+		}
+		if i > 0 {
+			at -= i
+			copy(buf[at:], rest[:i])
+			at--
+			buf[at] = '/'
+		}
+		if i == len(rest) {
+			break
+		}
+		rest = rest[i+1:]
 	}
+	dir := unsafe.String(&buf[0], len(buf)) // buf is never written again
 	if len(suffix) == 0 {
 		return dir
 	}

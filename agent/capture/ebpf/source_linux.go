@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -354,6 +355,7 @@ type loop struct {
 	seq       uint64
 	bootToTS  int64 // Unix ns minus CLOCK_BOOTTIME ns
 	templates map[filewardAggKey]template
+	deleted   int              // templates deleted since the map was last rebuilt
 	keys      []filewardAggKey // sweep buffers
 	vals      []filewardAggVal
 	done      []filewardAggKey
@@ -652,14 +654,18 @@ func (l *loop) sweep(all bool) {
 		}
 	}
 	l.done = done[:0]
-	// A new map with the survivors: a Go map keeps its size after deletes.
-	keep := make(map[filewardAggKey]template, len(l.templates)/2)
-	for k, t := range l.templates {
-		if !all && k.Epoch+1 >= cur {
-			keep[k] = t
+	for k := range l.templates {
+		if all || k.Epoch+1 < cur {
+			delete(l.templates, k)
+			l.deleted++
 		}
 	}
-	l.templates = keep
+	// A Go map keeps its size after deletes: start a new one with the
+	// survivors once it has shed eight times what it holds.
+	if l.deleted > 8*len(l.templates)+8192 {
+		l.templates = maps.Clone(l.templates)
+		l.deleted = 0
+	}
 }
 
 // mountTracefs mounts tracefs at /sys/kernel/tracing when it is not mounted
