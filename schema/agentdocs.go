@@ -59,6 +59,10 @@ func lossExplanation(r LossReason) string {
 		return "the input could not be parsed"
 	case LossCorrupt:
 		return "spool data was damaged on disk and could not be read back"
+	case LossEBPFRingbufFull:
+		return "the BPF ring buffer between the kernel and the agent was full, the agent fell behind the kernel"
+	case LossEBPFMapFull:
+		return "a BPF map was full, so the kernel could not remember that a file was written (its close was reported as a close, not a modification)"
 	}
 	return "of an unknown reason"
 }

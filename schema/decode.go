@@ -134,6 +134,8 @@ func parseProvider(s string) (Provider, bool) {
 		return ProviderEndpointSecurity, true
 	case "fanotify":
 		return ProviderFanotify, true
+	case "ebpf":
+		return ProviderEBPF, true
 	}
 	return ProviderNone, false
 }

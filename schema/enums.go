@@ -93,6 +93,8 @@ const (
 	ProviderEndpointSecurity
 	// ProviderFanotify is Linux fanotify.
 	ProviderFanotify
+	// ProviderEBPF is Linux capture by fileward's BPF LSM programs.
+	ProviderEBPF
 )
 
 // String returns the event.provider value.
@@ -102,6 +104,8 @@ func (p Provider) String() string {
 		return "endpoint_security"
 	case ProviderFanotify:
 		return "fanotify"
+	case ProviderEBPF:
+		return "ebpf"
 	}
 	return ""
 }
@@ -125,19 +129,28 @@ const (
 	LossRejected
 	LossMalformed
 	LossCorrupt
+	// LossEBPFRingbufFull counts eBPF records the kernel could not write
+	// because the BPF ring buffer was full (the agent fell behind).
+	LossEBPFRingbufFull
+	// LossEBPFMapFull counts eBPF events lost because a BPF map was full:
+	// a write the kernel could not remember, so its close was reported as
+	// a close instead of a modification.
+	LossEBPFMapFull
 	// LossReasonCount is the number of reasons; use it to size arrays.
 	LossReasonCount
 )
 
 var lossNames = [LossReasonCount]string{
-	LossRingFull:       "ring_full",
-	LossKernelOverflow: "kernel_overflow",
-	LossSeqGap:         "seq_gap",
-	LossSourceRestart:  "source_restart",
-	LossSpoolFull:      "spool_full",
-	LossRejected:       "rejected",
-	LossMalformed:      "malformed",
-	LossCorrupt:        "corrupt",
+	LossRingFull:        "ring_full",
+	LossKernelOverflow:  "kernel_overflow",
+	LossSeqGap:          "seq_gap",
+	LossSourceRestart:   "source_restart",
+	LossSpoolFull:       "spool_full",
+	LossRejected:        "rejected",
+	LossMalformed:       "malformed",
+	LossCorrupt:         "corrupt",
+	LossEBPFRingbufFull: "ebpf_ringbuf_full",
+	LossEBPFMapFull:     "ebpf_map_full",
 }
 
 // ParseLossReason maps a fileward.lost.reason value back to its reason.

@@ -102,6 +102,8 @@ func Fields() []Field {
 		{"fileward.lost.total.rejected", "long"},
 		{"fileward.lost.total.malformed", "long"},
 		{"fileward.lost.total.corrupt", "long"},
+		{"fileward.lost.total.ebpf_ringbuf_full", "long"},
+		{"fileward.lost.total.ebpf_map_full", "long"},
 		{"fileward.stats.started", "date"},
 		{"fileward.stats.uptime_s", "long"},
 		{"fileward.stats.captured", "long"},

@@ -53,7 +53,7 @@ type DataStream struct {
 
 // Source selects and configures the capture backend.
 type Source struct {
-	Type     string   `yaml:"type"` // auto | fanotify | eslogger | replay
+	Type     string   `yaml:"type"` // auto | ebpf | fanotify | eslogger | replay
 	Events   []string `yaml:"events"`
 	Fanotify Fanotify `yaml:"fanotify"`
 	Eslogger Eslogger `yaml:"eslogger"`

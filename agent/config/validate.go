@@ -87,7 +87,7 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	}
 
 	s := &cfg.Source
-	c.oneOf("source.type", s.Type, "auto", "fanotify", "eslogger", "replay")
+	c.oneOf("source.type", s.Type, "auto", "ebpf", "fanotify", "eslogger", "replay")
 	if len(s.Events) == 0 {
 		c.at("source.events", "must list at least one event")
 	}

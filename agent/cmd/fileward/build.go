@@ -10,6 +10,7 @@ import (
 	"runtime"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/capture/ebpf"
 	"github.com/fileward/fileward/agent/capture/eslogger"
 	"github.com/fileward/fileward/agent/capture/fanotify"
 	"github.com/fileward/fileward/agent/capture/replay"
@@ -42,10 +43,12 @@ type pickedSource struct {
 }
 
 // buildSource picks the capture source. With source.type auto it captures
-// for real where it can (eslogger on macOS, fanotify on Linux as root) and
-// otherwise falls back to replaying the bundled demo stream in a loop, saying
-// so on stderr.
-func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr func(string)) (pickedSource, error) {
+// for real where it can (eslogger on macOS; on Linux as root eBPF, or
+// fanotify when the kernel cannot run fileward's BPF programs, saying why)
+// and otherwise falls back to replaying the bundled demo stream in a loop,
+// saying so on stderr. ebpfOpts, when not nil, adjusts the eBPF options
+// (tests inject a refused load with it).
+func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr func(string), ebpfOpts func(*ebpf.Options)) (pickedSource, error) {
 	src := &cfg.Source
 	typ := src.Type
 	if typ == "auto" {
@@ -53,7 +56,13 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 		case "darwin":
 			typ = "eslogger"
 		case "linux":
-			s, err := newFanotify(cfg, dataDir, log)
+			s, err := newEBPF(cfg, dataDir, log, ebpfOpts)
+			if err == nil {
+				return pickedSource{src: s, desc: "ebpf (source.type auto)"}, nil
+			}
+			stderr(fmt.Sprintf("fileward: source.type auto: eBPF capture is not available here (%v); using fanotify instead", err))
+			log.Warn("eBPF capture not available; falling back to fanotify", "reason", err)
+			s, err = newFanotify(cfg, dataDir, log)
 			if err == nil {
 				return pickedSource{src: s, desc: "fanotify on " + fmt.Sprint(src.Fanotify.Marks)}, nil
 			}
@@ -65,6 +74,12 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 		}
 	}
 	switch typ {
+	case "ebpf":
+		s, err := newEBPF(cfg, dataDir, log, ebpfOpts)
+		if err != nil {
+			return pickedSource{}, err
+		}
+		return pickedSource{src: s, desc: "ebpf"}, nil
 	case "fanotify":
 		s, err := newFanotify(cfg, dataDir, log)
 		if err != nil {
@@ -102,7 +117,9 @@ func buildSource(cfg *config.Config, dataDir string, log *slog.Logger, stderr fu
 	return pickedSource{}, fmt.Errorf("source.type %q is not supported", typ)
 }
 
-func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.Source, error) {
+// ownPaths are the agent's own paths: its data dir and the directories of
+// its file sinks.
+func ownPaths(cfg *config.Config, dataDir string) []string {
 	ignore := []string{dataDir}
 	for _, s := range cfg.Sinks {
 		if s.File != nil {
@@ -111,6 +128,31 @@ func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.
 			}
 		}
 	}
+	return ignore
+}
+
+func newEBPF(cfg *config.Config, dataDir string, log *slog.Logger, adjust func(*ebpf.Options)) (capture.Source, error) {
+	o := ebpf.Options{
+		Events:          cfg.Source.Events,
+		IgnorePaths:     ownPaths(cfg, dataDir),
+		ExcludePaths:    cfg.Filters.ExcludePaths,
+		HostRoot:        cfg.Source.Fanotify.HostRoot,
+		SelfPID:         os.Getpid(),
+		AggregateWindow: cfg.Filters.AggregateWindow.D(),
+		Logger:          log,
+	}
+	if adjust != nil {
+		adjust(&o)
+	}
+	s, err := ebpf.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newFanotify(cfg *config.Config, dataDir string, log *slog.Logger) (capture.Source, error) {
+	ignore := ownPaths(cfg, dataDir)
 	return fanotify.New(fanotify.Options{
 		Marks:       cfg.Source.Fanotify.Marks,
 		MarkType:    cfg.Source.Fanotify.MarkType,

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/agent/capture/ebpf"
 	"github.com/fileward/fileward/agent/config"
 	"github.com/fileward/fileward/agent/pipeline"
 	"github.com/fileward/fileward/agent/procfs"
@@ -228,6 +229,11 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		},
 		Logger: log.With("component", "pipeline"), Registerer: reg,
 	}
+	if e, ok := a.source.(interface{ Enrich(*schema.Event) bool }); ok && a.source.Name() == "ebpf" {
+		// The kernel gives every process field but the executable of a
+		// process whose exec it did not see (one older than the agent).
+		po.Enrich = e.Enrich
+	}
 	if a.source.Name() == "fanotify" {
 		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
 		po.Enrich = a.procs.Enrich
@@ -251,8 +257,18 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	return a, nil
 }
 
+// refuseEBPFEnv, set to 1, makes the eBPF source hand the kernel a program
+// its verifier refuses, so that source.type auto's fallback to fanotify can
+// be tested on a machine where eBPF works (docs/linux.md).
+const refuseEBPFEnv = "FILEWARD_TEST_REFUSE_EBPF"
+
 func (a *agent) pickSource(stderr io.Writer) (capture.Source, error) {
-	p, err := buildSource(a.cfg, a.dataDir, a.log, func(msg string) { fmt.Fprintln(stderr, msg) })
+	var adjust func(*ebpf.Options)
+	if os.Getenv(refuseEBPFEnv) == "1" {
+		// Tests of the fallback: the kernel refuses the BPF programs for real.
+		adjust = func(o *ebpf.Options) { o.InjectLoadFailure = true }
+	}
+	p, err := buildSource(a.cfg, a.dataDir, a.log, func(msg string) { fmt.Fprintln(stderr, msg) }, adjust)
 	if err != nil {
 		return nil, err
 	}

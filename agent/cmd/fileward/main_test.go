@@ -422,6 +422,9 @@ sinks:
 metrics: {listen: ""}
 `, dir), 0o644)
 	cmd := exec.Command(binary, "run", "-c", cfg)
+	// auto tries eBPF first: have the kernel refuse it (where it would
+	// work), so that fanotify, whose mark does not exist, is tried too.
+	cmd.Env = append(os.Environ(), refuseEBPFEnv+"=1")
 	var errb syncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,508 @@
+//go:build linux && (amd64 || arm64)
+
+package ebpf
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/schema"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain doubles as the benchmarks' workload and generator (children, so
+// they are separate processes from the agent being measured), exactly as in
+// agent/capture/fanotify: FILEWARD_WORKLOAD runs BenchmarkCaptureOverhead's
+// file workload, FILEWARD_GEN_DIR BenchmarkSustainedRate's paced generator.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("FILEWARD_GEN_DIR"); dir != "" {
+		if err := generate(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "generate:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if dir := os.Getenv("FILEWARD_WORKLOAD"); dir != "" {
+		n, _ := strconv.Atoi(os.Getenv("FILEWARD_WORKLOAD_FILES"))
+		if err := workload(dir, os.Getenv("FILEWARD_WORKLOAD_SRC"), n); err != nil {
+			fmt.Fprintln(os.Stderr, "workload:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// workload is agent/capture/fanotify's: create+write, read, rename and
+// delete n small files in dir, then read every file under src.
+func workload(dir, src string, n int) error {
+	const perDir = 1000
+	buf := make([]byte, 256)
+	for i := range buf {
+		buf[i] = byte('a' + i%26)
+	}
+	rbuf := make([]byte, 64<<10)
+	name := func(i int) string { return filepath.Join(dir, strconv.Itoa(i/perDir), "f"+strconv.Itoa(i)) }
+	for d := 0; d*perDir < n; d++ {
+		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(d)), 0o755); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(name(i), buf, 0o644); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		f, err := os.Open(name(i))
+		if err != nil {
+			return err
+		}
+		f.Read(rbuf)
+		f.Close()
+	}
+	for i := 0; i < n; i++ {
+		if err := os.Rename(name(i), name(i)+".r"); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := os.Remove(name(i) + ".r"); err != nil {
+			return err
+		}
+	}
+	if src == "" {
+		return nil
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := f.Read(rbuf); err != nil {
+				break
+			}
+		}
+		return f.Close()
+	})
+}
+
+func copyTree(src, dst string, max int) (int, error) {
+	n := 0
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if n >= max {
+			return filepath.SkipAll
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		n++
+		return os.WriteFile(to, b, 0o644)
+	})
+	return n, err
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// consume drains ring the way pipeline.Run does, calling the source's
+// Enrich on each event (as the pipeline would for an event with no
+// executable), until ctx is done.
+func consume(ctx context.Context, ring *capture.Ring, s *Source, consumed *atomic.Uint64) {
+	var ev schema.Event
+	for ring.Pop(ctx, &ev) {
+		if ev.Process.Executable == "" {
+			s.Enrich(&ev)
+		}
+		consumed.Add(1)
+		n := 1
+		for ; n <= 256 && ring.TryPop(&ev); n++ {
+			if ev.Process.Executable == "" {
+				s.Enrich(&ev)
+			}
+			consumed.Add(1)
+		}
+		if n > 1 && n <= 256 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// fanotifyRaw starts the fanotify source's raw-reader floor on a filesystem
+// mark on mnt: a group with the fanotify source's flags and default mask whose
+// reader only reads and discards (agent/capture/fanotify rawReader). Its
+// slowdown is the kernel's own cost of fanotify, which no fanotify agent can
+// go below.
+func fanotifyRaw(mnt string) (stop func(), err error) {
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_REPORT_DFID_NAME, unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fanotify_init: %w", err)
+	}
+	mask := uint64(unix.FAN_OPEN | unix.FAN_CLOSE_WRITE | unix.FAN_CLOSE_NOWRITE | unix.FAN_MODIFY | unix.FAN_CREATE |
+		unix.FAN_DELETE | unix.FAN_RENAME | unix.FAN_ATTRIB | unix.FAN_OPEN_EXEC | unix.FAN_ONDIR)
+	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, mask, unix.AT_FDCWD, mnt); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("fanotify_mark: %w", err)
+	}
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 256<<10)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for !stopping.Load() {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				unix.Poll(fds, 100)
+				continue
+			}
+			if n < len(buf)/16 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	return func() {
+		time.Sleep(100 * time.Millisecond)
+		stopping.Store(true)
+		<-done
+		unix.Close(fd)
+	}, nil
+}
+
+// BenchmarkCaptureOverhead is agent/capture/fanotify's benchmark of the same
+// name, on the same workload, with the eBPF source: each iteration runs the
+// workload in a child process on a tmpfs without capture, under the fanotify
+// raw reader (fanotify's floor), and under the eBPF source with a consumer
+// (alternating the order). It reports the slowdown against no capture and
+// against the fanotify floor, the workload's CPU ratio, the agent's CPU per
+// million kernel events (records plus the repeats the kernel counted), and
+// peak RSS. The eBPF source captures the whole machine: other activity on a
+// shared host is captured (and costs) too.
+func BenchmarkCaptureOverhead(b *testing.B) {
+	needRoot(b)
+	nFiles := envInt("FILEWARD_BENCH_FILES", 200000)
+	srcCap := envInt("FILEWARD_BENCH_SRC_FILES", 20000)
+	mnt := tmpfsDir(b)
+	src := filepath.Join(mnt, "src")
+	goroot := os.Getenv("GOROOT")
+	if goroot == "" {
+		goroot = "/usr/local/go"
+	}
+	copied, err := copyTree(filepath.Join(goroot, "src"), src, srcCap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := 0
+	var childCPU time.Duration
+	runWorkload := func() time.Duration {
+		run++
+		dir := filepath.Join(mnt, fmt.Sprintf("run%d", run))
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_SRC="+src, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(nFiles))
+		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("workload: %v", err)
+		}
+		d := time.Since(t0)
+		childCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		os.RemoveAll(dir)
+		return d
+	}
+	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
+	var without, with, raw, cpuWithout, cpuWith, cpuRaw []time.Duration
+	var totalEvents, totalDocs, totalLost uint64
+	var agentCPU time.Duration
+	drops := &capture.Drops{}
+	ring := capture.NewRing(65536, drops)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		baseline := func() {
+			without = append(without, runWorkload())
+			cpuWithout = append(cpuWithout, childCPU)
+		}
+		rawRun := func() {
+			stop, err := fanotifyRaw(mnt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw = append(raw, runWorkload())
+			cpuRaw = append(cpuRaw, childCPU)
+			stop()
+		}
+		if i%2 == 0 {
+			baseline()
+			rawRun()
+		}
+		s, err := New(Options{SelfPID: os.Getpid(), AggregateWindow: window})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull)
+		ctx, cancel := context.WithCancel(context.Background())
+		var consumed atomic.Uint64
+		var wg sync.WaitGroup
+		wg.Add(2)
+		runErr := make(chan error, 1)
+		go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
+		go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
+		cpu0 := cpuTime()
+		d := runWorkload()
+		for last := uint64(0); ; {
+			time.Sleep(50 * time.Millisecond)
+			c := consumed.Load()
+			if c == last && ring.Len() == 0 {
+				break
+			}
+			last = c
+		}
+		cancel()
+		wg.Wait()
+		agentCPU += cpuTime() - cpu0
+		if err := <-runErr; err != nil {
+			b.Fatal(err)
+		}
+		with = append(with, d)
+		cpuWith = append(cpuWith, childCPU)
+		if i%2 == 1 {
+			rawRun()
+			baseline()
+		}
+		st := s.Stats()
+		kernelEvents := st.Records + st.Aggregated
+		totalEvents += kernelEvents
+		totalDocs += st.Events
+		lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
+		totalLost += lost
+		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d (ebpf_ringbuf_full %d, ring_full %d)",
+			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
+			cpuWithout[i].Round(time.Millisecond), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
+			cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
+			kernelEvents, st.Records, st.Events, st.Aggregated, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull))
+	}
+	b.StopTimer()
+	sum := func(ds []time.Duration) (t time.Duration) {
+		for _, d := range ds {
+			t += d
+		}
+		return t
+	}
+	b.ReportMetric(float64(sum(with))/float64(sum(without)), "slowdown")
+	b.ReportMetric(float64(sum(raw))/float64(sum(without)), "fanotify-raw-slowdown")
+	b.ReportMetric(float64(sum(with))/float64(sum(raw)), "ebpf-vs-fanotify-raw")
+	b.ReportMetric(float64(sum(cpuWith))/float64(sum(cpuWithout)), "workload-cpu-ratio")
+	b.ReportMetric(float64(sum(cpuRaw))/float64(sum(cpuWithout)), "fanotify-raw-workload-cpu-ratio")
+	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
+	b.ReportMetric(float64(totalEvents), "kernel-events")
+	b.ReportMetric(float64(totalDocs), "documents")
+	b.ReportMetric(float64(totalLost), "lost")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.Logf("workload: %d files ×(create+write, read, rename, delete) + read of %d source files on tmpfs", nFiles, copied)
+}
+
+// generate is agent/capture/fanotify's paced generator: it opens and closes
+// FILEWARD_GEN_FILES files in dir round-robin at FILEWARD_GEN_RATE opens per
+// second for FILEWARD_GEN_MILLIS and prints how many opens it made.
+func generate(dir string) error {
+	rate := envInt("FILEWARD_GEN_RATE", 10000)
+	files := envInt("FILEWARD_GEN_FILES", 10000)
+	d := time.Duration(envInt("FILEWARD_GEN_MILLIS", 3000)) * time.Millisecond
+	names := make([]string, files)
+	for i := range names {
+		names[i] = filepath.Join(dir, "f"+strconv.Itoa(i))
+	}
+	t0 := time.Now()
+	done := 0
+	for {
+		el := time.Since(t0)
+		if el >= d {
+			break
+		}
+		want := int(float64(rate) * el.Seconds())
+		for ; done < want; done++ {
+			fd, err := unix.Open(names[done%files], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open: %w", err)
+			}
+			unix.Close(fd)
+		}
+		time.Sleep(time.Millisecond - time.Since(t0.Add(el)))
+	}
+	fmt.Println(done)
+	return nil
+}
+
+// BenchmarkSustainedRate is agent/capture/fanotify's search for the highest
+// lossless rate, with the eBPF source: two paced children open and close
+// distinct files (round-robin over 10,000 each) at a rate that doubles, then
+// grows by a quarter, until the kernel reports ebpf_ringbuf_full or the ring
+// fills, or the generators cannot reach the rate. Events are kernel events
+// (an open and a close per open(2)), whether they arrived as records or as
+// repeats counted in the kernel (window FILEWARD_BENCH_WINDOW_MS, default
+// 1000, as the agent's default aggregate_window).
+func BenchmarkSustainedRate(b *testing.B) {
+	needRoot(b)
+	stepMS := envInt("FILEWARD_BENCH_STEP_MS", 3000)
+	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
+	mnt := tmpfsDir(b)
+	const nFiles = 10000
+	dirs := []string{filepath.Join(mnt, "gen0"), filepath.Join(mnt, "gen1")}
+	for _, dir := range dirs {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < nFiles; i++ {
+			if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), []byte("x"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		s, err := New(Options{SelfPID: os.Getpid(), AggregateWindow: window})
+		if err != nil {
+			b.Fatal(err)
+		}
+		drops := &capture.Drops{}
+		ring := capture.NewRing(65536, drops)
+		ctx, cancel := context.WithCancel(context.Background())
+		var consumed atomic.Uint64
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.Run(ctx, ring, drops) }()
+		go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
+		best, firstLoss := 0.0, 0.0
+		var bestCPU float64
+		for rate := 25000; ; {
+			lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossRingFull) + drops.Load(schema.LossEBPFMapFull)
+			st0, c0 := s.Stats(), cpuTime()
+			var outs [2][]byte
+			var errs [2]error
+			var gw sync.WaitGroup
+			t0 := time.Now()
+			for g := range outs {
+				gw.Add(1)
+				go func() {
+					defer gw.Done()
+					cmd := exec.Command(self)
+					cmd.Env = append(os.Environ(), "FILEWARD_GEN_DIR="+dirs[g], "FILEWARD_GEN_FILES="+strconv.Itoa(nFiles),
+						"FILEWARD_GEN_RATE="+strconv.Itoa(rate/2), "FILEWARD_GEN_MILLIS="+strconv.Itoa(stepMS))
+					cmd.Stderr = os.Stderr
+					outs[g], errs[g] = cmd.Output()
+				}()
+			}
+			gw.Wait()
+			opens := 0
+			for g := range outs {
+				if errs[g] != nil {
+					b.Fatalf("generator: %v", errs[g])
+				}
+				n, _ := strconv.Atoi(strings.TrimSpace(string(outs[g])))
+				opens += n
+			}
+			wall := time.Since(t0)
+			for last := uint64(0); ; {
+				time.Sleep(100 * time.Millisecond)
+				c := consumed.Load()
+				if c == last && ring.Len() == 0 {
+					break
+				}
+				last = c
+			}
+			st := s.Stats()
+			evs := (st.Records + st.Aggregated) - (st0.Records + st0.Aggregated)
+			cpu := cpuTime() - c0
+			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossRingFull) + drops.Load(schema.LossEBPFMapFull) - lost0
+			got := float64(evs) / wall.Seconds()
+			asked := 2 * float64(rate)
+			reached := float64(opens) >= 0.95*float64(rate)*float64(stepMS)/1000
+			b.Logf("asked %.0f events/s: generators made %d opens (%v), the kernel saw %d events = %.0f events/s (%d records, %d repeats counted), %.2f agent CPU-s/1M events; lost %d",
+				asked, opens, wall.Round(time.Millisecond), evs, got, st.Records-st0.Records, st.Aggregated-st0.Aggregated, cpu.Seconds()/(float64(evs)/1e6), lost)
+			if lost > 0 {
+				firstLoss = got
+				break
+			}
+			if got > best {
+				best, bestCPU = got, cpu.Seconds()/(float64(evs)/1e6)
+			}
+			if !reached {
+				b.Logf("the generators cannot make more than %.0f events/s on this machine; no loss up to here", got)
+				break
+			}
+			if rate < 200000 {
+				rate *= 2
+			} else {
+				rate += rate / 4
+			}
+		}
+		cancel()
+		wg.Wait()
+		b.ReportMetric(best, "lossless-events/s")
+		b.ReportMetric(bestCPU, "agent-cpu-s/1M-events")
+		b.ReportMetric(firstLoss, "first-loss-events/s")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	}
+}

@@ -1,0 +1,803 @@
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
+//
+// Fileward's eBPF capture: syscall tracepoints and the sched_process_exec
+// BTF tracepoint report file activity to user space through a BPF ring
+// buffer. See docs/linux.md ("eBPF capture") for why these hooks (BPF LSM and
+// fentry programs are refused on some kernels that run everything else), the
+// minimum kernel, and what is filtered here.
+//
+// Paths are read in the kernel by walking dentries and mounts up to the
+// root: a record carries the components leaf first, each NUL-terminated,
+// which user space reverses. A path given to a syscall relative to a
+// directory (dirfd or the working directory) is the directory's walked path
+// plus the syscall's own string, which user space joins and cleans.
+//
+// Build: `make generate` (bpf2go with Debian's clang, CO-RE against the
+// committed vmlinux.h). The objects are committed, so `go build` needs no
+// clang.
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NAME_SZ 256
+#define PATH_SZ 4096
+#define DATA_MASK 8191
+#define DATA_SZ (8192 + PATH_SZ)
+#define MAX_DEPTH 64
+#define MAX_MUTE 8
+
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+#define FMODE_CREATED (1 << 20)
+
+// Actions (agent/capture/ebpf maps them to schema actions).
+enum fw_action {
+	FW_OPEN = 1,
+	FW_CLOSE = 2,
+	FW_MODIFY = 3,
+	FW_CREATE = 4,
+	FW_DELETE = 5,
+	FW_RENAME = 6,
+	FW_ATTRIB = 7,
+	FW_EXEC = 8,
+	FW_LINK = 9,
+};
+
+// Event selection bits (source.events).
+#define EV_OPEN (1 << 0)
+#define EV_CLOSE (1 << 1)
+#define EV_CREATE (1 << 2)
+#define EV_MODIFY (1 << 3)
+#define EV_RENAME (1 << 4)
+#define EV_DELETE (1 << 5)
+#define EV_ATTRIB (1 << 6)
+#define EV_EXEC (1 << 7)
+
+#define ACC_READ 1
+#define ACC_WRITE 2
+
+// Counters (index into the per-CPU counters array).
+enum fw_counter {
+	C_RINGBUF_FULL = 0, // a record could not be written: the ring buffer was full
+	C_MAP_FULL = 1,     // a file opened for writing could not be tracked: a modification may show as a close
+	C_UNAGGREGATED = 2, // the aggregation map was full: the event went out on its own (nothing lost)
+	C_MUTED = 3,        // events dropped in the kernel by path (agent's own files, exclude_paths)
+	C_PATH_TRUNC = 4,   // paths cut at MAX_DEPTH components or the buffer's end
+	C_AGGREGATED = 5,   // events folded into an aggregation entry
+	C_STASH_FULL = 6,   // syscalls whose arguments could not be kept until their exit (event lost)
+	C_MAX = 8,
+};
+
+#define F_TRUNCATED 1
+#define F_AGG 2 // an aggregation entry holds this record's repeats
+
+struct event_hdr {
+	__u64 time_ns;  // bpf_ktime_get_boot_ns
+	__u64 start_ns; // thread group leader's start_boottime
+	__u64 cgroup_id;
+	__u64 ino;
+	__u64 key_dentry; // the aggregation key's file (0: not aggregated)
+	__u64 key_mnt;
+	__u32 dev;
+	__u32 pid;
+	__u32 tgid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u32 mode;
+	__u16 action;
+	__u16 access;
+	// data holds, in order: the components of path 1 (leaf first, each
+	// NUL-terminated), its suffix (a syscall's relative path, NUL-terminated),
+	// then the same for path 2. Lengths in bytes, NULs included.
+	__u16 comp1;
+	__u16 suffix1;
+	__u16 comp2;
+	__u16 suffix2;
+	__u32 flags;
+	__u8 comm[16];
+};
+
+struct event {
+	struct event_hdr h;
+	char data[DATA_SZ];
+};
+
+struct agg_key {
+	__u64 dentry;
+	__u64 mnt;
+	__u64 epoch;
+	__u64 start_ns;
+	__u32 tgid;
+	__u16 action;
+	__u16 access;
+};
+
+struct agg_val {
+	__u64 count; // repeats after the first, which went out as a record
+	__u64 last_ns;
+	__u32 muted;
+	__u32 _pad;
+};
+
+
+struct stash {
+	__u64 p1;
+	__u64 p2;
+	__s32 dfd1;
+	__s32 dfd2;
+	__u32 kind; // FW_* action
+	__u32 flags;
+};
+
+// Set by the loader before verification.
+const volatile __u32 self_tgid = 0;   // the agent: never reported
+const volatile __u32 target_tgid = 0; // tests: report only this process (0: all)
+const volatile __u32 event_mask = 0xff;
+const volatile __u64 window_ns = 0; // aggregation window, 0 = none
+// Muted directories and files by (kernel dev_t, inode): a path that passes
+// through one of them is not reported.
+const volatile __u32 mute_dev[MAX_MUTE] = {};
+const volatile __u64 mute_ino[MAX_MUTE] = {};
+const volatile __u32 mute_count = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); // resized by the loader
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); // resized by the loader
+	__type(key, struct agg_key);
+	__type(value, struct agg_val);
+} agg SEC(".maps");
+
+// Open files (struct file addresses) opened for writing on regular files →
+// written since. LRU: a file whose last close was never seen (its process
+// exited, or closed it by dup2 onto another) is forgotten eventually.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); // resized by the loader
+	__type(key, __u64);
+	__type(value, __u8);
+} wfiles SEC(".maps");
+
+// struct file before Linux 6.13 counted references in f_count.
+struct file___old {
+	atomic_long_t f_count;
+} __attribute__((preserve_access_index));
+
+// file_refs is the number of references to f (descriptors, mmaps, ...).
+static __always_inline long file_refs(struct file *f)
+{
+	if (bpf_core_field_exists(f->f_ref)) {
+		long c = BPF_CORE_READ(f, f_ref.refcnt.counter);
+		return c + 1; // file_ref_t counts from 0 for one reference
+	}
+	struct file___old *o = (void *)f;
+	return BPF_CORE_READ(o, f_count.counter);
+}
+
+// Syscall arguments from entry to exit, by thread id.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct stash);
+} stashes SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		__sync_fetch_and_add(v, n);
+}
+
+static __always_inline bool pseudo_fs(struct super_block *sb)
+{
+	unsigned long m = BPF_CORE_READ(sb, s_magic);
+	switch (m) {
+	case 0x9fa0:     // proc
+	case 0x62656572: // sysfs
+	case 0x27e0eb:   // cgroup
+	case 0x63677270: // cgroup2
+	case 0x64626720: // debugfs
+	case 0x74726163: // tracefs
+	case 0x73636673: // securityfs
+	case 0xcafe4a11: // bpf
+	case 0x1cd1:     // devpts
+	case 0x50495045: // pipefs
+	case 0x534f434b: // sockfs
+	case 0x6e736673: // nsfs
+	case 0x09041934: // anon_inode
+	case 0xf97cff8c: // selinuxfs
+	case 0x65735543: // fusectl
+	case 0x62656570: // configfs
+	case 0xde5e81e4: // efivarfs
+	case 0x6165676c: // pstore
+	case 0x19800202: // mqueue
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool skip_task(__u32 tgid)
+{
+	if (self_tgid && tgid == self_tgid)
+		return true;
+	if (target_tgid && tgid != target_tgid)
+		return true;
+	return false;
+}
+
+static __always_inline struct event *new_event(__u16 action)
+{
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return NULL;
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	e->h.time_ns = bpf_ktime_get_boot_ns();
+	e->h.pid = (__u32)pid_tgid;
+	e->h.tgid = pid_tgid >> 32;
+	e->h.ppid = BPF_CORE_READ(t, real_parent, tgid);
+	e->h.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	e->h.uid = BPF_CORE_READ(t, cred, uid.val);
+	e->h.euid = BPF_CORE_READ(t, cred, euid.val);
+	e->h.gid = BPF_CORE_READ(t, cred, gid.val);
+	e->h.egid = BPF_CORE_READ(t, cred, egid.val);
+	e->h.cgroup_id = bpf_get_current_cgroup_id();
+	e->h.action = action;
+	e->h.access = 0;
+	e->h.comp1 = 0;
+	e->h.suffix1 = 0;
+	e->h.comp2 = 0;
+	e->h.suffix2 = 0;
+	e->h.flags = 0;
+	e->h.ino = 0;
+	e->h.dev = 0;
+	e->h.mode = 0;
+	e->h.key_dentry = 0;
+	e->h.key_mnt = 0;
+	bpf_get_current_comm(&e->h.comm, sizeof(e->h.comm));
+	return e;
+}
+
+static __always_inline void set_inode(struct event *e, struct inode *ino)
+{
+	if (!ino)
+		return;
+	e->h.ino = BPF_CORE_READ(ino, i_ino);
+	e->h.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	e->h.mode = BPF_CORE_READ(ino, i_mode);
+}
+
+static __always_inline bool is_muted_inode(struct inode *ino)
+{
+	if (mute_count == 0 || !ino)
+		return false;
+	__u64 i = BPF_CORE_READ(ino, i_ino);
+	__u32 dev = BPF_CORE_READ(ino, i_sb, s_dev);
+#pragma unroll
+	for (int k = 0; k < MAX_MUTE; k++) {
+		if (k < mute_count && mute_ino[k] == i && mute_dev[k] == dev)
+			return true;
+	}
+	return false;
+}
+
+struct walk_ctx {
+	struct dentry *d;
+	struct mount *mnt;
+	struct dentry *mroot;
+	__u32 off;
+	int muted;
+	int done;
+};
+
+// walk_step is one step up from c->d: a component, or a mount crossing. It
+// returns 1 to stop.
+static long walk_step(__u32 i, void *vc)
+{
+	struct walk_ctx *c = vc;
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 1;
+	struct dentry *d = c->d;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == c->mroot || d == parent) {
+		if (d != c->mroot) {
+			c->done = 1; // the root of a filesystem that is not mounted here
+			return 1;
+		}
+		// (Locals: inside BPF_CORE_READ, c->mnt would be relocated as a
+		// kernel type too.)
+		struct mount *mnt = c->mnt;
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt) {
+			c->done = 1; // the root
+			return 1;
+		}
+		c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->mnt = mp;
+		c->mroot = BPF_CORE_READ(mp, mnt.mnt_root);
+		return 0;
+	}
+	if (is_muted_inode(BPF_CORE_READ(d, d_inode)))
+		c->muted = 1;
+	__u32 o = c->off;
+	if (o > DATA_MASK - NAME_SZ) {
+		e->h.flags |= F_TRUNCATED;
+		c->done = 1;
+		return 1;
+	}
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	int n = bpf_probe_read_kernel_str(e->data + (o & DATA_MASK), NAME_SZ, name);
+	if (n <= 0) {
+		c->done = 1;
+		return 1;
+	}
+	c->off = o + n;
+	c->d = parent;
+	return 0;
+}
+
+// walk writes the components of (d, vm) leaf first into e->data at *off
+// (bpf_loop: verified once, whatever the depth). It returns 1 when one of
+// them is a muted directory or file, else 0.
+static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, struct vfsmount *vm)
+{
+	struct walk_ctx c = {};
+	c.d = d;
+	c.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	c.mroot = BPF_CORE_READ(vm, mnt_root);
+	c.off = *off;
+	bpf_loop(MAX_DEPTH, walk_step, &c, 0);
+	if (!c.done) {
+		e->h.flags |= F_TRUNCATED;
+		count(C_PATH_TRUNC, 1);
+	}
+	*off = c.off;
+	return c.muted;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, int fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct files_struct *files = BPF_CORE_READ(t, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)fd >= max)
+		return NULL;
+	struct file **fda = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]);
+	return f;
+}
+
+// dir_path writes path slot (1 or 2): the walked directory (dfd or the
+// working directory) unless the user path is absolute, then the user path.
+static __always_inline int dir_path(struct event *e, __u32 *off, int slot, int dfd, const char *upath)
+{
+	char first = 0;
+	bpf_probe_read_user(&first, 1, upath);
+	__u32 start = *off;
+	int muted = 0;
+	if (first != '/') {
+		struct task_struct *t = bpf_get_current_task_btf();
+		struct dentry *d;
+		struct vfsmount *vm;
+		if (dfd == AT_FDCWD) {
+			d = BPF_CORE_READ(t, fs, pwd.dentry);
+			vm = BPF_CORE_READ(t, fs, pwd.mnt);
+		} else {
+			struct file *f = fd_file(t, dfd);
+			if (!f)
+				return -1;
+			d = BPF_CORE_READ(f, f_path.dentry);
+			vm = BPF_CORE_READ(f, f_path.mnt);
+		}
+		muted = walk(e, off, d, vm);
+	}
+	__u32 mid = *off;
+	if (mid > DATA_MASK - PATH_SZ) {
+		e->h.flags |= F_TRUNCATED;
+		return -1;
+	}
+	int n = bpf_probe_read_user_str(e->data + (mid & DATA_MASK), PATH_SZ, upath);
+	if (n <= 0)
+		return -1;
+	*off = mid + n;
+	if (slot == 1) {
+		e->h.comp1 = mid - start;
+		e->h.suffix1 = n;
+	} else {
+		e->h.comp2 = mid - start;
+		e->h.suffix2 = n;
+	}
+	return muted;
+}
+
+static __always_inline int submit(struct event *e, __u32 off)
+{
+	__u64 size = sizeof(e->h) + (off & DATA_MASK);
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	if (bpf_ringbuf_output(&events, e, size, 0) != 0) {
+		count(C_RINGBUF_FULL, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline bool aggregated(struct agg_key *k, __u64 now)
+{
+	if (window_ns == 0)
+		return false;
+	k->epoch = now / window_ns;
+	struct agg_val *v = bpf_map_lookup_elem(&agg, k);
+	if (!v)
+		return false;
+	if (v->muted)
+		return true;
+	__sync_fetch_and_add(&v->count, 1);
+	v->last_ns = now;
+	count(C_AGGREGATED, 1);
+	return true;
+}
+
+// remember starts the aggregation entry of k. It returns true when it did.
+static __always_inline bool remember(struct agg_key *k, __u64 now, __u32 muted)
+{
+	if (window_ns == 0)
+		return false;
+	struct agg_val v = {.count = 0, .last_ns = now, .muted = muted};
+	long err = bpf_map_update_elem(&agg, k, &v, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU was first, both records stand */)
+		count(C_UNAGGREGATED, 1);
+	return err == 0;
+}
+
+// file_event reports an open, close or modification of the regular file f.
+// It returns 1 if the file is muted.
+static __always_inline int file_event(struct file *f, __u16 action, __u16 access)
+{
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct agg_key k = {};
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct task_struct *t = bpf_get_current_task_btf();
+	k.dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	k.mnt = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	k.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.action = action;
+	k.access = access;
+	if (aggregated(&k, now))
+		return 0;
+	struct event *e = new_event(action);
+	if (!e)
+		return 0;
+	e->h.time_ns = now;
+	e->h.access = access;
+	e->h.key_dentry = k.dentry;
+	e->h.key_mnt = k.mnt;
+	set_inode(e, ino);
+	__u32 off = 0;
+	int muted = walk(e, &off, (struct dentry *)k.dentry, (struct vfsmount *)k.mnt);
+	e->h.comp1 = off;
+	if (muted) {
+		count(C_MUTED, 1);
+		remember(&k, now, 1);
+		return 1;
+	}
+	// The entry first, so that user space keeps a record's fields only when
+	// an entry may count its repeats (the F_AGG flag).
+	bool held = remember(&k, now, 0);
+	if (held)
+		e->h.flags |= F_AGG;
+	if (submit(e, off) != 0 && held) {
+		// The record is lost: so are the repeats another CPU may already
+		// have counted into its entry.
+		struct agg_val *v = bpf_map_lookup_elem(&agg, &k);
+		if (v)
+			count(C_RINGBUF_FULL, v->count);
+		bpf_map_delete_elem(&agg, &k);
+	}
+	return 0;
+}
+
+// regular says whether f is a regular file on a real filesystem.
+static __always_inline bool is_regular(struct file *f)
+{
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	umode_t mode = BPF_CORE_READ(ino, i_mode);
+	if ((mode & S_IFMT) != S_IFREG)
+		return false;
+	return !pseudo_fs(BPF_CORE_READ(ino, i_sb));
+}
+
+// Opens: on exit, from the new descriptor.
+SEC("tracepoint/syscalls/sys_exit_openat")
+int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (skip_task(tgid))
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct file *f = fd_file(t, fd);
+	if (!f || !is_regular(f))
+		return 0;
+	fmode_t fm = BPF_CORE_READ(f, f_mode);
+	if ((fm & FMODE_CREATED) && (event_mask & EV_CREATE)) {
+		struct event *e = new_event(FW_CREATE);
+		if (e) {
+			set_inode(e, BPF_CORE_READ(f, f_inode));
+			__u32 off = 0;
+			int muted = walk(e, &off, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+			e->h.comp1 = off;
+			if (muted)
+				count(C_MUTED, 1);
+			else
+				submit(e, off);
+		}
+	}
+	int muted = 0;
+	if (event_mask & EV_OPEN) {
+		__u16 acc = 0;
+		if (fm & FMODE_READ)
+			acc |= ACC_READ;
+		if (fm & FMODE_WRITE)
+			acc |= ACC_WRITE;
+		muted = file_event(f, FW_OPEN, acc);
+	}
+	if ((fm & FMODE_WRITE) && (event_mask & EV_MODIFY) && !muted) {
+		__u64 key = (__u64)f;
+		__u8 zero = 0;
+		if (bpf_map_update_elem(&wfiles, &key, &zero, BPF_ANY) != 0)
+			count(C_MAP_FULL, 1);
+	}
+	return 0;
+}
+
+// Writes: mark the file written (one lookup when it is not tracked).
+static __always_inline int on_write(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!(event_mask & EV_MODIFY))
+		return 0;
+	struct file *f = fd_file(bpf_get_current_task_btf(), ctx->args[0]);
+	if (!f)
+		return 0;
+	__u64 key = (__u64)f;
+	__u8 *w = bpf_map_lookup_elem(&wfiles, &key);
+	if (w && !*w)
+		*w = 1;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int fw_write(struct trace_event_raw_sys_enter *ctx) { return on_write(ctx); }
+
+// last_close reports the close of descriptor fd when it holds the file's
+// last reference (as fanotify reports a close at the last release): a
+// modification when the file was written, else a close.
+static __always_inline int last_close(int fd)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct file *f = fd_file(bpf_get_current_task_btf(), fd);
+	if (!f)
+		return 0;
+	if (file_refs(f) > 1)
+		return 0; // another descriptor (dup, fork) still holds it
+	__u64 key = (__u64)f;
+	bool wrote = false;
+	__u8 *w = bpf_map_lookup_elem(&wfiles, &key);
+	if (w) {
+		wrote = *w;
+		bpf_map_delete_elem(&wfiles, &key);
+	}
+	if (skip_task(tgid))
+		return 0;
+	__u16 action;
+	if (wrote && (event_mask & EV_MODIFY))
+		action = FW_MODIFY;
+	else if (event_mask & EV_CLOSE)
+		action = FW_CLOSE;
+	else
+		return 0;
+	if (!is_regular(f))
+		return 0;
+	file_event(f, action, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int fw_close(struct trace_event_raw_sys_enter *ctx) { return last_close(ctx->args[0]); }
+
+// dup2 and dup3 close what newfd held (a shell restoring its stdout after
+// `echo > file`).
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int fw_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[0] == ctx->args[1])
+		return 0;
+	return last_close(ctx->args[1]);
+}
+
+// Entry-and-exit syscalls: the entry keeps the arguments, the exit reports
+// the event when the syscall succeeded.
+static __always_inline int keep(__u32 kind, __u32 bit, int dfd1, __u64 p1, int dfd2, __u64 p2, __u32 flags)
+{
+	if (!(event_mask & bit))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_task(pid_tgid >> 32))
+		return 0;
+	__u32 tid = (__u32)pid_tgid;
+	struct stash s = {.p1 = p1, .p2 = p2, .dfd1 = dfd1, .dfd2 = dfd2, .kind = kind, .flags = flags};
+	if (bpf_map_update_elem(&stashes, &tid, &s, BPF_ANY) != 0)
+		count(C_STASH_FULL, 1);
+	return 0;
+}
+
+#define A(i) (ctx->args[i])
+
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int fw_unlinkat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_DELETE, EV_DELETE, A(0), A(1), 0, 0, A(2)); }
+SEC("tracepoint/syscalls/sys_enter_unlink")
+int fw_unlink(struct trace_event_raw_sys_enter *ctx) { return keep(FW_DELETE, EV_DELETE, AT_FDCWD, A(0), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_rmdir")
+int fw_rmdir(struct trace_event_raw_sys_enter *ctx) { return keep(FW_DELETE, EV_DELETE, AT_FDCWD, A(0), 0, 0, AT_REMOVEDIR); }
+SEC("tracepoint/syscalls/sys_enter_mkdirat")
+int fw_mkdirat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_CREATE, EV_CREATE, A(0), A(1), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_mkdir")
+int fw_mkdir(struct trace_event_raw_sys_enter *ctx) { return keep(FW_CREATE, EV_CREATE, AT_FDCWD, A(0), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_symlinkat")
+int fw_symlinkat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_CREATE, EV_CREATE, A(1), A(2), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_symlink")
+int fw_symlink(struct trace_event_raw_sys_enter *ctx) { return keep(FW_CREATE, EV_CREATE, AT_FDCWD, A(1), 0, 0, 0); }
+// Rename and link: path 1 is the new name, path 2 the old one.
+SEC("tracepoint/syscalls/sys_enter_renameat2")
+int fw_renameat2(struct trace_event_raw_sys_enter *ctx) { return keep(FW_RENAME, EV_RENAME, A(2), A(3), A(0), A(1), 0); }
+SEC("tracepoint/syscalls/sys_enter_renameat")
+int fw_renameat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_RENAME, EV_RENAME, A(2), A(3), A(0), A(1), 0); }
+SEC("tracepoint/syscalls/sys_enter_rename")
+int fw_rename(struct trace_event_raw_sys_enter *ctx) { return keep(FW_RENAME, EV_RENAME, AT_FDCWD, A(1), AT_FDCWD, A(0), 0); }
+SEC("tracepoint/syscalls/sys_enter_linkat")
+int fw_linkat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_LINK, EV_CREATE, A(2), A(3), A(0), A(1), 0); }
+SEC("tracepoint/syscalls/sys_enter_link")
+int fw_link(struct trace_event_raw_sys_enter *ctx) { return keep(FW_LINK, EV_CREATE, AT_FDCWD, A(1), AT_FDCWD, A(0), 0); }
+SEC("tracepoint/syscalls/sys_enter_fchmodat")
+int fw_fchmodat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_ATTRIB, EV_ATTRIB, A(0), A(1), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_chmod")
+int fw_chmod(struct trace_event_raw_sys_enter *ctx) { return keep(FW_ATTRIB, EV_ATTRIB, AT_FDCWD, A(0), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_fchownat")
+int fw_fchownat(struct trace_event_raw_sys_enter *ctx) { return keep(FW_ATTRIB, EV_ATTRIB, A(0), A(1), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_chown")
+int fw_chown(struct trace_event_raw_sys_enter *ctx) { return keep(FW_ATTRIB, EV_ATTRIB, AT_FDCWD, A(0), 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_enter_lchown")
+int fw_lchown(struct trace_event_raw_sys_enter *ctx) { return keep(FW_ATTRIB, EV_ATTRIB, AT_FDCWD, A(0), 0, 0, 0); }
+
+// The exit of every syscall above.
+SEC("tracepoint/syscalls/sys_exit_unlinkat")
+int fw_path_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct stash *sp = bpf_map_lookup_elem(&stashes, &tid);
+	if (!sp)
+		return 0;
+	struct stash s = *sp;
+	bpf_map_delete_elem(&stashes, &tid);
+	if (ctx->ret != 0)
+		return 0;
+	struct event *e = new_event(s.kind);
+	if (!e)
+		return 0;
+	__u32 off = 0;
+	int m = dir_path(e, &off, 1, s.dfd1, (const char *)s.p1);
+	if (m < 0)
+		return 0;
+	if (s.p2) {
+		int m2 = dir_path(e, &off, 2, s.dfd2, (const char *)s.p2);
+		if (m2 < 0)
+			return 0;
+		m |= m2;
+	}
+	if (m) {
+		count(C_MUTED, 1);
+		return 0;
+	}
+	submit(e, off);
+	return 0;
+}
+
+// fchmod, fchown: the file is the descriptor's.
+static __always_inline int fd_attrib(int fd)
+{
+	if (!(event_mask & EV_ATTRIB))
+		return 0;
+	if (skip_task(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct file *f = fd_file(bpf_get_current_task_btf(), fd);
+	if (!f)
+		return 0;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	if (pseudo_fs(BPF_CORE_READ(d, d_sb)))
+		return 0;
+	struct event *e = new_event(FW_ATTRIB);
+	if (!e)
+		return 0;
+	set_inode(e, BPF_CORE_READ(f, f_inode));
+	__u32 off = 0;
+	int muted = walk(e, &off, d, BPF_CORE_READ(f, f_path.mnt));
+	e->h.comp1 = off;
+	if (muted) {
+		count(C_MUTED, 1);
+		return 0;
+	}
+	submit(e, off);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchmod")
+int fw_fchmod(struct trace_event_raw_sys_enter *ctx) { return fd_attrib(A(0)); }
+SEC("tracepoint/syscalls/sys_enter_fchown")
+int fw_fchown(struct trace_event_raw_sys_enter *ctx) { return fd_attrib(A(0)); }
+
+// Exec: after the new image is in place, from the new process itself, with
+// the path of the file it runs.
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(fw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (!(event_mask & EV_EXEC))
+		return 0;
+	if (skip_task(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct file *f = BPF_CORE_READ(bprm, file);
+	if (!f)
+		return 0;
+	struct event *e = new_event(FW_EXEC);
+	if (!e)
+		return 0;
+	e->h.access = ACC_READ;
+	set_inode(e, BPF_CORE_READ(f, f_inode));
+	__u32 off = 0;
+	int muted = walk(e, &off, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+	e->h.comp1 = off;
+	if (muted) {
+		count(C_MUTED, 1);
+		return 0;
+	}
+	submit(e, off);
+	return 0;
+}

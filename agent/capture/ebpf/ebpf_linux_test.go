@@ -1,0 +1,507 @@
+//go:build linux && (amd64 || arm64)
+
+package ebpf
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/schema"
+	"golang.org/x/sys/unix"
+)
+
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("ebpf capture needs root (CI runs as root)")
+	}
+}
+
+// tmpfsDir mounts a fresh tmpfs on a temporary directory (mode 0755, so a
+// process of another user can run and read files in it).
+func tmpfsDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	// t.TempDir's directories are 0700: let another user reach the mount.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1g,mode=0755"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+type collector struct {
+	mu  sync.Mutex
+	evs []schema.Event
+}
+
+func (c *collector) snapshot() []schema.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]schema.Event(nil), c.evs...)
+}
+
+type running struct {
+	src   *Source
+	drops *capture.Drops
+	col   *collector
+	stop  func() error
+}
+
+// start runs a Source and drains its ring into col, until stop (or the
+// test's end) cancels Run and the ring is empty.
+func start(t testing.TB, o Options) *running {
+	t.Helper()
+	src, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	drops := &capture.Drops{}
+	ring := capture.NewRing(1<<16, drops)
+	ctx, cancel := context.WithCancel(context.Background())
+	col := &collector{}
+	runErr := make(chan error, 1)
+	go func() { runErr <- src.Run(ctx, ring, drops) }()
+	drainCtx, stopDrain := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ev schema.Event
+		for ring.Pop(drainCtx, &ev) {
+			col.mu.Lock()
+			col.evs = append(col.evs, ev)
+			col.mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-runErr:
+			case <-time.After(10 * time.Second):
+				stopErr = fmt.Errorf("Run did not return 10s after cancel")
+			}
+			for ring.Len() > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			stopDrain()
+			wg.Wait()
+		})
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return &running{src: src, drops: drops, col: col, stop: stop}
+}
+
+func (r *running) waitFor(d time.Duration, ok func([]schema.Event) bool) ([]schema.Event, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		evs := r.col.snapshot()
+		if ok(evs) {
+			return evs, true
+		}
+		if time.Now().After(deadline) {
+			return evs, false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func under(evs []schema.Event, dir string) []schema.Event {
+	var out []schema.Event
+	for _, e := range evs {
+		if strings.HasPrefix(e.Path, dir+"/") || strings.HasPrefix(e.OrigPath, dir+"/") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func dump(evs []schema.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "  %-24s pid=%-7d ppid=%-7d uid=%-5d count=%-5d exe=%s %s", e.Action, e.Process.PID, e.Process.PPID, e.Process.UID, e.Count, e.Process.Executable, e.Path)
+		if e.OrigPath != "" {
+			fmt.Fprintf(&b, " (from %s)", e.OrigPath)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+type want struct {
+	action schema.Action
+	path   string
+	orig   string
+	pid    int
+	exe    string
+}
+
+// TestFileOperations performs each operation of the fanotify end-to-end test
+// (agent/capture/fanotify TestFileOperations) in a tmpfs, plus a copied cat
+// that lives about a millisecond as another user, and checks that each
+// arrives with the right action, path, original path, pid and executable,
+// and the cat with its parent pid and uid, all read in the kernel.
+func TestFileOperations(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	r := start(t, Options{AggregateWindow: 100 * time.Millisecond})
+	self := os.Getpid()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := func(parts ...string) string { return filepath.Join(append([]string{dir}, parts...)...) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wants []want
+	expect := func(a schema.Action, path, orig string) {
+		wants = append(wants, want{action: a, path: path, orig: orig, pid: self, exe: exe})
+	}
+	sync := func() {
+		t.Helper()
+		w := wants[len(wants)-1]
+		evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+			for _, e := range evs {
+				if e.Action == w.action && e.Path == w.path && e.OrigPath == w.orig {
+					return true
+				}
+			}
+			return false
+		})
+		if !ok {
+			t.Fatalf("no %v %s (orig %q) within 10s; got:\n%s", w.action, w.path, w.orig, dump(under(evs, dir)))
+		}
+	}
+	must(os.WriteFile(p("a.txt"), []byte("hello"), 0o644))
+	expect(schema.ActionCreation, p("a.txt"), "")
+	expect(schema.ActionOpen, p("a.txt"), "")
+	expect(schema.ActionModification, p("a.txt"), "")
+	sync()
+	_, err = os.ReadFile(p("a.txt"))
+	must(err)
+	expect(schema.ActionOpen, p("a.txt"), "")
+	expect(schema.ActionClose, p("a.txt"), "")
+	sync()
+	must(os.Rename(p("a.txt"), p("b.txt")))
+	expect(schema.ActionRename, p("b.txt"), p("a.txt"))
+	sync()
+	must(os.Mkdir(p("sub"), 0o755))
+	expect(schema.ActionCreation, p("sub"), "")
+	sync()
+	must(os.Rename(p("b.txt"), p("sub", "c.txt")))
+	expect(schema.ActionRename, p("sub", "c.txt"), p("b.txt"))
+	sync()
+	must(os.Chmod(p("sub", "c.txt"), 0o600))
+	expect(schema.ActionAttributesModification, p("sub", "c.txt"), "")
+	sync()
+	must(os.Chown(p("sub", "c.txt"), 1234, 1234))
+	expect(schema.ActionAttributesModification, p("sub", "c.txt"), "")
+	sync()
+	// A link is a creation (schema.ActionLink encodes as "creation", as
+	// fanotify reports it), with the existing name as the original path.
+	must(os.Link(p("sub", "c.txt"), p("l.txt")))
+	expect(schema.ActionLink, p("l.txt"), p("sub", "c.txt"))
+	sync()
+	must(os.Remove(p("l.txt")))
+	expect(schema.ActionDeletion, p("l.txt"), "")
+	sync()
+	must(os.Rename(p("sub"), p("sub2")))
+	expect(schema.ActionRename, p("sub2"), p("sub"))
+	sync()
+	must(os.Remove(p("sub2", "c.txt")))
+	expect(schema.ActionDeletion, p("sub2", "c.txt"), "")
+	sync()
+	must(os.Remove(p("sub2")))
+	expect(schema.ActionDeletion, p("sub2"), "")
+	sync()
+
+	// exec of a copied binary.
+	must(os.Mkdir(p("bin"), 0o755))
+	copyBin := func(name, to string) string {
+		t.Helper()
+		src, err := exec.LookPath(name)
+		must(err)
+		b, err := os.ReadFile(src)
+		must(err)
+		must(os.WriteFile(to, b, 0o755))
+		return to
+	}
+	copied := copyBin("sleep", p("bin", "mysleep"))
+	cmd := exec.Command(copied, "5")
+	must(cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	wants = append(wants, want{action: schema.ActionExec, path: copied, pid: cmd.Process.Pid, exe: copied})
+
+	// A copied cat that reads one file and exits, as uid/gid 1234.
+	must(os.WriteFile(p("note.txt"), []byte("note\n"), 0o644))
+	cat := copyBin("cat", p("bin", "mycat"))
+	c := exec.Command(cat, p("note.txt"))
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1234, Gid: 1234}}
+	must(c.Run())
+	catPID := c.Process.Pid
+
+	evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+		var sawExec, sawCat bool
+		for _, e := range evs {
+			sawExec = sawExec || (e.Action == schema.ActionExec && e.Path == copied)
+			sawCat = sawCat || (e.Action == schema.ActionOpen && e.Path == p("note.txt") && int(e.Process.PID) == catPID)
+		}
+		return sawExec && sawCat
+	})
+	if !ok {
+		t.Fatalf("no exec of %s or open by the cat; got:\n%s", copied, dump(under(evs, dir)))
+	}
+
+	i := 0
+	for _, w := range wants {
+		found := false
+		for ; i < len(evs); i++ {
+			e := evs[i]
+			if e.Action == w.action && e.Path == w.path && e.OrigPath == w.orig {
+				if int(e.Process.PID) != w.pid {
+					t.Errorf("%v %s: pid %d, want %d", w.action, w.path, e.Process.PID, w.pid)
+				}
+				if e.Process.Executable != w.exe && !(w.exe == exe && e.Process.Executable == "") {
+					t.Errorf("%v %s: executable %q, want %q", w.action, w.path, e.Process.Executable, w.exe)
+				}
+				if e.Provider != schema.ProviderEBPF {
+					t.Errorf("%v %s: provider %v", w.action, w.path, e.Provider)
+				}
+				found = true
+				i++
+				break
+			}
+		}
+		if !found {
+			t.Errorf("missing (or out of order) %v %s (orig %q); got:\n%s", w.action, w.path, w.orig, dump(under(evs, dir)))
+		}
+	}
+
+	// The cat: exec and open, with parent pid and uid read in the kernel
+	// although the process was gone long before its events were read.
+	var catExec, catOpen *schema.Event
+	for i := range evs {
+		e := &evs[i]
+		if int(e.Process.PID) != catPID {
+			continue
+		}
+		if e.Action == schema.ActionExec && e.Path == cat {
+			catExec = e
+		}
+		if e.Action == schema.ActionOpen && e.Path == p("note.txt") {
+			catOpen = e
+		}
+	}
+	if catExec == nil || catOpen == nil {
+		t.Fatalf("cat (pid %d): exec %v, open %v; got:\n%s", catPID, catExec != nil, catOpen != nil, dump(under(evs, dir)))
+	}
+	for _, e := range []*schema.Event{catExec, catOpen} {
+		if int(e.Process.PPID) != self || e.Process.UID != 1234 || e.Process.RUID != 1234 || e.Process.GID != 1234 || !e.Process.HasUser {
+			t.Errorf("cat %v: ppid %d uid %d ruid %d gid %d, want ppid %d and 1234", e.Action, e.Process.PPID, e.Process.UID, e.Process.RUID, e.Process.GID, self)
+		}
+		if e.Process.Executable != cat {
+			t.Errorf("cat %v: executable %q, want %q", e.Action, e.Process.Executable, cat)
+		}
+		if e.Process.StartNS == 0 || e.Process.StartNS > e.TimeNS {
+			t.Errorf("cat %v: start %d, event time %d", e.Action, e.Process.StartNS, e.TimeNS)
+		}
+	}
+	if catOpen.Access != schema.AccessRead {
+		t.Errorf("cat open: access %d, want read", catOpen.Access)
+	}
+}
+
+// TestExactCounts opens and closes one file 10,000 times: the open
+// documents' fileward.count sums to exactly 10,000, and so do the closes'.
+func TestExactCounts(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	f := filepath.Join(dir, "hot.txt")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, Options{AggregateWindow: 100 * time.Millisecond, targetPID: os.Getpid(), Events: []string{"open", "close"}})
+	const n = 10000
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	sum := func(evs []schema.Event, a schema.Action) (total uint64, docs int) {
+		for _, e := range evs {
+			if e.Action == a && e.Path == f {
+				docs++
+				total += uint64(max(e.Count, 1))
+			}
+		}
+		return total, docs
+	}
+	evs, ok := r.waitFor(15*time.Second, func(evs []schema.Event) bool {
+		o, _ := sum(evs, schema.ActionOpen)
+		c, _ := sum(evs, schema.ActionClose)
+		return o >= n && c >= n
+	})
+	// Stop: every window is reported, so nothing more can come.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	evs = r.col.snapshot()
+	o, od := sum(evs, schema.ActionOpen)
+	c, cd := sum(evs, schema.ActionClose)
+	if !ok || o != n || c != n {
+		t.Fatalf("opens sum to %d in %d documents, closes %d in %d, want exactly %d each", o, od, c, cd, n)
+	}
+	if od > 200 {
+		t.Errorf("%d open documents for %d opens: the kernel did not aggregate", od, n)
+	}
+	st := r.src.Stats()
+	if st.RingbufFull != 0 || st.Unaggregated != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	t.Logf("10000 opens: %d open documents, %d close documents; stats %+v", od, cd, st)
+}
+
+// TestNoSelfEvents runs capture for 10 s with this test process as the
+// agent: it writes in its data dir all along, and a child writes both in the
+// data dir and outside. No event names this process or the data dir; the
+// child's writes outside do arrive.
+func TestNoSelfEvents(t *testing.T) {
+	needRoot(t)
+	base := tmpfsDir(t)
+	data := filepath.Join(base, "data")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{data, filepath.Join(data, "spool"), other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := start(t, Options{SelfPID: os.Getpid(), IgnorePaths: []string{data}, AggregateWindow: 100 * time.Millisecond})
+	script := fmt.Sprintf("i=0; while [ $i -lt 200 ]; do echo $i > %s/spool/child-$i; echo $i > %s/out-$i; i=$((i+1)); sleep 0.04; done",
+		data, other)
+	child := exec.Command("sh", "-c", script)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		p := filepath.Join(data, "spool", fmt.Sprintf("seg-%d", i%50))
+		if err := os.WriteFile(p, []byte("segment"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			os.Rename(p, p+".done")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := child.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+		for _, e := range evs {
+			if e.Path == filepath.Join(other, "out-199") && e.Action == schema.ActionModification {
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("the child's writes outside the data dir did not arrive; got:\n%s", dump(under(evs, base)))
+	}
+	self := int32(os.Getpid())
+	bad := 0
+	for _, e := range evs {
+		if e.Process.PID == self || strings.HasPrefix(e.Path, data) || strings.HasPrefix(e.OrigPath, data) {
+			if bad < 10 {
+				t.Errorf("self event: %s", dump([]schema.Event{e}))
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d events name the agent or its data dir", bad)
+	}
+	if st := r.src.Stats(); st.Muted == 0 {
+		t.Errorf("the kernel muted nothing: %+v", st)
+	}
+}
+
+// TestRingbufLossCounted stalls the reader on a one-page ring buffer while
+// this process creates files: every creation is either read or counted as
+// ebpf_ringbuf_full, exactly.
+func TestRingbufLossCounted(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	stall := make(chan struct{})
+	r := start(t, Options{RingBytes: os.Getpagesize(), stall: stall, targetPID: os.Getpid(), Events: []string{"create"}})
+	const n = 500
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("f%03d", i)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	close(stall)
+	got := func(evs []schema.Event) int {
+		k := 0
+		for _, e := range evs {
+			if e.Action == schema.ActionCreation && strings.HasPrefix(e.Path, dir+"/") {
+				k++
+			}
+		}
+		return k
+	}
+	evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+		return uint64(got(evs))+r.drops.Load(schema.LossEBPFRingbufFull) >= n
+	})
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	evs = r.col.snapshot()
+	read, lost := got(evs), r.drops.Load(schema.LossEBPFRingbufFull)
+	if !ok || uint64(read)+lost != n {
+		t.Fatalf("%d creations read + %d counted ebpf_ringbuf_full = %d, want exactly %d", read, lost, uint64(read)+lost, n)
+	}
+	if lost == 0 || read == 0 {
+		t.Fatalf("read %d, lost %d: a one-page ring buffer should have held some and lost the rest", read, lost)
+	}
+	t.Logf("%d created: %d read, %d counted lost (ebpf_ringbuf_full)", n, read, lost)
+}
+
+// TestLoadRefused hands the kernel a program its verifier refuses: New fails
+// with an error that says so, and leaves nothing attached.
+func TestLoadRefused(t *testing.T) {
+	needRoot(t)
+	_, err := New(Options{InjectLoadFailure: true})
+	if err == nil || !strings.Contains(err.Error(), "the kernel refused fileward's BPF programs") {
+		t.Fatalf("New with a refused program: %v", err)
+	}
+}

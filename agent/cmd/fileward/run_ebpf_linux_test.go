@@ -1,0 +1,211 @@
+//go:build linux && (amd64 || arm64)
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fileward/fileward/schema"
+	"golang.org/x/sys/unix"
+)
+
+// startAgent runs `fileward run -c cfg` with extra environment, waits for
+// its start-up line and returns its stderr and a stop function (SIGTERM,
+// wait).
+func startAgent(t *testing.T, cfg string, env ...string) (*syncBuffer, func()) {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	errb := &syncBuffer{}
+	cmd.Stderr = errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("agent: %v\n%s", err, errb.String())
+		}
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(errb.String(), "events go to") {
+		t.Fatalf("the agent did not start:\n%s", errb.String())
+	}
+	return errb, stop
+}
+
+func ebpfTmpfs(t *testing.T) (dir, mnt string) {
+	t.Helper()
+	dir = t.TempDir()
+	mnt = filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	return dir, mnt
+}
+
+// TestRunEBPFEndToEnd runs the real agent with source.type auto, which on
+// this kernel picks eBPF, through the pipeline, spool and file sink. A file
+// is created, written, renamed and removed, and another is opened 10,000
+// times: every operation arrives (provider ebpf) and the opens' documents
+// sum to exactly 10,000 through kernel and pipeline aggregation. No document
+// names the agent's own files.
+func TestRunEBPFEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ebpf capture needs root (CI runs as root)")
+	}
+	dir, mnt := ebpfTmpfs(t)
+	work := filepath.Join(mnt, "work")
+	data := filepath.Join(mnt, "data")
+	out := filepath.Join(mnt, "out", "events.ndjson")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s, heartbeat: 300ms}
+source: {type: auto}
+filters: {aggregate_window: 1s, include_paths: [%[2]s/]}
+batch: {max_wait: 100ms}
+sinks:
+  - {name: local, type: file, file: {path: %[3]s}}
+metrics: {listen: ""}
+`, data, mnt, out), 0o644)
+	errb, stop := startAgent(t, cfg)
+	if !strings.Contains(errb.String(), "capturing with ebpf") {
+		t.Fatalf("source.type auto did not pick eBPF:\n%s", errb.String())
+	}
+	self := os.Getpid()
+	a, b := filepath.Join(work, "a.txt"), filepath.Join(work, "b.txt")
+	if err := os.WriteFile(a, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(b); err != nil {
+		t.Fatal(err)
+	}
+	hot := filepath.Join(work, "hot.txt")
+	if err := os.WriteFile(hot, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(hot, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	sum := func(docs []schema.Event, a schema.Action) int {
+		k := 0
+		for _, e := range docs {
+			// (The open that created hot.txt was for writing.)
+			if e.Action == a && e.Path == hot && int(e.Process.PID) == self && (a != schema.ActionOpen || e.Access == schema.AccessRead) {
+				k += count(e)
+			}
+		}
+		return k
+	}
+	waitDocs(t, out, 20*time.Second, func(docs []schema.Event) bool {
+		return sum(docs, schema.ActionOpen) >= n && sum(docs, schema.ActionClose) >= n
+	})
+	stop()
+	docs := readDocs(t, out)
+	if o, c := sum(docs, schema.ActionOpen), sum(docs, schema.ActionClose); o != n || c != n {
+		t.Errorf("10,000 opens: fileward.count sums to %d (open) and %d (close), want exactly %d", o, c, n)
+	}
+	for _, w := range []struct {
+		action     schema.Action
+		path, orig string
+	}{
+		{schema.ActionCreation, a, ""}, {schema.ActionModification, a, ""}, {schema.ActionRename, b, a}, {schema.ActionDeletion, b, ""},
+	} {
+		found := false
+		for _, e := range docs {
+			if e.Action == w.action && e.Path == w.path && e.OrigPath == w.orig && int(e.Process.PID) == self {
+				found = true
+				if e.Provider != schema.ProviderEBPF || e.Process.PPID == 0 || !e.Process.HasUser {
+					t.Errorf("%v %s: provider %v ppid %d user %v", w.action, w.path, e.Provider, e.Process.PPID, e.Process.HasUser)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("missing %v %s (orig %q)", w.action, w.path, w.orig)
+		}
+	}
+	for _, e := range docs {
+		if strings.HasPrefix(e.Path, data+"/") || strings.HasPrefix(e.Path, filepath.Dir(out)+"/") {
+			t.Errorf("the agent reported its own file: %v %s", e.Action, e.Path)
+		}
+	}
+	if t.Failed() {
+		for _, e := range docs {
+			t.Logf("%v %s (orig %q) pid %d count %d", e.Action, e.Path, e.OrigPath, e.Process.PID, e.Count)
+		}
+		t.Logf("agent log:\n%s", errb.String())
+	}
+}
+
+// TestRunAutoFallsBackToFanotify: when the kernel refuses the BPF programs
+// (for real: the agent is made to hand it one its verifier rejects),
+// source.type auto says why on stderr and captures with fanotify.
+func TestRunAutoFallsBackToFanotify(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("fanotify and ebpf need root (CI runs as root)")
+	}
+	dir, mnt := ebpfTmpfs(t)
+	out := filepath.Join(dir, "out", "events.ndjson")
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s}
+source: {type: auto, fanotify: {marks: [%[2]s]}}
+filters: {aggregate_window: 0s}
+batch: {max_wait: 100ms}
+sinks:
+  - {name: local, type: file, file: {path: %[3]s}}
+metrics: {listen: ""}
+`, dir, mnt, out), 0o644)
+	errb, stop := startAgent(t, cfg, refuseEBPFEnv+"=1")
+	msg := errb.String()
+	for _, want := range []string{"eBPF capture is not available here", "the kernel refused fileward's BPF programs", "using fanotify instead", "capturing with fanotify on"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, msg)
+		}
+	}
+	f := filepath.Join(mnt, "x.txt")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := waitDocs(t, out, 10*time.Second, func(docs []schema.Event) bool {
+		for _, e := range docs {
+			if e.Path == f && e.Provider == schema.ProviderFanotify {
+				return true
+			}
+		}
+		return false
+	})
+	stop()
+	if !ok {
+		t.Fatalf("no fanotify document for %s:\n%s", f, errb.String())
+	}
+}
