@@ -22,9 +22,9 @@ import (
 
 // agentConfig is what the end-to-end rows vary in the agent's config.
 type agentConfig struct {
-	DataDir  string
-	Input    string // eslogger NDJSON replayed as fast as possible
-	Loop     bool
+	DataDir string
+	Input   string // eslogger NDJSON replayed as fast as possible
+	Loop    bool
 	// Backfill makes the replay wait for room in the ring (a backfill
 	// loses nothing), for the throughput rows: their rate is then what the
 	// pipeline sustains, not what is left after ring_full drops. Without
