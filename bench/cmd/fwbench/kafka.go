@@ -507,7 +507,7 @@ func (h *harness) kafkaSideBySide(ctx context.Context, name, esl, ecs string, n 
 
 // kafkaSinkVsWriter alternates, in this process, the Kafka sink's Send
 // over batches of 2048 and a bare Writer over the same messages, three
-// rounds each on a fresh broker, and compares the median rates.
+// rounds each on one blackhole broker, and compares the median rates.
 func (h *harness) kafkaSinkVsWriter(ctx context.Context, ecs string) (Result, error) {
 	n := min(h.kafkaEvents(), 200000)
 	docs, err := readLines(ecs, n)
@@ -530,7 +530,7 @@ func (h *harness) kafkaSinkVsWriter(ctx context.Context, ecs string) (Result, er
 	for i := 0; i < rounds; i++ {
 		topics = append(topics, fmt.Sprintf("sink-%d", i), fmt.Sprintf("writer-%d", i))
 	}
-	br, err := h.newBroker(ctx, topics...)
+	br, err := h.newBlackholeBroker(ctx, topics...)
 	if err != nil {
 		return Result{}, err
 	}
