@@ -38,11 +38,9 @@ type broker struct {
 	err  error
 }
 
-func (h *harness) newBroker(ctx context.Context, topics ...string) (*broker, error) {
-	return h.newBrokerPartitions(ctx, 1, topics...)
-}
-
-// newBrokerPartitions is newBroker with topics of the given partition count.
+// newBrokerPartitions starts a storing broker (every record is kept, for
+// rows that consume what was produced) with topics of the given partition
+// count.
 func (h *harness) newBrokerPartitions(ctx context.Context, partitions int, topics ...string) (*broker, error) {
 	return h.startBroker(ctx, brokerOpts{partitions: partitions}, topics...)
 }
