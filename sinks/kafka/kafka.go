@@ -180,7 +180,7 @@ func New(o Options) (*Sink, error) {
 		Balancer:     &kafkago.Hash{},
 		MaxAttempts:  1, // the shipper owns retries
 		BatchSize:    o.BatchEvents,
-		BatchBytes:   maxMessage,
+		BatchBytes:   writerBatchBytes(maxMessage, o.BatchEvents, codec),
 		BatchTimeout: batchTimeout,
 		ReadTimeout:  o.Timeout,
 		WriteTimeout: o.Timeout,
@@ -379,6 +379,28 @@ func (s *Sink) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("kafka: close: %w", ctx.Err())
 	}
+}
+
+// perMessageAllowance is what one message may add to a spool batch's
+// bytes in kafka-go's count: its key and the three headers (about 115
+// bytes with a 16-byte host.id), less the id and framing the spool batch
+// already counts, rounded up generously for a long host.id.
+const perMessageAllowance = 256
+
+// writerBatchBytes is the kafka-go Writer's BatchBytes. kafka-go counts
+// each message's key, headers and record framing against it, so a full
+// spool batch (batch.max_bytes of documents and ids) is a little over
+// batch.max_bytes there and would go out as two produce requests, the
+// second a small tail. With compression the record batch on the wire is a
+// fraction of that count, so the bound gets room for every message's
+// overhead and a spool batch is one request. Without compression the
+// broker's message.max.bytes applies to these very bytes, so the bound
+// stays at the per-message limit.
+func writerBatchBytes(maxMessage int64, batchEvents int, codec kafkago.Compression) int64 {
+	if codec == 0 {
+		return maxMessage
+	}
+	return maxMessage + int64(batchEvents)*perMessageAllowance
 }
 
 // messageSize is kafka-go's own size estimate of a message (Message.totalSize,

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fileward/fileward/schema"
 	"github.com/fileward/fileward/sinks"
@@ -203,3 +205,53 @@ func (s *Sink) probe(ev *sinks.Event) kafkago.Message {
 type kafkaError = kafkago.Error
 
 const kafkaMessageSizeTooLarge = kafkago.MessageSizeTooLarge
+
+// With compression, a full spool batch (batch.max_bytes of documents and
+// ids) goes out as one produce request: the writer's byte bound leaves
+// room for each message's key and headers, which kafka-go counts and the
+// spool batch does not.
+func TestFullBatchIsOneProduceRequest(t *testing.T) {
+	c := newCluster(t, 1)
+	var requests atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		return nil, nil, false
+	})
+	const batchBytes = 1 << 20
+	s := newSink(t, c, Options{Compression: "lz4", BatchBytes: batchBytes, BatchEvents: 2048})
+	sendAll(t, s, sinktest.Events("warm", 1, 1), 1) // connections and metadata
+	all := sinktest.Events("full", 2048, 1)
+	// As the pipeline fills a batch: documents and ids up to batch.max_bytes.
+	size, n := 0, 0
+	for n < len(all) && size+len(all[n].Doc)+len(all[n].ID)+16 <= batchBytes {
+		size += len(all[n].Doc) + len(all[n].ID) + 16
+		n++
+	}
+	if n == len(all) {
+		t.Fatalf("the test documents are too small to fill %d bytes", batchBytes)
+	}
+	evs := all[:n]
+	kafkaBytes := int64(0) // kafka-go's own count of the same messages
+	for i := range evs {
+		m := s.probe(&evs[i])
+		kafkaBytes += messageSize(&m)
+	}
+	if kafkaBytes <= batchBytes {
+		t.Fatalf("kafka-go counts %d bytes, within %d: the test would not show the split", kafkaBytes, batchBytes)
+	}
+	before := requests.Load()
+	res, err := s.Send(context.Background(), &sinks.Batch{Events: evs})
+	if err != nil || len(res.Failures) > 0 {
+		t.Fatalf("Send: %+v, %v", res, err)
+	}
+	if got := requests.Load() - before; got != 1 {
+		t.Fatalf("a full batch of %d events (%d bytes) took %d produce requests, want 1", n, size, got)
+	}
+	counts := idCounts(t, c, testTopic)
+	for _, ev := range evs {
+		if counts[ev.ID] != 1 {
+			t.Fatalf("event %s delivered %d times", ev.ID, counts[ev.ID])
+		}
+	}
+}
