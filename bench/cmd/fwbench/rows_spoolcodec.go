@@ -284,7 +284,7 @@ func (h *harness) measureCodec(c string, payloads [][]byte, counts []int, docByt
 // where the harness offers a blackhole broker, this is the one place to
 // use it.
 func (h *harness) codecBroker(ctx context.Context, topic string) (*broker, error) {
-	return h.newBroker(ctx, topic)
+	return h.newBlackholeBroker(ctx, topic)
 }
 
 // withSpoolOption adds one key to the spool: mapping of an agentConfig's
