@@ -53,7 +53,6 @@ const (
 	kLink   = 9
 )
 
-
 // record is one decoded ring buffer record.
 type record struct {
 	timeNS, startNS, cgroup, ino uint64
