@@ -396,10 +396,11 @@ func generate(dir string) error {
 // lossless rate, with the eBPF source: two paced children open and close
 // distinct files (round-robin over 10,000 each) at a rate that doubles, then
 // grows by a quarter, until the kernel reports ebpf_ringbuf_full or the ring
-// fills, or the generators cannot reach the rate. Events are kernel events
-// (an open and a close per open(2)), whether they arrived as records or as
-// repeats counted in the kernel (window FILEWARD_BENCH_WINDOW_MS, default
-// 1000, as the agent's default aggregate_window).
+// fills, or the generators cannot reach the rate. The rate is the
+// generators' events (an open and a close per open(2)), whether they arrived
+// as records or as repeats counted in the kernel (window
+// FILEWARD_BENCH_WINDOW_MS, default 1000, as the agent's default
+// aggregate_window); the kernel events of the whole machine are logged too.
 func BenchmarkSustainedRate(b *testing.B) {
 	needRoot(b)
 	stepMS := envInt("FILEWARD_BENCH_STEP_MS", 3000)
@@ -476,11 +477,14 @@ func BenchmarkSustainedRate(b *testing.B) {
 			evs := (st.Records + st.Aggregated) - (st0.Records + st0.Aggregated)
 			cpu := cpuTime() - c0
 			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossRingFull) + drops.Load(schema.LossEBPFMapFull) - lost0
-			got := float64(evs) / wall.Seconds()
+			// The rate judged is the generators' own (an open and a close per
+			// open(2)): the kernel also sees, and the agent also carries,
+			// every other process on the machine, so losses are anybody's.
+			got := 2 * float64(opens) / wall.Seconds()
 			asked := 2 * float64(rate)
 			reached := float64(opens) >= 0.95*float64(rate)*float64(stepMS)/1000
-			b.Logf("asked %.0f events/s: generators made %d opens (%v), the kernel saw %d events = %.0f events/s (%d records, %d repeats counted), %.2f agent CPU-s/1M events; lost %d",
-				asked, opens, wall.Round(time.Millisecond), evs, got, st.Records-st0.Records, st.Aggregated-st0.Aggregated, cpu.Seconds()/(float64(evs)/1e6), lost)
+			b.Logf("asked %.0f events/s: generators made %d opens (%v), %.0f events/s; the kernel saw %d events on the machine (%d records, %d repeats counted), %.2f agent CPU-s/1M kernel events; lost %d",
+				asked, opens, wall.Round(time.Millisecond), got, evs, st.Records-st0.Records, st.Aggregated-st0.Aggregated, cpu.Seconds()/(float64(evs)/1e6), lost)
 			if lost > 0 {
 				firstLoss = got
 				break

@@ -53,11 +53,6 @@ const (
 	kLink   = 9
 )
 
-const (
-	flagTruncated = 1
-	flagAgg       = 2 // an aggregation entry in the kernel counts this record's repeats
-)
-
 // record is one decoded ring buffer record.
 type record struct {
 	timeNS, startNS, cgroup, ino uint64

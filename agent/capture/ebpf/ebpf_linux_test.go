@@ -364,7 +364,7 @@ func TestExactCounts(t *testing.T) {
 		}
 		return total, docs
 	}
-	evs, ok := r.waitFor(15*time.Second, func(evs []schema.Event) bool {
+	_, ok := r.waitFor(15*time.Second, func(evs []schema.Event) bool {
 		o, _ := sum(evs, schema.ActionOpen)
 		c, _ := sum(evs, schema.ActionClose)
 		return o >= n && c >= n
@@ -373,7 +373,7 @@ func TestExactCounts(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	evs = r.col.snapshot()
+	evs := r.col.snapshot()
 	o, od := sum(evs, schema.ActionOpen)
 	c, cd := sum(evs, schema.ActionClose)
 	if !ok || o != n || c != n {
@@ -479,13 +479,13 @@ func TestRingbufLossCounted(t *testing.T) {
 		}
 		return k
 	}
-	evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+	_, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
 		return uint64(got(evs))+r.drops.Load(schema.LossEBPFRingbufFull) >= n
 	})
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	evs = r.col.snapshot()
+	evs := r.col.snapshot()
 	read, lost := got(evs), r.drops.Load(schema.LossEBPFRingbufFull)
 	if !ok || uint64(read)+lost != n {
 		t.Fatalf("%d creations read + %d counted ebpf_ringbuf_full = %d, want exactly %d", read, lost, uint64(read)+lost, n)

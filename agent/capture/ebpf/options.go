@@ -45,9 +45,11 @@ type Options struct {
 	InjectLoadFailure bool
 
 	// targetPID makes the kernel report only this process (tests).
+	//lint:ignore U1000 used by the Linux source only
 	targetPID int
 	// stall, when set, makes Run wait for it to be closed before its first
 	// read of the ring buffer (tests of ring-buffer loss).
+	//lint:ignore U1000 used by the Linux source only
 	stall <-chan struct{}
 }
 

@@ -44,6 +44,12 @@ const (
 	cCount        = 8
 )
 
+// Record flags (F_* in the C source).
+const (
+	flagTruncated = 1
+	flagAgg       = 2 // an aggregation entry in the kernel counts this record's repeats
+)
+
 // Event selection bits (EV_* in the C source).
 const (
 	evOpen   = 1 << 0

@@ -56,7 +56,7 @@ func (h *harness) rowCaptureEBPF(ctx context.Context) ([]Result, error) {
 		return nil, fmt.Errorf("ebpf BenchmarkSustainedRate missing from the output (have %v)", keys(bl))
 	}
 	m = b.Metrics
-	rnote := "the highest rate of kernel events (records + repeats counted in the kernel) with no ebpf_ringbuf_full, ebpf_map_full or ring_full; "
+	rnote := "the highest rate of the generators' events (an open and a close per open(2)) with no ebpf_ringbuf_full, ebpf_map_full or ring_full on the whole machine; "
 	if m["first-loss-events/s"] > 0 {
 		rnote += fmt.Sprintf("the first loss came at %.0f events/s", m["first-loss-events/s"])
 	} else {

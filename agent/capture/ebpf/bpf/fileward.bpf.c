@@ -211,6 +211,12 @@ struct {
 	__type(value, struct stash);
 } stashes SEC(".maps");
 
+// Direct loads instead of bpf_probe_read_kernel calls: a kernel address
+// cast to a read-only BTF pointer (bpf_rdonly_cast, Linux 6.2) is read with
+// fault-tolerant loads, each a single instruction, with CO-RE offsets.
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define CAST(ptr, type) ((type *)bpf_rdonly_cast((const void *)(ptr), bpf_core_type_id_kernel(type)))
+
 static __always_inline void count(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -220,7 +226,7 @@ static __always_inline void count(__u32 idx, __u64 n)
 
 static __always_inline bool pseudo_fs(struct super_block *sb)
 {
-	unsigned long m = BPF_CORE_READ(sb, s_magic);
+	unsigned long m = CAST(sb, struct super_block)->s_magic;
 	switch (m) {
 	case 0x9fa0:     // proc
 	case 0x62656572: // sysfs
@@ -266,12 +272,13 @@ static __always_inline struct event *new_event(__u16 action)
 	e->h.time_ns = bpf_ktime_get_boot_ns();
 	e->h.pid = (__u32)pid_tgid;
 	e->h.tgid = pid_tgid >> 32;
-	e->h.ppid = BPF_CORE_READ(t, real_parent, tgid);
-	e->h.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-	e->h.uid = BPF_CORE_READ(t, cred, uid.val);
-	e->h.euid = BPF_CORE_READ(t, cred, euid.val);
-	e->h.gid = BPF_CORE_READ(t, cred, gid.val);
-	e->h.egid = BPF_CORE_READ(t, cred, egid.val);
+	e->h.ppid = t->real_parent->tgid;
+	e->h.start_ns = t->group_leader->start_boottime;
+	const struct cred *c = t->cred;
+	e->h.uid = c->uid.val;
+	e->h.euid = c->euid.val;
+	e->h.gid = c->gid.val;
+	e->h.egid = c->egid.val;
 	e->h.cgroup_id = bpf_get_current_cgroup_id();
 	e->h.action = action;
 	e->h.access = 0;
@@ -293,17 +300,19 @@ static __always_inline void set_inode(struct event *e, struct inode *ino)
 {
 	if (!ino)
 		return;
-	e->h.ino = BPF_CORE_READ(ino, i_ino);
-	e->h.dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	e->h.mode = BPF_CORE_READ(ino, i_mode);
+	struct inode *i = CAST(ino, struct inode);
+	e->h.ino = i->i_ino;
+	e->h.dev = i->i_sb->s_dev;
+	e->h.mode = i->i_mode;
 }
 
 static __always_inline bool is_muted_inode(struct inode *ino)
 {
 	if (mute_count == 0 || !ino)
 		return false;
-	__u64 i = BPF_CORE_READ(ino, i_ino);
-	__u32 dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	struct inode *in = CAST(ino, struct inode);
+	__u64 i = in->i_ino;
+	__u32 dev = in->i_sb->s_dev;
 #pragma unroll
 	for (int k = 0; k < MAX_MUTE; k++) {
 		if (k < mute_count && mute_ino[k] == i && mute_dev[k] == dev)
@@ -330,8 +339,8 @@ static long walk_step(__u32 i, void *vc)
 	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 1;
-	struct dentry *d = c->d;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct dentry *d = CAST(c->d, struct dentry);
+	struct dentry *parent = d->d_parent;
 	if (d == c->mroot || d == parent) {
 		if (d != c->mroot) {
 			c->done = 1; // the root of a filesystem that is not mounted here
@@ -339,18 +348,18 @@ static long walk_step(__u32 i, void *vc)
 		}
 		// (Locals: inside BPF_CORE_READ, c->mnt would be relocated as a
 		// kernel type too.)
-		struct mount *mnt = c->mnt;
-		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		struct mount *mnt = CAST(c->mnt, struct mount);
+		struct mount *mp = mnt->mnt_parent;
 		if (mp == mnt) {
 			c->done = 1; // the root
 			return 1;
 		}
-		c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->d = mnt->mnt_mountpoint;
 		c->mnt = mp;
-		c->mroot = BPF_CORE_READ(mp, mnt.mnt_root);
+		c->mroot = mp->mnt.mnt_root;
 		return 0;
 	}
-	if (is_muted_inode(BPF_CORE_READ(d, d_inode)))
+	if (is_muted_inode(d->d_inode))
 		c->muted = 1;
 	__u32 o = c->off;
 	if (o > DATA_MASK - NAME_SZ) {
@@ -358,7 +367,7 @@ static long walk_step(__u32 i, void *vc)
 		c->done = 1;
 		return 1;
 	}
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	const unsigned char *name = d->d_name.name;
 	int n = bpf_probe_read_kernel_str(e->data + (o & DATA_MASK), NAME_SZ, name);
 	if (n <= 0) {
 		c->done = 1;
@@ -377,7 +386,7 @@ static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, s
 	struct walk_ctx c = {};
 	c.d = d;
 	c.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
-	c.mroot = BPF_CORE_READ(vm, mnt_root);
+	c.mroot = CAST(vm, struct vfsmount)->mnt_root;
 	c.off = *off;
 	bpf_loop(MAX_DEPTH, walk_step, &c, 0);
 	if (!c.done) {
@@ -490,13 +499,14 @@ static __always_inline bool remember(struct agg_key *k, __u64 now, __u32 muted)
 // It returns 1 if the file is muted.
 static __always_inline int file_event(struct file *f, __u16 action, __u16 access)
 {
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct file *fc = CAST(f, struct file);
+	struct inode *ino = fc->f_inode;
 	struct agg_key k = {};
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct task_struct *t = bpf_get_current_task_btf();
-	k.dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
-	k.mnt = (__u64)BPF_CORE_READ(f, f_path.mnt);
-	k.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	k.dentry = (__u64)fc->f_path.dentry;
+	k.mnt = (__u64)fc->f_path.mnt;
+	k.start_ns = t->group_leader->start_boottime;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
 	k.action = action;
 	k.access = access;
@@ -537,11 +547,11 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 // regular says whether f is a regular file on a real filesystem.
 static __always_inline bool is_regular(struct file *f)
 {
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
-	umode_t mode = BPF_CORE_READ(ino, i_mode);
+	struct inode *ino = CAST(f, struct file)->f_inode;
+	umode_t mode = ino->i_mode;
 	if ((mode & S_IFMT) != S_IFREG)
 		return false;
-	return !pseudo_fs(BPF_CORE_READ(ino, i_sb));
+	return !pseudo_fs(ino->i_sb);
 }
 
 // Opens: on exit, from the new descriptor.
