@@ -183,8 +183,15 @@ func TestFileOperations(t *testing.T) {
 	}
 	// In FID mode the kernel gives no open flags: the write bit comes from
 	// FAN_MODIFY merged into the open's record, and a lone open has none.
-	if len(accs) != 2 || accs[0]&schema.AccessWrite == 0 || accs[1]&schema.AccessWrite != 0 {
-		t.Errorf("open access bits %v, want [write, not write]", accs)
+	// The kernel merges only while the open's record is still queued: when
+	// the reader has taken it before the write (a loaded machine), the
+	// modification comes in a record of its own (expected above) and the
+	// open carries no write bit. The mapping of a merged record is
+	// TestModifyThenCloseAcrossRecords' and TestMergedRecordOrder's.
+	if len(accs) != 2 || accs[1]&schema.AccessWrite != 0 {
+		t.Errorf("open access bits %v, want [write (when merged), not write]", accs)
+	} else if accs[0]&schema.AccessWrite == 0 {
+		t.Logf("the write open's FAN_MODIFY came in a record of its own: no write bit on the open")
 	}
 	if t.Failed() {
 		t.Logf("events:\n%s", dump(evs))

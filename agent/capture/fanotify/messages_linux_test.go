@@ -3,6 +3,7 @@
 package fanotify
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -139,5 +140,69 @@ func TestDirCacheSmallAndUpdate(t *testing.T) {
 func TestSourceName(t *testing.T) {
 	if n := (&Source{}).Name(); n != "fanotify" {
 		t.Fatalf("Name() = %q", n)
+	}
+}
+
+// TestDecodeMalformed: each way a record can be malformed gives its error,
+// and the length to skip is the record's own when its length field can be
+// trusted, 0 when it cannot; the records after a skippable one still decode.
+func TestDecodeMalformed(t *testing.T) {
+	good := rec(fanCreate, 7, fidInfo(infoDFIDName, 3, []byte{1, 2, 3, 4, 5, 6, 7, 8}, "name"))
+	mutate := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	info := func(typ byte, body []byte) []byte {
+		h := []byte{typ, 0, 0, 0}
+		binary.NativeEndian.PutUint16(h[2:], uint16(4+len(body)))
+		return append(h, body...)
+	}
+	for _, c := range []struct {
+		name string
+		b    []byte
+		err  error
+		skip bool // n is the record's length
+	}{
+		{"shorter than the metadata", good[:metadataLen-1], errShort, false},
+		{"length below the metadata", mutate(func(b []byte) []byte { binary.NativeEndian.PutUint32(b, metadataLen-1); return b }), errShort, false},
+		{"length past the buffer", mutate(func(b []byte) []byte { binary.NativeEndian.PutUint32(b, uint32(len(b)+1)); return b }), errShort, false},
+		{"unknown metadata version", mutate(func(b []byte) []byte { b[4] = metadataVersion + 1; return b }), errVersion, true},
+		{"metadata length below its size", mutate(func(b []byte) []byte { binary.NativeEndian.PutUint16(b[6:], metadataLen-1); return b }), errShort, true},
+		{"metadata length past the record", mutate(func(b []byte) []byte { binary.NativeEndian.PutUint16(b[6:], uint16(len(b)+1)); return b }), errShort, true},
+		{"info header cut short", rec(fanCreate, 7, []byte{infoFID, 0}), errInfo, true},
+		{"info length below its header", rec(fanCreate, 7, []byte{infoFID, 0, 3, 0}), errInfo, true},
+		{"info length past the record", rec(fanCreate, 7, info(infoFID, make([]byte, 16))[:12]), errInfo, true},
+		{"file handle shorter than its header", rec(fanCreate, 7, info(infoFID, make([]byte, 12))), errInfo, true},
+		{"handle_bytes past the info", rec(fanCreate, 7, info(infoFID, func() []byte {
+			body := make([]byte, 16)
+			binary.NativeEndian.PutUint32(body[8:], 1)
+			return body
+		}())), errInfo, true},
+		{"name without its NUL", rec(fanCreate, 7, info(infoDFIDName, append(make([]byte, 16), 'a', 'b', 'c', 'd'))), errInfo, true},
+	} {
+		buf := c.b // alone: what follows it would be read as part of it
+		if c.skip {
+			buf = append(append([]byte(nil), c.b...), good...)
+		}
+		_, n, err := decode(buf)
+		if !errors.Is(err, c.err) {
+			t.Errorf("%s: error %v, want %v", c.name, err, c.err)
+			continue
+		}
+		if !c.skip {
+			if n != 0 {
+				t.Errorf("%s: skip %d, want 0 (the rest cannot be trusted)", c.name, n)
+			}
+			continue
+		}
+		if n != len(c.b) {
+			t.Errorf("%s: skip %d, want the record's %d bytes", c.name, n, len(c.b))
+			continue
+		}
+		if r, _, err := decode(buf[n:]); err != nil || string(r.name) != "name" || r.pid != 7 {
+			t.Errorf("%s: the next record: %+v %v", c.name, r, err)
+		}
+	}
+	// An info type the decoder does not know is skipped, not an error.
+	r, n, err := decode(rec(fanCreate, 7, info(200, make([]byte, 4)), fidInfo(infoDFIDName, 3, []byte{1, 2, 3, 4}, "x")))
+	if err != nil || n == 0 || string(r.name) != "x" {
+		t.Fatalf("unknown info type: %+v %d %v", r, n, err)
 	}
 }

@@ -104,7 +104,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		h.Add("elasticsearch", health.Err)
 		srv, err := telemetry.Listen(cfg.Metrics.Listen, reg, h, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "fileward collect: %v\n", err)
+			fmt.Fprintf(stderr, "fileward collect: %s\n", startFailure(err))
 			return 1
 		}
 		log.Info("serving /metrics and /healthz", "addr", srv.Addr())

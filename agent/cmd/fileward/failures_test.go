@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/sinks"
+	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
 
 // expectFail checks a run of the binary that must fail: the exit code, every
@@ -347,4 +349,20 @@ func TestRunRefusesInvalidConfig(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Error("run created its data_dir from a config it refused")
 	}
+}
+
+// TestCollectMetricsPortBusy: `fileward collect` exits 1 with the cause
+// and the fix, as run does, when its metrics port is taken.
+func TestCollectMetricsPortBusy(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	es := bulktest.New(1)
+	defer es.Close()
+	cfg := writeConfig(t, dir, "busy.yaml", "collector:\n  kafka: {brokers: [\""+closedPort(t)+"\"], group_id: g}\n  elasticsearch: {addresses: [\""+es.URL+"\"]}\n  dead_letter: %[1]s/dl.ndjson\nmetrics: {listen: \""+ln.Addr().String()+"\"}\n")
+	out, errOut, code := fw(t, nil, "collect", "-c", cfg)
+	expectFail(t, code, out, errOut, 1, "fileward collect: metrics.listen "+ln.Addr().String(), "address already in use", "set metrics.listen to a free port")
 }
