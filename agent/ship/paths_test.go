@@ -371,6 +371,16 @@ func TestUndecodableRecordDeadLettered(t *testing.T) {
 	if !strings.Contains(logs.String(), "ship: undecodable spool record, dead-lettered") {
 		t.Errorf("no log line about the record:\n%s", logs.String())
 	}
+	// A clean run otherwise: the cursor persisted every time, no loss
+	// report among the rejected.
+	if v := sinkErrors(t, reg, "cursor"); v != 0 {
+		t.Errorf("sink errors kind cursor = %v in a clean run", v)
+	}
+	for _, bad := range []string{"ship: persist cursor", "loss reports rejected"} {
+		if strings.Contains(logs.String(), bad) {
+			t.Errorf("logged %q in a clean run:\n%s", bad, logs.String())
+		}
+	}
 	if l, _ := s.Lag("u"); l.Events != 0 {
 		t.Errorf("lag %d, want 0", l.Events)
 	}
@@ -732,6 +742,11 @@ func TestCursorPersistFailure(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return when cancelled during its backoff")
 	}
+	// Every counted failure is logged, and so is the last persist, when
+	// Run returns.
+	if n, v := strings.Count(logs.String(), "ship: persist cursor"), sinkErrors(t, reg, "cursor"); float64(n) != v+1 {
+		t.Errorf("%d log lines about the cursor, %v counted failures: want the counted ones and the final persist", n, v)
+	}
 	// The path is free: a new shipper persists the cursor past the data.
 	if err := os.RemoveAll(cpath); err != nil {
 		t.Fatal(err)
@@ -784,5 +799,29 @@ func TestDeadLetterRotationThroughShipper(t *testing.T) {
 		if !strings.Contains(logs.String(), "dead-letter file rotated away") {
 			t.Errorf("keep %d: the discarded events are not logged", keep)
 		}
+	}
+}
+
+// TestOnlyLossReportsRejected: a batch holding only a loss report that the
+// sink refuses is dead-lettered and counted in the sink's errors, and
+// OnRejected is not called at all.
+func TestOnlyLossReportsRejected(t *testing.T) {
+	s := openSpool(t, spoolOpts(t.TempDir()))
+	defer s.Close()
+	doc := []byte(`{"event":{"kind":"pipeline_error","action":"events_lost","id":"r"}}`)
+	s.Append(context.Background(), sinks.AppendBatch(nil, []sinks.Event{{ID: "r", Doc: doc}}), 1)
+	sink := newMemSink()
+	sink.hook = func(_ int, b *sinks.Batch) (sinks.Result, error) {
+		return sinks.Result{}, sinks.Permanent(errors.New("400 refused"))
+	}
+	reg := prometheus.NewRegistry()
+	var calls atomic.Int32
+	start(t, ship.Options{Name: "lr", Sink: sink, Spool: s, Registerer: reg,
+		OnRejected: func(uint64) { calls.Add(1) }}).drain(t, 10*time.Second)
+	if n := calls.Load(); n != 0 {
+		t.Errorf("OnRejected called %d times for a rejected loss report, want never", n)
+	}
+	if v := sinkErrors(t, reg, "rejected"); v != 1 {
+		t.Errorf("sink errors kind rejected = %v, want 1", v)
 	}
 }
