@@ -20,6 +20,7 @@ import (
 	"github.com/fileward/fileward/agent/ship"
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/sinks"
+	"github.com/fileward/fileward/sinks/file"
 )
 
 // The branches of Run and of the dead-letter writer that only a real spool
@@ -100,6 +101,37 @@ func deadLetterLines(t *testing.T, path string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// fileSink is the real NDJSON file sink writing to a fresh directory;
+// ids reads the event.id of every document it wrote, in order.
+func fileSink(t *testing.T) (sinks.Sink, func() []string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out", "events.ndjson")
+	fs, err := file.New(file.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close(context.Background()) })
+	return fs, func() []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			var d struct {
+				Event struct {
+					ID string `json:"id"`
+				} `json:"event"`
+			}
+			if err := json.Unmarshal([]byte(l), &d); err != nil {
+				t.Fatalf("output line %q: %v", l, err)
+			}
+			ids = append(ids, d.Event.ID)
+		}
+		return ids
+	}
 }
 
 // segments lists the spool's segment files, oldest first.
@@ -261,7 +293,8 @@ func (h *holdSink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, erro
 func (h *holdSink) Close(context.Context) error { return nil }
 
 // TestCorruptRecordSkippedAndCounted: a record damaged on disk after it was
-// appended (one payload byte flipped) is found by the shipper's reader:
+// appended (one payload byte flipped) is found by the shipper's reader (the
+// sink is the real NDJSON file sink):
 // counted as corrupt exactly (the spool's OnCorrupt gets its events, the
 // sink's errors kind "corrupt" one), skipped, and the records around it
 // arrive in order. The cursor reaches the end.
@@ -298,7 +331,7 @@ func TestCorruptRecordSkippedAndCounted(t *testing.T) {
 	}
 	f.Close()
 
-	sink := newMemSink()
+	sink, received := fileSink(t)
 	reg := prometheus.NewRegistry()
 	var logs logBuf
 	r := start(t, ship.Options{Name: "c", Sink: sink, Spool: s, Registerer: reg, Logger: logs.logger()})
@@ -307,7 +340,7 @@ func TestCorruptRecordSkippedAndCounted(t *testing.T) {
 	for _, i := range []int{0, 1, 2, 3, 4, 10, 11, 12, 13, 14} {
 		want = append(want, id(i))
 	}
-	if got := sink.received(); strings.Join(got, ",") != strings.Join(want, ",") {
+	if got := received(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("received %v, want the first and third records %v", got, want)
 	}
 	if n := corrupt.Load(); n != 5 {
@@ -327,7 +360,7 @@ func TestCorruptRecordSkippedAndCounted(t *testing.T) {
 // TestUndecodableRecordDeadLettered: a spool record that is not a sinks
 // batch is dead-lettered as it is (its sequence number and payload in
 // base64), its events are counted as rejected, and the records around it
-// are delivered in order.
+// are delivered in order (to the real NDJSON file sink).
 func TestUndecodableRecordDeadLettered(t *testing.T) {
 	s := openSpool(t, spoolOpts(t.TempDir()))
 	defer s.Close()
@@ -337,7 +370,7 @@ func TestUndecodableRecordDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Append(context.Background(), batch(4, 4, 10), 4)
-	sink := newMemSink()
+	sink, received := fileSink(t)
 	reg := prometheus.NewRegistry()
 	dl := t.TempDir()
 	var rejected atomic.Uint64
@@ -345,7 +378,7 @@ func TestUndecodableRecordDeadLettered(t *testing.T) {
 	r := start(t, ship.Options{Name: "u", Sink: sink, Spool: s, Registerer: reg, DeadLetterDir: dl, Logger: logs.logger(),
 		OnRejected: func(n uint64) { rejected.Add(n) }})
 	r.drain(t, 10*time.Second)
-	if got := sink.received(); strings.Join(got, ",") != strings.Join([]string{id(0), id(1), id(2), id(3), id(4), id(5), id(6), id(7)}, ",") {
+	if got := received(); strings.Join(got, ",") != strings.Join([]string{id(0), id(1), id(2), id(3), id(4), id(5), id(6), id(7)}, ",") {
 		t.Errorf("received %v", got)
 	}
 	if n := rejected.Load(); n != 3 {
