@@ -3,16 +3,11 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -207,80 +202,6 @@ func TestSpoolRefusesDropNewest(t *testing.T) {
 	}
 	if run == 0 || len(seqs)-run > 16 {
 		t.Errorf("stored event.sequence %v: want 1..k without a gap, then at most one batch", seqs)
-	}
-}
-
-// TestSpoolRefusesENOSPC: the spool's file system (a 1 MiB tmpfs) fills up
-// under the pipeline. Appends fail with ENOSPC, are refused and counted,
-// capture goes on; once space is freed (no restart) appending resumes and
-// the loss report arrives: stored events plus the reported count are every
-// event pushed.
-func TestSpoolRefusesENOSPC(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("TestSpoolRefusesENOSPC mounts a tmpfs and needs root (CI runs as root)")
-	}
-	mnt := t.TempDir()
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	s := newSpoolRig(t, spool.Options{Dir: filepath.Join(mnt, "spool"), MaxBytes: 64 << 20, SegmentBytes: 256 << 10,
-		Fsync: spool.FsyncNever})
-	// Fill what the spool left to the last byte.
-	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for size := 64 << 10; size > 0; size /= 2 {
-		chunk := make([]byte, size)
-		for {
-			if _, err := f.Write(chunk); err != nil {
-				if !errors.Is(err, unix.ENOSPC) {
-					t.Fatalf("fill: %v", err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
-	stop := started(t, s.rig)
-	const n = 1000
-	pushAll(t, s.rig, 1, n)
-	waitFor(t, func() bool { return s.ring.Len() == 0 })
-	settle(t, s.p, Rules{}, 0)
-	refused := counterValue(t, s.reg, "fileward_pipeline_append_refused_total")
-	if refused == 0 || s.drops.Load(schema.LossSpoolFull) == 0 {
-		t.Fatalf("refused %v batches, %d events counted: the disk never filled", refused, s.drops.Load(schema.LossSpoolFull))
-	}
-	if !strings.Contains(s.logs.String(), "no space left on device") {
-		t.Errorf("the warning does not name the full disk:\n%s", s.logs.String())
-	}
-	// Space comes back: the next events and the loss report are stored.
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	pushAll(t, s.rig, n+1, 10)
-	rd := s.reader(t)
-	var docs []map[string]any
-	waitFor(t, func() bool {
-		docs = append(docs, rd.read(t)...)
-		_, lost := account(docs)
-		return lost > 0 && lost == s.drops.Load(schema.LossSpoolFull)
-	})
-	stop()
-	docs = append(docs, rd.read(t)...)
-	seqs, lost := account(docs)
-	t.Logf("%d events: %d stored, %d refused in %v batches, %d reported lost", n+10, len(seqs), s.drops.Load(schema.LossSpoolFull), refused, lost)
-	if uint64(len(seqs))+lost != n+10 {
-		t.Errorf("stored %d + reported lost %d != %d pushed", len(seqs), lost, n+10)
-	}
-	if len(seqs) < 10 || seqs[len(seqs)-1] != n+10 {
-		t.Errorf("the events after the space came back are not stored: last %v", seqs[max(0, len(seqs)-10):])
 	}
 }
 

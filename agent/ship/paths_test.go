@@ -20,6 +20,7 @@ import (
 	"github.com/fileward/fileward/agent/ship"
 	"github.com/fileward/fileward/agent/spool"
 	"github.com/fileward/fileward/sinks"
+	"github.com/fileward/fileward/sinks/file"
 )
 
 // The branches of Run and of the dead-letter writer that only a real spool
@@ -100,6 +101,37 @@ func deadLetterLines(t *testing.T, path string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// fileSink is the real NDJSON file sink writing to a fresh directory;
+// ids reads the event.id of every document it wrote, in order.
+func fileSink(t *testing.T) (sinks.Sink, func() []string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out", "events.ndjson")
+	fs, err := file.New(file.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close(context.Background()) })
+	return fs, func() []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			var d struct {
+				Event struct {
+					ID string `json:"id"`
+				} `json:"event"`
+			}
+			if err := json.Unmarshal([]byte(l), &d); err != nil {
+				t.Fatalf("output line %q: %v", l, err)
+			}
+			ids = append(ids, d.Event.ID)
+		}
+		return ids
+	}
 }
 
 // segments lists the spool's segment files, oldest first.
@@ -261,7 +293,8 @@ func (h *holdSink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, erro
 func (h *holdSink) Close(context.Context) error { return nil }
 
 // TestCorruptRecordSkippedAndCounted: a record damaged on disk after it was
-// appended (one payload byte flipped) is found by the shipper's reader:
+// appended (one payload byte flipped) is found by the shipper's reader (the
+// sink is the real NDJSON file sink):
 // counted as corrupt exactly (the spool's OnCorrupt gets its events, the
 // sink's errors kind "corrupt" one), skipped, and the records around it
 // arrive in order. The cursor reaches the end.
@@ -298,7 +331,7 @@ func TestCorruptRecordSkippedAndCounted(t *testing.T) {
 	}
 	f.Close()
 
-	sink := newMemSink()
+	sink, received := fileSink(t)
 	reg := prometheus.NewRegistry()
 	var logs logBuf
 	r := start(t, ship.Options{Name: "c", Sink: sink, Spool: s, Registerer: reg, Logger: logs.logger()})
@@ -307,7 +340,7 @@ func TestCorruptRecordSkippedAndCounted(t *testing.T) {
 	for _, i := range []int{0, 1, 2, 3, 4, 10, 11, 12, 13, 14} {
 		want = append(want, id(i))
 	}
-	if got := sink.received(); strings.Join(got, ",") != strings.Join(want, ",") {
+	if got := received(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("received %v, want the first and third records %v", got, want)
 	}
 	if n := corrupt.Load(); n != 5 {
@@ -327,7 +360,7 @@ func TestCorruptRecordSkippedAndCounted(t *testing.T) {
 // TestUndecodableRecordDeadLettered: a spool record that is not a sinks
 // batch is dead-lettered as it is (its sequence number and payload in
 // base64), its events are counted as rejected, and the records around it
-// are delivered in order.
+// are delivered in order (to the real NDJSON file sink).
 func TestUndecodableRecordDeadLettered(t *testing.T) {
 	s := openSpool(t, spoolOpts(t.TempDir()))
 	defer s.Close()
@@ -337,7 +370,7 @@ func TestUndecodableRecordDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Append(context.Background(), batch(4, 4, 10), 4)
-	sink := newMemSink()
+	sink, received := fileSink(t)
 	reg := prometheus.NewRegistry()
 	dl := t.TempDir()
 	var rejected atomic.Uint64
@@ -345,7 +378,7 @@ func TestUndecodableRecordDeadLettered(t *testing.T) {
 	r := start(t, ship.Options{Name: "u", Sink: sink, Spool: s, Registerer: reg, DeadLetterDir: dl, Logger: logs.logger(),
 		OnRejected: func(n uint64) { rejected.Add(n) }})
 	r.drain(t, 10*time.Second)
-	if got := sink.received(); strings.Join(got, ",") != strings.Join([]string{id(0), id(1), id(2), id(3), id(4), id(5), id(6), id(7)}, ",") {
+	if got := received(); strings.Join(got, ",") != strings.Join([]string{id(0), id(1), id(2), id(3), id(4), id(5), id(6), id(7)}, ",") {
 		t.Errorf("received %v", got)
 	}
 	if n := rejected.Load(); n != 3 {
@@ -370,6 +403,16 @@ func TestUndecodableRecordDeadLettered(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "ship: undecodable spool record, dead-lettered") {
 		t.Errorf("no log line about the record:\n%s", logs.String())
+	}
+	// A clean run otherwise: the cursor persisted every time, no loss
+	// report among the rejected.
+	if v := sinkErrors(t, reg, "cursor"); v != 0 {
+		t.Errorf("sink errors kind cursor = %v in a clean run", v)
+	}
+	for _, bad := range []string{"ship: persist cursor", "loss reports rejected"} {
+		if strings.Contains(logs.String(), bad) {
+			t.Errorf("logged %q in a clean run:\n%s", bad, logs.String())
+		}
 	}
 	if l, _ := s.Lag("u"); l.Events != 0 {
 		t.Errorf("lag %d, want 0", l.Events)
@@ -732,6 +775,11 @@ func TestCursorPersistFailure(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return when cancelled during its backoff")
 	}
+	// Every counted failure is logged, and so is the last persist, when
+	// Run returns.
+	if n, v := strings.Count(logs.String(), "ship: persist cursor"), sinkErrors(t, reg, "cursor"); float64(n) != v+1 {
+		t.Errorf("%d log lines about the cursor, %v counted failures: want the counted ones and the final persist", n, v)
+	}
 	// The path is free: a new shipper persists the cursor past the data.
 	if err := os.RemoveAll(cpath); err != nil {
 		t.Fatal(err)
@@ -784,5 +832,29 @@ func TestDeadLetterRotationThroughShipper(t *testing.T) {
 		if !strings.Contains(logs.String(), "dead-letter file rotated away") {
 			t.Errorf("keep %d: the discarded events are not logged", keep)
 		}
+	}
+}
+
+// TestOnlyLossReportsRejected: a batch holding only a loss report that the
+// sink refuses is dead-lettered and counted in the sink's errors, and
+// OnRejected is not called at all.
+func TestOnlyLossReportsRejected(t *testing.T) {
+	s := openSpool(t, spoolOpts(t.TempDir()))
+	defer s.Close()
+	doc := []byte(`{"event":{"kind":"pipeline_error","action":"events_lost","id":"r"}}`)
+	s.Append(context.Background(), sinks.AppendBatch(nil, []sinks.Event{{ID: "r", Doc: doc}}), 1)
+	sink := newMemSink()
+	sink.hook = func(_ int, b *sinks.Batch) (sinks.Result, error) {
+		return sinks.Result{}, sinks.Permanent(errors.New("400 refused"))
+	}
+	reg := prometheus.NewRegistry()
+	var calls atomic.Int32
+	start(t, ship.Options{Name: "lr", Sink: sink, Spool: s, Registerer: reg,
+		OnRejected: func(uint64) { calls.Add(1) }}).drain(t, 10*time.Second)
+	if n := calls.Load(); n != 0 {
+		t.Errorf("OnRejected called %d times for a rejected loss report, want never", n)
+	}
+	if v := sinkErrors(t, reg, "rejected"); v != 1 {
+		t.Errorf("sink errors kind rejected = %v, want 1", v)
 	}
 }
