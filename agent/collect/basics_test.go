@@ -309,6 +309,7 @@ func TestRunRefusesBadOptions(t *testing.T) {
 func TestRunDefaultsNoLoggerNoRegistry(t *testing.T) {
 	h := newHarness(t, 1)
 	ids := produce(t, h.cluster.ListenAddrs(), 0, 5000)
+	h.bulk.SetItemFaults(1, 0) // every item 429 until the health check below
 	es, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.bulk.URL}, SetupTemplate: true})
 	if err != nil {
 		t.Fatal(err)
@@ -323,6 +324,13 @@ func TestRunDefaultsNoLoggerNoRegistry(t *testing.T) {
 		done <- Run(ctx, Options{Brokers: h.cluster.ListenAddrs(), Topic: topic, GroupID: "fileward-collector",
 			Sink: sink, DeadLetterPath: h.dlPath, Health: health})
 	}()
+	// Items refused (the requests themselves answered 200): unhealthy,
+	// saying so.
+	health.set(nil)
+	if !waitFor(30*time.Second, func() bool { err := health.Err(); return err != nil && strings.Contains(err.Error(), "events refused") }) {
+		t.Fatalf("health %v while Elasticsearch refused every item", health.Err())
+	}
+	h.bulk.SetItemFaults(0, 0)
 	h.waitCount(len(ids), 60*time.Second)
 	if !waitFor(20*time.Second, func() bool { return health.Err() == nil }) {
 		t.Fatalf("health %v after every event was delivered", health.Err())
