@@ -46,6 +46,9 @@ func TestGroupAndReaderConfig(t *testing.T) {
 	if g.HeartbeatInterval != 2*time.Second || g.SessionTimeout != 10*time.Second || g.RebalanceTimeout != 10*time.Second {
 		t.Fatalf("heartbeat %v, session %v, rebalance %v", g.HeartbeatInterval, g.SessionTimeout, g.RebalanceTimeout)
 	}
+	if g.Timeout != 10*time.Second || g.PartitionWatchInterval != 30*time.Second || g.JoinGroupBackoff != time.Second {
+		t.Fatalf("request timeout %v, partition watch %v, join backoff %v", g.Timeout, g.PartitionWatchInterval, g.JoinGroupBackoff)
+	}
 	if g.ID != "g" || len(g.Topics) != 1 || g.Topics[0] != "t" || g.StartOffset != kafka.FirstOffset || !g.WatchPartitionChanges {
 		t.Fatalf("group config %+v", g)
 	}
@@ -59,6 +62,20 @@ func TestGroupAndReaderConfig(t *testing.T) {
 	r := readerConfig(o, 3, &kafka.Dialer{}, nil)
 	if r.Partition != 3 || r.Topic != "t" || r.QueueCapacity != 1024 || r.MinBytes != 1 || r.MaxBytes != 4<<20 {
 		t.Fatalf("reader config %+v", r)
+	}
+	// MaxWait is also kafka-go's read deadline for a fetch: above a slow
+	// broker's answer time.
+	if r.MaxWait != 5*time.Second || r.ReadBackoffMin != 50*time.Millisecond || r.ReadBackoffMax != time.Second {
+		t.Fatalf("max wait %v, read backoff %v..%v", r.MaxWait, r.ReadBackoffMin, r.ReadBackoffMax)
+	}
+	if d := kafkaDialer(nil, nil); d.Timeout != 10*time.Second {
+		t.Fatalf("dial timeout %v", d.Timeout)
+	}
+	if a := adminClient(o, nil, nil); a.Timeout != 10*time.Second || a.Transport.(*kafka.Transport).DialTimeout != 10*time.Second {
+		t.Fatalf("admin client timeouts %v, %v", a.Timeout, a.Transport.(*kafka.Transport).DialTimeout)
+	}
+	if g := (Options{SessionTimeout: 10 * time.Second}).grace(); g != 5*time.Second {
+		t.Fatalf("grace %v for a 10s session, want half", g)
 	}
 	o.BatchEvents = 10
 	if r := readerConfig(o, 0, &kafka.Dialer{}, nil); r.QueueCapacity != 100 {
