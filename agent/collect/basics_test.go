@@ -375,3 +375,37 @@ func countSeries(c prometheus.Collector) int {
 	close(ch)
 	return len(ch)
 }
+
+// TestRejectedDeadLetterFailure: an event refused for good whose
+// dead-letter record cannot be written makes the batch fail with that
+// error (the first one, if several), so its offset is never committed.
+func TestRejectedDeadLetterFailure(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := openDeadLetter(filepath.Join(t.TempDir(), "dl.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{o: Options{Topic: topic}, dl: dl, m: m}
+	fl := &flight{c: c, msgs: map[*byte]*kafka.Message{}}
+	b, err := fl.prepare([]kafka.Message{{Topic: topic, Value: docFor("a", 1), Headers: []kafka.Header{{Key: "event.id", Value: []byte("a")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.rejected(b.Events, []error{errors.New("mapper_parsing_exception")})
+	if err := fl.failed(); err != nil {
+		t.Fatalf("failed() = %v after a dead-letter write that worked", err)
+	}
+	dl.Close() // every write fails from now on
+	fl.rejected(b.Events, []error{errors.New("first")})
+	first := fl.failed()
+	if first == nil || !strings.Contains(first.Error(), "write dead-letter file") {
+		t.Fatalf("failed() = %v after a dead-letter write failed", first)
+	}
+	fl.rejected(b.Events, []error{errors.New("second")})
+	if err := fl.failed(); err != first {
+		t.Fatalf("failed() = %v, want the first error %v kept", err, first)
+	}
+}
