@@ -46,6 +46,9 @@ func TestGroupAndReaderConfig(t *testing.T) {
 	if g.HeartbeatInterval != 2*time.Second || g.SessionTimeout != 10*time.Second || g.RebalanceTimeout != 10*time.Second {
 		t.Fatalf("heartbeat %v, session %v, rebalance %v", g.HeartbeatInterval, g.SessionTimeout, g.RebalanceTimeout)
 	}
+	if g.Timeout != 10*time.Second || g.PartitionWatchInterval != 30*time.Second || g.JoinGroupBackoff != time.Second {
+		t.Fatalf("request timeout %v, partition watch %v, join backoff %v", g.Timeout, g.PartitionWatchInterval, g.JoinGroupBackoff)
+	}
 	if g.ID != "g" || len(g.Topics) != 1 || g.Topics[0] != "t" || g.StartOffset != kafka.FirstOffset || !g.WatchPartitionChanges {
 		t.Fatalf("group config %+v", g)
 	}
@@ -59,6 +62,20 @@ func TestGroupAndReaderConfig(t *testing.T) {
 	r := readerConfig(o, 3, &kafka.Dialer{}, nil)
 	if r.Partition != 3 || r.Topic != "t" || r.QueueCapacity != 1024 || r.MinBytes != 1 || r.MaxBytes != 4<<20 {
 		t.Fatalf("reader config %+v", r)
+	}
+	// MaxWait is also kafka-go's read deadline for a fetch: above a slow
+	// broker's answer time.
+	if r.MaxWait != 5*time.Second || r.ReadBackoffMin != 50*time.Millisecond || r.ReadBackoffMax != time.Second {
+		t.Fatalf("max wait %v, read backoff %v..%v", r.MaxWait, r.ReadBackoffMin, r.ReadBackoffMax)
+	}
+	if d := kafkaDialer(nil, nil); d.Timeout != 10*time.Second {
+		t.Fatalf("dial timeout %v", d.Timeout)
+	}
+	if a := adminClient(o, nil, nil); a.Timeout != 10*time.Second || a.Transport.(*kafka.Transport).DialTimeout != 10*time.Second {
+		t.Fatalf("admin client timeouts %v, %v", a.Timeout, a.Transport.(*kafka.Transport).DialTimeout)
+	}
+	if g := (Options{SessionTimeout: 10 * time.Second}).grace(); g != 5*time.Second {
+		t.Fatalf("grace %v for a 10s session, want half", g)
 	}
 	o.BatchEvents = 10
 	if r := readerConfig(o, 0, &kafka.Dialer{}, nil); r.QueueCapacity != 100 {
@@ -309,6 +326,7 @@ func TestRunRefusesBadOptions(t *testing.T) {
 func TestRunDefaultsNoLoggerNoRegistry(t *testing.T) {
 	h := newHarness(t, 1)
 	ids := produce(t, h.cluster.ListenAddrs(), 0, 5000)
+	h.bulk.SetItemFaults(1, 0) // every item 429 until the health check below
 	es, err := elasticsearch.New(context.Background(), elasticsearch.Options{Addresses: []string{h.bulk.URL}, SetupTemplate: true})
 	if err != nil {
 		t.Fatal(err)
@@ -323,6 +341,13 @@ func TestRunDefaultsNoLoggerNoRegistry(t *testing.T) {
 		done <- Run(ctx, Options{Brokers: h.cluster.ListenAddrs(), Topic: topic, GroupID: "fileward-collector",
 			Sink: sink, DeadLetterPath: h.dlPath, Health: health})
 	}()
+	// Items refused (the requests themselves answered 200): unhealthy,
+	// saying so.
+	health.set(nil)
+	if !waitFor(30*time.Second, func() bool { err := health.Err(); return err != nil && strings.Contains(err.Error(), "events refused") }) {
+		t.Fatalf("health %v while Elasticsearch refused every item", health.Err())
+	}
+	h.bulk.SetItemFaults(0, 0)
 	h.waitCount(len(ids), 60*time.Second)
 	if !waitFor(20*time.Second, func() bool { return health.Err() == nil }) {
 		t.Fatalf("health %v after every event was delivered", health.Err())
@@ -349,4 +374,38 @@ func countSeries(c prometheus.Collector) int {
 	c.Collect(ch)
 	close(ch)
 	return len(ch)
+}
+
+// TestRejectedDeadLetterFailure: an event refused for good whose
+// dead-letter record cannot be written makes the batch fail with that
+// error (the first one, if several), so its offset is never committed.
+func TestRejectedDeadLetterFailure(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := openDeadLetter(filepath.Join(t.TempDir(), "dl.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{o: Options{Topic: topic}, dl: dl, m: m}
+	fl := &flight{c: c, msgs: map[*byte]*kafka.Message{}}
+	b, err := fl.prepare([]kafka.Message{{Topic: topic, Value: docFor("a", 1), Headers: []kafka.Header{{Key: "event.id", Value: []byte("a")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.rejected(b.Events, []error{errors.New("mapper_parsing_exception")})
+	if err := fl.failed(); err != nil {
+		t.Fatalf("failed() = %v after a dead-letter write that worked", err)
+	}
+	dl.Close() // every write fails from now on
+	fl.rejected(b.Events, []error{errors.New("first")})
+	first := fl.failed()
+	if first == nil || !strings.Contains(first.Error(), "write dead-letter file") {
+		t.Fatalf("failed() = %v after a dead-letter write failed", first)
+	}
+	fl.rejected(b.Events, []error{errors.New("second")})
+	if err := fl.failed(); err != first {
+		t.Fatalf("failed() = %v, want the first error %v kept", err, first)
+	}
 }

@@ -3,6 +3,7 @@ package collect
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/fileward/fileward/agent/deliver"
 	"github.com/fileward/fileward/sinks"
@@ -183,7 +185,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer dl.Close()
 
-	dialer := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
+	dialer := kafkaDialer(tlsCfg, mech)
 	kerr := kafka.LoggerFunc(func(f string, a ...any) { log.Warn("collect: kafka: " + fmt.Sprintf(f, a...)) })
 	// The group's coordinator connections can be cut at shutdown (see
 	// groupConns); the partition readers keep the plain dialer.
@@ -214,8 +216,7 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("collect: consuming", "brokers", o.Brokers, "topic", o.Topic, "group_id", o.GroupID, "sasl", kafkasink.MechanismName(o.SASL), "tls", o.TLS.Enabled)
 
 	c := &collector{o: o, dl: dl, m: m, log: log, dialer: dialer, kerr: kerr, lagEvery: 5 * time.Second,
-		admin: &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
-			Transport: &kafka.Transport{DialTimeout: 10 * time.Second, TLS: tlsCfg, SASL: mech, ClientID: "fileward-collector"}}}
+		admin: adminClient(o, tlsCfg, mech)}
 	defer c.admin.Transport.(*kafka.Transport).CloseIdleConnections()
 	for {
 		gen, err := cg.Next(ctx)
@@ -239,6 +240,22 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 }
+
+// kafkaDialer dials the brokers for the group and the partition readers.
+func kafkaDialer(tlsCfg *tls.Config, mech sasl.Mechanism) *kafka.Dialer {
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech}
+}
+
+// adminClient reads the log end offsets for the lag gauges.
+func adminClient(o Options, tlsCfg *tls.Config, mech sasl.Mechanism) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
+		Transport: &kafka.Transport{DialTimeout: 10 * time.Second, TLS: tlsCfg, SASL: mech, ClientID: "fileward-collector"}}
+}
+
+// grace is how long the batches in flight may take to finish once a
+// generation ends or the collector stops: half the session timeout (the
+// rebalance timeout), so that this member rejoins or leaves in time.
+func (o Options) grace() time.Duration { return o.SessionTimeout / 2 }
 
 // setDefaults gives the zero (or negative) sizes and durations their
 // documented defaults.
@@ -387,7 +404,7 @@ func (c *collector) generation(ctx, gctx context.Context, gen *kafka.Generation)
 	// rejoins or leaves in time.
 	jctx, jcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer jcancel()
-	grace := func() { time.AfterFunc(c.o.SessionTimeout/2, jcancel) }
+	grace := func() { time.AfterFunc(c.o.grace(), jcancel) }
 	stopG, stopC := context.AfterFunc(gctx, grace), context.AfterFunc(ctx, grace)
 	defer stopG()
 	defer stopC()

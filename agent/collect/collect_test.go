@@ -250,6 +250,12 @@ func TestMalformedAndRejectedAreDeadLettered(t *testing.T) {
 		if r.Reason == "rejected" && (r.EventID != "poisoned" || !strings.Contains(r.Error, "mapper_parsing_exception")) {
 			t.Fatalf("rejected record %+v lacks the id or the error text", r)
 		}
+		// The Kafka coordinates of the message: the 200 good ones, then
+		// the bad ones in order, on the one partition.
+		want := map[string][]int64{"malformed": {200, 201}, "rejected": {203}}[r.Reason]
+		if r.Topic != topic || r.Partition != 0 || (r.Offset != want[0] && r.Offset != want[len(want)-1]) {
+			t.Fatalf("%s record at %s/%d/%d, want %s/0 at offset %v", r.Reason, r.Topic, r.Partition, r.Offset, topic, want)
+		}
 		if r.Raw == "" && r.Doc == nil {
 			t.Fatalf("record %+v lacks the original message", r)
 		}

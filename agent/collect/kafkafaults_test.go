@@ -72,6 +72,15 @@ func TestCommitFailureRetried(t *testing.T) {
 	if !waitFor(15*time.Second, func() bool { return gaugeValue(t, reg, "fileward_collector_lag_messages") == float64(len(ids)) }) {
 		t.Fatalf("lag %v while nothing is committed, want the whole backlog %d", gaugeValue(t, reg, "fileward_collector_lag_messages"), len(ids))
 	}
+	// With everything delivered and nothing new to fetch, the collector
+	// keeps retrying the refused commit (every 5 s, 3 attempts each).
+	if !waitFor(30*time.Second, func() bool { return counterValue(t, reg, "fileward_collector_events_acked_total") == float64(len(ids)) }) {
+		t.Fatal("not every event acknowledged")
+	}
+	hits := fault.Hits()
+	if !waitFor(60*time.Second, func() bool { return fault.Hits() >= hits+6 }) {
+		t.Fatalf("%d OffsetCommits refused after the last acknowledgement, want the retries to go on (6 or more)", fault.Hits()-hits)
+	}
 	fault.Remove()
 	if !waitFor(30*time.Second, func() bool { return committedSum(h, 3) == int64(len(ids)) }) {
 		t.Fatalf("committed offsets %v after commits were accepted again, want them to sum to %d", h.committed(3), len(ids))
