@@ -620,23 +620,30 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, _, err := s.appendLocked(stored, id, len(payload), events)
+	_, _, err := s.appendLocked(stored, id, len(payload), events, false)
 	return err
 }
 
 // appendLocked is Append with s.mu held: payload is stored as it is, with
 // codec id and raw, the length before compression. It returns the segment
-// and the sequence number of the record it wrote.
-func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64, uint64, error) {
+// and the sequence number of the record it wrote. A refused record's events
+// are counted as dropped (OnDrop), except for a record of loss reports
+// (report): its documents are not captured events, and the reporter
+// carries their counts in its next report.
+func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int, report bool) (uint64, uint64, error) {
 	if events < 0 {
 		return 0, 0, fmt.Errorf("spool: negative event count %d", events)
+	}
+	lost := uint64(events)
+	if report {
+		lost = 0
 	}
 	frame := int64(recHeaderSize + len(payload))
 	if s.closed {
 		return 0, 0, ErrClosed
 	}
 	if frame > s.o.SegmentBytes-segHeaderSize {
-		s.drop(uint64(events), reasonTooLarge)
+		s.drop(lost, reasonTooLarge)
 		return 0, 0, fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
 	}
 	act := s.segs[len(s.segs)-1]
@@ -650,13 +657,13 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64,
 			s.dropOldest(need)
 		}
 		if s.total+need > s.o.MaxBytes {
-			s.drop(uint64(events), reasonFull)
+			s.drop(lost, reasonFull)
 			return 0, 0, ErrFull
 		}
 	}
 	if roll {
 		if err := s.roll(); err != nil {
-			return 0, 0, s.failAppend(err, events)
+			return 0, 0, s.failAppend(err, lost)
 		}
 		act = s.segs[len(s.segs)-1]
 	}
@@ -677,7 +684,7 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64,
 		if terr := s.active.Truncate(act.size); terr != nil {
 			s.log.Error("spool: truncate after failed append", "err", terr)
 		}
-		return 0, 0, s.failAppend(err, events)
+		return 0, 0, s.failAppend(err, lost)
 	}
 	seq := s.nextSeq
 	if act.records == 0 {
@@ -697,12 +704,12 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64,
 	return act.idx, seq, nil
 }
 
-func (s *Spool) failAppend(err error, events int) error {
+func (s *Spool) failAppend(err error, events uint64) error {
 	if isNoSpace(err) {
-		s.drop(uint64(events), reasonNoSpace)
+		s.drop(events, reasonNoSpace)
 		return fmt.Errorf("spool append: %w: %w", ErrNoSpace, err)
 	}
-	s.drop(uint64(events), reasonIOError)
+	s.drop(events, reasonIOError)
 	s.log.Error("spool: append failed", "err", err)
 	return fmt.Errorf("spool append: %w", err)
 }
