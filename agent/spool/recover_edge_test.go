@@ -182,7 +182,7 @@ func TestRepairLogsTheBytes(t *testing.T) {
 	s.Close()
 	for _, want := range []string{
 		"msg=\"spool: truncating torn tail\"", "bytes=" + itoa(tl.size-7),
-		"msg=\"spool: damaged records\"", "bytes=" + itoa(rec.size),
+		"msg=\"spool: damaged records\"", "bytes=" + itoa(rec.size), "repaired=true",
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
@@ -253,5 +253,33 @@ func TestOnlySegmentBadHeaderWithCursor(t *testing.T) {
 	}
 	if err := s.Append(context.Background(), payload(10, 1, 1), 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQuarantineKeepsTheNewest: quarantine/ keeps the 8 newest damaged
+// segments by the time in their names, whatever the directory order.
+func TestQuarantineKeepsTheNewest(t *testing.T) {
+	dir := t.TempDir()
+	for _, ts := range []int64{900, 5, 1000000000000, 70, 3, 800000, 60, 1, 20, 4000} {
+		os.WriteFile(filepath.Join(dir, segName(uint64(ts%7+1))+"."+itoa(ts)+".corrupt"), nil, 0o600)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o600)
+	if err := pruneQuarantine(dir, 8); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	all := strings.Join(left, " ")
+	if len(left) != 9 || strings.Contains(all, ".1.corrupt") || strings.Contains(all, ".3.corrupt") || !strings.Contains(all, ".5.corrupt") || !strings.Contains(all, "notes.txt") {
+		t.Fatalf("left %v: want the 8 newest and notes.txt", left)
+	}
+	if got := quarantineTime("x.123.corrupt"); got != "00000000000000000123" {
+		t.Errorf("quarantineTime = %q", got)
+	}
+	if got := quarantineTime("a.b"); got != "a.b" {
+		t.Errorf("quarantineTime of a short name = %q", got)
 	}
 }

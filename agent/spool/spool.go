@@ -124,9 +124,6 @@ type segment struct {
 	baseSeq uint64 // seq of the first event (from the segment header)
 	endSeq  uint64 // seq after the last event
 	size    int64
-	records int
-	first   int64 // append time of the first record, unix ns (0 = none)
-	last    int64
 }
 
 type cursorState struct {
@@ -458,11 +455,6 @@ func (s *Spool) recoverSegment(idx uint64, newest bool, recs *[]recoveredRecord)
 	offs := make(map[int64]uint64, len(res.records))
 	off := int64(segHeaderSize)
 	for _, r := range res.records {
-		if seg.records == 0 {
-			seg.first = r.time
-		}
-		seg.last = r.time
-		seg.records++
 		offs[off] = r.seq
 		off += r.size
 		*recs = append(*recs, recoveredRecord{r.seq, r.seq + uint64(r.events)})
@@ -687,11 +679,6 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int, report b
 		return 0, 0, s.failAppend(err, lost)
 	}
 	seq := s.nextSeq
-	if act.records == 0 {
-		act.first = now
-	}
-	act.last = now
-	act.records++
 	act.size += frame
 	s.total += frame
 	s.nextSeq += uint64(events)
