@@ -283,3 +283,58 @@ func TestQuarantineKeepsTheNewest(t *testing.T) {
 		t.Errorf("quarantineTime of a short name = %q", got)
 	}
 }
+
+// TestInspectLostEvents: Inspect counts the events a damaged record loses
+// as recovery would: after the slowest cursor, not those already counted
+// in losses.json; it lists the cursors by name and the quarantined files.
+func TestInspectLostEvents(t *testing.T) {
+	o, _ := corruptFixture(t, 12)
+	for _, n := range []string{"zeta", "alpha"} {
+		if err := writeCursor(o.Dir, n, Position{1, segHeaderSize, 0}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idxs, _ := listSegments(o.Dir)
+	path := filepath.Join(o.Dir, segName(idxs[1]))
+	rec := scanFile(t, path).records[1]
+	flip(t, path, rec.off+recHeaderSize+10)
+	inspect := func() *Report {
+		t.Helper()
+		rep, err := Inspect(o.Dir, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := inspect()
+	var names []string
+	for _, c := range rep.Cursors {
+		names = append(names, c.Name)
+	}
+	if !rep.Corrupt() || rep.LostEvents != 10 || rep.LostUnknown || strings.Join(names, ",") != "alpha,sink,zeta" {
+		t.Fatalf("lost %d (unknown %v), cursors %v", rep.LostEvents, rep.LostUnknown, names)
+	}
+	// Every cursor past the damaged record: nothing lost.
+	for _, n := range []string{"zeta", "alpha", "sink"} {
+		writeCursor(o.Dir, n, Position{idxs[1], rec.off + rec.size, rec.seq + 10}, false)
+	}
+	if rep := inspect(); !rep.Corrupt() || rep.LostEvents != 0 {
+		t.Fatalf("cursors past the damage: lost %d", rep.LostEvents)
+	}
+	// A damaged cursor file restarts its sink at the oldest data.
+	os.WriteFile(filepath.Join(o.Dir, cursorDir, "zeta"+cursorSuffix), []byte("junk"), 0o600)
+	if rep := inspect(); rep.LostEvents != 10 {
+		t.Fatalf("with a damaged cursor: lost %d, want 10", rep.LostEvents)
+	}
+	// Already counted by an earlier start: not lost again.
+	os.WriteFile(filepath.Join(o.Dir, ledgerFile), []byte(`{"corrupt":[{"from":`+itoa(int64(rec.seq))+`,"to":`+itoa(int64(rec.seq+10))+`}]}`), 0o600)
+	if rep := inspect(); rep.LostEvents != 0 {
+		t.Fatalf("with the range counted in losses.json: lost %d", rep.LostEvents)
+	}
+	os.Remove(filepath.Join(o.Dir, ledgerFile))
+	s := mustOpen(t, o) // quarantines the segment
+	s.Close()
+	if rep := inspect(); len(rep.Quarantined) != 1 || rep.Corrupt() {
+		t.Fatalf("after repair: quarantined %v, damage %+v", rep.Quarantined, rep.Damage)
+	}
+}
