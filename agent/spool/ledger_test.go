@@ -88,6 +88,9 @@ func TestLedgerFileEdges(t *testing.T) {
 	if n := len(s.ledger.Reports); n != 2 {
 		t.Fatalf("%d reports remembered, want 2", n)
 	}
+	if strings.Contains(logs.String(), "spool: loss ledger") {
+		t.Fatalf("a ledger written fine logged an error:\n%s", logs.String())
+	}
 	s.Close()
 	if err := s.AppendReport(ctx, []byte("r"), 1, nil, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("AppendReport after Close: %v", err)
