@@ -321,6 +321,17 @@ func TestInspectLostEvents(t *testing.T) {
 	if rep := inspect(); !rep.Corrupt() || rep.LostEvents != 0 {
 		t.Fatalf("cursors past the damage: lost %d", rep.LostEvents)
 	}
+	// Every cursor at the very end (its sequence number is the next one):
+	// nothing lost either.
+	last := filepath.Join(o.Dir, segName(idxs[len(idxs)-1]))
+	lr := scanFile(t, last).records
+	end := lr[len(lr)-1]
+	for _, n := range []string{"zeta", "alpha", "sink"} {
+		writeCursor(o.Dir, n, Position{idxs[len(idxs)-1], end.off + end.size, end.seq + uint64(end.events)}, false)
+	}
+	if rep := inspect(); !rep.Corrupt() || rep.LostEvents != 0 {
+		t.Fatalf("cursors at the end: lost %d", rep.LostEvents)
+	}
 	// A damaged cursor file restarts its sink at the oldest data.
 	os.WriteFile(filepath.Join(o.Dir, cursorDir, "zeta"+cursorSuffix), []byte("junk"), 0o600)
 	if rep := inspect(); rep.LostEvents != 10 {
