@@ -176,7 +176,9 @@ func TestReaderBadLengthAtRuntime(t *testing.T) {
 	path := filepath.Join(dir, segName(1))
 	res := scanFile(t, path)
 	b, _ := os.ReadFile(path)
-	binary.LittleEndian.PutUint32(b[res.records[1].off:], 1<<20)
+	// One byte more than the segment holds after the header.
+	off := res.records[1].off
+	binary.LittleEndian.PutUint32(b[off:], uint32(int64(len(b))-off-recHeaderSize+1))
 	os.WriteFile(path, b, 0o600)
 	r, _ := s.Reader("r")
 	defer r.Close()
@@ -428,8 +430,8 @@ func TestRuntimeDamageLoggedOnce(t *testing.T) {
 		}
 		r.Close()
 	}
-	if n := strings.Count(logs.String(), "events lost to a damaged record"); n != 1 {
-		t.Fatalf("logged the damage %d times:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "events lost to a damaged record"); n != 1 || !strings.Contains(logs.String(), "sink=sink") {
+		t.Fatalf("logged the damage %d times (want once, by the first reader, sink):\n%s", n, logs.String())
 	}
 }
 
@@ -490,5 +492,34 @@ func TestInspectReport(t *testing.T) {
 	rep, err = Inspect(dir, true)
 	if err != nil || len(rep.Segments) != 0 || len(rep.Damage) != 3 || rep.Events != 0 {
 		t.Fatalf("no good segment: %v %+v", err, rep)
+	}
+}
+
+// TestScanSpanErrors: the scan tells a header cut short (fewer bytes than a
+// record header left) and a length field running past the end (by one
+// byte) apart from a read error.
+func TestScanSpanErrors(t *testing.T) {
+	good := segmentBytes(3)
+	short := append(bytes.Clone(good), make([]byte, recHeaderSize-1)...)
+	res := scanSegment(bytes.NewReader(short), int64(len(short)), true)
+	if len(res.records) != 3 || len(res.bad) != 1 || !errors.Is(res.bad[0].err, errShortHeader) || !res.tailBad {
+		t.Fatalf("trailing partial header: %d records, bad %+v", len(res.records), res.bad)
+	}
+	long := bytes.Clone(good)
+	last := scanSegment(bytes.NewReader(good), int64(len(good)), true).records[2]
+	binary.LittleEndian.PutUint32(long[last.off:], uint32(last.size-recHeaderSize+1))
+	for _, verify := range []bool{true, false} {
+		res = scanSegment(bytes.NewReader(long), int64(len(long)), verify)
+		if len(res.records) != 2 || len(res.bad) != 1 || !errors.Is(res.bad[0].err, errBadLength) {
+			t.Fatalf("verify %v: length one past the end: %d records, bad %+v", verify, len(res.records), res.bad)
+		}
+	}
+	// The same length exactly fitting is a record (with a bad CRC).
+	fits := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(fits[last.off:], uint32(last.size-recHeaderSize))
+	binary.LittleEndian.PutUint64(fits[last.off+8:], 1) // a different seq: the CRC fails
+	res = scanSegment(bytes.NewReader(fits), int64(len(fits)), true)
+	if len(res.bad) != 1 || !errors.Is(res.bad[0].err, errBadCRC) {
+		t.Fatalf("bad CRC on the last record: %+v", res.bad)
 	}
 }

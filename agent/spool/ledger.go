@@ -95,7 +95,9 @@ func (s *Spool) LossTotals() LossCounts {
 	return maps.Clone(s.ledger.Totals)
 }
 
-// AppendReport appends a record of loss reports, as Append does, and
+// AppendReport appends a record of loss reports, as Append does (but a
+// refused record's documents are not counted through OnDrop: they are not
+// captured events, and the caller reports their counts again), and
 // remembers which counts it carries: if drop_oldest deletes the record
 // before every cursor has passed it, the record's events are not counted as
 // dropped; Options.OnReportDropped gets its counts back instead, so that the
@@ -107,9 +109,7 @@ func (s *Spool) AppendReport(ctx context.Context, payload []byte, events int, co
 	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.appendingReport = true
-	seg, seq, err := s.appendLocked(stored, id, len(payload), events)
-	s.appendingReport = false
+	seg, seq, err := s.appendLocked(stored, id, len(payload), events, true)
 	if err != nil {
 		return err
 	}

@@ -88,6 +88,9 @@ func TestLedgerFileEdges(t *testing.T) {
 	if n := len(s.ledger.Reports); n != 2 {
 		t.Fatalf("%d reports remembered, want 2", n)
 	}
+	if strings.Contains(logs.String(), "spool: loss ledger") {
+		t.Fatalf("a ledger written fine logged an error:\n%s", logs.String())
+	}
 	s.Close()
 	if err := s.AppendReport(ctx, []byte("r"), 1, nil, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("AppendReport after Close: %v", err)
@@ -101,5 +104,35 @@ func TestLedgerFileEdges(t *testing.T) {
 	defer s.Close()
 	if tot := s.LossTotals(); tot == nil || len(tot) != 0 {
 		t.Fatalf("null totals loaded as %v", tot)
+	}
+}
+
+// TestRefusedReportIsNotALoss: a record of loss reports that a full spool
+// refuses (drop_newest) or that is too large returns the error, and its
+// documents are not counted as dropped events: they are not captured
+// events, and the caller reports the same counts again.
+func TestRefusedReportIsNotALoss(t *testing.T) {
+	ctx := context.Background()
+	var dropped, calls uint64
+	o := Options{Dir: t.TempDir(), MaxBytes: 2 * 4096, SegmentBytes: 4096, WhenFull: DropNewest, Fsync: FsyncNever,
+		OnDrop: func(n uint64) { dropped += n; calls++ }}
+	s := mustOpen(t, o)
+	defer s.Close()
+	for i := 0; i < 2; i++ {
+		if err := s.Append(ctx, make([]byte, 4096-segHeaderSize-recHeaderSize), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AppendReport(ctx, []byte("loss"), 3, LossCounts{"ring_full": 5}, nil); !errors.Is(err, ErrFull) {
+		t.Fatalf("report into a full spool: %v", err)
+	}
+	if err := s.AppendReport(ctx, make([]byte, 8192), 2, nil, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized report: %v", err)
+	}
+	if err := s.Append(ctx, []byte("event"), 4); !errors.Is(err, ErrFull) {
+		t.Fatalf("append into a full spool: %v", err)
+	}
+	if dropped != 4 || calls != 1 || len(s.ledger.Reports) != 0 {
+		t.Fatalf("dropped %d in %d calls (want the 4 events only), reports %v", dropped, calls, s.ledger.Reports)
 	}
 }

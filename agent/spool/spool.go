@@ -124,9 +124,6 @@ type segment struct {
 	baseSeq uint64 // seq of the first event (from the segment header)
 	endSeq  uint64 // seq after the last event
 	size    int64
-	records int
-	first   int64 // append time of the first record, unix ns (0 = none)
-	last    int64
 }
 
 type cursorState struct {
@@ -174,8 +171,6 @@ type Spool struct {
 	wake     chan struct{}
 	recovery Recovery
 	ledger   ledger
-	// appendingReport is true while AppendReport appends (see refuse).
-	appendingReport bool
 	// lastQuarantined is the segment recoverSegment last quarantined whole.
 	lastQuarantined uint64
 
@@ -460,11 +455,6 @@ func (s *Spool) recoverSegment(idx uint64, newest bool, recs *[]recoveredRecord)
 	offs := make(map[int64]uint64, len(res.records))
 	off := int64(segHeaderSize)
 	for _, r := range res.records {
-		if seg.records == 0 {
-			seg.first = r.time
-		}
-		seg.last = r.time
-		seg.records++
 		offs[off] = r.seq
 		off += r.size
 		*recs = append(*recs, recoveredRecord{r.seq, r.seq + uint64(r.events)})
@@ -622,23 +612,30 @@ func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
 	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, _, err := s.appendLocked(stored, id, len(payload), events)
+	_, _, err := s.appendLocked(stored, id, len(payload), events, false)
 	return err
 }
 
 // appendLocked is Append with s.mu held: payload is stored as it is, with
 // codec id and raw, the length before compression. It returns the segment
-// and the sequence number of the record it wrote.
-func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64, uint64, error) {
+// and the sequence number of the record it wrote. A refused record's events
+// are counted as dropped (OnDrop), except for a record of loss reports
+// (report): its documents are not captured events, and the reporter
+// carries their counts in its next report.
+func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int, report bool) (uint64, uint64, error) {
 	if events < 0 {
 		return 0, 0, fmt.Errorf("spool: negative event count %d", events)
+	}
+	lost := uint64(events)
+	if report {
+		lost = 0
 	}
 	frame := int64(recHeaderSize + len(payload))
 	if s.closed {
 		return 0, 0, ErrClosed
 	}
 	if frame > s.o.SegmentBytes-segHeaderSize {
-		s.refuse(events, reasonTooLarge)
+		s.drop(lost, reasonTooLarge)
 		return 0, 0, fmt.Errorf("spool: %w: %d bytes, segment_bytes %d", ErrTooLarge, frame, s.o.SegmentBytes)
 	}
 	act := s.segs[len(s.segs)-1]
@@ -652,13 +649,13 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64,
 			s.dropOldest(need)
 		}
 		if s.total+need > s.o.MaxBytes {
-			s.refuse(events, reasonFull)
+			s.drop(lost, reasonFull)
 			return 0, 0, ErrFull
 		}
 	}
 	if roll {
 		if err := s.roll(); err != nil {
-			return 0, 0, s.failAppend(err, events)
+			return 0, 0, s.failAppend(err, lost)
 		}
 		act = s.segs[len(s.segs)-1]
 	}
@@ -679,14 +676,9 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64,
 		if terr := s.active.Truncate(act.size); terr != nil {
 			s.log.Error("spool: truncate after failed append", "err", terr)
 		}
-		return 0, 0, s.failAppend(err, events)
+		return 0, 0, s.failAppend(err, lost)
 	}
 	seq := s.nextSeq
-	if act.records == 0 {
-		act.first = now
-	}
-	act.last = now
-	act.records++
 	act.size += frame
 	s.total += frame
 	s.nextSeq += uint64(events)
@@ -699,12 +691,12 @@ func (s *Spool) appendLocked(payload []byte, id uint8, raw, events int) (uint64,
 	return act.idx, seq, nil
 }
 
-func (s *Spool) failAppend(err error, events int) error {
+func (s *Spool) failAppend(err error, events uint64) error {
 	if isNoSpace(err) {
-		s.refuse(events, reasonNoSpace)
+		s.drop(events, reasonNoSpace)
 		return fmt.Errorf("spool append: %w: %w", ErrNoSpace, err)
 	}
-	s.refuse(events, reasonIOError)
+	s.drop(events, reasonIOError)
 	s.log.Error("spool: append failed", "err", err)
 	return fmt.Errorf("spool append: %w", err)
 }
@@ -720,16 +712,6 @@ const (
 	reasonIOError  = "io_error"
 	reasonCorrupt  = "corrupt"
 )
-
-// refuse counts the events of a record the spool would not store. A record
-// of loss reports (AppendReport) is not counted: its documents are not lost
-// events, and the reporter, told of the refusal, keeps their counts and
-// carries them in its next report.
-func (s *Spool) refuse(events int, reason string) {
-	if !s.appendingReport {
-		s.drop(uint64(events), reason)
-	}
-}
 
 func (s *Spool) drop(events uint64, reason string) {
 	s.m.dropped.WithLabelValues(reason).Add(float64(events))

@@ -207,3 +207,25 @@ func TestLockedAndOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenWaitsForTheLock: Open retries a busy lock for up to a second
+// (an Inspect probe holds it briefly), and gives up at once when its
+// context is done.
+func TestOpenWaitsForTheLock(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, testOpts(dir))
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		s.Close()
+	}()
+	s2, err := Open(context.Background(), testOpts(dir))
+	if err != nil {
+		t.Fatalf("Open while the lock was released 200 ms later: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Open(ctx, testOpts(dir)); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Open with a cancelled context on a held lock: %v", err)
+	}
+	s2.Close()
+}
