@@ -170,7 +170,11 @@ func (r *Ring) take(s slot, ev *Event) {
 	if r.maxBytes > 0 {
 		r.bytes.Add(-s.size)
 	}
-	if r.waiters.Load() > 0 {
+	// Wake a waiting Push only at the low-water mark (half the slots and
+	// half the bytes free), so that a replay faster than the pipeline
+	// refills the ring in one go instead of parking once per event. An
+	// empty ring is below it, so a waiter is always woken in the end.
+	if r.waiters.Load() > 0 && 2*len(r.ch) <= cap(r.ch) && 2*r.bytes.Load() <= r.maxBytes {
 		select {
 		case r.room <- struct{}{}:
 		default:
