@@ -2,9 +2,12 @@ package capture
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fileward/fileward/schema"
 )
@@ -191,5 +194,158 @@ func TestPushWaitsForRoom(t *testing.T) {
 	}
 	if d := drops.Load(schema.LossRingFull); d != 0 {
 		t.Errorf("a cancelled Push counted %d drops", d)
+	}
+}
+
+// TestEventBytesCountsEveryString: EventBytes counts every string and
+// string slice of an Event. The reflection walk fails the test when a field
+// is added to schema.Event without EventBytes learning about it.
+func TestEventBytesCountsEveryString(t *testing.T) {
+	var ev Event
+	want := eventSize
+	n := 0
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.String:
+			n++
+			v.SetString(strings.Repeat("x", n))
+			want += int64(n)
+		case reflect.Slice:
+			if v.Type().Elem().Kind() != reflect.String {
+				t.Fatalf("EventBytes does not know slices of %v", v.Type().Elem())
+			}
+			s := reflect.MakeSlice(v.Type(), 2, 3)
+			want += 3 * int64(unsafe.Sizeof(""))
+			for i := 0; i < s.Len(); i++ {
+				fill(s.Index(i))
+			}
+			v.Set(s)
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				fill(v.Field(i))
+			}
+		case reflect.Map, reflect.Pointer, reflect.Interface, reflect.Array, reflect.Chan, reflect.Func:
+			t.Fatalf("EventBytes does not know %v fields", v.Kind())
+		}
+	}
+	fill(reflect.ValueOf(&ev).Elem())
+	if got := EventBytes(&ev); got != want {
+		t.Errorf("EventBytes = %d, want %d (%d strings)", got, want, n)
+	}
+}
+
+// TestRingBoundInBytes: a ring bounded in bytes drops (TryPush) or waits
+// (Push) at its byte bound even with free slots, admits one event larger
+// than the bound into an empty ring, and gives the bytes back on pop.
+func TestRingBoundInBytes(t *testing.T) {
+	drops := &Drops{}
+	ev := Event{Path: strings.Repeat("p", 1000)}
+	size := EventBytes(&ev)
+	r := NewRingBytes(1024, 3*size, drops)
+	for i := 0; i < 5; i++ {
+		ok := r.TryPush(&ev)
+		if want := i < 3; ok != want {
+			t.Fatalf("push %d = %v, want %v", i, ok, want)
+		}
+	}
+	if got := drops.Load(schema.LossRingFull); got != 2 {
+		t.Errorf("ring_full = %d, want 2", got)
+	}
+	if r.Len() != 3 || r.Bytes() != 3*size {
+		t.Errorf("Len %d Bytes %d, want 3 and %d", r.Len(), r.Bytes(), 3*size)
+	}
+	var out Event
+	for r.TryPop(&out) {
+		if out.Path != ev.Path {
+			t.Fatalf("popped path of %d bytes, want %d", len(out.Path), len(ev.Path))
+		}
+	}
+	if r.Bytes() != 0 {
+		t.Errorf("Bytes = %d after draining, want 0", r.Bytes())
+	}
+
+	big := Event{Path: strings.Repeat("b", 10000)}
+	if !r.TryPush(&big) {
+		t.Fatal("an event larger than the bound refused by an empty ring")
+	}
+	if r.TryPush(&ev) {
+		t.Fatal("push past the bound accepted")
+	}
+
+	// Push waits at the byte bound and goes on as the consumer pops.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 2000
+	got := make(chan int, 1)
+	go func() {
+		var e Event
+		c := 0
+		for c < n+1 && r.Pop(ctx, &e) {
+			c++
+		}
+		got <- c
+	}()
+	for i := 0; i < n; i++ {
+		e := Event{Seq: uint64(i), Path: ev.Path}
+		if !r.Push(ctx, &e) {
+			t.Fatalf("push %d failed", i)
+		}
+		if b := r.Bytes(); b > 3*size && b != EventBytes(&big) {
+			t.Fatalf("ring holds %d bytes, bound %d", b, 3*size)
+		}
+	}
+	select {
+	case c := <-got:
+		if c != n+1 {
+			t.Errorf("popped %d, want %d", c, n+1)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("consumer did not get every pushed event")
+	}
+	if d := drops.Load(schema.LossRingFull); d != 3 {
+		t.Errorf("ring_full = %d, want 3 (none from Push)", d)
+	}
+}
+
+// TestPushManyProducersAllDelivered: several waiting producers on a small
+// ring bounded in events and bytes, the consumer woken producers only at
+// the low-water mark: every event arrives, each producer's in order, and
+// nothing is counted lost.
+func TestPushManyProducersAllDelivered(t *testing.T) {
+	drops := &Drops{}
+	ev := Event{Path: "/var/log/x"}
+	r := NewRingBytes(16, 5*EventBytes(&ev), drops)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const producers, each = 4, 20000
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := Event{Path: "/var/log/x", Stream: uint64(p)}
+			for i := 0; i < each; i++ {
+				e.Seq = uint64(i)
+				if !r.Push(ctx, &e) {
+					return
+				}
+			}
+		}()
+	}
+	next := make([]uint64, producers)
+	var out Event
+	for n := 0; n < producers*each; n++ {
+		if !r.Pop(ctx, &out) {
+			t.Fatalf("consumer stopped after %d of %d events: producers stuck", n, producers*each)
+		}
+		if out.Seq != next[out.Stream] {
+			t.Fatalf("producer %d: seq %d, want %d", out.Stream, out.Seq, next[out.Stream])
+		}
+		next[out.Stream]++
+	}
+	wg.Wait()
+	if d := drops.Load(schema.LossRingFull); d != 0 || r.Len() != 0 || r.Bytes() != 0 {
+		t.Errorf("ring_full %d, Len %d, Bytes %d after all, want 0s", d, r.Len(), r.Bytes())
 	}
 }

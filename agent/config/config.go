@@ -112,6 +112,9 @@ type Filters struct {
 // Queue sizes the ring between capture and pipeline.
 type Queue struct {
 	Capacity int `yaml:"capacity"`
+	// MaxBytes bounds the memory the queued events hold (capture.EventBytes);
+	// the ring is full at whichever bound comes first.
+	MaxBytes Size `yaml:"max_bytes"`
 }
 
 // Batch bounds a pipeline batch.

@@ -46,6 +46,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"exclude_paths", strings.Join(cfg.Filters.ExcludePaths, ","), "/proc/,/sys/,/dev/"},
 		{"aggregate_window", cfg.Filters.AggregateWindow.D(), time.Second},
 		{"queue", cfg.Queue.Capacity, 65536},
+		{"queue.max_bytes", cfg.Queue.MaxBytes, Size(8 << 20)},
 		{"batch.max_events", cfg.Batch.MaxEvents, 2048},
 		{"batch.max_bytes", cfg.Batch.MaxBytes, Size(1 << 20)},
 		{"batch.max_wait", cfg.Batch.MaxWait.D(), time.Second},

@@ -25,7 +25,7 @@ func Default() Config {
 			ExcludePaths:    []string{"/proc/", "/sys/", "/dev/"},
 			AggregateWindow: Duration(time.Second),
 		},
-		Queue: Queue{Capacity: 65536},
+		Queue: Queue{Capacity: 65536, MaxBytes: 8 << 20},
 		Batch: Batch{MaxEvents: 2048, MaxBytes: 1 << 20, MaxWait: Duration(time.Second)},
 		Spool: Spool{
 			MaxBytes:      1 << 30,

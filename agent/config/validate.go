@@ -138,6 +138,9 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	if cfg.Queue.Capacity < 1 {
 		c.at("queue.capacity", "must be at least 1")
 	}
+	if cfg.Queue.MaxBytes < 64<<10 {
+		c.at("queue.max_bytes", "must be at least 64KiB")
+	}
 	b := &cfg.Batch
 	if b.MaxEvents < 1 {
 		c.at("batch.max_events", "must be at least 1")

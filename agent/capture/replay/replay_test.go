@@ -212,3 +212,68 @@ func TestReplayMaxLine(t *testing.T) {
 		})
 	}
 }
+
+// TestRingBoundInBytes: the real fixtures through a ring bounded in bytes
+// with room for far fewer events than slots. With DropWhenFull and no
+// consumer, what the ring holds stays within the bound and every event is
+// either queued or counted ring_full; a waiting replay with a consumer
+// delivers all of them, in order, and counts nothing.
+func TestRingBoundInBytes(t *testing.T) {
+	path := allFixtures(t)
+	const maxBytes = 4 << 10
+	src, err := New(Options{Path: path, DropWhenFull: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := &capture.Drops{}
+	ring := capture.NewRingBytes(1000, maxBytes, drops)
+	if err := src.Run(context.Background(), ring, drops); err != nil {
+		t.Fatal(err)
+	}
+	if ring.Bytes() > maxBytes {
+		t.Errorf("ring holds %d bytes, bound %d", ring.Bytes(), maxBytes)
+	}
+	queued, lost := ring.Len(), drops.Load(schema.LossRingFull)
+	if queued == 0 || lost == 0 || uint64(queued)+lost != 38 {
+		t.Fatalf("queued %d + ring_full %d, want 38 with both non-zero", queued, lost)
+	}
+	evs := drain(ring)
+	if ring.Bytes() != 0 {
+		t.Errorf("ring holds %d bytes after draining", ring.Bytes())
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq <= evs[i-1].Seq {
+			t.Fatalf("event %d: seq %d after %d", i, evs[i].Seq, evs[i-1].Seq)
+		}
+	}
+
+	src, err = New(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops = &capture.Drops{}
+	ring = capture.NewRingBytes(1000, maxBytes, drops)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := make(chan []schema.Event, 1)
+	go func() {
+		var out []schema.Event
+		var ev schema.Event
+		for len(out) < 38 && ring.Pop(ctx, &ev) {
+			out = append(out, ev)
+		}
+		got <- out
+	}()
+	if err := src.Run(ctx, ring, drops); err != nil {
+		t.Fatal(err)
+	}
+	evs = <-got
+	if len(evs) != 38 || drops.Load(schema.LossRingFull) != 0 {
+		t.Fatalf("waiting replay delivered %d of 38, ring_full %d", len(evs), drops.Load(schema.LossRingFull))
+	}
+	for i, ev := range evs {
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("event %d: seq %d", i, ev.Seq)
+		}
+	}
+}

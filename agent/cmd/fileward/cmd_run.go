@@ -163,7 +163,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, err
 	}
-	a.ring = capture.NewRing(cfg.Queue.Capacity, a.drops)
+	a.ring = capture.NewRingBytes(cfg.Queue.Capacity, int64(cfg.Queue.MaxBytes), a.drops)
 	if err := telemetry.RegisterCapture(reg, a.source.Name(), a.ring, a.drops); err != nil {
 		return nil, err
 	}
