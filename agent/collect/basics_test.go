@@ -409,3 +409,48 @@ func TestRejectedDeadLetterFailure(t *testing.T) {
 		t.Fatalf("failed() = %v, want the first error %v kept", err, first)
 	}
 }
+
+// TestWatchEnds: the log end offsets of the owned partitions are read from
+// the brokers (ListOffsets) every lagEvery, so the lag gauges follow what is
+// produced even when nothing is fetched; a partition not owned is not read.
+func TestWatchEnds(t *testing.T) {
+	h := newHarness(t, 2)
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Brokers: h.cluster.ListenAddrs(), Topic: topic}
+	c := &collector{o: o, m: m, log: slog.New(slog.DiscardHandler), lagEvery: 50 * time.Millisecond, admin: adminClient(o, nil, nil)}
+	ps := &partState{}
+	ps.hwm.Store(-1)
+	ps.committed.Store(0)
+	parts := map[int]*partState{0: ps}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.watchEnds(ctx, parts) }()
+	defer func() { cancel(); <-done }()
+	w := &kafka.Writer{Addr: kafka.TCP(h.cluster.ListenAddrs()...), Topic: topic, Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 }), BatchTimeout: time.Millisecond}
+	defer w.Close()
+	msgs := make([]kafka.Message, 25)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Value: []byte("{}")}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(20*time.Second, func() bool { return ps.hwm.Load() == 25 && readGauge(t, m.lag) == 25 }) {
+		t.Fatalf("log end %d, lag %v; want 25 and 25", ps.hwm.Load(), readGauge(t, m.lag))
+	}
+	// Nothing for partition 1 (not owned): no series for it.
+	if n := countSeries(m.partLag); n != 1 {
+		t.Fatalf("%d lag series, want 1", n)
+	}
+	// No partitions: returns at once.
+	empty := make(chan struct{})
+	go func() { defer close(empty); c.watchEnds(context.Background(), nil) }()
+	select {
+	case <-empty:
+	case <-time.After(20 * time.Second):
+		t.Fatal("watchEnds with no partitions did not return")
+	}
+}
