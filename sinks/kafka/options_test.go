@@ -19,12 +19,14 @@ func TestNewDefaults(t *testing.T) {
 		timeout     time.Duration
 		events      int
 		maxMessage  int64
+		writerBytes int64 // with compression: the limit plus perMessageAllowance per event of a batch
 		compression string
 	}{
-		{"zero values", Options{}, DefaultTimeout, DefaultBatchEvents, DefaultBatchBytes, "zstd"},
-		{"explicit", Options{Timeout: 3 * time.Second, BatchEvents: 10, BatchBytes: 4 << 20, Compression: "gzip"}, 3 * time.Second, 10, 4 << 20, "gzip"},
-		{"small batch bytes", Options{BatchBytes: 1000}, DefaultTimeout, DefaultBatchEvents, minMessageBytes, "zstd"},
-		{"one event", Options{BatchEvents: 1}, DefaultTimeout, 1, DefaultBatchBytes, "zstd"},
+		{"zero values", Options{}, DefaultTimeout, DefaultBatchEvents, DefaultBatchBytes, 1<<20 + 2048*256, "zstd"},
+		{"explicit", Options{Timeout: 3 * time.Second, BatchEvents: 10, BatchBytes: 4 << 20, Compression: "gzip"}, 3 * time.Second, 10, 4 << 20, 4<<20 + 10*256, "gzip"},
+		{"small batch bytes", Options{BatchBytes: 1000}, DefaultTimeout, DefaultBatchEvents, minMessageBytes, 1<<20 + 2048*256, "zstd"},
+		{"one event", Options{BatchEvents: 1}, DefaultTimeout, 1, DefaultBatchBytes, 1<<20 + 256, "zstd"},
+		{"no compression", Options{Compression: "none"}, DefaultTimeout, DefaultBatchEvents, DefaultBatchBytes, DefaultBatchBytes, "none"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := c.o
@@ -41,8 +43,8 @@ func TestNewDefaults(t *testing.T) {
 			if w.BatchSize != c.events {
 				t.Errorf("writer batch size %d, want %d", w.BatchSize, c.events)
 			}
-			if s.maxMessage != c.maxMessage || w.BatchBytes != c.maxMessage {
-				t.Errorf("message limit %d (writer %d), want %d", s.maxMessage, w.BatchBytes, c.maxMessage)
+			if s.maxMessage != c.maxMessage || w.BatchBytes != c.writerBytes {
+				t.Errorf("message limit %d (writer %d), want %d (writer %d)", s.maxMessage, w.BatchBytes, c.maxMessage, c.writerBytes)
 			}
 			if w.MaxAttempts != 1 || w.Async || w.BatchTimeout != batchTimeout {
 				t.Errorf("writer attempts %d async %v batch timeout %v: the shipper owns retries and Send waits", w.MaxAttempts, w.Async, w.BatchTimeout)
