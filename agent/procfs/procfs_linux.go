@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -329,7 +330,7 @@ func (c *Cache) load(e *entry) error {
 	exe, err := os.Readlink(dir + "/exe")
 	if err == nil {
 		exe, _ = strings.CutSuffix(exe, " (deleted)")
-		exe = stripRoot(c.o.HostRoot, exe)
+		exe = capture.StripHostRoot(c.o.HostRoot, exe)
 		e.p.Executable = exe
 		e.p.Name = filepath.Base(exe)
 	} else if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
@@ -551,7 +552,7 @@ func (c *Cache) parent(ev *schema.Event) {
 	dir := "/proc/" + strconv.Itoa(int(ppid))
 	if exe, err := os.Readlink(dir + "/exe"); err == nil {
 		exe, _ = strings.CutSuffix(exe, " (deleted)")
-		exe = stripRoot(c.o.HostRoot, exe)
+		exe = capture.StripHostRoot(c.o.HostRoot, exe)
 		pp.Executable = exe
 		pp.Name = filepath.Base(exe)
 	}
@@ -657,18 +658,4 @@ func (c *Cache) unlink(e *entry) {
 		c.tail = e.prev
 	}
 	e.prev, e.next = nil, nil
-}
-
-// stripRoot is fanotify.StripHostRoot (kept here to avoid the import).
-func stripRoot(root, p string) string {
-	if root == "" || root == "/" || !strings.HasPrefix(p, root) {
-		return p
-	}
-	if len(p) == len(root) {
-		return "/"
-	}
-	if p[len(root)] != '/' {
-		return p
-	}
-	return p[len(root):]
 }

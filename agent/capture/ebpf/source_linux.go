@@ -592,7 +592,7 @@ func (l *loop) host(p string) string {
 	if l.s.o.HostRoot == "" {
 		return p
 	}
-	return stripHostRoot(l.s.o.HostRoot, p)
+	return capture.StripHostRoot(l.s.o.HostRoot, p)
 }
 
 func (l *loop) push(ev *schema.Event) {
@@ -689,21 +689,6 @@ func mountTracefs() error {
 	return nil
 }
 
-// stripHostRoot is fanotify.StripHostRoot (a copy: this package must not
-// import the fanotify source).
-func stripHostRoot(root, p string) string {
-	if root == "" || root == "/" || len(p) < len(root) || p[:len(root)] != root {
-		return p
-	}
-	if len(p) == len(root) {
-		return "/"
-	}
-	if p[len(root)] != '/' {
-		return p
-	}
-	return p[len(root):]
-}
-
 // enricher fills the executable of processes whose exec the source did not
 // see (started before the agent) from /proc/<pid>/exe, after the ring. It is
 // used by the pipeline's goroutine only.
@@ -739,7 +724,7 @@ func (s *Source) Enrich(ev *schema.Event) bool {
 	}
 	exe = strings.TrimSuffix(exe, " (deleted)")
 	if e.hostRoot != "" {
-		exe = stripHostRoot(e.hostRoot, exe)
+		exe = capture.StripHostRoot(e.hostRoot, exe)
 	}
 	if len(e.cache) >= 16384 {
 		clear(e.cache)

@@ -80,19 +80,3 @@ type Stats struct {
 	Nameless    uint64        // nameless inode records dropped (the FAN_ATTRIB link-count change of a link or unlink)
 	MaxWork     time.Duration // longest time spent processing one read's buffer
 }
-
-// StripHostRoot returns p as the host sees it: p without the root prefix
-// when p is root itself or lies under it, else p unchanged. root "" or "/"
-// leaves every path alone.
-func StripHostRoot(root, p string) string {
-	if root == "" || root == "/" || len(p) < len(root) || p[:len(root)] != root {
-		return p
-	}
-	if len(p) == len(root) {
-		return "/"
-	}
-	if p[len(root)] != '/' {
-		return p // /hostile is not under /host
-	}
-	return p[len(root):]
-}

@@ -691,8 +691,8 @@ func (s *Source) process(g *group, b []byte, now int64, ev *schema.Event, out *c
 			continue
 		}
 		if s.o.HostRoot != "" {
-			path = StripHostRoot(s.o.HostRoot, path)
-			orig = StripHostRoot(s.o.HostRoot, orig)
+			path = capture.StripHostRoot(s.o.HostRoot, path)
+			orig = capture.StripHostRoot(s.o.HostRoot, orig)
 		}
 		var mk uint64
 		if r.mask&(fanModify|fanCloseWrite) != 0 {
