@@ -505,3 +505,42 @@ func TestLoadRefused(t *testing.T) {
 		t.Fatalf("New with a refused program: %v", err)
 	}
 }
+
+// TestNewRefusesBadOptions: options New cannot use are refused with a
+// message naming the option, before anything is loaded.
+func TestNewRefusesBadOptions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"ring not a power of two", Options{RingBytes: 3 * 4096}, "must be a power of two"},
+		{"ring under a page", Options{RingBytes: 64}, "must be a power of two of at least one page"},
+		{"no known events", Options{Events: []string{"nonsense"}}, "no events to capture"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := New(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("New(%+v) = %v, want an error containing %q", c.o, err, c.want)
+			}
+		})
+	}
+}
+
+// TestSupported: root with BTF is supported; another uid, or a kernel
+// without BTF, is not, and the reason says which.
+func TestSupported(t *testing.T) {
+	dir := t.TempDir()
+	btf := dir + "/vmlinux"
+	if err := os.WriteFile(btf, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := supported(0, btf); err != nil {
+		t.Errorf("root with BTF: %v", err)
+	}
+	if err := supported(1000, btf); err == nil || !strings.Contains(err.Error(), "needs root") || !strings.Contains(err.Error(), "uid 1000") {
+		t.Errorf("uid 1000: %v", err)
+	}
+	if err := supported(0, dir+"/missing"); err == nil || !strings.Contains(err.Error(), "needs kernel BTF") {
+		t.Errorf("no BTF: %v", err)
+	}
+}

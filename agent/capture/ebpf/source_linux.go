@@ -160,24 +160,19 @@ func muteInodes(ignore, exclude []string) (kernel []muted, rest []string) {
 }
 
 // Supported says why this machine cannot run eBPF capture, or nil. It
-// checks what New needs without loading anything.
+// checks what New needs without loading anything: root and kernel BTF. The
+// hooks are syscall tracepoints and a BTF tracepoint, so the BPF LSM need
+// not be active (docs/linux.md).
 func Supported() error {
-	if unix.Geteuid() != 0 {
-		return fmt.Errorf("ebpf capture needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to load BPF LSM programs); this process is uid %d", unix.Geteuid())
+	return supported(unix.Geteuid(), "/sys/kernel/btf/vmlinux")
+}
+
+func supported(euid int, btf string) error {
+	if euid != 0 {
+		return fmt.Errorf("ebpf capture needs root (CAP_BPF and CAP_PERFMON to load and attach tracepoint programs); this process is uid %d", euid)
 	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return fmt.Errorf("ebpf capture needs kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): %w", err)
-	}
-	if b, err := os.ReadFile("/sys/kernel/security/lsm"); err == nil {
-		active := false
-		for _, l := range strings.Split(strings.TrimSpace(string(b)), ",") {
-			if l == "bpf" {
-				active = true
-			}
-		}
-		if !active {
-			return fmt.Errorf("ebpf capture needs the BPF LSM, which is not active (/sys/kernel/security/lsm: %s): add bpf to the lsm= kernel parameter (CONFIG_BPF_LSM)", strings.TrimSpace(string(b)))
-		}
+	if _, err := os.Stat(btf); err != nil {
+		return fmt.Errorf("ebpf capture needs kernel BTF (%s, CONFIG_DEBUG_INFO_BTF): %w", btf, err)
 	}
 	return nil
 }
