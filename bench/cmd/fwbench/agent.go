@@ -147,11 +147,17 @@ var metricsLine = regexp.MustCompile(`metrics on (http://[^ ]+/metrics)`)
 // startAgent writes cfg to dir/config.yaml and starts bin with it. It
 // returns once the agent has printed where its metrics are.
 func (h *harness) startAgent(ctx context.Context, bin string, cfg agentConfig, env ...string) (*agentProc, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	return launchAgent(ctx, bin, cfg.DataDir, cfg.yaml(), 30*time.Second, env...)
+}
+
+// launchAgent writes yaml to dataDir/config.yaml, starts bin run with it
+// and waits up to wait for the agent to print where its metrics are.
+func launchAgent(ctx context.Context, bin, dataDir, yaml string, wait time.Duration, env ...string) (*agentProc, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(cfg.DataDir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg.yaml()), 0o644); err != nil {
+	path := filepath.Join(dataDir, "config.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
 	a := &agentProc{stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -164,7 +170,7 @@ func (h *harness) startAgent(ctx context.Context, bin string, cfg agentConfig, e
 	}
 	go func() { a.waitErr = a.cmd.Wait(); close(a.done) }()
 	a.hwm = newHWMSampler(a.cmd.Process.Pid, a.done)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if m := metricsLine.FindStringSubmatch(a.stderr.String()); m != nil {
 			a.metrics = m[1]
@@ -180,7 +186,7 @@ func (h *harness) startAgent(ctx context.Context, bin string, cfg agentConfig, e
 		}
 	}
 	a.kill()
-	return nil, fmt.Errorf("fileward run printed no metrics address in 30s:\n%s", tail(a.stderr.String(), 2000))
+	return nil, fmt.Errorf("fileward run printed no metrics address in %s:\n%s", wait, tail(a.stderr.String(), 2000))
 }
 
 func (a *agentProc) kill() {

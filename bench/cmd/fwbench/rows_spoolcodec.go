@@ -305,39 +305,8 @@ func (h *harness) startAgentWith(ctx context.Context, cfg agentConfig, c string,
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(cfg.DataDir, "config.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-		return nil, err
-	}
-	a := &agentProc{stderr: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(h.fileward, "run", "-c", path)
-	a.cmd.Stderr = a.stderr
-	a.start = time.Now()
-	if err := a.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { a.waitErr = a.cmd.Wait(); close(a.done) }()
-	a.hwm = newHWMSampler(a.cmd.Process.Pid, a.done)
-	deadline := time.Now().Add(60 * time.Second) // recovery reads the whole spool first
-	for time.Now().Before(deadline) {
-		if m := metricsLine.FindStringSubmatch(a.stderr.String()); m != nil {
-			a.metrics = m[1]
-			return a, nil
-		}
-		select {
-		case <-a.done:
-			return nil, fmt.Errorf("fileward run exited at start (%v):\n%s", a.waitErr, tail(a.stderr.String(), 2000))
-		case <-ctx.Done():
-			a.kill()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	a.kill()
-	return nil, fmt.Errorf("fileward run printed no metrics address in 60s:\n%s", tail(a.stderr.String(), 2000))
+	// Recovery reads the whole spool before the agent prints its metrics.
+	return launchAgent(ctx, h.fileward, cfg.DataDir, y, 60*time.Second)
 }
 
 // kafkaPerCodec runs the agent end to end (replay of the eslogger input →
