@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 )
 
 // logRecorder is a slog.Handler that keeps every record at or above level
@@ -93,5 +94,37 @@ func TestWatchEndsLogsFailure(t *testing.T) {
 	}
 	if n := countSeries(m.partLag); n != 0 {
 		t.Fatalf("%d lag series from a failed ListOffsets, want none", n)
+	}
+}
+
+// TestEmptyPartitionCommittedAtZero: a partition that holds nothing, whose
+// group offset is 0 (committed by another tool, say a reset to the
+// earliest offset), shows a lag of 0 once its log end is read: the log end
+// starts unknown, not at some guess the broker's answer of 0 cannot lower.
+func TestEmptyPartitionCommittedAtZero(t *testing.T) {
+	h := newHarness(t, 1)
+	cl := &kafka.Client{Addr: kafka.TCP(h.cluster.ListenAddrs()...), Timeout: 10 * time.Second}
+	res, err := cl.OffsetCommit(context.Background(), &kafka.OffsetCommitRequest{GroupID: "fileward-collector", GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: 0, Offset: 0}}}})
+	if err != nil {
+		t.Fatalf("commit offset 0: %v", err)
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("commit offset 0: %v", p.Error)
+		}
+	}
+	if got := h.committed(1)[0]; got != 0 {
+		t.Fatalf("group offset %d before the collector starts, want 0", got)
+	}
+	reg := prometheus.NewRegistry()
+	stop := h.start(reg)
+	defer stop()
+	const lag = "fileward_collector_partition_lag_messages"
+	if !waitFor(30*time.Second, func() bool { v, ok := labelled(t, reg, lag)["0"]; return ok && v == 0 }) {
+		t.Fatalf("partition lag %v for an empty partition committed at 0, want 0", labelled(t, reg, lag))
+	}
+	if got := gaugeValue(t, reg, "fileward_collector_lag_messages"); got != 0 {
+		t.Fatalf("lag %v, want 0", got)
 	}
 }
