@@ -270,6 +270,14 @@ func TestMalformedAndRejectedAreDeadLettered(t *testing.T) {
 		if r.Raw == "" && r.Doc == nil {
 			t.Fatalf("record %+v lacks the original message", r)
 		}
+		// A JSON value is kept as the document, anything else as text.
+		wantRaw, wantDoc := "", string(bad[r.Offset-200].Value)
+		if r.Offset == 200 {
+			wantRaw, wantDoc = string(bad[0].Value), ""
+		}
+		if r.Raw != wantRaw || string(r.Doc) != wantDoc {
+			t.Fatalf("record at offset %d keeps raw %q and doc %s, want raw %q and doc %s", r.Offset, r.Raw, r.Doc, wantRaw, wantDoc)
+		}
 	}
 	// Restarting does not dead-letter them again: their offsets were committed.
 	stop = h.start(nil)
