@@ -78,6 +78,8 @@ type harness struct {
 	cluster *kfake.Cluster
 	bulk    *bulktest.Server
 	dlPath  string
+	// logs records what the collector logs at Info and above.
+	logs *logRecorder
 	// streams are the data streams the sink may route documents to.
 	streams []string
 }
@@ -85,7 +87,8 @@ type harness struct {
 func newHarness(t *testing.T, partitions int32) *harness {
 	bulk := bulktest.New(3)
 	t.Cleanup(bulk.Close)
-	return &harness{t: t, cluster: newCluster(t, partitions), bulk: bulk, dlPath: filepath.Join(t.TempDir(), "dl", "collector.ndjson")}
+	return &harness{t: t, cluster: newCluster(t, partitions), bulk: bulk, dlPath: filepath.Join(t.TempDir(), "dl", "collector.ndjson"),
+		logs: newLogRecorder(t, slog.LevelInfo)}
 }
 
 // start runs a collector until the returned stop is called; stop waits for
@@ -104,7 +107,7 @@ func (h *harness) start(reg prometheus.Registerer) (stop func()) {
 			Sink: sink, BatchEvents: 500, BatchWait: 50 * time.Millisecond,
 			Backoff:        Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: 0.2},
 			DeadLetterPath: h.dlPath, SessionTimeout: 6 * time.Second,
-			Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: reg,
+			Logger: slog.New(h.logs), Registerer: reg,
 		})
 	}()
 	return func() {
@@ -189,6 +192,14 @@ func TestDeliversExactlyOnce(t *testing.T) {
 	}
 	stop()
 	h.expectExactly(ids)
+	// A clean run: every partition reader closed without error, and no
+	// commit made good after failures, since none failed.
+	if n := h.logs.count("collect: close partition reader"); n != 0 {
+		t.Fatalf("%d partition readers failed to close in a clean run", n)
+	}
+	if n, failed := h.logs.count("collect: offsets committed after earlier failures"), h.logs.count("collect: commit offsets failed; the batches may be re-delivered"); n > failed {
+		t.Fatalf("%d commits logged as made good after earlier failures, but %d failed", n, failed)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +269,14 @@ func TestMalformedAndRejectedAreDeadLettered(t *testing.T) {
 		}
 		if r.Raw == "" && r.Doc == nil {
 			t.Fatalf("record %+v lacks the original message", r)
+		}
+		// A JSON value is kept as the document, anything else as text.
+		wantRaw, wantDoc := "", string(bad[r.Offset-200].Value)
+		if r.Offset == 200 {
+			wantRaw, wantDoc = string(bad[0].Value), ""
+		}
+		if r.Raw != wantRaw || string(r.Doc) != wantDoc {
+			t.Fatalf("record at offset %d keeps raw %q and doc %s, want raw %q and doc %s", r.Offset, r.Raw, r.Doc, wantRaw, wantDoc)
 		}
 	}
 	// Restarting does not dead-letter them again: their offsets were committed.

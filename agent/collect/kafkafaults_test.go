@@ -85,6 +85,9 @@ func TestCommitFailureRetried(t *testing.T) {
 	if !waitFor(30*time.Second, func() bool { return committedSum(h, 3) == int64(len(ids)) }) {
 		t.Fatalf("committed offsets %v after commits were accepted again, want them to sum to %d", h.committed(3), len(ids))
 	}
+	if n := h.logs.count("collect: offsets committed after earlier failures"); n == 0 {
+		t.Fatal("no \"offsets committed after earlier failures\" line once commits were accepted again")
+	}
 	if !waitFor(15*time.Second, func() bool { return gaugeValue(t, reg, "fileward_collector_lag_messages") == 0 }) {
 		t.Fatalf("lag %v after everything was committed", gaugeValue(t, reg, "fileward_collector_lag_messages"))
 	}
