@@ -3,6 +3,8 @@ package spool
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +242,117 @@ func TestSyncAndClose(t *testing.T) {
 			got := readAll(t, s, "again", 1)
 			checkSeq(t, got, 0, 5)
 		})
+	}
+}
+
+// TestDropOldestExactFit: under drop_oldest, deleting the oldest segment
+// that makes room for a record exactly (total + record = max_bytes) is
+// enough: the record is taken, and only that one segment goes.
+func TestDropOldestExactFit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var dropped uint64
+	o := Options{Dir: dir, MaxBytes: 3 * 4096, SegmentBytes: 4096, WhenFull: DropOldest, Fsync: FsyncNever,
+		OnDrop: func(n uint64) { dropped += n }}
+	s := mustOpen(t, o)
+	defer s.Close()
+	room := int(o.SegmentBytes) - segHeaderSize - recHeaderSize // one record fills a segment
+	first := s.segs[0].idx
+	for i := 0; i < 3; i++ {
+		if err := s.Append(ctx, make([]byte, room), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Bytes() != o.MaxBytes || len(s.segs) != 3 {
+		t.Fatalf("%d bytes in %d segments, want max_bytes %d in 3", s.Bytes(), len(s.segs), o.MaxBytes)
+	}
+	// A fourth needs a new segment: dropping the oldest leaves exactly room.
+	if err := s.Append(ctx, make([]byte, room), 1); err != nil {
+		t.Fatalf("append after dropping the oldest segment: %v", err)
+	}
+	if dropped != 1 {
+		t.Fatalf("dropped %d events, want the 1 of the oldest segment", dropped)
+	}
+	if s.Bytes() != o.MaxBytes || len(s.segs) != 3 {
+		t.Fatalf("%d bytes in %d segments, want max_bytes %d in 3", s.Bytes(), len(s.segs), o.MaxBytes)
+	}
+	for idx := first; idx < first+4; idx++ {
+		_, err := os.Stat(filepath.Join(dir, segName(idx)))
+		if gone := errors.Is(err, os.ErrNotExist); gone != (idx == first) {
+			t.Errorf("segment %d: %v", idx, err)
+		}
+	}
+	r, err := s.Reader("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var seqs []uint64
+	for r.Next() {
+		seqs = append(seqs, r.Record().Seq)
+	}
+	if r.Err() != nil || len(seqs) != 3 || seqs[0] != 1 || seqs[2] != 3 {
+		t.Fatalf("read seqs %v (%v), want 1, 2, 3", seqs, r.Err())
+	}
+}
+
+// TestGCRemovesPassedSegments: a sealed segment is deleted once every
+// cursor has persisted a position past it, and not before.
+func TestGCRemovesPassedSegments(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, Fsync: FsyncAlways}
+	s := mustOpen(t, o)
+	defer s.Close()
+	slow, err := s.Reader("slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	for i := uint64(0); i < 5; i++ { // two records a segment: segments 0, 1, 2
+		if err := s.Append(context.Background(), payload(i, 1, 1800), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segFiles := func() []string {
+		t.Helper()
+		m, err := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if n := len(segFiles()); n != 3 {
+		t.Fatalf("%d segment files, want 3", n)
+	}
+	checkSeq(t, readAll(t, s, "fast", 1), 0, 5)
+	// slow has read nothing: every segment stays.
+	if n, m := len(s.segs), len(segFiles()); n != 3 || m != 3 {
+		t.Fatalf("%d segments, %d files while a cursor is at the start, want 3", n, m)
+	}
+	// slow passes the first segment only.
+	for i := 0; i < 2; i++ {
+		if !slow.Next() {
+			t.Fatal(slow.Err())
+		}
+		if err := slow.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, m := len(s.segs), len(segFiles()); n != 2 || m != 2 {
+		t.Fatalf("%d segments, %d files after both cursors passed the first, want 2", n, m)
+	}
+	for slow.Next() {
+		if err := slow.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slow.Err() != nil {
+		t.Fatal(slow.Err())
+	}
+	if n, m := len(s.segs), len(segFiles()); n != 1 || m != 1 {
+		t.Fatalf("%d segments, %d files after both cursors read everything, want 1 (the active one)", n, m)
+	}
+	if s.Bytes() != s.segs[0].size {
+		t.Fatalf("%d bytes, want the active segment's %d", s.Bytes(), s.segs[0].size)
 	}
 }
