@@ -66,6 +66,12 @@ type running struct {
 // test's end) cancels Run and the ring is empty.
 func start(t testing.TB, o Options) *running {
 	t.Helper()
+	if o.RingBytes == 0 {
+		// The source sees the whole machine, and go test runs other
+		// packages' tests (fanotify floods among them) beside these, under
+		// -race: a ring 8 times the default absorbs their bursts.
+		o.RingBytes = 64 << 20
+	}
 	src, err := New(o)
 	if err != nil {
 		t.Fatalf("New: %v", err)

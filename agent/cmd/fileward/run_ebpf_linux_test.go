@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,6 +75,50 @@ func TestRunEBPFEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("ebpf capture needs root (CI runs as root)")
 	}
+	// eBPF capture sees the whole machine: a flood from other tests running
+	// at the same time can overflow the BPF ring buffer, and the loss is
+	// counted (ebpf_ringbuf_full) but cannot be told apart from this test's
+	// own events. Exactness is judged on a run without loss; a run with
+	// counted ring-buffer loss is run again, at most three times.
+	for attempt := 1; ; attempt++ {
+		errs, lost := ebpfEndToEnd(t)
+		if len(errs) == 0 {
+			return
+		}
+		if lost == 0 || attempt == 3 {
+			for _, e := range errs {
+				t.Error(e)
+			}
+			return
+		}
+		t.Logf("attempt %d: %d events counted as ebpf_ringbuf_full (the machine's other activity overflowed the ring), so the exact checks cannot be judged; running again", attempt, lost)
+	}
+}
+
+// ringbufLost is the ebpf_ringbuf_full count of one loss report, 0 for
+// another reason.
+func ringbufLost(t *testing.T, doc []byte) int {
+	var r struct {
+		Fileward struct {
+			Lost struct {
+				Reason string `json:"reason"`
+				Count  int    `json:"count"`
+			} `json:"lost"`
+		} `json:"fileward"`
+	}
+	if err := json.Unmarshal(doc, &r); err != nil {
+		t.Fatalf("loss report %s: %v", doc, err)
+	}
+	if r.Fileward.Lost.Reason != "ebpf_ringbuf_full" {
+		return 0
+	}
+	return r.Fileward.Lost.Count
+}
+
+// ebpfEndToEnd is one run of TestRunEBPFEndToEnd: the failed checks, and
+// the ring-buffer loss the stream reported.
+func ebpfEndToEnd(t *testing.T) (errs []string, lost int) {
+	errorf := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	dir, mnt := ebpfTmpfs(t)
 	work := filepath.Join(mnt, "work")
 	data := filepath.Join(mnt, "data")
@@ -127,13 +172,22 @@ metrics: {listen: ""}
 		}
 		return k
 	}
-	waitDocs(t, out, 20*time.Second, func(docs []schema.Event) bool {
-		return sum(docs, schema.ActionOpen) >= n && sum(docs, schema.ActionClose) >= n
-	})
+	// Wait for the counts (waitDocs would fail on a loss report, which
+	// this test judges below).
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		docs, losses := readDocsAndLosses(t, out)
+		if len(losses) > 0 || sum(docs, schema.ActionOpen) >= n && sum(docs, schema.ActionClose) >= n {
+			break
+		}
+	}
 	stop()
-	docs := readDocs(t, out)
+	docs, losses := readDocsAndLosses(t, out)
+	for _, l := range losses {
+		errs = append(errs, "loss reported: "+string(l))
+		lost += ringbufLost(t, l)
+	}
 	if o, c := sum(docs, schema.ActionOpen), sum(docs, schema.ActionClose); o != n || c != n {
-		t.Errorf("10,000 opens: fileward.count sums to %d (open) and %d (close), want exactly %d", o, c, n)
+		errorf("10,000 opens: fileward.count sums to %d (open) and %d (close), want exactly %d", o, c, n)
 	}
 	for _, w := range []struct {
 		action     schema.Action
@@ -146,25 +200,26 @@ metrics: {listen: ""}
 			if e.Action == w.action && e.Path == w.path && e.OrigPath == w.orig && int(e.Process.PID) == self {
 				found = true
 				if e.Provider != schema.ProviderEBPF || e.Process.PPID == 0 || !e.Process.HasUser {
-					t.Errorf("%v %s: provider %v ppid %d user %v", w.action, w.path, e.Provider, e.Process.PPID, e.Process.HasUser)
+					errorf("%v %s: provider %v ppid %d user %v", w.action, w.path, e.Provider, e.Process.PPID, e.Process.HasUser)
 				}
 			}
 		}
 		if !found {
-			t.Errorf("missing %v %s (orig %q)", w.action, w.path, w.orig)
+			errorf("missing %v %s (orig %q)", w.action, w.path, w.orig)
 		}
 	}
 	for _, e := range docs {
 		if strings.HasPrefix(e.Path, data+"/") || strings.HasPrefix(e.Path, filepath.Dir(out)+"/") {
-			t.Errorf("the agent reported its own file: %v %s", e.Action, e.Path)
+			errorf("the agent reported its own file: %v %s", e.Action, e.Path)
 		}
 	}
-	if t.Failed() {
+	if len(errs) > 0 {
 		for _, e := range docs {
 			t.Logf("%v %s (orig %q) pid %d count %d", e.Action, e.Path, e.OrigPath, e.Process.PID, e.Count)
 		}
 		t.Logf("agent log:\n%s", errb.String())
 	}
+	return errs, lost
 }
 
 // TestRunAutoFallsBackToFanotify: when the kernel refuses the BPF programs
