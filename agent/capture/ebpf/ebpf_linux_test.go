@@ -202,7 +202,7 @@ func TestFileOperations(t *testing.T) {
 	sync := func() {
 		t.Helper()
 		w := wants[len(wants)-1]
-		evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+		evs, ok := r.waitFor(60*time.Second, func(evs []schema.Event) bool {
 			for _, e := range evs {
 				if e.Action == w.action && e.Path == w.path && e.OrigPath == w.orig {
 					return true
@@ -211,7 +211,7 @@ func TestFileOperations(t *testing.T) {
 			return false
 		})
 		if !ok {
-			t.Fatalf("no %v %s (orig %q) within 10s; got:\n%s", w.action, w.path, w.orig, dump(under(evs, dir)))
+			t.Fatalf("no %v %s (orig %q) within 60s; got:\n%s", w.action, w.path, w.orig, dump(under(evs, dir)))
 		}
 	}
 	must(os.WriteFile(p("a.txt"), []byte("hello"), 0o644))
@@ -282,7 +282,7 @@ func TestFileOperations(t *testing.T) {
 	must(c.Run())
 	catPID := c.Process.Pid
 
-	evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+	evs, ok := r.waitFor(60*time.Second, func(evs []schema.Event) bool {
 		var sawExec, sawCat bool
 		for _, e := range evs {
 			sawExec = sawExec || (e.Action == schema.ActionExec && e.Path == copied)
@@ -440,7 +440,7 @@ func TestNoSelfEvents(t *testing.T) {
 	if err := child.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	evs, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+	evs, ok := r.waitFor(60*time.Second, func(evs []schema.Event) bool {
 		for _, e := range evs {
 			if e.Path == filepath.Join(other, "out-199") && e.Action == schema.ActionModification {
 				return true
@@ -495,7 +495,7 @@ func TestRingbufLossCounted(t *testing.T) {
 		}
 		return k
 	}
-	_, ok := r.waitFor(10*time.Second, func(evs []schema.Event) bool {
+	_, ok := r.waitFor(60*time.Second, func(evs []schema.Event) bool {
 		return uint64(got(evs))+r.drops.Load(schema.LossEBPFRingbufFull) >= n
 	})
 	if err := r.stop(); err != nil {
