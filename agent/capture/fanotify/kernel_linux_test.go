@@ -208,9 +208,28 @@ func TestIgnoredPathsAndSelf(t *testing.T) {
 		t.Errorf("%d events lost", n)
 	}
 	// The SelfPID source saw everything we did as its own.
+	// The SelfPID check drops records whose pid is ours, so a record it
+	// keeps has another pid: another process on the machine that opened a
+	// file under the tmpfs, or a kernel worker doing a deferred final close.
+	// Those are not ours and are rightly reported (once in 50 loaded runs a
+	// close of a writer's file came through). Only records with our pid fail.
 	time.Sleep(50 * time.Millisecond)
-	if sevs := self.col.snapshot(); len(sevs) != 0 {
-		t.Errorf("SelfPID source reported %d of our events, first %v %s", len(sevs), sevs[0].Action, sevs[0].Path)
+	var ours, foreign int
+	for _, e := range self.col.snapshot() {
+		if int(e.Process.PID) == os.Getpid() {
+			if ours == 0 {
+				t.Errorf("SelfPID source reported our event: %v %s", e.Action, e.Path)
+			}
+			ours++
+			continue
+		}
+		if foreign == 0 {
+			t.Logf("another process's event (kept, as it should be): pid %d %s: %v %s", e.Process.PID, e.Process.Executable, e.Action, e.Path)
+		}
+		foreign++
+	}
+	if ours != 0 {
+		t.Errorf("SelfPID source reported %d of our events (and %d of other processes)", ours, foreign)
 	}
 	if self.src.Stats().SelfDropped == 0 {
 		t.Error("SelfPID source dropped nothing")
