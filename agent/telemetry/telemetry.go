@@ -28,8 +28,9 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // RegisterCapture registers fileward_events_captured_total{source},
-// fileward_events_dropped_total{reason} and fileward_ring_depth, read from
-// the ring and the drop counters at scrape time.
+// fileward_events_dropped_total{reason}, fileward_ring_depth,
+// fileward_ring_bytes and fileward_ring_max_bytes, read from the ring and the
+// drop counters at scrape time.
 func RegisterCapture(reg prometheus.Registerer, source string, ring *capture.Ring, drops *capture.Drops) error {
 	cs := []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -41,6 +42,14 @@ func RegisterCapture(reg prometheus.Registerer, source string, ring *capture.Rin
 			Name: "fileward_ring_depth",
 			Help: "Events waiting in the ring between capture and pipeline.",
 		}, func() float64 { return float64(ring.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fileward_ring_bytes",
+			Help: "Memory the queued events hold, as the agent estimates it (queue.max_bytes bounds it).",
+		}, func() float64 { return float64(ring.Bytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fileward_ring_max_bytes",
+			Help: "queue.max_bytes: the ring is full at this many bytes of queued events (0: bounded in events only).",
+		}, func() float64 { return float64(ring.MaxBytes()) }),
 	}
 	for r := schema.LossReason(0); r < schema.LossReasonCount; r++ {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{

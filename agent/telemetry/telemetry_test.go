@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -14,8 +15,10 @@ import (
 
 func TestMetricsAndHealth(t *testing.T) {
 	drops := &capture.Drops{}
-	ring := capture.NewRing(1, drops)
+	ring := capture.NewRingBytes(1, 1<<20, drops)
 	ev := capture.Event{}
+	ev.Path = "/tmp/x"
+	wantBytes := capture.EventBytes(&ev)
 	ring.TryPush(&ev)
 	ring.TryPush(&ev) // full: counted as ring_full
 	drops.Add(schema.LossSeqGap, 7)
@@ -47,6 +50,8 @@ func TestMetricsAndHealth(t *testing.T) {
 		`fileward_events_dropped_total{reason="seq_gap"} 7`,
 		`fileward_events_dropped_total{reason="spool_full"} 0`,
 		`fileward_ring_depth 1`,
+		fmt.Sprintf("fileward_ring_bytes %d\n", wantBytes),
+		"fileward_ring_max_bytes 1.048576e+06\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
