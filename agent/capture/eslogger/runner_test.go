@@ -461,10 +461,12 @@ func TestRunnerBacksOffRepeatedCrashes(t *testing.T) {
 		}
 		want *= bo.Multiplier
 	}
+	// The floors above grow with the backoff (restart 10 waits at least
+	// 8 ms × 1.8⁹ ≈ 1.2 s), so a backoff that stopped growing fails them. A
+	// comparison of the measured gaps with each other would be a timing
+	// assertion: under load the first restart alone took 439 ms once, and
+	// "the tenth gap is 4× the first" failed with every floor met.
 	t.Logf("delays between starts: %v", gaps)
-	if gaps[9] < 4*gaps[0] || gaps[9] < gaps[4] {
-		t.Errorf("delays do not grow: %v", gaps)
-	}
 	if !strings.Contains(logs.String(), "exit status 3") || !strings.Contains(logs.String(), "cannot frobnicate") {
 		t.Errorf("log lacks exit status / last stderr:\n%s", logs.String())
 	}
