@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -91,7 +92,7 @@ func TestUnknownEventsWarnOnce(t *testing.T) {
 // marks; New says so once and captures the rest.
 func TestMountMarkDropsDirentEvents(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	var logs syncBuffer
 	r := start(t, Options{Marks: []string{dir}, MarkType: "mount", Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 1024, true)
 	if !strings.Contains(logs.String(), "mount marks cannot report create") {
@@ -135,7 +136,7 @@ func TestDescriptorFallback(t *testing.T) {
 		t.Fatalf("want one fallback warning, logs: %s", logs.String())
 	}
 
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	r := start(t, Options{Marks: []string{dir}, forceDescriptor: true}, 1024, true)
 	f := filepath.Join(dir, "d.txt")
 	os.WriteFile(f, []byte("x"), 0o644)
@@ -170,7 +171,7 @@ func TestDescriptorFallback(t *testing.T) {
 // events, the old path (file.Ext.original.path) then the new one.
 func TestLegacyRename(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	var logs syncBuffer
 	r := start(t, Options{Marks: []string{dir}, Events: []string{"rename"}, forceLegacyRename: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 1024, true)
 	if !strings.Contains(logs.String(), "FAN_RENAME needs Linux 5.17") {

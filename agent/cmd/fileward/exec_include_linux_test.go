@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -26,8 +27,7 @@ func TestShortLivedExecOutsideIncludePaths(t *testing.T) {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
 	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	mountTmpfs(t, mnt, 0, "size=64m,mode=0755")
+	mnt := testtool.Tmpfs(t, "64m")
 	bin, tmp := filepath.Join(mnt, "bin"), filepath.Join(mnt, "tmp")
 	for _, d := range []string{bin, tmp} {
 		if err := os.Mkdir(d, 0o755); err != nil {

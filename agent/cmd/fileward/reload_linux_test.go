@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -28,8 +29,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
 	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	mountTmpfs(t, mnt, 0, "size=64m,mode=0755")
+	mnt := testtool.Tmpfs(t, "64m")
 	x, y := filepath.Join(mnt, "x"), filepath.Join(mnt, "y")
 	for _, d := range []string{x, y} {
 		if err := os.Mkdir(d, 0o755); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -49,20 +50,6 @@ func startAgent(t *testing.T, cfg string, env ...string) (*syncBuffer, func()) {
 		t.Fatalf("the agent did not start:\n%s", errb.String())
 	}
 	return errb, stop
-}
-
-func ebpfTmpfs(t *testing.T) (dir, mnt string) {
-	t.Helper()
-	dir = t.TempDir()
-	mnt = filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-	return dir, mnt
 }
 
 // TestRunEBPFEndToEnd runs the real agent with source.type auto, which on
@@ -119,7 +106,7 @@ func ringbufLost(t *testing.T, doc []byte) int {
 // the ring-buffer loss the stream reported.
 func ebpfEndToEnd(t *testing.T) (errs []string, lost int) {
 	errorf := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	dir, mnt := ebpfTmpfs(t)
+	dir, mnt := t.TempDir(), testtool.Tmpfs(t, "256m")
 	work := filepath.Join(mnt, "work")
 	data := filepath.Join(mnt, "data")
 	out := filepath.Join(mnt, "out", "events.ndjson")
@@ -229,7 +216,7 @@ func TestRunAutoFallsBackToFanotify(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("fanotify and ebpf need root (CI runs as root)")
 	}
-	dir, mnt := ebpfTmpfs(t)
+	dir, mnt := t.TempDir(), testtool.Tmpfs(t, "256m")
 	out := filepath.Join(dir, "out", "events.ndjson")
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s}

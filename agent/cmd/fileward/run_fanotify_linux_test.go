@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
-	"golang.org/x/sys/unix"
 )
 
 // TestRunFanotifyEndToEnd runs the real agent (`fileward run`, fanotify
@@ -31,15 +31,7 @@ func TestRunFanotifyEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
-	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	dir, mnt := t.TempDir(), testtool.Tmpfs(t, "256m")
 	work := filepath.Join(mnt, "work")
 	data := filepath.Join(mnt, "data")
 	out := filepath.Join(mnt, "out", "events.ndjson")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -80,8 +81,7 @@ func TestExecStartEventJoinsFileEvents(t *testing.T) {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
 	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	mountTmpfs(t, mnt, 0, "size=256m,mode=0755")
+	mnt := testtool.Tmpfs(t, "256m")
 	work := filepath.Join(mnt, "work")
 	os.Mkdir(work, 0o755)
 	out := filepath.Join(mnt, "out", "events.ndjson")
@@ -182,7 +182,7 @@ func TestHostRootStripped(t *testing.T) {
 	dir := t.TempDir()
 	// The "host" filesystem, and the agent's view of it under hostRoot.
 	hostFS := filepath.Join(dir, "node")
-	mountTmpfs(t, hostFS, 0, "size=256m,mode=0755")
+	testtool.MountTmpfs(t, hostFS, 0, "size=256m,mode=0755")
 	hostRoot := filepath.Join(dir, "host")
 	view := filepath.Join(hostRoot, "srv")
 	if err := os.MkdirAll(view, 0o755); err != nil {
