@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -63,20 +62,9 @@ sinks:
   - {name: local, type: file, file: {path: %[4]s}}
 metrics: {listen: ""}
 `, dir, mnt, tmp, out), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	proc := startRun(t, cfg)
+	defer proc.stop()
+	proc.waitLog("events go to", 0)
 	// Several runs: without the exec cache each would depend on the race
 	// between the cat's exit and the pipeline's read of /proc.
 	const runs = 20
@@ -105,7 +93,7 @@ metrics: {listen: ""}
 	}
 	waitDocs(t, out, 20*time.Second, func(evs []schema.Event) bool { docs = evs; return seen(evs) >= runs })
 	if n := seen(docs); n < runs {
-		t.Fatalf("%d of %d cat opens reached the output\n%s", n, runs, errb.String())
+		t.Fatalf("%d of %d cat opens reached the output\n%s", n, runs, proc.log())
 	}
 	for _, e := range docs {
 		if e.Path == cat || strings.HasPrefix(e.Path, bin+"/") {

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,40 +15,6 @@ import (
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
-
-// startAgent runs `fileward run -c cfg` with extra environment, waits for
-// its start-up line and returns its stderr and a stop function (SIGTERM,
-// wait).
-func startAgent(t *testing.T, cfg string, env ...string) (*syncBuffer, func()) {
-	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	cmd.Env = append(os.Environ(), env...)
-	errb := &syncBuffer{}
-	cmd.Stderr = errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("agent: %v\n%s", err, errb.String())
-		}
-	}
-	t.Cleanup(stop)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(errb.String(), "events go to") {
-		t.Fatalf("the agent did not start:\n%s", errb.String())
-	}
-	return errb, stop
-}
 
 // TestRunEBPFEndToEnd runs the real agent with source.type auto, which on
 // this kernel picks eBPF, through the pipeline, spool and file sink. A file

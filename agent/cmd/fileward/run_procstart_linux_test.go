@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,33 +37,11 @@ metrics: {listen: ""}
 	return stop
 }
 
-// startFanotifyAgent starts `fileward run -c cfg`, waits until it captures
-// with fanotify, and returns its stderr and a stop function (SIGTERM, then
-// wait; also run at cleanup).
+// startFanotifyAgent starts `fileward run -c cfg` (startAgent) and checks
+// that it captures with fanotify.
 func startFanotifyAgent(t *testing.T, cfg string) (*syncBuffer, func()) {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	errb := &syncBuffer{}
-	cmd.Stderr = errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("agent: %v\n%s", err, errb.String())
-		}
-	}
-	t.Cleanup(stop)
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	errb, stop := startAgent(t, cfg)
 	if !strings.Contains(errb.String(), "fanotify on") {
 		t.Fatalf("the agent did not start fanotify capture:\n%s", errb.String())
 	}
