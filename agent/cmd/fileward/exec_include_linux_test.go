@@ -33,18 +33,8 @@ func TestShortLivedExecOutsideIncludePaths(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	from, err := exec.LookPath("cat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cat := filepath.Join(bin, "cat")
-	if err := os.WriteFile(cat, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyProgram(t, "cat", cat)
 	note := filepath.Join(tmp, "note.txt")
 	if err := os.WriteFile(note, []byte("short"), 0o644); err != nil {
 		t.Fatal(err)

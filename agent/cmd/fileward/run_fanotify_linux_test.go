@@ -19,6 +19,23 @@ import (
 	"github.com/fileward/fileward/schema"
 )
 
+// copyProgram copies the program name, found in $PATH, to to (mode 0755):
+// a binary of the test's own whose exec and opens the test can tell apart.
+func copyProgram(t *testing.T, name, to string) {
+	t.Helper()
+	from, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRunFanotifyEndToEnd runs the real agent (`fileward run`, fanotify
 // source, pipeline, spool, file sink) on a tmpfs the test mounts, performs
 // every operation of issue 5's list from this test process, and reads the
@@ -115,17 +132,8 @@ metrics: {listen: "127.0.0.1:0"}
 	step()
 	// exec of a copied binary: the event comes from the child, whose
 	// executable is the copy once the exec completes.
-	// copyBin copies the program name from $PATH to to, executable.
-	copyBin := func(name, to string) {
-		t.Helper()
-		from, err := exec.LookPath(name)
-		must(err)
-		b, err := os.ReadFile(from)
-		must(err)
-		must(os.WriteFile(to, b, 0o755))
-	}
 	copied := p("mysleep")
-	copyBin("sleep", copied)
+	copyProgram(t, "sleep", copied)
 	child := exec.Command(copied, "3")
 	must(child.Start())
 	defer func() { child.Process.Kill(); child.Wait() }()
@@ -137,7 +145,7 @@ metrics: {listen: "127.0.0.1:0"}
 	// /proc if the pipeline is quick enough, else by its exec event (procfs'
 	// TestShortLivedProcessFromExec covers that path deterministically).
 	mycat := p("mycat")
-	copyBin("cat", mycat)
+	copyProgram(t, "cat", mycat)
 	must(os.WriteFile(p("note.txt"), []byte("short"), 0o644))
 	step()
 	catCmd := exec.Command(mycat, p("note.txt"))

@@ -64,18 +64,8 @@ func TestExecStartEventJoinsFileEvents(t *testing.T) {
 	out := filepath.Join(mnt, "out", "events.ndjson")
 	stop := runAgent(t, dir, filepath.Join(mnt, "data"), out, mnt, "")
 
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(sh)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mysh := filepath.Join(work, "mysh")
-	if err := os.WriteFile(mysh, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyProgram(t, "sh", mysh)
 	time.Sleep(50 * time.Millisecond)
 	target := filepath.Join(work, "dropped.txt")
 	// The shell writes the file itself (a redirection, no child), then
