@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 // agentWait is how long the process tests wait for a line of the agent's
@@ -21,7 +23,7 @@ const agentWait = 60 * time.Second
 type agentProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testtool.SyncBuffer
 	done   chan struct{} // closed once the process has exited
 	err    error         // cmd.Wait's result, set before done is closed
 }
@@ -34,7 +36,7 @@ func startRun(t *testing.T, cfg string, env ...string) *agentProc {
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	a := &agentProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	a := &agentProc{t: t, cmd: cmd, stderr: &testtool.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = a.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -122,7 +124,7 @@ func (a *agentProc) stop() error {
 // its start-up line ("events go to") and returns its stderr and a stop
 // function: SIGTERM, then wait; an exit other than 0 fails the test. stop
 // also runs at the test's end; it acts once.
-func startAgent(t *testing.T, cfg string, env ...string) (*syncBuffer, func()) {
+func startAgent(t *testing.T, cfg string, env ...string) (*testtool.SyncBuffer, func()) {
 	t.Helper()
 	a := startRun(t, cfg, env...)
 	stopped := false

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 // TestHelp: every way of asking for help exits 0 and prints on stdout; a
@@ -159,7 +161,7 @@ metrics: {listen: "127.0.0.1:0"}
 log: {level: warn, format: json}
 `, dir, in), 0o644)
 	cmd := exec.Command(binary, "run", "-c", cfg, "--log-level", "info")
-	var errb syncBuffer
+	var errb testtool.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

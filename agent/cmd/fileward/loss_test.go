@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
@@ -403,7 +404,7 @@ func TestForgedCursorIsLoggedAndNothingSkipped(t *testing.T) {
 		esReplayConfig{dataDir: filepath.Join(dir, "data"), shutdown: "1s", in: input, esURL: srv.URL, maxEvents: 64,
 			extra: "queue: {capacity: 65536}\nspool: {max_bytes: 64MiB, segment_bytes: 256KiB}\n"}.write(t, cfg)
 	}
-	runUntil := func(what string, done func(*syncBuffer) bool) *syncBuffer {
+	runUntil := func(what string, done func(*testtool.SyncBuffer) bool) *testtool.SyncBuffer {
 		proc := startRun(t, cfg)
 		deadline := time.Now().Add(60 * time.Second)
 		for !done(proc.stderr) && time.Now().Before(deadline) {
@@ -418,7 +419,7 @@ func TestForgedCursorIsLoggedAndNothingSkipped(t *testing.T) {
 		return proc.stderr
 	}
 	writeCfg(in)
-	runUntil("the replay", func(b *syncBuffer) bool {
+	runUntil("the replay", func(b *testtool.SyncBuffer) bool {
 		return strings.Contains(b.String(), "replay reached the end of its input")
 	})
 	// Forge the cursor: magic, version, segment 999, offset 20, seq 2^40,
@@ -435,7 +436,7 @@ func TestForgedCursorIsLoggedAndNothingSkipped(t *testing.T) {
 	}
 	srv.SetRequestFaults(0, 0)
 	writeCfg(empty)
-	errb := runUntil("delivery of the backlog", func(*syncBuffer) bool {
+	errb := runUntil("delivery of the backlog", func(*testtool.SyncBuffer) bool {
 		docs, _ := streamDocs(srv)
 		seqs, _, _ := tally(docs)
 		return len(seqs) >= n

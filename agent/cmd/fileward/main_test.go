@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -282,24 +281,6 @@ metrics: {listen: "127.0.0.1:0"}
 	if n := bytes.Count(data, []byte("\n")); n != 38 {
 		t.Fatalf("file sink has %d events, want 38\n%s", n, proc.log())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's writer and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestEsloggerRunnerMatchesConvert runs the agent with source.type eslogger

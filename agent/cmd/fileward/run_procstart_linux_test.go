@@ -39,7 +39,7 @@ metrics: {listen: ""}
 
 // startFanotifyAgent starts `fileward run -c cfg` (startAgent) and checks
 // that it captures with fanotify.
-func startFanotifyAgent(t *testing.T, cfg string) (*syncBuffer, func()) {
+func startFanotifyAgent(t *testing.T, cfg string) (*testtool.SyncBuffer, func()) {
 	t.Helper()
 	errb, stop := startAgent(t, cfg)
 	if !strings.Contains(errb.String(), "fanotify on") {

@@ -128,7 +128,7 @@ func TestStartFailures(t *testing.T) {
 				p := filepath.Join(dir, "first.yaml")
 				os.WriteFile(p, []byte(cfg), 0o644)
 				first := exec.Command(binary, "run", "-c", p)
-				var errb syncBuffer
+				var errb testtool.SyncBuffer
 				first.Stderr = &errb
 				if err := first.Start(); err != nil {
 					t.Fatal(err)
