@@ -116,13 +116,8 @@ func spoolFullScenario(t *testing.T, whenFull string) {
 	esReplayConfig{dataDir: filepath.Join(dir, "data"), shutdown: "2s", in: in, rate: 20000, esURL: srv.URL, maxEvents: 64,
 		extra: "queue: {capacity: 65536}\nspool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: " + whenFull + "}\n"}.write(t, cfg)
 	proc := startRun(t, cfg)
+	proc.waitLog("replay reached the end of its input", 0)
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(proc.log(), "replay reached the end of its input") {
-		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish\n%s", proc.log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	// Let the loss reports settle (one a second while drop_oldest still
 	// drops): bringing the sink up while a report's append drops a
 	// segment whose batch is in flight could deliver that batch and
@@ -226,13 +221,8 @@ func TestCorruptSpoolIsCountedInStreamAndMetrics(t *testing.T) {
 	}
 	writeCfg(in)
 	proc := startRun(t, cfg)
+	proc.waitLog("replay reached the end of its input", 0)
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(proc.log(), "replay reached the end of its input") {
-		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish\n%s", proc.log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	if err := proc.stop(); err != nil {
 		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
