@@ -394,14 +394,24 @@ func (c *Cache) readFile(name string) ([]byte, error) {
 	return c.buf[:n], nil
 }
 
-func idLine(b []byte, key string) (real, eff uint32, ok bool) {
+// statusLine is the value of the line of /proc/<pid>/status that starts
+// with key ("Uid:"), without its newline: false when there is none.
+func statusLine(b []byte, key string) ([]byte, bool) {
 	i := bytes.Index(b, []byte("\n"+key))
 	if i < 0 {
-		return 0, 0, false
+		return nil, false
 	}
 	line := b[i+1+len(key):]
 	if j := bytes.IndexByte(line, '\n'); j >= 0 {
 		line = line[:j]
+	}
+	return line, true
+}
+
+func idLine(b []byte, key string) (real, eff uint32, ok bool) {
+	line, ok := statusLine(b, key)
+	if !ok {
+		return 0, 0, false
 	}
 	f := bytes.Fields(line)
 	if len(f) < 2 {
@@ -417,26 +427,18 @@ func idLine(b []byte, key string) (real, eff uint32, ok bool) {
 
 // capLine parses a capability set line of /proc/<pid>/status (hex).
 func capLine(b []byte, key string) (uint64, bool) {
-	i := bytes.Index(b, []byte("\n"+key))
-	if i < 0 {
+	line, ok := statusLine(b, key)
+	if !ok {
 		return 0, false
-	}
-	line := b[i+1+len(key):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
 	}
 	v, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
 	return v, err == nil
 }
 
 func statusInt(b []byte, key string) (int64, bool) {
-	i := bytes.Index(b, []byte("\n"+key))
-	if i < 0 {
+	line, ok := statusLine(b, key)
+	if !ok {
 		return 0, false
-	}
-	line := b[i+1+len(key):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
 	}
 	v, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 10, 64)
 	return v, err == nil
