@@ -3,15 +3,13 @@
 package pipeline
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fileward/fileward/agent/spool"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -24,35 +22,12 @@ func TestSpoolRefusesENOSPC(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("TestSpoolRefusesENOSPC mounts a tmpfs and needs root (CI runs as root)")
 	}
-	mnt := t.TempDir()
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
+	mnt := testtool.Tmpfs(t, "1m")
 	s := newSpoolRig(t, spool.Options{Dir: filepath.Join(mnt, "spool"), MaxBytes: 64 << 20, SegmentBytes: 256 << 10,
 		Fsync: spool.FsyncNever})
 	// Fill what the spool left to the last byte.
 	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for size := 64 << 10; size > 0; size /= 2 {
-		chunk := make([]byte, size)
-		for {
-			if _, err := f.Write(chunk); err != nil {
-				if !errors.Is(err, unix.ENOSPC) {
-					t.Fatalf("fill: %v", err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
+	testtool.FillDisk(t, filler)
 	stop := started(t, s.rig)
 	const n = 1000
 	pushAll(t, s.rig, 1, n)

@@ -394,14 +394,24 @@ func (c *Cache) readFile(name string) ([]byte, error) {
 	return c.buf[:n], nil
 }
 
-func idLine(b []byte, key string) (real, eff uint32, ok bool) {
+// statusLine is the value of the line of /proc/<pid>/status that starts
+// with key ("Uid:"), without its newline: false when there is none.
+func statusLine(b []byte, key string) ([]byte, bool) {
 	i := bytes.Index(b, []byte("\n"+key))
 	if i < 0 {
-		return 0, 0, false
+		return nil, false
 	}
 	line := b[i+1+len(key):]
 	if j := bytes.IndexByte(line, '\n'); j >= 0 {
 		line = line[:j]
+	}
+	return line, true
+}
+
+func idLine(b []byte, key string) (real, eff uint32, ok bool) {
+	line, ok := statusLine(b, key)
+	if !ok {
+		return 0, 0, false
 	}
 	f := bytes.Fields(line)
 	if len(f) < 2 {
@@ -417,26 +427,18 @@ func idLine(b []byte, key string) (real, eff uint32, ok bool) {
 
 // capLine parses a capability set line of /proc/<pid>/status (hex).
 func capLine(b []byte, key string) (uint64, bool) {
-	i := bytes.Index(b, []byte("\n"+key))
-	if i < 0 {
+	line, ok := statusLine(b, key)
+	if !ok {
 		return 0, false
-	}
-	line := b[i+1+len(key):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
 	}
 	v, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
 	return v, err == nil
 }
 
 func statusInt(b []byte, key string) (int64, bool) {
-	i := bytes.Index(b, []byte("\n"+key))
-	if i < 0 {
+	line, ok := statusLine(b, key)
+	if !ok {
 		return 0, false
-	}
-	line := b[i+1+len(key):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
 	}
 	v, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 10, 64)
 	return v, err == nil
@@ -457,17 +459,35 @@ func splitArgs(b []byte) []string {
 
 // groupName resolves a gid through os/user (the group file), cached.
 func (c *Cache) groupName(gid uint32) string {
-	if n, ok := c.groups[gid]; ok {
+	return cachedName(c.groups, gid, func(id string) string {
+		if g, err := user.LookupGroupId(id); err == nil {
+			return g.Name
+		}
+		return ""
+	})
+}
+
+// userName resolves a uid through os/user (the passwd file), cached.
+func (c *Cache) userName(uid uint32) string {
+	return cachedName(c.users, uid, func(id string) string {
+		if u, err := user.LookupId(id); err == nil {
+			return u.Username
+		}
+		return ""
+	})
+}
+
+// cachedName is names[id], else lookup's name for id in decimal ("" when
+// unknown), which it keeps in names; names is emptied when it holds 1,024.
+func cachedName(names map[uint32]string, id uint32, lookup func(id string) string) string {
+	if n, ok := names[id]; ok {
 		return n
 	}
-	name := ""
-	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
-		name = g.Name
+	name := lookup(strconv.FormatUint(uint64(id), 10))
+	if len(names) >= 1024 {
+		clear(names)
 	}
-	if len(c.groups) >= 1024 {
-		clear(c.groups)
-	}
-	c.groups[gid] = name
+	names[id] = name
 	return name
 }
 
@@ -566,21 +586,6 @@ func (c *Cache) parent(ev *schema.Event) {
 	if st2, err := c.readStat(ppid); err != nil || st2.startTicks != st.startTicks {
 		*pp = schema.Parent{}
 	}
-}
-
-func (c *Cache) userName(uid uint32) string {
-	if n, ok := c.users[uid]; ok {
-		return n
-	}
-	name := ""
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		name = u.Username
-	}
-	if len(c.users) >= 1024 {
-		clear(c.users)
-	}
-	c.users[uid] = name
-	return name
 }
 
 // entityID is stable for one process instance: host, pid and start time.

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fileward/fileward/agent/ship"
 	"github.com/fileward/fileward/agent/spool"
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 // TestENOSPC fills a 2 MiB tmpfs under the spool: appends fail fast with
@@ -24,15 +23,7 @@ func TestENOSPC(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("TestENOSPC mounts a tmpfs and needs root (CI runs as root)")
 	}
-	mnt := t.TempDir()
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
+	mnt := testtool.Tmpfs(t, "2m")
 	var dropped atomic.Uint64
 	s := openSpool(t, spool.Options{Dir: filepath.Join(mnt, "spool"), MaxBytes: 64 << 20, SegmentBytes: 256 << 10,
 		Fsync: spool.FsyncInterval, FsyncInterval: 10 * time.Millisecond, OnDrop: func(n uint64) { dropped.Add(n) }})
@@ -66,23 +57,7 @@ func TestENOSPC(t *testing.T) {
 		}
 	}
 	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fill it to the last byte: 64 KiB chunks, then smaller ones.
-	for size := 64 << 10; size > 0; size /= 2 {
-		chunk := make([]byte, size)
-		for {
-			if _, err := f.Write(chunk); err != nil {
-				if !errors.Is(err, unix.ENOSPC) {
-					t.Fatalf("fill: %v", err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
+	testtool.FillDisk(t, filler) // to the last byte
 	var nospace, ok int
 	var slowest time.Duration
 	for i := 0; i < 200; i++ {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 // TestDiskFullMidBatchLeavesNoPartialBatch writes a batch larger than the
@@ -22,11 +22,7 @@ func TestDiskFullMidBatchLeavesNoPartialBatch(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root (CI runs as root)")
 	}
-	mnt := t.TempDir()
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	mnt := testtool.Tmpfs(t, "1m")
 	path := filepath.Join(mnt, "events.ndjson")
 	var log bytes.Buffer // the truncate succeeds: nothing to report
 	s, err := New(Options{Path: path, RotateBytes: 64 << 20, Keep: 1, Logger: slog.New(slog.NewTextHandler(&log, nil))})

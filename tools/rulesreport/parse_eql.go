@@ -50,43 +50,33 @@ func (p *exprParser) parseOr() (val, error) {
 		return val{}, err
 	}
 	defer p.leave()
-	l, err := p.parseAnd()
-	if err != nil {
-		return l, err
-	}
-	if !p.isKw("or") {
-		return l, nil
-	}
-	xs := []Expr{p.toBool(l)}
-	for p.isKw("or") {
-		p.next()
-		r, err := p.parseAnd()
-		if err != nil {
-			return r, err
-		}
-		xs = append(xs, p.toBool(r))
-	}
-	return val{expr: or(xs...), pos: l.pos}, nil
+	return p.parseJoined("or", p.parseAnd, or)
 }
 
 func (p *exprParser) parseAnd() (val, error) {
-	l, err := p.parseNot()
+	return p.parseJoined("and", p.parseNot, and)
+}
+
+// parseJoined parses operand (kw operand)*: one operand as it is, two or
+// more joined with join (or, and) as booleans.
+func (p *exprParser) parseJoined(kw string, operand func() (val, error), join func(...Expr) Expr) (val, error) {
+	l, err := operand()
 	if err != nil {
 		return l, err
 	}
-	if !p.isKw("and") {
+	if !p.isKw(kw) {
 		return l, nil
 	}
 	xs := []Expr{p.toBool(l)}
-	for p.isKw("and") {
+	for p.isKw(kw) {
 		p.next()
-		r, err := p.parseNot()
+		r, err := operand()
 		if err != nil {
 			return r, err
 		}
 		xs = append(xs, p.toBool(r))
 	}
-	return val{expr: and(xs...), pos: l.pos}, nil
+	return val{expr: join(xs...), pos: l.pos}, nil
 }
 
 func (p *exprParser) parseNot() (val, error) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -237,7 +238,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	needRoot(b)
 	nFiles := envInt("FILEWARD_BENCH_FILES", 200000)
 	srcCap := envInt("FILEWARD_BENCH_SRC_FILES", 20000)
-	mnt := tmpfsDir(b)
+	mnt := testtool.Tmpfs(b, "1g")
 	src := filepath.Join(mnt, "src")
 	goroot := os.Getenv("GOROOT")
 	if goroot == "" {
@@ -405,7 +406,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 	needRoot(b)
 	stepMS := envInt("FILEWARD_BENCH_STEP_MS", 3000)
 	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
-	mnt := tmpfsDir(b)
+	mnt := testtool.Tmpfs(b, "1g")
 	const nFiles = 10000
 	dirs := []string{filepath.Join(mnt, "gen0"), filepath.Join(mnt, "gen1")}
 	for _, dir := range dirs {

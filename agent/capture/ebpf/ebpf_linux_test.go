@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -24,24 +25,6 @@ func needRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("ebpf capture needs root (CI runs as root)")
 	}
-}
-
-// tmpfsDir mounts a fresh tmpfs on a temporary directory (mode 0755, so a
-// process of another user can run and read files in it).
-func tmpfsDir(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	// t.TempDir's directories are 0700: let another user reach the mount.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1g,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
 }
 
 type collector struct {
@@ -181,7 +164,7 @@ type want struct {
 // and the cat with its parent pid and uid, all read in the kernel.
 func TestFileOperations(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "1g")
 	r := start(t, Options{AggregateWindow: 100 * time.Millisecond})
 	self := os.Getpid()
 	exe, err := os.Executable()
@@ -357,7 +340,7 @@ func TestFileOperations(t *testing.T) {
 // documents' fileward.count sums to exactly 10,000, and so do the closes'.
 func TestExactCounts(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "1g")
 	f := filepath.Join(dir, "hot.txt")
 	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -411,7 +394,7 @@ func TestExactCounts(t *testing.T) {
 // child's writes outside do arrive.
 func TestNoSelfEvents(t *testing.T) {
 	needRoot(t)
-	base := tmpfsDir(t)
+	base := testtool.Tmpfs(t, "1g")
 	data := filepath.Join(base, "data")
 	other := filepath.Join(base, "other")
 	for _, d := range []string{data, filepath.Join(data, "spool"), other} {
@@ -474,7 +457,7 @@ func TestNoSelfEvents(t *testing.T) {
 // ebpf_ringbuf_full, exactly.
 func TestRingbufLossCounted(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "1g")
 	stall := make(chan struct{})
 	r := start(t, Options{RingBytes: os.Getpagesize(), stall: stall, targetPID: os.Getpid(), Events: []string{"create"}})
 	const n = 500

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/agent/procfs"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -352,7 +353,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 func BenchmarkDrainRate(b *testing.B) {
 	needRoot(b)
 	nFiles := envInt("FILEWARD_BENCH_FILES", 100000)
-	mnt := tmpfsDir(b)
+	mnt := testtool.Tmpfs(b, "4g")
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -435,7 +436,7 @@ func benchFSType() string {
 // test's temporary directory, as a disk-backed host would have.
 func benchFS(b *testing.B) string {
 	if benchFSType() != "ext4" {
-		return tmpfsDir(b)
+		return testtool.Tmpfs(b, "4g")
 	}
 	dir := b.TempDir()
 	img := filepath.Join(dir, "fs.img")

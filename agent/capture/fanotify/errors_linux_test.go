@@ -10,31 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestNewErrors(t *testing.T) {
 	needRoot(t)
@@ -76,7 +58,7 @@ func TestKernelVersionParse(t *testing.T) {
 // warning, and capture still starts.
 func TestUnknownEventsWarnOnce(t *testing.T) {
 	needRoot(t)
-	var logs syncBuffer
+	var logs testtool.SyncBuffer
 	s, err := New(Options{Marks: []string{t.TempDir()}, Events: []string{"open", "truncate", "clone"}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +73,8 @@ func TestUnknownEventsWarnOnce(t *testing.T) {
 // marks; New says so once and captures the rest.
 func TestMountMarkDropsDirentEvents(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
-	var logs syncBuffer
+	dir := testtool.Tmpfs(t, "4g")
+	var logs testtool.SyncBuffer
 	r := start(t, Options{Marks: []string{dir}, MarkType: "mount", Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 1024, true)
 	if !strings.Contains(logs.String(), "mount marks cannot report create") {
 		t.Fatalf("no warning: %s", logs.String())
@@ -122,7 +104,7 @@ func TestMountMarkDropsDirentEvents(t *testing.T) {
 // The descriptor path itself is exercised on a tmpfs.
 func TestDescriptorFallback(t *testing.T) {
 	needRoot(t)
-	var logs syncBuffer
+	var logs testtool.SyncBuffer
 	s, err := New(Options{Marks: []string{"/proc"}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("New on /proc: %v", err)
@@ -135,7 +117,7 @@ func TestDescriptorFallback(t *testing.T) {
 		t.Fatalf("want one fallback warning, logs: %s", logs.String())
 	}
 
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	r := start(t, Options{Marks: []string{dir}, forceDescriptor: true}, 1024, true)
 	f := filepath.Join(dir, "d.txt")
 	os.WriteFile(f, []byte("x"), 0o644)
@@ -170,8 +152,8 @@ func TestDescriptorFallback(t *testing.T) {
 // events, the old path (file.Ext.original.path) then the new one.
 func TestLegacyRename(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
-	var logs syncBuffer
+	dir := testtool.Tmpfs(t, "4g")
+	var logs testtool.SyncBuffer
 	r := start(t, Options{Marks: []string{dir}, Events: []string{"rename"}, forceLegacyRename: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 1024, true)
 	if !strings.Contains(logs.String(), "FAN_RENAME needs Linux 5.17") {
 		t.Errorf("no legacy warning: %s", logs.String())
@@ -203,7 +185,7 @@ func TestKernelChecks(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	var logs syncBuffer
+	var logs testtool.SyncBuffer
 	s, err := New(Options{Marks: []string{dir}, Events: []string{"open", "rename"}, kernelRelease: "5.15.0-91-generic", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("Linux 5.15: %v", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/agent/procfs"
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -27,7 +28,7 @@ type want struct {
 // path, original path, pid and executable (after procfs enrichment).
 func TestFileOperations(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	r := start(t, Options{Marks: []string{dir}, Events: []string{"open", "close", "create", "modify", "rename", "delete", "attrib", "exec"}}, 4096, true)
 	pc := procfs.New(procfs.Options{HostID: "test"})
 	defer pc.Close()
@@ -218,7 +219,7 @@ func TestFileOperations(t *testing.T) {
 // that later execve names the binary.
 func TestExecNamesTheProgram(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	copyBin := func(name, to string) {
 		t.Helper()
 		p, err := exec.LookPath(name)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/schema"
-	"golang.org/x/sys/unix"
 )
 
 // needRoot skips with a reason when the test cannot use fanotify.
@@ -22,18 +21,6 @@ func needRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
-}
-
-// tmpfsDir mounts a fresh tmpfs on a temporary directory, so a filesystem
-// mark on it sees only this test's files.
-func tmpfsDir(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4g,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
 }
 
 // collector drains a ring into a slice.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -56,7 +57,7 @@ func (m *maskLog) String() string {
 // syscall order.
 func TestMergedRecordOrder(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	src, err := New(Options{Marks: []string{dir}})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestMergedRecordOrder(t *testing.T) {
 // kernel itself must have dropped nearly all of them. A second source with SelfPID set must drop our events.
 func TestIgnoredPathsAndSelf(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	data := filepath.Join(dir, "var")
 	for _, d := range []string{"spool", "state"} {
 		if err := os.MkdirAll(filepath.Join(data, d), 0o755); err != nil {
@@ -242,7 +243,7 @@ func TestIgnoredPathsAndSelf(t *testing.T) {
 // successive reads stays small while the queue holds events.
 func TestStalledConsumer(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	src, err := New(Options{Marks: []string{dir}, Events: []string{"create"}, ReadBuffer: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +350,7 @@ func TestStalledConsumer(t *testing.T) {
 // that every record is accounted for and logs the merge ratio.
 func TestTenThousandOpens(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "4g")
 	f := filepath.Join(dir, "hot")
 	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -414,7 +415,7 @@ func TestChildFIDLearnsDirectories(t *testing.T) {
 	needRoot(t)
 	for _, childFID := range []bool{true, false} {
 		t.Run(fmt.Sprintf("childFID=%v", childFID), func(t *testing.T) {
-			dir := tmpfsDir(t)
+			dir := testtool.Tmpfs(t, "4g")
 			src, err := New(Options{Marks: []string{dir}, Events: []string{"create", "rename", "delete"}, childFID: childFID})
 			if err != nil {
 				t.Fatal(err)

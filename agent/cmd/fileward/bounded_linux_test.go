@@ -111,12 +111,7 @@ exec sleep 600
 // and returns its stderr, the events written and the peak RSS.
 func runUntil(t *testing.T, cfg, out string, done func(stderr string, events int) bool) (string, int, int64) {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := startRun(t, cfg)
 	count := func() int {
 		b, _ := os.ReadFile(out)
 		n := 0
@@ -128,15 +123,14 @@ func runUntil(t *testing.T, cfg, out string, done func(stderr string, events int
 		return n
 	}
 	deadline := time.Now().Add(90 * time.Second)
-	for !done(errb.String(), count()) && time.Now().Before(deadline) {
+	for !done(proc.log(), count()) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
-	return errb.String(), count(), maxRSS(t, cmd)
+	return proc.log(), count(), maxRSS(t, proc.cmd)
 }
 
 // TestHugeInputLine: a 200 MB eslogger line, live from the eslogger child

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,38 +41,11 @@ sinks:
 metrics: {listen: ""}
 `, dir, in, addr, topic), 0o644)
 
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
-	waitLog := func(what string) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(errb.String(), what) {
-			select {
-			case err := <-exited:
-				exited <- err
-				t.Fatalf("the agent exited (%v) before logging %q:\n%s", err, what, errb.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log:\n%s", what, errb.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitLog("replay reached the end of its input")
-	waitLog("send failed, backing off")
-	if !strings.Contains(errb.String(), addr) || !strings.Contains(errb.String(), "connection refused") {
-		t.Errorf("the failure does not name the broker %s and the cause:\n%s", addr, errb.String())
+	proc := startRun(t, cfg)
+	proc.waitLog("replay reached the end of its input", 0)
+	proc.waitLog("send failed, backing off", 0)
+	if !strings.Contains(proc.log(), addr) || !strings.Contains(proc.log(), "connection refused") {
+		t.Errorf("the failure does not name the broker %s and the cause:\n%s", addr, proc.log())
 	}
 	// The events wait in the spool.
 	out, errOut, code := fw(t, nil, "spool", "stat", "-c", cfg)
@@ -91,19 +62,12 @@ metrics: {listen: ""}
 	deadline := time.Now().Add(90 * time.Second)
 	for c.PartitionInfo(topic, 0).HighWatermark < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events delivered after the broker came up:\n%s", c.PartitionInfo(topic, 0).HighWatermark, n, errb.String())
+			t.Fatalf("%d of %d events delivered after the broker came up:\n%s", c.PartitionInfo(topic, 0).HighWatermark, n, proc.log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Fatalf("agent: %v\n%s", err, errb.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the agent did not stop on SIGTERM:\n%s", errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 // TestHelp: every way of asking for help exits 0 and prints on stdout; a
@@ -159,7 +161,7 @@ metrics: {listen: "127.0.0.1:0"}
 log: {level: warn, format: json}
 `, dir, in), 0o644)
 	cmd := exec.Command(binary, "run", "-c", cfg, "--log-level", "info")
-	var errb syncBuffer
+	var errb testtool.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -240,22 +242,16 @@ func TestSpoolPrune(t *testing.T) {
 	a := fmt.Sprintf("  - {name: a, type: file, file: {path: %s/a.ndjson}}\n", dir)
 	b := fmt.Sprintf("  - {name: b, type: file, file: {path: %s/b.ndjson}}\n", dir)
 	write(a + b)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(errb.String(), "replay reached the end") && time.Now().Before(deadline); {
+	proc := startRun(t, cfg)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(proc.log(), "replay reached the end") && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	write(a)
 	if _, errOut, code := fw(t, nil, "spool", "prune", "-c", cfg); code != 1 || !strings.Contains(errOut, "stop the other agent first") {
 		t.Errorf("prune next to a running agent: exit %d, %q", code, errOut)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	out, errOut, code := fw(t, nil, "spool", "prune", "-c", cfg)
 	if code != 0 || out != "removed the cursor of sink b\n1 cursors removed\n" {

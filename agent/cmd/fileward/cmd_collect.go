@@ -23,16 +23,8 @@ import (
 // config, 1 when it cannot start.
 func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("collect", stdout, stderr)
-	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
-	if code, done := parseFlags(fs, args, stdout); done {
-		return code
-	}
-	var ok bool
-	if *path, ok = findConfig(*path, stderr); !ok {
-		return 2
-	}
-	cfg, code := loadConfig(*path, stderr)
-	if code != 0 {
+	cfg, path, code, done := commandConfig(fs, args, stdout, stderr)
+	if done {
 		return code
 	}
 	seen := len(cfg.Warnings)
@@ -43,7 +35,7 @@ func cmdCollect(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 				fmt.Fprintln(stderr, e.Error())
 			}
 		} else {
-			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		}
 		return 2
 	}

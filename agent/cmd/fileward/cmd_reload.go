@@ -12,16 +12,8 @@ import (
 // that holds the config's data_dir lock. The agent logs what the reload did.
 func cmdReload(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("reload", stdout, stderr)
-	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
-	if code, done := parseFlags(fs, args, stdout); done {
-		return code
-	}
-	var ok bool
-	if *path, ok = findConfig(*path, stderr); !ok {
-		return 2
-	}
-	cfg, code := loadConfig(*path, stderr)
-	if code != 0 {
+	cfg, _, code, done := commandConfig(fs, args, stdout, stderr)
+	if done {
 		return code
 	}
 	dataDir, err := filepath.Abs(cfg.Agent.DataDir)

@@ -31,25 +31,17 @@ import (
 // 0 clean stop, 2 bad config, 1 a failure to start or a capture failure.
 func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("run", stdout, stderr)
-	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
 	logLevel := fs.String("log-level", "", "`LEVEL`: debug, info, warn or error (overrides log.level)")
 	logFormat := fs.String("log-format", "", "`FORMAT`: text or json (overrides log.format)")
-	if code, done := parseFlags(fs, args, stdout); done {
-		return code
-	}
 	// SIGHUP reloads the config; until the agent runs, it waits here
 	// instead of killing the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	// Never the built-in defaults silently: they watch / and spool in the
-	// current directory.
-	var ok bool
-	if *path, ok = findConfig(*path, stderr); !ok {
-		return 2
-	}
-	cfg, code := loadConfig(*path, stderr)
-	if code != 0 {
+	// current directory (commandConfig insists on a config file).
+	cfg, path, code, done := commandConfig(fs, args, stdout, stderr)
+	if done {
 		return code
 	}
 	log, err := newLogger(cfg.Log, *logLevel, *logFormat, stderr)
@@ -59,8 +51,8 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	a, err := newAgent(ctx, cfg, log, stderr)
 	if err == nil {
-		a.cfgPath = *path
-		fmt.Fprintf(stderr, "  config: %s\n", *path)
+		a.cfgPath = path
+		fmt.Fprintf(stderr, "  config: %s\n", path)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fileward: cannot start: %s%s\n", startFailure(err), versionHint(err))

@@ -32,16 +32,8 @@ func cmdSpool(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	sub := args[0]
 	fs := newFlags("spool "+sub, stdout, stderr)
-	path := fs.String("c", "", "config `FILE` (default: $FILEWARD_CONFIG, else "+defaultConfigPath()+")")
-	if code, done := parseFlags(fs, args[1:], stdout); done {
-		return code
-	}
-	var ok bool
-	if *path, ok = findConfig(*path, stderr); !ok {
-		return 2
-	}
-	cfg, code := loadConfig(*path, stderr)
-	if code != 0 {
+	cfg, _, code, done := commandConfig(fs, args[1:], stdout, stderr)
+	if done {
 		return code
 	}
 	if sub == "prune" {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,37 +47,10 @@ func TestDeadLetterWriteErrorKeepsShipping(t *testing.T) {
 		return ""
 	})
 	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s, heartbeat: 0s, shutdown_timeout: 2s}
-source: {type: replay, replay: {path: %[2]s, format: ecs}}
-filters: {aggregate_window: 0s}
-batch: {max_events: 32, max_bytes: 64KiB, max_wait: 20ms}
-sinks:
-  - name: es
-    type: elasticsearch
-    elasticsearch: {addresses: [%[3]s], timeout: 2s}
-    backoff: {initial: 50ms, max: 200ms}
-metrics: {listen: "127.0.0.1:0"}
-`, data, in, srv.URL), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var metricsURL string
+	esReplayConfig{dataDir: data, shutdown: "2s", in: in, esURL: srv.URL, maxEvents: 32, metrics: "127.0.0.1:0"}.write(t, cfg)
+	proc := startRun(t, cfg)
+	metricsURL := proc.metricsURL()
 	deadline := time.Now().Add(60 * time.Second)
-	for metricsURL == "" && time.Now().Before(deadline) {
-		for _, l := range strings.Split(errb.String(), "\n") {
-			if i := strings.Index(l, "metrics on http://"); i >= 0 {
-				metricsURL = strings.Fields(l[i+len("metrics on "):])[0]
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if metricsURL == "" {
-		t.Fatalf("no metrics address\n%s", errb.String())
-	}
 	const rejected = `fileward_events_dropped_total{reason="rejected"}`
 	const dlErrors = `fileward_sink_errors_total{kind="deadletter",sink="es"}`
 	var page string
@@ -92,9 +62,8 @@ metrics: {listen: "127.0.0.1:0"}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	out := errb.String()
+	err := proc.stop()
+	out := proc.log()
 	if err != nil {
 		t.Fatalf("agent: %v (want exit 0)\n%s", err, out)
 	}

@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -26,26 +26,15 @@ func TestShortLivedExecOutsideIncludePaths(t *testing.T) {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
 	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	mountTmpfs(t, mnt, 0, "size=64m,mode=0755")
+	mnt := testtool.Tmpfs(t, "64m")
 	bin, tmp := filepath.Join(mnt, "bin"), filepath.Join(mnt, "tmp")
 	for _, d := range []string{bin, tmp} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	from, err := exec.LookPath("cat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cat := filepath.Join(bin, "cat")
-	if err := os.WriteFile(cat, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyProgram(t, "cat", cat)
 	note := filepath.Join(tmp, "note.txt")
 	if err := os.WriteFile(note, []byte("short"), 0o644); err != nil {
 		t.Fatal(err)
@@ -63,20 +52,9 @@ sinks:
   - {name: local, type: file, file: {path: %[4]s}}
 metrics: {listen: ""}
 `, dir, mnt, tmp, out), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	proc := startRun(t, cfg)
+	defer proc.stop()
+	proc.waitLog("events go to", 0)
 	// Several runs: without the exec cache each would depend on the race
 	// between the cat's exit and the pipeline's read of /proc.
 	const runs = 20
@@ -105,7 +83,7 @@ metrics: {listen: ""}
 	}
 	waitDocs(t, out, 20*time.Second, func(evs []schema.Event) bool { docs = evs; return seen(evs) >= runs })
 	if n := seen(docs); n < runs {
-		t.Fatalf("%d of %d cat opens reached the output\n%s", n, runs, errb.String())
+		t.Fatalf("%d of %d cat opens reached the output\n%s", n, runs, proc.log())
 	}
 	for _, e := range docs {
 		if e.Path == cat || strings.HasPrefix(e.Path, bin+"/") {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -275,13 +274,7 @@ func TestStartOnTornSpool(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out.ndjson")
 	cfg := writeConfig(t, dir, "c.yaml", "agent: {data_dir: %[1]s/data, heartbeat: 0s}\nsource: {type: replay, replay: {path: %[1]s/in.ndjson, format: ecs}}\nmetrics: {listen: \"\"}\nsinks:\n  - {name: local, type: file, file: {path: %[1]s/out.ndjson}}\n")
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	proc := startRun(t, cfg)
 	const whole = (records - 1) * per
 	var lines []string
 	for deadline := time.Now().Add(60 * time.Second); ; {
@@ -291,13 +284,12 @@ func TestStartOnTornSpool(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d lines delivered, want %d:\n%s", len(lines), whole+5, errb.String())
+			t.Fatalf("%d lines delivered, want %d:\n%s", len(lines), whole+5, proc.log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	b, _ := os.ReadFile(out)
 	lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
@@ -114,40 +113,18 @@ func spoolFullScenario(t *testing.T, whenFull string) {
 	defer srv.Close()
 	srv.SetRequestFaults(0, 1) // down: every _bulk answers 503
 	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 2s}
-source: {type: replay, replay: {path: %[2]s, format: ecs, rate: 20000}}
-filters: {aggregate_window: 0s}
-queue: {capacity: 65536}
-batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
-spool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: %[4]s}
-sinks:
-  - name: es
-    type: elasticsearch
-    elasticsearch: {addresses: [%[3]s], timeout: 2s}
-    backoff: {initial: 50ms, max: 200ms}
-metrics: {listen: ""}
-`, dir, in, srv.URL, whenFull), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	esReplayConfig{dataDir: filepath.Join(dir, "data"), shutdown: "2s", in: in, rate: 20000, esURL: srv.URL, maxEvents: 64,
+		extra: "queue: {capacity: 65536}\nspool: {max_bytes: 2MiB, segment_bytes: 256KiB, when_full: " + whenFull + "}\n"}.write(t, cfg)
+	proc := startRun(t, cfg)
+	proc.waitLog("replay reached the end of its input", 0)
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(errb.String(), "replay reached the end of its input") {
-		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish\n%s", errb.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	// Let the loss reports settle (one a second while drop_oldest still
 	// drops): bringing the sink up while a report's append drops a
 	// segment whose batch is in flight could deliver that batch and
 	// count it lost too (an over-report the spool documents).
 	last, stable := -1, time.Now()
 	for time.Since(stable) < 2500*time.Millisecond && time.Now().Before(deadline) {
-		if c := strings.Count(errb.String(), `msg="events lost"`); c != last {
+		if c := strings.Count(proc.log(), `msg="events lost"`); c != last {
 			last, stable = c, time.Now()
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -181,13 +158,12 @@ metrics: {listen: ""}
 	docs, d := streamDocs(srv)
 	dupes += d
 	seqs, lost, maxTotal = tally(docs)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	t.Logf("delivered %d file events, lost %v (sum %d), totals %v", len(seqs), lost, sum(), maxTotal)
 	if got := uint64(len(seqs)) + sum(); got != n {
-		t.Fatalf("delivered %d + lost %d = %d, want exactly %d\n%s", len(seqs), sum(), got, n, errb.String())
+		t.Fatalf("delivered %d + lost %d = %d, want exactly %d\n%s", len(seqs), sum(), got, n, proc.log())
 	}
 	if dupes != 0 {
 		t.Errorf("%d documents stored more than once", dupes)
@@ -240,42 +216,15 @@ func TestCorruptSpoolIsCountedInStreamAndMetrics(t *testing.T) {
 	empty := filepath.Join(dir, "empty.ndjson")
 	os.WriteFile(empty, nil, 0o644)
 	writeCfg := func(input string) {
-		os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
-source: {type: replay, replay: {path: %[2]s, format: ecs}}
-filters: {aggregate_window: 0s}
-queue: {capacity: 65536}
-batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
-spool: {max_bytes: 64MiB, segment_bytes: 256KiB, compression: none}
-sinks:
-  - name: es
-    type: elasticsearch
-    elasticsearch: {addresses: [%[3]s], timeout: 2s}
-    backoff: {initial: 50ms, max: 200ms}
-metrics: {listen: "127.0.0.1:0"}
-`, dir, input, srv.URL), 0o644)
+		esReplayConfig{dataDir: filepath.Join(dir, "data"), shutdown: "1s", in: input, esURL: srv.URL, maxEvents: 64, metrics: "127.0.0.1:0",
+			extra: "queue: {capacity: 65536}\nspool: {max_bytes: 64MiB, segment_bytes: 256KiB, compression: none}\n"}.write(t, cfg)
 	}
 	writeCfg(in)
-	run := func() (*exec.Cmd, *syncBuffer) {
-		cmd := exec.Command(binary, "run", "-c", cfg)
-		errb := &syncBuffer{}
-		cmd.Stderr = errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, errb
-	}
-	cmd, errb := run()
+	proc := startRun(t, cfg)
+	proc.waitLog("replay reached the end of its input", 0)
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(errb.String(), "replay reached the end of its input") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("replay did not finish\n%s", errb.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	// Flip one byte in the middle of the second segment. (compression:
 	// none above: 3,000 documents make three segments only uncompressed;
@@ -291,8 +240,7 @@ metrics: {listen: "127.0.0.1:0"}
 
 	srv.SetRequestFaults(0, 0)
 	writeCfg(empty) // the second start captures nothing new
-	cmd, errb = run()
-	defer cmd.Process.Kill()
+	proc = startRun(t, cfg)
 	var seqs []int
 	var lost map[string]uint64
 	for time.Now().Before(deadline.Add(30 * time.Second)) {
@@ -303,27 +251,20 @@ metrics: {listen: "127.0.0.1:0"}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var metricsURL string
-	for _, l := range strings.Split(errb.String(), "\n") {
-		if i := strings.Index(l, "metrics on http://"); i >= 0 {
-			metricsURL = strings.Fields(l[i+len("metrics on "):])[0]
-		}
-	}
-	metrics := httpGet(t, metricsURL)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	metrics := httpGet(t, proc.metricsURL())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	t.Logf("delivered %d, lost %v", len(seqs), lost)
 	if lost["corrupt"] == 0 || uint64(len(seqs))+lost["corrupt"] != n || len(lost) != 1 {
-		t.Fatalf("delivered %d + lost %v, want corrupt losses and exactly %d in all\n%s", len(seqs), lost, n, errb.String())
+		t.Fatalf("delivered %d + lost %v, want corrupt losses and exactly %d in all\n%s", len(seqs), lost, n, proc.log())
 	}
 	want := fmt.Sprintf(`fileward_events_dropped_total{reason="corrupt"} %d`, lost["corrupt"])
 	if !strings.Contains(metrics, want) {
 		t.Errorf("/metrics lacks %q", want)
 	}
-	if !strings.Contains(errb.String(), "counted as corrupt") {
-		t.Errorf("no log line about the corrupt events\n%s", errb.String())
+	if !strings.Contains(proc.log(), "counted as corrupt") {
+		t.Errorf("no log line about the corrupt events\n%s", proc.log())
 	}
 }
 
@@ -353,35 +294,11 @@ func TestRejectEverythingNoFeedbackLoop(t *testing.T) {
 	defer srv.Close()
 	srv.SetPoison(func([]byte) string { return "every document is refused" })
 	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
-source: {type: replay, replay: {path: %[2]s, format: ecs}}
-filters: {aggregate_window: 0s}
-batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
-sinks:
-  - name: es
-    type: elasticsearch
-    elasticsearch: {addresses: [%[3]s], timeout: 2s}
-    backoff: {initial: 50ms, max: 200ms}
-dead_letter: {max_bytes: 256KiB, keep: 1}
-metrics: {listen: "127.0.0.1:0"}
-`, dir, in, srv.URL), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var metricsURL string
+	esReplayConfig{dataDir: filepath.Join(dir, "data"), shutdown: "1s", in: in, esURL: srv.URL, maxEvents: 64, metrics: "127.0.0.1:0",
+		extra: "dead_letter: {max_bytes: 256KiB, keep: 1}\n"}.write(t, cfg)
+	proc := startRun(t, cfg)
+	metricsURL := proc.metricsURL()
 	deadline := time.Now().Add(60 * time.Second)
-	for metricsURL == "" && time.Now().Before(deadline) {
-		for _, l := range strings.Split(errb.String(), "\n") {
-			if i := strings.Index(l, "metrics on http://"); i >= 0 {
-				metricsURL = strings.Fields(l[i+len("metrics on "):])[0]
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	const rejected = `fileward_events_dropped_total{reason="rejected"}`
 	const sinkRejected = `fileward_sink_errors_total{kind="rejected",sink="es"}`
 	var page string
@@ -397,9 +314,8 @@ metrics: {listen: "127.0.0.1:0"}
 	first := metricValue(httpGet(t, metricsURL), sinkRejected)
 	time.Sleep(3 * time.Second) // a feedback loop would add a report every second
 	page = httpGet(t, metricsURL)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	if got := metricValue(page, rejected); got != n {
 		t.Errorf("%s = %v, want exactly %d (the loss reports must not count)", rejected, got, n)
@@ -475,42 +391,25 @@ func TestForgedCursorIsLoggedAndNothingSkipped(t *testing.T) {
 	srv.SetRequestFaults(0, 1)
 	cfg := filepath.Join(dir, "c.yaml")
 	writeCfg := func(input string) {
-		os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s, shutdown_timeout: 1s}
-source: {type: replay, replay: {path: %[2]s, format: ecs}}
-filters: {aggregate_window: 0s}
-queue: {capacity: 65536}
-batch: {max_events: 64, max_bytes: 64KiB, max_wait: 20ms}
-spool: {max_bytes: 64MiB, segment_bytes: 256KiB}
-sinks:
-  - name: es
-    type: elasticsearch
-    elasticsearch: {addresses: [%[3]s], timeout: 2s}
-    backoff: {initial: 50ms, max: 200ms}
-metrics: {listen: ""}
-`, dir, input, srv.URL), 0o644)
+		esReplayConfig{dataDir: filepath.Join(dir, "data"), shutdown: "1s", in: input, esURL: srv.URL, maxEvents: 64,
+			extra: "queue: {capacity: 65536}\nspool: {max_bytes: 64MiB, segment_bytes: 256KiB}\n"}.write(t, cfg)
 	}
-	runUntil := func(what string, done func(*syncBuffer) bool) *syncBuffer {
-		cmd := exec.Command(binary, "run", "-c", cfg)
-		errb := &syncBuffer{}
-		cmd.Stderr = errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+	runUntil := func(what string, done func(*testtool.SyncBuffer) bool) *testtool.SyncBuffer {
+		proc := startRun(t, cfg)
 		deadline := time.Now().Add(60 * time.Second)
-		for !done(errb) && time.Now().Before(deadline) {
+		for !done(proc.stderr) && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("agent: %v\n%s", err, errb.String())
+		if err := proc.stop(); err != nil {
+			t.Fatalf("agent: %v\n%s", err, proc.log())
 		}
-		if !done(errb) {
-			t.Fatalf("%s did not happen\n%s", what, errb.String())
+		if !done(proc.stderr) {
+			t.Fatalf("%s did not happen\n%s", what, proc.log())
 		}
-		return errb
+		return proc.stderr
 	}
 	writeCfg(in)
-	runUntil("the replay", func(b *syncBuffer) bool {
+	runUntil("the replay", func(b *testtool.SyncBuffer) bool {
 		return strings.Contains(b.String(), "replay reached the end of its input")
 	})
 	// Forge the cursor: magic, version, segment 999, offset 20, seq 2^40,
@@ -527,7 +426,7 @@ metrics: {listen: ""}
 	}
 	srv.SetRequestFaults(0, 0)
 	writeCfg(empty)
-	errb := runUntil("delivery of the backlog", func(*syncBuffer) bool {
+	errb := runUntil("delivery of the backlog", func(*testtool.SyncBuffer) bool {
 		docs, _ := streamDocs(srv)
 		seqs, _, _ := tally(docs)
 		return len(seqs) >= n

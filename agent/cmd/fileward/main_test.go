@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -261,51 +260,27 @@ sinks:
   - {name: local, type: file, file: {path: %[1]s/out/events.ndjson}}
 metrics: {listen: "127.0.0.1:0"}
 `, dir, in), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := startRun(t, cfg)
 	// Wait until the replay has finished, then stop: the open batch (max_wait 10s)
 	// must be flushed by the drain, not by its timer.
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "replay reached the end") && time.Now().Before(deadline) {
+	for !strings.Contains(proc.log(), "replay reached the end") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	err := proc.stop()
 	if err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
-	if !strings.Contains(errb.String(), "events go to: local") {
-		t.Errorf("start-up line missing:\n%s", errb.String())
+	if !strings.Contains(proc.log(), "events go to: local") {
+		t.Errorf("start-up line missing:\n%s", proc.log())
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "out", "events.ndjson"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := bytes.Count(data, []byte("\n")); n != 38 {
-		t.Fatalf("file sink has %d events, want 38\n%s", n, errb.String())
+		t.Fatalf("file sink has %d events, want 38\n%s", n, proc.log())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's writer and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestEsloggerRunnerMatchesConvert runs the agent with source.type eslogger
@@ -345,12 +320,7 @@ metrics: {listen: ""}
 	}
 	wantN := strings.Count(want, "\n")
 
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := startRun(t, cfg)
 	out := filepath.Join(dir, "out", "events.ndjson")
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -359,9 +329,8 @@ metrics: {listen: ""}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	got, _ := os.ReadFile(out)
 	norm := func(s string) []string {
@@ -384,7 +353,7 @@ metrics: {listen: ""}
 	}
 	g, w := norm(string(got)), norm(want)
 	if len(g) != len(w) {
-		t.Fatalf("agent wrote %d documents, convert %d\n%s", len(g), len(w), errb.String())
+		t.Fatalf("agent wrote %d documents, convert %d\n%s", len(g), len(w), proc.log())
 	}
 	for i := range w {
 		if g[i] != w[i] {
@@ -421,15 +390,9 @@ sinks:
   - {name: local, type: file, file: {path: %[1]s/events.ndjson}}
 metrics: {listen: ""}
 `, dir), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
 	// auto tries eBPF first: have the kernel refuse it (where it would
 	// work), so that fanotify, whose mark does not exist, is tried too.
-	cmd.Env = append(os.Environ(), refuseEBPFEnv+"=1")
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := startRun(t, cfg, refuseEBPFEnv+"=1")
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if b, _ := os.ReadFile(filepath.Join(dir, "events.ndjson")); bytes.Count(b, []byte("\n")) >= 5 {
@@ -437,16 +400,15 @@ metrics: {listen: ""}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.signal(syscall.SIGINT); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
-	if !strings.Contains(errb.String(), "replaying the bundled demo stream instead") {
-		t.Errorf("no fallback notice:\n%s", errb.String())
+	if !strings.Contains(proc.log(), "replaying the bundled demo stream instead") {
+		t.Errorf("no fallback notice:\n%s", proc.log())
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "events.ndjson"))
 	if n := bytes.Count(b, []byte("\n")); n < 5 {
-		t.Fatalf("demo wrote %d events\n%s", n, errb.String())
+		t.Fatalf("demo wrote %d events\n%s", n, proc.log())
 	}
 }
 
@@ -475,13 +437,7 @@ sinks:
     backoff: {initial: 50ms, max: 200ms}
 metrics: {listen: "127.0.0.1:0"}
 `, dir, in), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	proc := startRun(t, cfg)
 	const bound = 512<<10 + 128<<10
 	spoolBytes := func() int64 {
 		var total int64
@@ -521,11 +477,11 @@ metrics: {listen: "127.0.0.1:0"}
 	var addr string
 	var samples int
 	var maxSpool int64
-	for !strings.Contains(errb.String(), "replay reached the end of its input") {
+	for !strings.Contains(proc.log(), "replay reached the end of its input") {
 		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish\n%s", errb.String())
+			t.Fatalf("replay did not finish\n%s", proc.log())
 		}
-		if m := metricsAtRe.FindStringSubmatch(errb.String()); m != nil {
+		if m := metricsAtRe.FindStringSubmatch(proc.log()); m != nil {
 			addr = m[1]
 		}
 		samples++
@@ -533,7 +489,7 @@ metrics: {listen: "127.0.0.1:0"}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if addr == "" {
-		t.Fatalf("no metrics address in the log\n%s", errb.String())
+		t.Fatalf("no metrics address in the log\n%s", proc.log())
 	}
 	// The replay is over: once the pipeline has emptied the ring the
 	// counter stops moving, and the stream's loss reports catch up with it
@@ -556,13 +512,12 @@ metrics: {listen: "127.0.0.1:0"}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	t.Logf("spool_full: %v in /metrics, %v in the stream; spool at most %d bytes over %d samples (bound %d)", metric, lost, maxSpool, samples, bound)
 	if metric == 0 || lost != metric {
-		t.Fatalf("the stream reports %v events lost to spool_full, /metrics %v: they must agree exactly\n%s", lost, metric, errb.String())
+		t.Fatalf("the stream reports %v events lost to spool_full, /metrics %v: they must agree exactly\n%s", lost, metric, proc.log())
 	}
 	if final := streamLost(); final != metric {
 		t.Errorf("after the stop the stream reports %v, /metrics said %v", final, metric)

@@ -5,13 +5,13 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 )
 
@@ -28,8 +28,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
 	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	mountTmpfs(t, mnt, 0, "size=64m,mode=0755")
+	mnt := testtool.Tmpfs(t, "64m")
 	x, y := filepath.Join(mnt, "x"), filepath.Join(mnt, "y")
 	for _, d := range []string{x, y} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -56,37 +55,9 @@ sinks:
 		}
 	}
 	write("/proc/", mnt, "")
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-	}()
-	waitLog := func(s string, after int) int {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			log := errb.String()
-			if i := strings.Index(log[after:], s); i >= 0 {
-				return after + i + len(s)
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("the agent exited (%v) waiting for %q:\n%s", err, s, log)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log:\n%s", s, log)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	proc := startRun(t, cfg)
+	defer proc.stop()
+	waitLog := proc.waitLog
 	waitLog("events go to", 0)
 	create := func(p string) {
 		t.Helper()
@@ -107,23 +78,23 @@ sinks:
 		create(filepath.Join(x, fmt.Sprint("before", i)))
 	}
 	if !waitDocs(t, outA, 15*time.Second, func(evs []schema.Event) bool { return has(evs, filepath.Join(x, "before5")) == 1 }) {
-		t.Fatalf("sink a did not get the first events\n%s", errb.String())
+		t.Fatalf("sink a did not get the first events\n%s", proc.log())
 	}
 
 	// A valid change: exclude x/, add sink b, and change the marks (which
 	// needs a restart and keeps its running value).
 	write(x+"/", mnt+", /tmp", fmt.Sprintf("  - {name: b, type: file, file: {path: %s}}\n", outB))
-	cmd.Process.Signal(syscall.SIGHUP)
+	proc.cmd.Process.Signal(syscall.SIGHUP)
 	at := waitLog("config reloaded", 0)
-	if !strings.Contains(errb.String(), "restart needed for source.fanotify.marks:") {
-		t.Errorf("no restart notice for the changed marks:\n%s", errb.String())
+	if !strings.Contains(proc.log(), "restart needed for source.fanotify.marks:") {
+		t.Errorf("no restart notice for the changed marks:\n%s", proc.log())
 	}
 	create(filepath.Join(x, "after"))  // excluded now
 	create(filepath.Join(y, "after"))  // both sinks
 	create(filepath.Join(y, "after2")) // sentinel
 	for _, out := range []string{outA, outB} {
 		if !waitDocs(t, out, 15*time.Second, func(evs []schema.Event) bool { return has(evs, filepath.Join(y, "after2")) == 1 }) {
-			t.Fatalf("%s did not get the events after the reload\n%s", out, errb.String())
+			t.Fatalf("%s did not get the events after the reload\n%s", out, proc.log())
 		}
 	}
 
@@ -131,21 +102,19 @@ sinks:
 	if err := os.WriteFile(cfg, []byte("agent:\n  data_dir: "+dir+"/data\n  colour: blue\nqueue:\n  capacity: lots\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGHUP)
+	proc.cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(cfg+":3: agent.colour: unknown key", at)
 	waitLog(cfg+":5: queue.capacity: \\\"lots\\\" is not a whole number", at)
 	create(filepath.Join(y, "broken"))
 	for _, out := range []string{outA, outB} {
 		if !waitDocs(t, out, 15*time.Second, func(evs []schema.Event) bool { return has(evs, filepath.Join(y, "broken")) == 1 }) {
-			t.Fatalf("%s: the agent stopped capturing after a broken reload\n%s", out, errb.String())
+			t.Fatalf("%s: the agent stopped capturing after a broken reload\n%s", out, proc.log())
 		}
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
-	exited <- nil // for the deferred stop
 	a, b := readDocs(t, outA), readDocs(t, outB)
 	for _, out := range []struct {
 		name string
@@ -166,6 +135,6 @@ sinks:
 		}
 	}
 	if t.Failed() {
-		t.Logf("agent log:\n%s", errb.String())
+		t.Logf("agent log:\n%s", proc.log())
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -32,38 +31,8 @@ func TestReloadChangesSinks(t *testing.T) {
 	}
 	a, a2, b := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "a2.ndjson"), filepath.Join(dir, "b.ndjson")
 	write(sink("a", a) + sink("b", b))
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
-	waitLog := func(s string, after int) int {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			log := errb.String()
-			if i := strings.Index(log[after:], s); i >= 0 {
-				return after + i + len(s)
-			}
-			select {
-			case err := <-exited:
-				exited <- err
-				t.Fatalf("the agent exited (%v) waiting for %q:\n%s", err, s, log)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log:\n%s", s, log)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	proc := startRun(t, cfg)
+	waitLog := proc.waitLog
 	grows := func(path string) {
 		t.Helper()
 		fi, _ := os.Stat(path)
@@ -76,7 +45,7 @@ func TestReloadChangesSinks(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s does not grow:\n%s", path, errb.String())
+				t.Fatalf("%s does not grow:\n%s", path, proc.log())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -95,11 +64,11 @@ func TestReloadChangesSinks(t *testing.T) {
 		"sink changed; it resumes from its cursor":                                       "sink=a",
 	} {
 		found := false
-		for _, l := range strings.Split(errb.String(), "\n") {
+		for _, l := range strings.Split(proc.log(), "\n") {
 			found = found || (strings.Contains(l, msg) && strings.Contains(l, name))
 		}
 		if !found {
-			t.Errorf("no %q line for %s in the log:\n%s", msg, name, errb.String())
+			t.Errorf("no %q line for %s in the log:\n%s", msg, name, proc.log())
 		}
 	}
 	grows(a2)
@@ -111,21 +80,14 @@ func TestReloadChangesSinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(sink("a", a2) + sink("c", filepath.Join(blocker, "sub", "c.ndjson")))
-	cmd.Process.Signal(syscall.SIGHUP)
+	proc.cmd.Process.Signal(syscall.SIGHUP)
 	waitLog("reload rejected, the agent keeps its running config: sink c: file sink: create directory", at)
 	grows(a2)
 	if _, err := os.Stat(filepath.Join(blocker, "sub")); err == nil {
 		t.Error("the rejected sink created its directory")
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Fatalf("agent: %v\n%s", err, errb.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no exit after SIGTERM:\n%s", errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -38,13 +36,8 @@ sinks:
   - {name: local, type: file, file: {path: %[3]s, rotate_bytes: 4GiB}}
 metrics: {listen: ""}
 `, dir, in, out), 0o644)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := startRun(t, cfg)
 	countLines := func() int {
 		f, err := os.Open(out)
 		if err != nil {
@@ -60,12 +53,11 @@ metrics: {listen: ""}
 		return n
 	}
 	deadline := time.Now().Add(120 * time.Second)
-	for !strings.Contains(errb.String(), "replay reached the end") && time.Now().Before(deadline) {
+	for !strings.Contains(proc.log(), "replay reached the end") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM) // drains the pipeline and the shipper
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil { // drains the pipeline and the shipper
+		t.Fatalf("agent: %v\n%s", err, proc.log())
 	}
 	t.Logf("%d events replayed and delivered in %v", want, time.Since(start).Round(time.Millisecond))
 	b, err := os.ReadFile(out)
@@ -77,6 +69,6 @@ metrics: {listen: ""}
 		t.Errorf("%d events_lost documents, e.g. …%s…", n, b[max(0, i-200):min(len(b), i+300)])
 	}
 	if n := countLines(); n != want {
-		t.Errorf("the file sink has %d documents, want %d\n%s", n, want, errb.String())
+		t.Errorf("the file sink has %d documents, want %d\n%s", n, want, proc.log())
 	}
 }

@@ -6,64 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
-
-// startAgent runs `fileward run -c cfg` with extra environment, waits for
-// its start-up line and returns its stderr and a stop function (SIGTERM,
-// wait).
-func startAgent(t *testing.T, cfg string, env ...string) (*syncBuffer, func()) {
-	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	cmd.Env = append(os.Environ(), env...)
-	errb := &syncBuffer{}
-	cmd.Stderr = errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("agent: %v\n%s", err, errb.String())
-		}
-	}
-	t.Cleanup(stop)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(errb.String(), "events go to") {
-		t.Fatalf("the agent did not start:\n%s", errb.String())
-	}
-	return errb, stop
-}
-
-func ebpfTmpfs(t *testing.T) (dir, mnt string) {
-	t.Helper()
-	dir = t.TempDir()
-	mnt = filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-	return dir, mnt
-}
 
 // TestRunEBPFEndToEnd runs the real agent with source.type auto, which on
 // this kernel picks eBPF, through the pipeline, spool and file sink. A file
@@ -119,7 +70,7 @@ func ringbufLost(t *testing.T, doc []byte) int {
 // the ring-buffer loss the stream reported.
 func ebpfEndToEnd(t *testing.T) (errs []string, lost int) {
 	errorf := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	dir, mnt := ebpfTmpfs(t)
+	dir, mnt := t.TempDir(), testtool.Tmpfs(t, "256m")
 	work := filepath.Join(mnt, "work")
 	data := filepath.Join(mnt, "data")
 	out := filepath.Join(mnt, "out", "events.ndjson")
@@ -229,7 +180,7 @@ func TestRunAutoFallsBackToFanotify(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("fanotify and ebpf need root (CI runs as root)")
 	}
-	dir, mnt := ebpfTmpfs(t)
+	dir, mnt := t.TempDir(), testtool.Tmpfs(t, "256m")
 	out := filepath.Join(dir, "out", "events.ndjson")
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `agent: {data_dir: %[1]s/data, heartbeat: 0s}

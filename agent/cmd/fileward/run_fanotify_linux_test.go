@@ -15,9 +15,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
-	"golang.org/x/sys/unix"
 )
+
+// copyProgram copies the program name, found in $PATH, to to (mode 0755):
+// a binary of the test's own whose exec and opens the test can tell apart.
+func copyProgram(t *testing.T, name, to string) {
+	t.Helper()
+	from, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestRunFanotifyEndToEnd runs the real agent (`fileward run`, fanotify
 // source, pipeline, spool, file sink) on a tmpfs the test mounts, performs
@@ -31,15 +48,7 @@ func TestRunFanotifyEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
-	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	dir, mnt := t.TempDir(), testtool.Tmpfs(t, "256m")
 	work := filepath.Join(mnt, "work")
 	data := filepath.Join(mnt, "data")
 	out := filepath.Join(mnt, "out", "events.ndjson")
@@ -123,17 +132,8 @@ metrics: {listen: "127.0.0.1:0"}
 	step()
 	// exec of a copied binary: the event comes from the child, whose
 	// executable is the copy once the exec completes.
-	// copyBin copies the program name from $PATH to to, executable.
-	copyBin := func(name, to string) {
-		t.Helper()
-		from, err := exec.LookPath(name)
-		must(err)
-		b, err := os.ReadFile(from)
-		must(err)
-		must(os.WriteFile(to, b, 0o755))
-	}
 	copied := p("mysleep")
-	copyBin("sleep", copied)
+	copyProgram(t, "sleep", copied)
 	child := exec.Command(copied, "3")
 	must(child.Start())
 	defer func() { child.Process.Kill(); child.Wait() }()
@@ -145,7 +145,7 @@ metrics: {listen: "127.0.0.1:0"}
 	// /proc if the pipeline is quick enough, else by its exec event (procfs'
 	// TestShortLivedProcessFromExec covers that path deterministically).
 	mycat := p("mycat")
-	copyBin("cat", mycat)
+	copyProgram(t, "cat", mycat)
 	must(os.WriteFile(p("note.txt"), []byte("short"), 0o644))
 	step()
 	catCmd := exec.Command(mycat, p("note.txt"))

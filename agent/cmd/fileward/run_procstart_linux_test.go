@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
 )
@@ -37,33 +37,11 @@ metrics: {listen: ""}
 	return stop
 }
 
-// startFanotifyAgent starts `fileward run -c cfg`, waits until it captures
-// with fanotify, and returns its stderr and a stop function (SIGTERM, then
-// wait; also run at cleanup).
-func startFanotifyAgent(t *testing.T, cfg string) (*syncBuffer, func()) {
+// startFanotifyAgent starts `fileward run -c cfg` (startAgent) and checks
+// that it captures with fanotify.
+func startFanotifyAgent(t *testing.T, cfg string) (*testtool.SyncBuffer, func()) {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	errb := &syncBuffer{}
-	cmd.Stderr = errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("agent: %v\n%s", err, errb.String())
-		}
-	}
-	t.Cleanup(stop)
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "events go to") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	errb, stop := startAgent(t, cfg)
 	if !strings.Contains(errb.String(), "fanotify on") {
 		t.Fatalf("the agent did not start fanotify capture:\n%s", errb.String())
 	}
@@ -80,25 +58,14 @@ func TestExecStartEventJoinsFileEvents(t *testing.T) {
 		t.Skip("fanotify needs root (CI runs as root)")
 	}
 	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	mountTmpfs(t, mnt, 0, "size=256m,mode=0755")
+	mnt := testtool.Tmpfs(t, "256m")
 	work := filepath.Join(mnt, "work")
 	os.Mkdir(work, 0o755)
 	out := filepath.Join(mnt, "out", "events.ndjson")
 	stop := runAgent(t, dir, filepath.Join(mnt, "data"), out, mnt, "")
 
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(sh)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mysh := filepath.Join(work, "mysh")
-	if err := os.WriteFile(mysh, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyProgram(t, "sh", mysh)
 	time.Sleep(50 * time.Millisecond)
 	target := filepath.Join(work, "dropped.txt")
 	// The shell writes the file itself (a redirection, no child), then
@@ -182,7 +149,7 @@ func TestHostRootStripped(t *testing.T) {
 	dir := t.TempDir()
 	// The "host" filesystem, and the agent's view of it under hostRoot.
 	hostFS := filepath.Join(dir, "node")
-	mountTmpfs(t, hostFS, 0, "size=256m,mode=0755")
+	testtool.MountTmpfs(t, hostFS, 0, "size=256m,mode=0755")
 	hostRoot := filepath.Join(dir, "host")
 	view := filepath.Join(hostRoot, "srv")
 	if err := os.MkdirAll(view, 0o755); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/internal/tlspin/tlspintest"
 	"github.com/fileward/fileward/sinks/elasticsearch/bulktest"
 )
@@ -99,7 +100,7 @@ collector:
 
 	// run
 	cmd := exec.Command(binary, "run", "-c", cfg, "-log-level", "debug")
-	var out, errb syncBuffer
+	var out, errb testtool.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ collector:
 
 	// collect: Elasticsearch down, Kafka down; it starts, serves /healthz.
 	col := exec.Command(binary, "collect", "-c", cfg)
-	var cout, cerr syncBuffer
+	var cout, cerr testtool.SyncBuffer
 	col.Stdout, col.Stderr = &cout, &cerr
 	if err := col.Start(); err != nil {
 		t.Fatal(err)
@@ -292,7 +293,7 @@ sinks:
 metrics: {listen: ""}
 `, dir, mitm.URL, real.URL, ca.Fingerprint()))
 	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
+	var errb testtool.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -15,23 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fileward/fileward/internal/testtool"
 	"golang.org/x/sys/unix"
 )
 
 // nobody is the unprivileged uid/gid the tests run the agent as.
 const nobody = 65534
-
-// mountTmpfs mounts a tmpfs of the given options at dir for the test.
-func mountTmpfs(t *testing.T, dir string, flags uintptr, opts string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, opts); err != nil {
-		t.Fatalf("mount tmpfs at %s (the tests run as root): %v", dir, err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-}
 
 // coverEnvFor returns the environment for a run of the binary as uid. In a
 // coverage build (make cover) the binary writes its counters to GOCOVERDIR,
@@ -139,7 +128,7 @@ func TestStartFailures(t *testing.T) {
 				p := filepath.Join(dir, "first.yaml")
 				os.WriteFile(p, []byte(cfg), 0o644)
 				first := exec.Command(binary, "run", "-c", p)
-				var errb syncBuffer
+				var errb testtool.SyncBuffer
 				first.Stderr = &errb
 				if err := first.Start(); err != nil {
 					t.Fatal(err)
@@ -159,7 +148,7 @@ func TestStartFailures(t *testing.T) {
 		{
 			name: "read-only spool directory",
 			setup: func(t *testing.T, dir string) string {
-				mountTmpfs(t, filepath.Join(dir, "data", "spool"), unix.MS_RDONLY, "size=1m")
+				testtool.MountTmpfs(t, filepath.Join(dir, "data", "spool"), unix.MS_RDONLY, "size=1m")
 				return fmt.Sprintf("agent: {data_dir: %[1]s/data}\nsource: {type: replay, replay: {path: %[2]s}}\nmetrics: {listen: \"\"}\n", dir, replayIn(t, dir)) + sink(dir)
 			},
 			want: []string{"spool", "read-only file system", "remount it read-write"},
@@ -169,7 +158,7 @@ func TestStartFailures(t *testing.T) {
 			setup: func(t *testing.T, dir string) string {
 				in := replayIn(t, dir)
 				disk := filepath.Join(dir, "disk")
-				mountTmpfs(t, disk, 0, "size=64k")
+				testtool.MountTmpfs(t, disk, 0, "size=64k")
 				f, err := os.Create(filepath.Join(disk, "filler"))
 				if err != nil {
 					t.Fatal(err)

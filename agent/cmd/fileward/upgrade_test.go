@@ -6,10 +6,8 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -93,21 +91,15 @@ metrics: {listen: "127.0.0.1:0"}
 	// Back on a build that reads it: run ships the backlog the fixture's
 	// kafka cursor had not acknowledged (events 20 to 47).
 	os.WriteFile(seg, orig, 0o600)
-	cmd := exec.Command(binary, "run", "-c", cfg)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := startRun(t, cfg)
 	var shipped []byte
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(string(shipped), `"id":"fixture-v1-047"`) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		shipped, _ = os.ReadFile(out)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("run on the format-1 fixture: %v\n%s", err, errb.String())
+	if err := proc.stop(); err != nil {
+		t.Fatalf("run on the format-1 fixture: %v\n%s", err, proc.log())
 	}
 	shipped, _ = os.ReadFile(out)
 	for i := 20; i < 48; i++ {

@@ -89,17 +89,12 @@ func parseProcessors(raw []json.RawMessage) ([]processor, error) {
 func (s *Server) ingestPipeline(w http.ResponseWriter, r *http.Request, id string) {
 	switch r.Method {
 	case http.MethodPut:
-		raw, err := readBody(r)
-		if err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
-			return
-		}
 		var body struct {
 			Processors *[]json.RawMessage `json:"processors"`
 			OnFailure  []json.RawMessage  `json:"on_failure"`
 		}
-		if err := json.Unmarshal(raw, &body); err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", err.Error())
+		raw, ok := s.readJSONBody(w, r, &body)
+		if !ok {
 			return
 		}
 		if body.Processors == nil {
@@ -116,21 +111,16 @@ func (s *Server) ingestPipeline(w http.ResponseWriter, r *http.Request, id strin
 			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
 			return
 		}
-		s.mu.Lock()
-		s.pipelines[id] = &pipeline{Body: raw, Processors: procs, OnFailure: onf}
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
+		s.acknowledge(w, func() { s.pipelines[id] = &pipeline{Body: raw, Processors: procs, OnFailure: onf} })
 	case http.MethodGet:
-		s.mu.Lock()
-		p, ok := s.pipelines[id]
-		s.mu.Unlock()
+		p, ok := stored(s, s.pipelines, id)
 		if !ok {
 			writeJSON(w, http.StatusNotFound, map[string]any{})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]json.RawMessage{id: p.Body})
 	default:
-		s.errorResponse(w, http.StatusMethodNotAllowed, "illegal_argument_exception", "method not allowed")
+		s.methodNotAllowed(w)
 	}
 }
 
@@ -142,40 +132,30 @@ func (s *Server) ingestPipeline(w http.ResponseWriter, r *http.Request, id strin
 func (s *Server) componentTemplate(w http.ResponseWriter, r *http.Request, name string) {
 	switch r.Method {
 	case http.MethodPut, http.MethodPost:
-		raw, err := readBody(r)
-		if err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
-			return
-		}
 		var body struct {
 			Template *struct {
 				Settings json.RawMessage `json:"settings"`
 				Mappings json.RawMessage `json:"mappings"`
 			} `json:"template"`
 		}
-		if err := json.Unmarshal(raw, &body); err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", err.Error())
+		raw, ok := s.readJSONBody(w, r, &body)
+		if !ok {
 			return
 		}
 		if body.Template == nil {
 			s.errorResponse(w, http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: template is missing;")
 			return
 		}
-		s.mu.Lock()
-		s.components[name] = raw
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
+		s.acknowledge(w, func() { s.components[name] = raw })
 	case http.MethodGet:
-		s.mu.Lock()
-		c, ok := s.components[name]
-		s.mu.Unlock()
+		c, ok := stored(s, s.components, name)
 		if !ok {
 			s.errorResponse(w, http.StatusNotFound, "resource_not_found_exception", "component template matching ["+name+"] not found")
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"component_templates": []any{map[string]any{"name": name, "component_template": c}}})
 	default:
-		s.errorResponse(w, http.StatusMethodNotAllowed, "illegal_argument_exception", "method not allowed")
+		s.methodNotAllowed(w)
 	}
 }
 
@@ -371,17 +351,12 @@ func setPath(doc map[string]any, path string, v any) {
 
 // ComponentTemplate returns the body of an installed component template.
 func (s *Server) ComponentTemplate(name string) (json.RawMessage, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.components[name]
-	return c, ok
+	return stored(s, s.components, name)
 }
 
 // Pipeline returns the body of an installed ingest pipeline.
 func (s *Server) Pipeline(id string) (json.RawMessage, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.pipelines[id]
+	p, ok := stored(s, s.pipelines, id)
 	if !ok {
 		return nil, false
 	}

@@ -216,18 +216,13 @@ func (s *Server) Doc(name, id string) (json.RawMessage, bool) {
 
 // Template returns the body of an installed composable index template.
 func (s *Server) Template(name string) (json.RawMessage, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.templates[name]
+	t, ok := stored(s, s.templates, name)
 	return t.Body, ok
 }
 
 // Policy returns the body of an installed ILM policy.
 func (s *Server) Policy(name string) (json.RawMessage, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.policies[name]
-	return p, ok
+	return stored(s, s.policies, name)
 }
 
 // BulkRequests is the number of _bulk requests received, and how many of
@@ -341,9 +336,8 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, target string) {
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		s.gzipRequests.Add(1)
 	}
-	raw, err := readBody(r)
-	if err != nil {
-		s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
+	raw, ok := s.readRequestBody(w, r)
+	if !ok {
 		return
 	}
 
@@ -633,11 +627,6 @@ func (s *Server) matchTemplate(name string) (indexTemplate, bool) {
 func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name string) {
 	switch r.Method {
 	case http.MethodPut, http.MethodPost:
-		raw, err := readBody(r)
-		if err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
-			return
-		}
 		var t struct {
 			IndexPatterns []string        `json:"index_patterns"`
 			Priority      int             `json:"priority"`
@@ -646,8 +635,8 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 			ComposedOf    []string        `json:"composed_of"`
 			IgnoreMissing []string        `json:"ignore_missing_component_templates"`
 		}
-		if err := json.Unmarshal(raw, &t); err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", err.Error())
+		raw, ok := s.readJSONBody(w, r, &t)
+		if !ok {
 			return
 		}
 		if len(t.IndexPatterns) == 0 {
@@ -690,16 +679,14 @@ func (s *Server) indexTemplate(w http.ResponseWriter, r *http.Request, name stri
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
 	case http.MethodGet, http.MethodHead:
-		s.mu.Lock()
-		t, ok := s.templates[name]
-		s.mu.Unlock()
+		t, ok := stored(s, s.templates, name)
 		if !ok {
 			s.errorResponse(w, http.StatusNotFound, "resource_not_found_exception", "index template matching ["+name+"] not found")
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"index_templates": []any{map[string]any{"name": name, "index_template": t.Body}}})
 	default:
-		s.errorResponse(w, http.StatusMethodNotAllowed, "illegal_argument_exception", "method not allowed")
+		s.methodNotAllowed(w)
 	}
 }
 
@@ -727,9 +714,8 @@ func overlaps(a, b []string) bool {
 func (s *Server) ilmPolicy(w http.ResponseWriter, r *http.Request, name string) {
 	switch r.Method {
 	case http.MethodPut:
-		raw, err := readBody(r)
-		if err != nil {
-			s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
+		raw, ok := s.readRequestBody(w, r)
+		if !ok {
 			return
 		}
 		var p struct {
@@ -741,14 +727,9 @@ func (s *Server) ilmPolicy(w http.ResponseWriter, r *http.Request, name string) 
 			s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", "[put_lifecycle_request] policy is required")
 			return
 		}
-		s.mu.Lock()
-		s.policies[name] = raw
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
+		s.acknowledge(w, func() { s.policies[name] = raw })
 	case http.MethodGet:
-		s.mu.Lock()
-		p, ok := s.policies[name]
-		s.mu.Unlock()
+		p, ok := stored(s, s.policies, name)
 		if !ok {
 			s.errorResponse(w, http.StatusNotFound, "resource_not_found_exception", "Lifecycle policy not found: "+name)
 			return
@@ -759,7 +740,7 @@ func (s *Server) ilmPolicy(w http.ResponseWriter, r *http.Request, name string) 
 		_ = json.Unmarshal(p, &body)
 		writeJSON(w, http.StatusOK, map[string]any{name: map[string]any{"version": 1, "modified_date": "2026-01-01T00:00:00.000Z", "policy": body.Policy}})
 	default:
-		s.errorResponse(w, http.StatusMethodNotAllowed, "illegal_argument_exception", "method not allowed")
+		s.methodNotAllowed(w)
 	}
 }
 
@@ -803,4 +784,57 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("read body: %w", err)
 	}
 	return raw, nil
+}
+
+// readRequestBody reads a request's body (readBody); when it cannot, it
+// answers 400 parse_exception, as Elasticsearch does for a body it cannot
+// read, and returns false.
+func (s *Server) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	raw, err := readBody(r)
+	if err != nil {
+		s.errorResponse(w, http.StatusBadRequest, "parse_exception", err.Error())
+		return nil, false
+	}
+	return raw, true
+}
+
+// readJSONBody reads the body of a create-or-update request
+// (readRequestBody) and decodes it into v; a body that does not decode is
+// answered 400 x_content_parse_exception. It returns the body as sent, and
+// false when it has answered.
+func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
+	raw, ok := s.readRequestBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		s.errorResponse(w, http.StatusBadRequest, "x_content_parse_exception", err.Error())
+		return nil, false
+	}
+	return raw, true
+}
+
+// acknowledge runs put (which stores what a create-or-update request
+// sent) under s.mu and answers {"acknowledged":true}, as the create or
+// update APIs of index templates, component templates, ingest pipelines and
+// ILM policies do.
+func (s *Server) acknowledge(w http.ResponseWriter, put func()) {
+	s.mu.Lock()
+	put()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]bool{"acknowledged": true})
+}
+
+// stored is m[name], read under s.mu.
+func stored[V any](s *Server, m map[string]V, name string) (V, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := m[name]
+	return v, ok
+}
+
+// methodNotAllowed answers a method an endpoint does not serve: 405
+// illegal_argument_exception.
+func (s *Server) methodNotAllowed(w http.ResponseWriter) {
+	s.errorResponse(w, http.StatusMethodNotAllowed, "illegal_argument_exception", "method not allowed")
 }
