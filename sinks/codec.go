@@ -145,6 +145,79 @@ func (w *BatchWriter) Add(id, doc []byte) {
 	w.count++
 }
 
+// AddWith appends one event with the shared key whose document appendDoc
+// writes straight into the batch's buffer, so that the document is not
+// built elsewhere and copied in. appendDoc must append exactly one document
+// to dst and return the extended slice and the offset, within what it
+// appended, of the event's id of idLen bytes (the id is stored before the
+// document, so it is copied there afterwards). AddWith returns the
+// document's length. The result is what Add(id, doc) would have written.
+func (w *BatchWriter) AddWith(idLen int, appendDoc func(dst []byte) ([]byte, int)) int {
+	// flag, id length, id, then a guess of 2 bytes for the document's
+	// length (documents of 128 B to 16 KiB), corrected below.
+	w.buf = append(w.buf, 0)
+	w.buf = binary.AppendUvarint(w.buf, uint64(idLen))
+	idAt := len(w.buf)
+	w.buf = append(w.buf, make([]byte, idLen+2)...)
+	docAt := len(w.buf)
+	var at int
+	w.buf, at = appendDoc(w.buf)
+	n := len(w.buf) - docAt
+	if k := uvarintLen(uint64(n)); k != 2 {
+		// Move the document to fit its length's real width.
+		if k > 2 {
+			w.buf = append(w.buf, make([]byte, k-2)...)
+		}
+		copy(w.buf[docAt+k-2:], w.buf[docAt:docAt+n])
+		w.buf = w.buf[:docAt+k-2+n]
+		docAt += k - 2
+	}
+	binary.PutUvarint(w.buf[docAt-uvarintLen(uint64(n)):], uint64(n))
+	copy(w.buf[idAt:idAt+idLen], w.buf[docAt+at:docAt+at+idLen])
+	w.count++
+	return n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// Mark is the state of a BatchWriter before an Add, for Unadd.
+type Mark struct {
+	size  int
+	count uint32
+}
+
+// Mark returns the current end of the batch.
+func (w *BatchWriter) Mark() Mark { return Mark{len(w.buf), w.count} }
+
+// Size is the batch's encoded size at the mark.
+func (m Mark) Size() int { return m.size }
+
+// Count is the number of events in the batch at the mark.
+func (m Mark) Count() int { return int(m.count) }
+
+// Unadd removes the events added since m and appends their encoded form to
+// dst; AddEncoded puts them into a (new) batch again.
+func (w *BatchWriter) Unadd(m Mark, dst []byte) ([]byte, int) {
+	dst = append(dst, w.buf[m.size:]...)
+	n := int(w.count - m.count)
+	w.buf, w.count = w.buf[:m.size], m.count
+	return dst, n
+}
+
+// AddEncoded appends n events in the form Unadd gave them (with the shared
+// key of the batch they came from, which must be this batch's).
+func (w *BatchWriter) AddEncoded(p []byte, n int) {
+	w.buf = append(w.buf, p...)
+	w.count += uint32(n)
+}
+
 // Len is the number of events added since Reset.
 func (w *BatchWriter) Len() int { return int(w.count) }
 
