@@ -103,9 +103,12 @@ func (s *scanner) null() bool {
 func (s *scanner) nextKey(n int) (key []byte, ok bool) {
 	b := s.b
 	var start int
-	// eslogger writes `, "` between members and `{"` at the start.
+	// eslogger writes `, "` (pretty) or `,"` (compact, as macOS's eslogger
+	// does) between members and `{"` at the start.
 	if i := s.i; n > 0 && i+2 < len(b) && b[i] == ',' && b[i+1] == ' ' && b[i+2] == '"' {
 		start = i + 3
+	} else if n > 0 && i+1 < len(b) && b[i] == ',' && b[i+1] == '"' {
+		start = i + 2
 	} else if n == 0 && i < len(b) && b[i] == '"' {
 		start = i + 1
 	} else if start, ok = s.keyStart(n); !ok {
