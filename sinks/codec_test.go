@@ -44,64 +44,6 @@ func TestBatchWriterMatchesAppendBatch(t *testing.T) {
 	}
 }
 
-// TestBatchWriterAddWith: a document written straight into the batch gives
-// the bytes Add gives, for documents whose length takes 1, 2 and 3 bytes
-// (and around those edges), with the id anywhere in the document; Unadd and
-// AddEncoded move the last events into another batch unchanged.
-func TestBatchWriterAddWith(t *testing.T) {
-	var w, ref BatchWriter
-	w.Reset("host")
-	ref.Reset("host")
-	var events []Event
-	for k, size := range []int{0, 1, 50, 127, 128, 129, 1600, 16383, 16384, 16385, 300000} {
-		doc := bytes.Repeat([]byte{'a' + byte(k)}, size)
-		id := []byte("0123456789abcdef")[:min(16, size)]
-		at := 0
-		if size > 16 {
-			at = size / 3
-			copy(doc[at:], "id-0123456789abc")
-			id = doc[at : at+16]
-		}
-		idc := append([]byte(nil), id...)
-		n := w.AddWith(len(idc), func(dst []byte) ([]byte, int) {
-			if size <= 16 {
-				copy(doc, idc) // the id is the document's start
-			}
-			return append(dst, doc...), at
-		})
-		if n != size {
-			t.Fatalf("size %d: AddWith returned %d", size, n)
-		}
-		ref.Add(idc, doc)
-		if !bytes.Equal(w.Bytes(), ref.Bytes()) || w.Len() != ref.Len() || w.Size() != ref.Size() {
-			t.Fatalf("size %d: AddWith wrote other bytes than Add", size)
-		}
-		events = append(events, Event{ID: string(idc), Key: "host", Doc: doc})
-	}
-	if !bytes.Equal(w.Bytes(), AppendBatch(nil, events)) {
-		t.Fatal("AddWith's batch differs from AppendBatch")
-	}
-	// Move the last two events into a new batch.
-	m := Mark{}
-	{
-		var probe BatchWriter
-		probe.Reset("host")
-		for _, ev := range events[:len(events)-2] {
-			probe.Add([]byte(ev.ID), ev.Doc)
-		}
-		m = probe.Mark()
-	}
-	moved, n := w.Unadd(m, nil)
-	if n != 2 || m.Count() != len(events)-2 || !bytes.Equal(w.Bytes(), AppendBatch(nil, events[:len(events)-2])) {
-		t.Fatalf("Unadd: %d events moved; the batch left is not the first %d events", n, len(events)-2)
-	}
-	w.Reset("host")
-	w.AddEncoded(moved, n)
-	if !bytes.Equal(w.Bytes(), AppendBatch(nil, events[len(events)-2:])) || w.Len() != 2 {
-		t.Fatal("AddEncoded: the new batch is not the moved events")
-	}
-}
-
 func TestDecodeBatchRejectsGarbage(t *testing.T) {
 	good := AppendBatch(nil, []Event{{ID: "x", Key: "h", Doc: []byte(`{}`)}})
 	for name, p := range map[string][]byte{

@@ -275,30 +275,10 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 
 // emit encodes one event into the open batch. The event.id is computed
 // once, by the encoder, and taken from the document.
-//
-// The document is encoded straight into the batch (no copy of it): when it
-// turns out not to fit, it is taken out again and opens the next batch,
-// which is what addDoc does with a document encoded beforehand.
 func (p *Pipeline) emit(ctx context.Context, ev *schema.Event) {
-	if p.w.Len() == 0 {
-		p.batchStart = p.o.Now()
-	}
-	m := p.w.Mark()
-	n := p.w.AddWith(schema.IDLen, func(dst []byte) ([]byte, int) {
-		out, at := p.o.Encoder.AppendWithID(dst, ev)
-		return out, at - len(dst)
-	})
-	if m.Count() > 0 && m.Size()+n+schema.IDLen+16 > p.o.BatchBytes {
-		var k int
-		p.docBuf, k = p.w.Unadd(m, p.docBuf[:0])
-		p.flush(ctx)
-		p.batchStart = p.o.Now()
-		p.w.AddEncoded(p.docBuf, k)
-	}
-	p.emitted.Inc()
-	if p.w.Len() >= p.o.BatchEvents {
-		p.flush(ctx)
-	}
+	var at int
+	p.docBuf, at = p.o.Encoder.AppendWithID(p.docBuf[:0], ev)
+	p.addDoc(ctx, p.docBuf[at:at+schema.IDLen], p.docBuf)
 }
 
 // add puts idBuf/docBuf into the batch, flushing first if they would not fit.
