@@ -2,6 +2,7 @@ package eslogger
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -820,16 +821,23 @@ func tokenObject(b []byte, i int, t *token) (end int, ok bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
+		// The key ends at the first quote, within 16 bytes; a backslash
+		// first, or no quote there, is not this fast path's input.
 		ks := i + 1
-		i = ks
-		for i < len(b) && i-ks <= 10 && b[i] != '"' && b[i] != '\\' {
-			i++
-		}
-		if i >= len(b) || b[i] != '"' {
+		if ks+16 > len(b) {
 			return 0, false
 		}
-		key := b[ks:i]
-		i++
+		k := 16
+		if x := binary.LittleEndian.Uint64(b[ks:]); zeroMask(x^quotes)|zeroMask(x^backslashes) != 0 {
+			k = bits.TrailingZeros64(zeroMask(x^quotes)|zeroMask(x^backslashes)) >> 3
+		} else if x := binary.LittleEndian.Uint64(b[ks+8:]); zeroMask(x^quotes)|zeroMask(x^backslashes) != 0 {
+			k = 8 + bits.TrailingZeros64(zeroMask(x^quotes)|zeroMask(x^backslashes))>>3
+		}
+		if k == 16 || b[ks+k] != '"' {
+			return 0, false
+		}
+		key := b[ks : ks+k]
+		i = ks + k + 1
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
 		}
