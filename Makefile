@@ -84,7 +84,7 @@ bench-smoke:
 # Every parser's fuzz target, FUZZTIME each (default 60s).
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schema:FuzzEncode ./schema:FuzzDecodeECS ./sinks:FuzzDecodeBatch ./agent/config:FuzzParse \
-	./agent/spool:FuzzRecover ./agent/spool:FuzzScanSegment ./agent/spool:FuzzDecodePayload ./agent/procfs:FuzzParseStat ./agent/capture/fanotify:FuzzDecode ./agent/capture/ebpf:FuzzDecode ./agent/capture/eslogger:FuzzParse ./agent/capture/eslogger:FuzzParseMatchesReference \
+	./agent/spool:FuzzRecover ./agent/spool:FuzzScanSegment ./agent/spool:FuzzDecodePayload ./agent/procfs:FuzzParseStat ./agent/capture/fanotify:FuzzDecode ./agent/capture/ebpf:FuzzDecode ./agent/capture/eslogger:FuzzParse ./agent/capture/eslogger:FuzzParseMatchesReference ./agent/capture/eslogger:FuzzUnescape \
 	./sinks/elasticsearch:FuzzClassify ./sinks/elasticsearch/bulktest:FuzzBulk ./agent/collect:FuzzToEvent ./tools/rulesreport:FuzzQuery ./tools/rulesreport:FuzzCheck
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

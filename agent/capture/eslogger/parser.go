@@ -1,6 +1,8 @@
 package eslogger
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -787,6 +789,16 @@ func tokenArray(b []byte, i int) (v [8]uint32, end int, ok bool) {
 	return v, 0, false
 }
 
+// The 4-byte audit token keys as little-endian words.
+const (
+	keyEUID = uint32('e') | uint32('u')<<8 | uint32('i')<<16 | uint32('d')<<24
+	keyRUID = uint32('r') | uint32('u')<<8 | uint32('i')<<16 | uint32('d')<<24
+	keyAUID = uint32('a') | uint32('u')<<8 | uint32('i')<<16 | uint32('d')<<24
+	keyEGID = uint32('e') | uint32('g')<<8 | uint32('i')<<16 | uint32('d')<<24
+	keyRGID = uint32('r') | uint32('g')<<8 | uint32('i')<<16 | uint32('d')<<24
+	keyASID = uint32('a') | uint32('s')<<8 | uint32('i')<<16 | uint32('d')<<24
+)
+
 // tokenObject is the fast path for an audit token object as eslogger writes
 // it: {"key": integer, ...} with ", " or "," between members, every key one
 // of the eight token fields, every value an integer that fits uint32. b[i] is
@@ -809,16 +821,23 @@ func tokenObject(b []byte, i int, t *token) (end int, ok bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
+		// The key ends at the first quote, within 16 bytes; a backslash
+		// first, or no quote there, is not this fast path's input.
 		ks := i + 1
-		i = ks
-		for i < len(b) && i-ks <= 10 && b[i] != '"' && b[i] != '\\' {
-			i++
-		}
-		if i >= len(b) || b[i] != '"' {
+		if ks+16 > len(b) {
 			return 0, false
 		}
-		key := b[ks:i]
-		i++
+		k := 16
+		if x := binary.LittleEndian.Uint64(b[ks:]); zeroMask(x^quotes)|zeroMask(x^backslashes) != 0 {
+			k = bits.TrailingZeros64(zeroMask(x^quotes)|zeroMask(x^backslashes)) >> 3
+		} else if x := binary.LittleEndian.Uint64(b[ks+8:]); zeroMask(x^quotes)|zeroMask(x^backslashes) != 0 {
+			k = 8 + bits.TrailingZeros64(zeroMask(x^quotes)|zeroMask(x^backslashes))>>3
+		}
+		if k == 16 || b[ks+k] != '"' {
+			return 0, false
+		}
+		key := b[ks : ks+k]
+		i = ks + k + 1
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
 		}
@@ -835,18 +854,30 @@ func tokenObject(b []byte, i int, t *token) (end int, ok bool) {
 		if i == ds || i >= len(b) || x > 1<<32-1 || b[i]-'0' <= 9 {
 			return 0, false
 		}
-		switch string(key) {
-		case "pid":
+		// The eight keys by length and, for the 4-byte ones, as one word.
+		switch len(key) {
+		case 3:
+			if key[0] != 'p' || key[1] != 'i' || key[2] != 'd' {
+				return 0, false
+			}
 			r.pid = int32(uint32(x))
-		case "pidversion":
+		case 4:
+			switch binary.LittleEndian.Uint32(key) {
+			case keyEUID:
+				r.euid = uint32(x)
+			case keyRUID:
+				r.ruid = uint32(x)
+			case keyEGID:
+				r.egid = uint32(x)
+			case keyAUID, keyASID, keyRGID:
+			default:
+				return 0, false
+			}
+		case 10:
+			if string(key) != "pidversion" {
+				return 0, false
+			}
 			r.pidversion = uint32(x)
-		case "euid":
-			r.euid = uint32(x)
-		case "ruid":
-			r.ruid = uint32(x)
-		case "egid":
-			r.egid = uint32(x)
-		case "auid", "asid", "rgid":
 		default:
 			return 0, false
 		}

@@ -666,3 +666,26 @@ func BenchmarkParseEncodingJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseDemo measures the scanner on the demo recording, the input
+// of fwbench's pipeline and kafka rows.
+func BenchmarkParseDemo(b *testing.B) {
+	var lines [][]byte
+	total := 0
+	for _, l := range readLines(b, "../../cmd/fileward/demo/eslogger-demo.ndjson") {
+		lines = append(lines, l)
+		total += len(l) + 1
+	}
+	p := NewParser()
+	var ev schema.Event
+	b.SetBytes(int64(total / len(lines)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := selfCPU(b)
+	for i := 0; i < b.N; i++ {
+		if _, err := p.Parse(lines[i%len(lines)], &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((selfCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/line")
+}

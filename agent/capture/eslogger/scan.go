@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -102,9 +103,12 @@ func (s *scanner) null() bool {
 func (s *scanner) nextKey(n int) (key []byte, ok bool) {
 	b := s.b
 	var start int
-	// eslogger writes `, "` between members and `{"` at the start.
+	// eslogger writes `, "` (pretty) or `,"` (compact, as macOS's eslogger
+	// does) between members and `{"` at the start.
 	if i := s.i; n > 0 && i+2 < len(b) && b[i] == ',' && b[i+1] == ' ' && b[i+2] == '"' {
 		start = i + 3
+	} else if n > 0 && i+1 < len(b) && b[i] == ',' && b[i+1] == '"' {
+		start = i + 2
 	} else if n == 0 && i < len(b) && b[i] == '"' {
 		start = i + 1
 	} else if start, ok = s.keyStart(n); !ok {
@@ -311,61 +315,90 @@ func hex4(b []byte) rune {
 	return r
 }
 
-// unescape decodes the JSON escapes of v (the bytes between the quotes) into dst.
+// unescape decodes the JSON escapes of v (the bytes between the quotes) into
+// dst. The decoded form is never longer than v (an escape of 2, 6 or 12 bytes
+// becomes 1 to 4), so it writes into dst's spare room at once: runs without a
+// backslash 8 bytes at a time (eslogger escapes every '/' of a path, so runs
+// are short and a call per run would cost more than the run).
 func unescape(dst, v []byte) ([]byte, bool) {
-	for len(v) > 0 {
-		j := bytes.IndexByte(v, '\\')
-		if j < 0 {
-			return append(dst, v...), true
-		}
-		dst = append(dst, v[:j]...)
-		v = v[j:]
-		if len(v) < 2 {
-			return dst, false
-		}
-		switch v[1] {
-		case '"', '\\', '/':
-			dst = append(dst, v[1])
-			v = v[2:]
-		case 'b':
-			dst = append(dst, '\b')
-			v = v[2:]
-		case 'f':
-			dst = append(dst, '\f')
-			v = v[2:]
-		case 'n':
-			dst = append(dst, '\n')
-			v = v[2:]
-		case 'r':
-			dst = append(dst, '\r')
-			v = v[2:]
-		case 't':
-			dst = append(dst, '\t')
-			v = v[2:]
-		case 'u':
-			r := hex4(v[2:])
-			if r < 0 {
-				return dst, false
+	n := len(dst)
+	dst = slices.Grow(dst, len(v))
+	out := dst[n : n+len(v)]
+	i, k := 0, 0
+	for {
+		// k <= i always, so out[k:k+8] is inside out whenever v[i:i+8] is in v.
+		for i+8 <= len(v) {
+			w := binary.LittleEndian.Uint64(v[i:])
+			binary.LittleEndian.PutUint64(out[k:], w)
+			if m := zeroMask(w ^ backslashes); m != 0 {
+				j := bits.TrailingZeros64(m) >> 3
+				i += j
+				k += j
+				break
 			}
-			v = v[6:]
+			i += 8
+			k += 8
+		}
+		for i < len(v) && v[i] != '\\' {
+			out[k] = v[i]
+			i++
+			k++
+		}
+		if i == len(v) {
+			return dst[:n+k], true
+		}
+		if i+1 >= len(v) {
+			return dst[:n+k], false
+		}
+		switch c := v[i+1]; c {
+		case '"', '\\', '/':
+			out[k] = c
+			k++
+			i += 2
+		case 'b':
+			out[k] = '\b'
+			k++
+			i += 2
+		case 'f':
+			out[k] = '\f'
+			k++
+			i += 2
+		case 'n':
+			out[k] = '\n'
+			k++
+			i += 2
+		case 'r':
+			out[k] = '\r'
+			k++
+			i += 2
+		case 't':
+			out[k] = '\t'
+			k++
+			i += 2
+		case 'u':
+			r := hex4(v[i+2:])
+			if r < 0 {
+				return dst[:n+k], false
+			}
+			i += 6
 			if utf16.IsSurrogate(r) {
 				r2 := rune(-1)
-				if len(v) >= 6 && v[0] == '\\' && v[1] == 'u' {
-					r2 = hex4(v[2:])
+				if len(v)-i >= 6 && v[i] == '\\' && v[i+1] == 'u' {
+					r2 = hex4(v[i+2:])
 				}
 				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-					v = v[6:]
+					i += 6
 					r = d
 				} else {
 					r = utf8.RuneError
 				}
 			}
-			dst = utf8.AppendRune(dst, r)
+			// At most 3 bytes for the 6 read, 4 for a pair's 12.
+			k += utf8.EncodeRune(out[k:], r)
 		default:
-			return dst, false
+			return dst[:n+k], false
 		}
 	}
-	return dst, true
 }
 
 // skipValue skips any JSON value. Strings are jumped with stringEnd, flat

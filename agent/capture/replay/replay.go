@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
@@ -44,6 +45,9 @@ type Options struct {
 type Source struct {
 	o   Options
 	log *slog.Logger
+	// window is the mapped reader's window in bytes (0: mapWindow); tests
+	// set a small one.
+	window int
 }
 
 // New checks the options and that the file can be read.
@@ -118,23 +122,39 @@ func (s *Source) parser() func(line []byte, ev *schema.Event) (bool, error) {
 }
 
 func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bool, error), seq *uint64, start time.Time,
-	out *capture.Ring, drops *capture.Drops, lastWarn *time.Time) (int, error) {
+	out *capture.Ring, drops *capture.Drops, lastWarn *time.Time) (mapped int, err error) {
 	f, err := os.Open(s.o.Path)
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
+	var r lineReader
+	if m, merr := newMapReader(f, s.window); merr == nil {
+		defer m.Close()
+		// A file that shrinks under the mapping faults on the lost pages:
+		// an error for this pass, not a crash of the agent.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if v := recover(); v != nil {
+				if _, fault := v.(interface{ Addr() uintptr }); !fault {
+					panic(v)
+				}
+				err = fmt.Errorf("replay: read %s: %w", s.o.Path, errShrunk)
+			}
+		}()
+		r = m
+	} else {
+		r = bufLines{bufio.NewReaderSize(f, 1<<20)}
+	}
 	var ev schema.Event
 	var long []byte
-	mapped := 0
 	for lineNo := 1; ; lineNo++ {
-		line, err := r.ReadSlice('\n')
+		line, err := r.ReadSlice()
 		overlong := false
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long[:0], line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.ReadSlice('\n')
+				line, err = r.ReadSlice()
 				if !overlong {
 					long = append(long, line...)
 					overlong = len(long) > s.o.MaxLine+1
@@ -194,6 +214,20 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 		}
 	}
 }
+
+// lineReader is bufio.Reader.ReadSlice('\n')'s contract, which mapReader
+// also keeps.
+type lineReader interface {
+	ReadSlice() ([]byte, error)
+}
+
+// bufLines reads a file that cannot be mapped (a pipe, an empty file).
+type bufLines struct{ *bufio.Reader }
+
+func (b bufLines) ReadSlice() ([]byte, error) { return b.Reader.ReadSlice('\n') }
+
+// errShrunk: the input file lost bytes while it was replayed.
+var errShrunk = errors.New("the file shrank while it was replayed")
 
 // pace sleeps until event n is due at rate events/s after start.
 func pace(ctx context.Context, start time.Time, n uint64, rate float64) error {

@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -194,22 +195,25 @@ func TestReplayMaxLine(t *testing.T) {
 		{"past the buffer", 3 << 20, 1 << 20, 1},
 		{"under the limit", 10000, 64 << 10, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := allFixtures(t, pad(tc.padding))
-			src, err := New(Options{Path: path, Format: "eslogger", MaxLine: tc.max})
-			if err != nil {
-				t.Fatal(err)
-			}
-			drops := &capture.Drops{}
-			ring := capture.NewRing(1000, drops)
-			if err := src.Run(context.Background(), ring, drops); err != nil {
-				t.Fatal(err)
-			}
-			n := len(drain(ring))
-			if m := drops.Load(schema.LossMalformed); m != tc.malformed || uint64(n) != 39-tc.malformed {
-				t.Fatalf("%d events, %d malformed; want %d, %d", n, m, 39-tc.malformed, tc.malformed)
-			}
-		})
+		for _, window := range []int{0, 8192} {
+			t.Run(fmt.Sprintf("%s/window %d", tc.name, window), func(t *testing.T) {
+				path := allFixtures(t, pad(tc.padding))
+				src, err := New(Options{Path: path, Format: "eslogger", MaxLine: tc.max})
+				if err != nil {
+					t.Fatal(err)
+				}
+				src.window = window
+				drops := &capture.Drops{}
+				ring := capture.NewRing(1000, drops)
+				if err := src.Run(context.Background(), ring, drops); err != nil {
+					t.Fatal(err)
+				}
+				n := len(drain(ring))
+				if m := drops.Load(schema.LossMalformed); m != tc.malformed || uint64(n) != 39-tc.malformed {
+					t.Fatalf("%d events, %d malformed; want %d, %d", n, m, 39-tc.malformed, tc.malformed)
+				}
+			})
+		}
 	}
 }
 
