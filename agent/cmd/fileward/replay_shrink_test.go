@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/internal/testfixtures"
+	"github.com/fileward/fileward/internal/testtool"
 )
 
 // TestRunReplayFileShrinks: a replay input truncated while the agent reads
@@ -43,7 +44,7 @@ sinks:
 metrics: {listen: "127.0.0.1:0"}
 `)
 	cmd := exec.Command(binary, "run", "-c", cfg)
-	var out, errb syncBuffer
+	var out, errb testtool.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
