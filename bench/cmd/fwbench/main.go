@@ -33,7 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var allRows = []string{"encode", "pipeline", "spool", "kafka", "peer", "elasticsearch", "esfaults", "collector", "capture", "capture_ebpf", "memory", "spoolcodec"}
+var allRows = []string{"encode", "pipeline", "spool", "kafka", "peer", "elasticsearch", "esfaults", "collector", "capture", "capture_ebpf", "memory", "spoolcodec", "drain"}
 
 type harness struct {
 	root             string // module root
@@ -149,7 +149,7 @@ func run() int {
 	funcs := map[string]func(context.Context) ([]Result, error){
 		"encode": h.rowEncode, "pipeline": h.rowPipeline, "spool": h.rowSpool, "kafka": h.rowKafka,
 		"peer": h.rowPeer, "elasticsearch": h.rowElasticsearch, "esfaults": h.rowElasticsearchFaults, "capture": h.rowCapture, "capture_ebpf": h.rowCaptureEBPF, "memory": h.rowMemory,
-		"collector": h.rowCollector, "spoolcodec": h.rowSpoolCodec,
+		"collector": h.rowCollector, "spoolcodec": h.rowSpoolCodec, "drain": h.rowDrain,
 	}
 	for _, name := range allRows {
 		if !slices.Contains(want, name) {
