@@ -86,6 +86,7 @@ func variedDocs(docs [][]byte) [][]byte {
 //     (getrusage of this process around each loop);
 //   - end to end, per codec: the agent (replay → spool → Kafka sink) on a
 //     fresh broker, events/s, against none in the same run;
+//
 // The backlog drain is its own row (rowDrain).
 func (h *harness) rowSpoolCodec(ctx context.Context) ([]Result, error) {
 	def := config.Default().Spool.Compression
