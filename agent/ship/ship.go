@@ -237,8 +237,21 @@ func (s *Shipper) Run(ctx context.Context) error {
 			return nil
 		}
 		ready := w.Ready()
-		if err := s.ackDone(w, r, bufs); err != nil {
-			return err
+		end, acked := s.popDone(w, bufs)
+		if ahead != nil && !w.Full() {
+			// Hand the sink the record read ahead before persisting the
+			// cursor (an fsync, once per interval), so that the sink is
+			// not idle meanwhile.
+			b := *ahead
+			ahead = nil
+			if err := w.Submit(jobCtx, b); err != nil {
+				return nil // ctx ended
+			}
+		}
+		if acked {
+			if err := s.ackTo(r, end); err != nil {
+				return err
+			}
 		}
 		if w.Full() {
 			if ahead == nil && r.Next() {
@@ -370,12 +383,15 @@ func (s *Shipper) prepare(r *spool.Reader, bufs *batchBufs) deliver.Batch {
 		Valid: func() bool { return r.Holds(rec) }}
 }
 
-// ackDone moves the cursor past the batches completed in order.
-func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader, bufs *batchBufs) error {
+// popDone takes the batches completed in order out of the window (freeing
+// their places and recycling their memory) and returns the end of the last
+// one whose data is still in the spool: where the cursor may go. ok is
+// false when there is nowhere new to go.
+func (s *Shipper) popDone(w *deliver.Window, bufs *batchBufs) (end spool.Position, ok bool) {
 	for {
-		d, ok := w.Next()
-		if !ok {
-			return nil
+		d, more := w.Next()
+		if !more {
+			return end, ok
 		}
 		t := d.Tag.(tag)
 		bufs.put(t)
@@ -384,14 +400,21 @@ func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader, bufs *batchBufs) e
 			// the reader has moved on to the oldest remaining data.
 			continue
 		}
-		if err := r.AckTo(t.end); err != nil {
-			if errors.Is(err, spool.ErrClosed) {
-				return fmt.Errorf("ship %s: %w", s.o.Name, err)
-			}
-			s.errs.WithLabelValues("cursor").Inc()
-			s.log.Error("ship: persist cursor", "err", err)
-		}
+		end, ok = t.end, true
 	}
+}
+
+// ackTo moves the cursor to end, past batches every event of which was
+// acknowledged or dead-lettered (popDone).
+func (s *Shipper) ackTo(r *spool.Reader, end spool.Position) error {
+	if err := r.AckTo(end); err != nil {
+		if errors.Is(err, spool.ErrClosed) {
+			return fmt.Errorf("ship %s: %w", s.o.Name, err)
+		}
+		s.errs.WithLabelValues("cursor").Inc()
+		s.log.Error("ship: persist cursor", "err", err)
+	}
+	return nil
 }
 
 // sleep waits out the next interval of the shipper's own backoff (spool

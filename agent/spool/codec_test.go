@@ -479,3 +479,111 @@ func TestDecode(t *testing.T) {
 		t.Errorf("codecName(7) = %q", got)
 	}
 }
+
+// TestCompressAbove: with CompressAbove, records are stored uncompressed
+// while the slowest cursor's backlog is within the threshold (a sink that
+// keeps up), and compressed once it is above (a sink behind); every record
+// reads back exactly as appended, whatever it was stored as.
+func TestCompressAbove(t *testing.T) {
+	for _, name := range []string{CompressionLZ4, CompressionZstd} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := codecOpts(dir, name)
+			o.SegmentBytes = 1 << 20 // one segment: acknowledged records stay to be inspected
+			const per = 40
+			size := int64(len(jsonPayload(0, per)))
+			o.CompressAbove = 3 * size
+			s := mustOpen(t, o)
+			r, err := s.Reader("sink")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq := uint64(0)
+			appendOne := func() {
+				t.Helper()
+				if err := s.Append(context.Background(), jsonPayload(seq, per), per); err != nil {
+					t.Fatal(err)
+				}
+				seq += per
+			}
+			check := func(rec Record) {
+				t.Helper()
+				if want := jsonPayload(rec.Seq, rec.Events); !bytes.Equal(rec.Payload, want) {
+					t.Fatalf("record at seq %d differs from what was appended", rec.Seq)
+				}
+			}
+			// The sink keeps up: each record is read and acknowledged
+			// before the next is appended.
+			const keptUp = 10
+			for i := 0; i < keptUp; i++ {
+				appendOne()
+				if !r.Next() {
+					t.Fatalf("record %d: Next: %v", i, r.Err())
+				}
+				check(r.Record())
+				if err := r.Ack(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The sink stops: the backlog grows past the threshold.
+			const behind = 20
+			for i := 0; i < behind; i++ {
+				appendOne()
+			}
+			n := 0
+			for r.Next() {
+				check(r.Record())
+				n++
+			}
+			if r.Err() != nil || n != behind {
+				t.Fatalf("read %d of %d records behind (%v)", n, behind, r.Err())
+			}
+			r.Close()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Inspect(dir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Raw: the records appended while the sink kept up, and those
+			// appended behind while the backlog (records with their
+			// headers) was within 3 payloads: 0, 1 and 2 records.
+			if got, want := rep.Codecs[CompressionNone], keptUp+3; got != want {
+				t.Errorf("uncompressed records = %d, want %d (codecs %v)", got, want, rep.Codecs)
+			}
+			if got, want := rep.Codecs[name], behind-3; got != want {
+				t.Errorf("%s records = %d, want %d (codecs %v)", name, got, want, rep.Codecs)
+			}
+		})
+	}
+}
+
+// TestCompressAboveNoCursor: without a cursor the backlog is every record
+// in the spool.
+func TestCompressAboveNoCursor(t *testing.T) {
+	dir := t.TempDir()
+	o := codecOpts(dir, CompressionZstd)
+	const per = 40
+	o.CompressAbove = 2 * int64(len(jsonPayload(0, per)))
+	s := mustOpen(t, o)
+	for i := 0; i < 10; i++ {
+		if err := s.Append(context.Background(), jsonPayload(uint64(i*per), per), per); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The spool's bytes include the segment header and the record
+	// headers: 0 and 1 records are within 2 payloads, 2 are not.
+	if rep.Codecs[CompressionNone] != 2 || rep.Codecs[CompressionZstd] != 8 {
+		t.Errorf("codecs %v, want 2 none and 8 zstd", rep.Codecs)
+	}
+	got := readAll(t, mustOpen(t, codecOpts(dir, CompressionNone)), "a", per)
+	checkSeq(t, got, 0, 10*per)
+}
