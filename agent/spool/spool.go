@@ -40,17 +40,8 @@ type Options struct {
 	// every codec is read whatever this says. The agent's default comes
 	// from its config (docs/configuration.md).
 	Compression string
-	// CompressAbove, when positive, stores a record uncompressed while the
-	// backlog (the bytes on disk after the slowest cursor's acknowledged
-	// position; every byte when there is no cursor) is at most this many
-	// bytes, and compresses it with Compression only above that: when the
-	// sinks keep up, records are read back within moments and compressing
-	// them buys nothing but CPU; when they fall behind, the backlog is
-	// what the bound in bytes has to hold. 0 compresses every record. The
-	// agent uses DefaultCompressAbove.
-	CompressAbove int64
-	Logger        *slog.Logger          // nil = discard
-	Registerer    prometheus.Registerer // nil = no metrics
+	Logger      *slog.Logger          // nil = discard
+	Registerer  prometheus.Registerer // nil = no metrics
 	// OnDrop is told how many events were dropped because the spool was
 	// full (either policy), the disk was full (ENOSPC) or a batch was larger
 	// than a segment. It is called with the spool's lock held: it must not
@@ -117,14 +108,6 @@ func (o *Options) setDefaults() error {
 		o.OnCorrupt = func(uint64) {}
 	}
 	return nil
-}
-
-// DefaultCompressAbove is the agent's Options.CompressAbove for a spool of
-// maxBytes in segments of segmentBytes: an eighth of the bound, at most
-// eight segments (128 MiB at the defaults, 1 GiB and 16 MiB). A full spool
-// then holds at least 7/8 of what one compressed throughout would.
-func DefaultCompressAbove(maxBytes, segmentBytes int64) int64 {
-	return min(maxBytes/8, 8*segmentBytes)
 }
 
 // Position is a place in the spool: the start of a record, or the end of a
@@ -625,40 +608,12 @@ func (s *Spool) findSeg(idx uint64) *segment {
 // before it is stored; the bound and ErrTooLarge apply to the compressed
 // size, the bytes on disk.
 func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
-	stored, id, release := s.encode(payload)
+	stored, id, release := s.codec.encode(payload)
 	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, _, err := s.appendLocked(stored, id, len(payload), events, false)
 	return err
-}
-
-// encode compresses payload for Append, unless the backlog is within
-// Options.CompressAbove (then it is stored as it is).
-func (s *Spool) encode(payload []byte) (stored []byte, id uint8, release func()) {
-	if s.o.CompressAbove > 0 && s.codec.write != codecNone {
-		s.mu.Lock()
-		small := s.backlogLocked() <= s.o.CompressAbove
-		s.mu.Unlock()
-		if small {
-			return payload, codecNone, func() {}
-		}
-	}
-	return s.codec.encode(payload)
-}
-
-// backlogLocked is the bytes of records after the slowest cursor's
-// acknowledged position, or every record's bytes without a cursor. s.mu is
-// held.
-func (s *Spool) backlogLocked() int64 {
-	if len(s.cursors) == 0 {
-		return s.total
-	}
-	var most int64
-	for _, c := range s.cursors {
-		most = max(most, lagOf(s.segs, s.nextSeq, c.pos).Bytes)
-	}
-	return most
 }
 
 // appendLocked is Append with s.mu held: payload is stored as it is, with

@@ -172,8 +172,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 	a.spool, err = spool.Open(ctx, spool.Options{
 		Dir: filepath.Join(dataDir, "spool"), MaxBytes: int64(sp.MaxBytes), SegmentBytes: int64(sp.SegmentBytes),
 		WhenFull: sp.WhenFull, Fsync: sp.Fsync, FsyncInterval: sp.FsyncInterval.D(), Compression: sp.Compression,
-		CompressAbove: spool.DefaultCompressAbove(int64(sp.MaxBytes), int64(sp.SegmentBytes)),
-		Logger:        log.With("component", "spool"), Registerer: reg,
+		Logger: log.With("component", "spool"), Registerer: reg,
 		OnDrop:    func(n uint64) { a.drops.Add(schema.LossSpoolFull, n) },
 		OnCorrupt: func(n uint64) { a.drops.Add(schema.LossCorrupt, n) },
 		OnReportDropped: func(c spool.LossCounts) {
