@@ -179,7 +179,8 @@ type kafkaAgentFigures struct{ rate, cpuPerM, rssMiB float64 }
 
 // newWriter is the bare kafka.Writer the baselines use: batches of
 // batch.max_events and 1 MiB (issue 15's bare writer), the Kafka sink's
-// 0.1 ms batch timeout (a synchronous caller has nothing to wait for),
+// batch timeout (fwkafka.BatchTimeout: a synchronous caller has nothing to
+// wait for),
 // acks all, hash balancer, one attempt. The sink, when it compresses,
 // lets a spool batch's message overhead past the 1 MiB (sinks/kafka
 // writerBatchBytes); the bare writer keeps the issue's 1 MiB batches.
@@ -200,7 +201,7 @@ func newWriter(addr, topic, compression string) (*kafkago.Writer, error) {
 	}
 	return &kafkago.Writer{
 		Addr: kafkago.TCP(addr), Topic: topic, Balancer: &kafkago.Hash{},
-		MaxAttempts: 1, BatchSize: 2048, BatchBytes: 1 << 20, BatchTimeout: 100 * time.Microsecond,
+		MaxAttempts: 1, BatchSize: 2048, BatchBytes: 1 << 20, BatchTimeout: fwkafka.BatchTimeout,
 		RequiredAcks: kafkago.RequireAll, Compression: codec,
 	}, nil
 }
@@ -234,6 +235,7 @@ func kafkaWriterMain(args []string) int {
 	perCall := fs.Int("per-call", 2048, "messages per WriteMessages call")
 	batchBytes := fs.Int64("batch-bytes", 1<<20, "kafka.Writer BatchBytes")
 	headers := fs.Bool("headers", true, "set the sink's three headers on each message")
+	batchTimeout := fs.Duration("batch-timeout", 0, "kafka.Writer BatchTimeout (default: the Kafka sink's)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to FILE")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -245,6 +247,9 @@ func kafkaWriterMain(args []string) int {
 	}
 	w.BatchBytes = *batchBytes
 	w.BatchSize = max(*perCall, 1)
+	if *batchTimeout > 0 {
+		w.BatchTimeout = *batchTimeout
+	}
 	if *cpuprofile != "" {
 		pf, err := os.Create(*cpuprofile)
 		if err != nil {
