@@ -331,8 +331,9 @@ type tag struct {
 	events  []sinks.Event
 }
 
-// batchBufs recycles the payload copies and event slices of completed
-// batches: a batch's events alias its payload, and the window hands a
+// batchBufs recycles the payloads (taken from the reader) and event slices
+// of completed batches, given back to the reader to read into: a batch's
+// events alias its payload, and the window hands a
 // batch back only once every Send of it has returned (sinks keep nothing
 // of a batch after Send), so its memory is free again then.
 type batchBufs struct {
@@ -340,7 +341,7 @@ type batchBufs struct {
 	events   [][]sinks.Event
 }
 
-func (p *batchBufs) get(n int) ([]byte, []sinks.Event) {
+func (p *batchBufs) get() ([]byte, []sinks.Event) {
 	var b []byte
 	var ev []sinks.Event
 	if k := len(p.payloads); k > 0 {
@@ -349,10 +350,7 @@ func (p *batchBufs) get(n int) ([]byte, []sinks.Event) {
 	if k := len(p.events); k > 0 {
 		ev, p.events = p.events[k-1], p.events[:k-1]
 	}
-	if cap(b) < n {
-		b = make([]byte, 0, n)
-	}
-	return b[:n], ev[:0]
+	return b, ev[:0]
 }
 
 // put keeps a few buffers: the window holds at most MaxPending batches.
@@ -366,12 +364,13 @@ func (p *batchBufs) put(t tag) {
 	}
 }
 
-// prepare copies the record r.Next just read (its payload is reused by the
-// next Next) and decodes it into a batch for the window.
+// prepare takes the payload of the record r.Next just read (giving the
+// reader a recycled buffer for the next one) and decodes it into a batch
+// for the window.
 func (s *Shipper) prepare(r *spool.Reader, bufs *batchBufs) deliver.Batch {
 	rec := r.Record()
-	payload, events := bufs.get(len(rec.Payload))
-	copy(payload, rec.Payload)
+	spare, events := bufs.get()
+	payload := r.TakePayload(spare)
 	batch := sinks.Batch{Events: events}
 	if err := sinks.DecodeBatch(payload, &batch); err != nil {
 		s.errs.WithLabelValues("decode").Inc()
