@@ -137,7 +137,7 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 		return nil, fmt.Errorf("%w: %s: raw length %d", errBadPayload, codecName(id), raw)
 	}
 	if cap(*buf) < int(raw) {
-		*buf = make([]byte, raw)
+		*buf = make([]byte, raw, roomy(int(raw)))
 	}
 	var out []byte
 	var err error
@@ -156,3 +156,9 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 	}
 	return out, nil
 }
+
+// roomy is the capacity to allocate for n bytes of a record: a quarter
+// more, so that a buffer passed on from record to record (Reader.TakePayload)
+// also fits the next one, whose size differs by a few bytes, instead of
+// being allocated again.
+func roomy(n int) int { return n + n/4 }

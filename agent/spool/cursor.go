@@ -358,7 +358,7 @@ func (r *Reader) read(seg uint64, version uint8, limit int64) bool {
 		return corrupt(errBadLength)
 	}
 	if cap(r.buf) < int(h.length) {
-		r.buf = make([]byte, h.length)
+		r.buf = make([]byte, h.length, roomy(int(h.length)))
 	}
 	p := r.buf[:h.length]
 	if _, err := r.f.ReadAt(p, off+hlen); err != nil {
