@@ -146,7 +146,13 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 		n, err = lz4.UncompressBlock(stored, (*buf)[:raw])
 		out = (*buf)[:max(n, 0)]
 	} else {
-		out, err = c.dec.DecodeAll(stored, (*buf)[:0:raw])
+		full := (*buf)[:cap(*buf)]
+		out, err = c.dec.DecodeAll(stored, full[:0:raw]) // at most raw bytes
+		if err == nil && len(out) > 0 && &out[0] == &full[0] {
+			// The same bytes with the buffer's whole capacity, so that a
+			// payload passed back (Reader.TakePayload) keeps its room.
+			out = full[:len(out)]
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBadPayload, codecName(id), err)

@@ -539,3 +539,47 @@ func TestTakePayload(t *testing.T) {
 		})
 	}
 }
+
+// TestTakePayloadKeepsRoom: a payload taken from the reader keeps the room
+// of the buffer it was read into, so that given back as the spare it
+// holds a slightly larger record without a new allocation.
+func TestTakePayloadKeepsRoom(t *testing.T) {
+	for _, name := range codecNames {
+		t.Run(name, func(t *testing.T) {
+			s := mustOpen(t, codecOpts(t.TempDir(), name))
+			defer s.Close()
+			seq := uint64(0)
+			for _, per := range []int{100, 101, 102, 103, 104} { // each record a little larger
+				if err := s.Append(context.Background(), jsonPayload(seq, per), per); err != nil {
+					t.Fatal(err)
+				}
+				seq += uint64(per)
+			}
+			r, err := s.Reader("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			// given is the buffer the reader got at the last TakePayload:
+			// from the third record on, one the reader allocated itself
+			// and handed out with an earlier, smaller record.
+			var given, prev []byte
+			for i := 0; r.Next(); i++ {
+				p := r.TakePayload(prev)
+				if want := jsonPayload(r.Record().Seq, r.Record().Events); !bytes.Equal(p, want) {
+					t.Fatalf("record %d differs from what was appended", i)
+				}
+				if i >= 2 && &p[:1][0] != &given[:1][0] {
+					t.Errorf("record %d (%d bytes): read into a new buffer, not into the spare of %d bytes", i, len(p), cap(given))
+				}
+				if cap(p) < len(p)+len(p)/8 {
+					t.Errorf("record %d: payload of %d bytes has room for %d only", i, len(p), cap(p))
+				}
+				given, prev = prev, p[:0]
+			}
+			if r.Err() != nil {
+				t.Fatal(r.Err())
+			}
+		})
+	}
+}
