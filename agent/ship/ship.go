@@ -237,8 +237,21 @@ func (s *Shipper) Run(ctx context.Context) error {
 			return nil
 		}
 		ready := w.Ready()
-		if err := s.ackDone(w, r, bufs); err != nil {
-			return err
+		end, acked := s.popDone(w, bufs)
+		if ahead != nil && !w.Full() {
+			// Hand the sink the record read ahead before persisting the
+			// cursor (an fsync, once per interval), so that the sink is
+			// not idle meanwhile.
+			b := *ahead
+			ahead = nil
+			if err := w.Submit(jobCtx, b); err != nil {
+				return nil // ctx ended
+			}
+		}
+		if acked {
+			if err := s.ackTo(r, end); err != nil {
+				return err
+			}
 		}
 		if w.Full() {
 			if ahead == nil && r.Next() {
@@ -318,8 +331,9 @@ type tag struct {
 	events  []sinks.Event
 }
 
-// batchBufs recycles the payload copies and event slices of completed
-// batches: a batch's events alias its payload, and the window hands a
+// batchBufs recycles the payloads (taken from the reader) and event slices
+// of completed batches, given back to the reader to read into: a batch's
+// events alias its payload, and the window hands a
 // batch back only once every Send of it has returned (sinks keep nothing
 // of a batch after Send), so its memory is free again then.
 type batchBufs struct {
@@ -327,7 +341,7 @@ type batchBufs struct {
 	events   [][]sinks.Event
 }
 
-func (p *batchBufs) get(n int) ([]byte, []sinks.Event) {
+func (p *batchBufs) get() ([]byte, []sinks.Event) {
 	var b []byte
 	var ev []sinks.Event
 	if k := len(p.payloads); k > 0 {
@@ -336,10 +350,7 @@ func (p *batchBufs) get(n int) ([]byte, []sinks.Event) {
 	if k := len(p.events); k > 0 {
 		ev, p.events = p.events[k-1], p.events[:k-1]
 	}
-	if cap(b) < n {
-		b = make([]byte, 0, n)
-	}
-	return b[:n], ev[:0]
+	return b, ev[:0]
 }
 
 // put keeps a few buffers: the window holds at most MaxPending batches.
@@ -353,12 +364,13 @@ func (p *batchBufs) put(t tag) {
 	}
 }
 
-// prepare copies the record r.Next just read (its payload is reused by the
-// next Next) and decodes it into a batch for the window.
+// prepare takes the payload of the record r.Next just read (giving the
+// reader a recycled buffer for the next one) and decodes it into a batch
+// for the window.
 func (s *Shipper) prepare(r *spool.Reader, bufs *batchBufs) deliver.Batch {
 	rec := r.Record()
-	payload, events := bufs.get(len(rec.Payload))
-	copy(payload, rec.Payload)
+	spare, events := bufs.get()
+	payload := r.TakePayload(spare)
 	batch := sinks.Batch{Events: events}
 	if err := sinks.DecodeBatch(payload, &batch); err != nil {
 		s.errs.WithLabelValues("decode").Inc()
@@ -370,12 +382,15 @@ func (s *Shipper) prepare(r *spool.Reader, bufs *batchBufs) deliver.Batch {
 		Valid: func() bool { return r.Holds(rec) }}
 }
 
-// ackDone moves the cursor past the batches completed in order.
-func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader, bufs *batchBufs) error {
+// popDone takes the batches completed in order out of the window (freeing
+// their places and recycling their memory) and returns the end of the last
+// one whose data is still in the spool: where the cursor may go. ok is
+// false when there is nowhere new to go.
+func (s *Shipper) popDone(w *deliver.Window, bufs *batchBufs) (end spool.Position, ok bool) {
 	for {
-		d, ok := w.Next()
-		if !ok {
-			return nil
+		d, more := w.Next()
+		if !more {
+			return end, ok
 		}
 		t := d.Tag.(tag)
 		bufs.put(t)
@@ -384,14 +399,21 @@ func (s *Shipper) ackDone(w *deliver.Window, r *spool.Reader, bufs *batchBufs) e
 			// the reader has moved on to the oldest remaining data.
 			continue
 		}
-		if err := r.AckTo(t.end); err != nil {
-			if errors.Is(err, spool.ErrClosed) {
-				return fmt.Errorf("ship %s: %w", s.o.Name, err)
-			}
-			s.errs.WithLabelValues("cursor").Inc()
-			s.log.Error("ship: persist cursor", "err", err)
-		}
+		end, ok = t.end, true
 	}
+}
+
+// ackTo moves the cursor to end, past batches every event of which was
+// acknowledged or dead-lettered (popDone).
+func (s *Shipper) ackTo(r *spool.Reader, end spool.Position) error {
+	if err := r.AckTo(end); err != nil {
+		if errors.Is(err, spool.ErrClosed) {
+			return fmt.Errorf("ship %s: %w", s.o.Name, err)
+		}
+		s.errs.WithLabelValues("cursor").Inc()
+		s.log.Error("ship: persist cursor", "err", err)
+	}
+	return nil
 }
 
 // sleep waits out the next interval of the shipper's own backoff (spool

@@ -137,7 +137,7 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 		return nil, fmt.Errorf("%w: %s: raw length %d", errBadPayload, codecName(id), raw)
 	}
 	if cap(*buf) < int(raw) {
-		*buf = make([]byte, raw)
+		*buf = make([]byte, raw, roomy(int(raw)))
 	}
 	var out []byte
 	var err error
@@ -146,7 +146,13 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 		n, err = lz4.UncompressBlock(stored, (*buf)[:raw])
 		out = (*buf)[:max(n, 0)]
 	} else {
-		out, err = c.dec.DecodeAll(stored, (*buf)[:0:raw])
+		full := (*buf)[:cap(*buf)]
+		out, err = c.dec.DecodeAll(stored, full[:0:raw]) // at most raw bytes
+		if err == nil && len(out) > 0 && &out[0] == &full[0] {
+			// The same bytes with the buffer's whole capacity, so that a
+			// payload passed back (Reader.TakePayload) keeps its room.
+			out = full[:len(out)]
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBadPayload, codecName(id), err)
@@ -156,3 +162,9 @@ func (c *codec) decode(id uint8, stored []byte, raw uint32, buf *[]byte) ([]byte
 	}
 	return out, nil
 }
+
+// roomy is the capacity to allocate for n bytes of a record: a quarter
+// more, so that a buffer passed on from record to record (Reader.TakePayload)
+// also fits the next one, whose size differs by a few bytes, instead of
+// being allocated again.
+func roomy(n int) int { return n + n/4 }

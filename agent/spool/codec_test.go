@@ -479,3 +479,107 @@ func TestDecode(t *testing.T) {
 		t.Errorf("codecName(7) = %q", got)
 	}
 }
+
+// TestTakePayload: payloads taken from the reader stay as they were read
+// while the reader goes on (into the spare buffers it is given, recycled
+// ones included), with every codec.
+func TestTakePayload(t *testing.T) {
+	for _, name := range codecNames {
+		t.Run(name, func(t *testing.T) {
+			s := mustOpen(t, codecOpts(t.TempDir(), name))
+			defer s.Close()
+			const per, records = 30, 40
+			for i := 0; i < records; i++ {
+				if err := s.Append(context.Background(), jsonPayload(uint64(i*per), per), per); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := s.Reader("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if p := r.TakePayload(nil); p != nil {
+				t.Fatalf("TakePayload before Next = %d bytes, want nil", len(p))
+			}
+			type kept struct {
+				seq     uint64
+				events  int
+				payload []byte
+			}
+			var held []kept
+			var free [][]byte
+			for r.Next() {
+				rec := r.Record()
+				var spare []byte
+				if len(held) >= 4 { // give back the oldest payload, as the shipper does
+					spare, free = held[0].payload[:0], append(free, held[0].payload)
+					if want := jsonPayload(held[0].seq, held[0].events); !bytes.Equal(held[0].payload, want) {
+						t.Fatalf("payload of seq %d changed while it was held", held[0].seq)
+					}
+					held = held[1:]
+				}
+				p := r.TakePayload(spare)
+				if !bytes.Equal(p, rec.Payload) {
+					t.Fatalf("TakePayload differs from Record().Payload at seq %d", rec.Seq)
+				}
+				held = append(held, kept{rec.Seq, rec.Events, p})
+			}
+			if r.Err() != nil {
+				t.Fatal(r.Err())
+			}
+			for _, k := range held {
+				if want := jsonPayload(k.seq, k.events); !bytes.Equal(k.payload, want) {
+					t.Fatalf("payload of seq %d changed while it was held", k.seq)
+				}
+			}
+			if got := len(free) + len(held); got != records {
+				t.Fatalf("read %d records, want %d", got, records)
+			}
+		})
+	}
+}
+
+// TestTakePayloadKeepsRoom: a payload taken from the reader keeps the room
+// of the buffer it was read into, so that given back as the spare it
+// holds a slightly larger record without a new allocation.
+func TestTakePayloadKeepsRoom(t *testing.T) {
+	for _, name := range codecNames {
+		t.Run(name, func(t *testing.T) {
+			s := mustOpen(t, codecOpts(t.TempDir(), name))
+			defer s.Close()
+			seq := uint64(0)
+			for _, per := range []int{100, 101, 102, 103, 104} { // each record a little larger
+				if err := s.Append(context.Background(), jsonPayload(seq, per), per); err != nil {
+					t.Fatal(err)
+				}
+				seq += uint64(per)
+			}
+			r, err := s.Reader("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			// given is the buffer the reader got at the last TakePayload:
+			// from the third record on, one the reader allocated itself
+			// and handed out with an earlier, smaller record.
+			var given, prev []byte
+			for i := 0; r.Next(); i++ {
+				p := r.TakePayload(prev)
+				if want := jsonPayload(r.Record().Seq, r.Record().Events); !bytes.Equal(p, want) {
+					t.Fatalf("record %d differs from what was appended", i)
+				}
+				if i >= 2 && &p[:1][0] != &given[:1][0] {
+					t.Errorf("record %d (%d bytes): read into a new buffer, not into the spare of %d bytes", i, len(p), cap(given))
+				}
+				if cap(p) < len(p)+len(p)/8 {
+					t.Errorf("record %d: payload of %d bytes has room for %d only", i, len(p), cap(p))
+				}
+				given, prev = prev, p[:0]
+			}
+			if r.Err() != nil {
+				t.Fatal(r.Err())
+			}
+		})
+	}
+}

@@ -233,6 +233,9 @@ type Reader struct {
 	fseg uint64
 	buf  []byte
 	raw  []byte // decompressed payloads
+	// inRaw: the current record's payload is in raw (it was compressed),
+	// not in buf.
+	inRaw bool
 
 	dirty       bool // acknowledged but not persisted
 	lastPersist time.Time
@@ -355,7 +358,7 @@ func (r *Reader) read(seg uint64, version uint8, limit int64) bool {
 		return corrupt(errBadLength)
 	}
 	if cap(r.buf) < int(h.length) {
-		r.buf = make([]byte, h.length)
+		r.buf = make([]byte, h.length, roomy(int(h.length)))
 	}
 	p := r.buf[:h.length]
 	if _, err := r.f.ReadAt(p, off+hlen); err != nil {
@@ -368,6 +371,7 @@ func (r *Reader) read(seg uint64, version uint8, limit int64) bool {
 	if err != nil {
 		return corrupt(err)
 	}
+	r.inRaw = h.codec != codecNone
 	end := Position{seg, off + hlen + int64(h.length), h.seq + uint64(h.events)}
 	r.rec = Record{Payload: p, Events: int(h.events), Seq: h.seq, Time: time.Unix(0, h.time),
 		Pos: Position{seg, off, h.seq}, End: end}
@@ -378,6 +382,25 @@ func (r *Reader) read(seg uint64, version uint8, limit int64) bool {
 
 // Record returns the record read by the last successful Next.
 func (r *Reader) Record() Record { return r.rec }
+
+// TakePayload hands the caller the payload of the record read by the last
+// successful Next, to keep past the next call to Next (Record's Payload
+// is the same bytes), and gives the reader spare (nil is allowed) as the
+// memory to read the next record into. It saves the copy a caller that
+// keeps several records would otherwise make. Without a record it returns
+// nil and keeps spare.
+func (r *Reader) TakePayload(spare []byte) []byte {
+	if !r.have {
+		return nil
+	}
+	p := r.rec.Payload
+	if r.inRaw {
+		r.raw = spare[:0]
+	} else {
+		r.buf = spare[:0]
+	}
+	return p
+}
 
 // Err returns the error that stopped Next: ErrClosed, a *CorruptionError
 // (call SkipDamaged to go on), or an I/O error.

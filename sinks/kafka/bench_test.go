@@ -105,7 +105,7 @@ func newBareWriter(c *kfake.Cluster, evs []sinks.Event) (*kafkago.Writer, []kafk
 		MaxAttempts:  1,
 		BatchSize:    benchBatch,
 		BatchBytes:   1 << 20,
-		BatchTimeout: batchTimeout,
+		BatchTimeout: BatchTimeout,
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
 		RequiredAcks: kafkago.RequireAll,

@@ -46,7 +46,7 @@ func TestNewDefaults(t *testing.T) {
 			if s.maxMessage != c.maxMessage || w.BatchBytes != c.writerBytes {
 				t.Errorf("message limit %d (writer %d), want %d (writer %d)", s.maxMessage, w.BatchBytes, c.maxMessage, c.writerBytes)
 			}
-			if w.MaxAttempts != 1 || w.Async || w.BatchTimeout != batchTimeout {
+			if w.MaxAttempts != 1 || w.Async || w.BatchTimeout != BatchTimeout {
 				t.Errorf("writer attempts %d async %v batch timeout %v: the shipper owns retries and Send waits", w.MaxAttempts, w.Async, w.BatchTimeout)
 			}
 			if got := compressionName(w.Compression); got != c.compression {

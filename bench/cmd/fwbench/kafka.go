@@ -179,7 +179,8 @@ type kafkaAgentFigures struct{ rate, cpuPerM, rssMiB float64 }
 
 // newWriter is the bare kafka.Writer the baselines use: batches of
 // batch.max_events and 1 MiB (issue 15's bare writer), the Kafka sink's
-// 0.1 ms batch timeout (a synchronous caller has nothing to wait for),
+// batch timeout (fwkafka.BatchTimeout: a synchronous caller has nothing to
+// wait for),
 // acks all, hash balancer, one attempt. The sink, when it compresses,
 // lets a spool batch's message overhead past the 1 MiB (sinks/kafka
 // writerBatchBytes); the bare writer keeps the issue's 1 MiB batches.
@@ -200,7 +201,7 @@ func newWriter(addr, topic, compression string) (*kafkago.Writer, error) {
 	}
 	return &kafkago.Writer{
 		Addr: kafkago.TCP(addr), Topic: topic, Balancer: &kafkago.Hash{},
-		MaxAttempts: 1, BatchSize: 2048, BatchBytes: 1 << 20, BatchTimeout: 100 * time.Microsecond,
+		MaxAttempts: 1, BatchSize: 2048, BatchBytes: 1 << 20, BatchTimeout: fwkafka.BatchTimeout,
 		RequiredAcks: kafkago.RequireAll, Compression: codec,
 	}, nil
 }
@@ -234,6 +235,7 @@ func kafkaWriterMain(args []string) int {
 	perCall := fs.Int("per-call", 2048, "messages per WriteMessages call")
 	batchBytes := fs.Int64("batch-bytes", 1<<20, "kafka.Writer BatchBytes")
 	headers := fs.Bool("headers", true, "set the sink's three headers on each message")
+	batchTimeout := fs.Duration("batch-timeout", 0, "kafka.Writer BatchTimeout (default: the Kafka sink's)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to FILE")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -245,6 +247,9 @@ func kafkaWriterMain(args []string) int {
 	}
 	w.BatchBytes = *batchBytes
 	w.BatchSize = max(*perCall, 1)
+	if *batchTimeout > 0 {
+		w.BatchTimeout = *batchTimeout
+	}
 	if *cpuprofile != "" {
 		pf, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -348,9 +353,9 @@ func (k kafkaRun) agentCPUPerM() float64 { return k.perM(k.agent.CPU, k.n) }
 // per 1M events from each child's rusage, and peak RSS. It does so twice:
 // with the eslogger recording's documents (~1.6 KB) and with the smallest
 // documents the agent writes (open events without stat or code signing,
-// ~1.1 KB). Then it compares the Kafka sink's Send loop with a bare
-// Writer loop in this process on the same in-memory batches (issue 4's
-// sink figure).
+// ~1.1 KB), in kafkaRounds alternating rounds whose medians it reports.
+// Then it compares the Kafka sink's Send loop with a bare Writer loop in
+// this process on the same in-memory batches (issue 4's sink figure).
 func (h *harness) rowKafka(ctx context.Context) ([]Result, error) {
 	n := h.kafkaEvents()
 	esl, err := h.eslInput(n)
@@ -361,12 +366,6 @@ func (h *harness) rowKafka(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	big, err := h.kafkaSideBySide(ctx, "kafka", esl, ecs, n)
-	if err != nil {
-		return nil, err
-	}
-	h.kafkaAgent = kafkaAgentFigures{rate: big.agentRate(), cpuPerM: big.agentCPUPerM(), rssMiB: float64(big.agent.MaxRSS) / (1 << 20)}
-
 	eslSmall, err := h.eslSmallInput(n)
 	if err != nil {
 		return nil, err
@@ -375,17 +374,35 @@ func (h *harness) rowKafka(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	small, err := h.kafkaSideBySide(ctx, "kafka-small", eslSmall, ecsSmall, n)
-	if err != nil {
-		return nil, err
+	// On a shared 2-core machine one side-by-side pair moves by a factor
+	// of two from run to run: the figures are medians of alternating
+	// rounds, each round's ratios taken between runs made next to each
+	// other in time.
+	rounds := h.kafkaRounds()
+	var bigs, smalls []kafkaRun
+	for i := 0; i < rounds; i++ {
+		big, err := h.kafkaSideBySide(ctx, "kafka", esl, ecs, n)
+		if err != nil {
+			return nil, err
+		}
+		small, err := h.kafkaSideBySide(ctx, "kafka-small", eslSmall, ecsSmall, n)
+		if err != nil {
+			return nil, err
+		}
+		bigs, smalls = append(bigs, big), append(smalls, small)
 	}
+	big := summarize(bigs)
+	h.kafkaAgent = kafkaAgentFigures{rate: big.rate, cpuPerM: big.cpuPerM, rssMiB: big.rssMiB}
 
-	note := func(k kafkaRun) string {
+	note := func(k kafkaSummary) string {
+		r := k.runs[len(k.runs)-1]
 		s := fmt.Sprintf("%d events, mean ECS document %.0f bytes; compression %s, acks all, kfake BlackholeProduce broker (a fresh child process for each side); "+
-			"%d records on the agent's topic, %d ring_full drops (not in the rate); broker CPU %.1fs (agent) vs %.1fs (bare); wall %.2fs (agent, process start to last record) vs %.2fs (bare)",
-			k.n, k.docBytes, h.kafkaCompression, k.delivered, k.dropped, k.agentBroker.Seconds(), k.bareBroker.Seconds(), k.agentWall.Seconds(), k.bare.Wall.Seconds())
-		if k.agentProfile != "" {
-			s += "; agent CPU profile " + k.agentProfile
+			"median of %d alternating rounds (bare writer, then agent): agent events/s %v, bare %v, ratios %v; "+
+			"last round: %d records on the agent's topic, %d ring_full drops (not in the rate); broker CPU %.1fs (agent) vs %.1fs (bare); wall %.2fs (agent, process start to last record) vs %.2fs (bare)",
+			r.n, r.docBytes, h.kafkaCompression, len(k.runs), fmtRates(k.rates), fmtRates(k.bareRates), fmtRatios(k.rateRatios),
+			r.delivered, r.dropped, r.agentBroker.Seconds(), r.bareBroker.Seconds(), r.agentWall.Seconds(), r.bare.Wall.Seconds())
+		if r.agentProfile != "" {
+			s += "; agent CPU profile (last round) " + r.agentProfile
 		}
 		return s
 	}
@@ -393,17 +410,17 @@ func (h *harness) rowKafka(ctx context.Context) ([]Result, error) {
 	var out []Result
 	for _, x := range []struct {
 		prefix string
-		k      kafkaRun
-	}{{"kafka.agent", big}, {"kafka.agent_small_docs", small}} {
+		k      kafkaSummary
+	}{{"kafka.agent", big}, {"kafka.agent_small_docs", summarize(smalls)}} {
 		k := x.k
-		rate := Result{Name: x.prefix + "_events_per_s", Value: k.agentRate(), Unit: "events/s", Baseline: k.bareRate(), BaselineUnit: "events/s",
-			BaselineName: bareName, Ratio: k.agentRate() / k.bareRate(), RatioMeans: "ours / bare writer", Notes: note(k)}
-		cpu := Result{Name: x.prefix + "_cpu_s_per_1M", Value: k.agentCPUPerM(), Unit: "CPU-s/1M events", Baseline: k.bareCPUPerM(), BaselineUnit: "CPU-s/1M events",
-			BaselineName: bareName, Ratio: k.agent.CPU.Seconds() / k.bare.CPU.Seconds(), RatioMeans: "ours / bare writer",
-			Notes: fmt.Sprintf("agent user %.2fs sys %.2fs (eslogger parsing, ECS encoding, spool write and read, Kafka sink); bare user %.2fs sys %.2fs",
-				k.agent.User.Seconds(), k.agent.Sys.Seconds(), k.bare.User.Seconds(), k.bare.Sys.Seconds())}
-		rss := Result{Name: x.prefix + "_peak_rss", Value: float64(k.agent.MaxRSS) / (1 << 20), Unit: "MiB", Baseline: float64(k.bare.MaxRSS) / (1 << 20),
-			BaselineUnit: "MiB", BaselineName: "bare kafka.Writer loop", Notes: "peak VmHWM of the fileward child (sampled from /proc)"}
+		rate := Result{Name: x.prefix + "_events_per_s", Value: k.rate, Unit: "events/s", Baseline: k.bareRate, BaselineUnit: "events/s",
+			BaselineName: bareName, Ratio: k.rateRatio, RatioMeans: "ours / bare writer (median of the rounds' ratios)", Notes: note(k)}
+		cpu := Result{Name: x.prefix + "_cpu_s_per_1M", Value: k.cpuPerM, Unit: "CPU-s/1M events", Baseline: k.bareCPUPerM, BaselineUnit: "CPU-s/1M events",
+			BaselineName: bareName, Ratio: k.cpuRatio, RatioMeans: "ours / bare writer (median of the rounds' ratios)",
+			Notes: fmt.Sprintf("agent CPU-s per 1M %v, bare %v, ratios %v; last round: agent user %.2fs sys %.2fs (eslogger parsing, ECS encoding, spool write and read, Kafka sink); bare user %.2fs sys %.2fs",
+				fmtRatios(k.cpus), fmtRatios(k.bareCPUs), fmtRatios(k.cpuRatios), k.last().agent.User.Seconds(), k.last().agent.Sys.Seconds(), k.last().bare.User.Seconds(), k.last().bare.Sys.Seconds())}
+		rss := Result{Name: x.prefix + "_peak_rss", Value: k.rssMiB, Unit: "MiB", Baseline: k.bareRSSMiB,
+			BaselineUnit: "MiB", BaselineName: "bare kafka.Writer loop", Notes: "the highest peak VmHWM of the fileward child over the rounds (sampled from /proc)"}
 		rss.apply(Target{"value", "<=", 100})
 		if x.prefix == "kafka.agent" {
 			rate.apply(Target{"ratio", ">=", 0.8})
@@ -421,6 +438,55 @@ func (h *harness) rowKafka(ctx context.Context) ([]Result, error) {
 		return out, err
 	}
 	return append(out, sinkRes), nil
+}
+
+// kafkaRounds is the number of alternating side-by-side rounds of the
+// kafka row: FWBENCH_KAFKA_ROUNDS, default 3 (1 with -smoke).
+func (h *harness) kafkaRounds() int {
+	if h.smoke {
+		return 1
+	}
+	return envOr("FWBENCH_KAFKA_ROUNDS", 3)
+}
+
+// kafkaSummary is the median figures of a kafka row's rounds: each ratio
+// is the median of the rounds' own ratios (agent and bare writer measured
+// next to each other), each value the median of the rounds' values; peak
+// RSS is the highest of any round.
+type kafkaSummary struct {
+	runs                           []kafkaRun
+	rates, bareRates, rateRatios   []float64
+	cpus, bareCPUs, cpuRatios      []float64
+	rate, bareRate, rateRatio      float64
+	cpuPerM, bareCPUPerM, cpuRatio float64
+	rssMiB, bareRSSMiB             float64
+}
+
+func (k kafkaSummary) last() kafkaRun { return k.runs[len(k.runs)-1] }
+
+func summarize(runs []kafkaRun) kafkaSummary {
+	k := kafkaSummary{runs: runs}
+	for _, r := range runs {
+		k.rates = append(k.rates, r.agentRate())
+		k.bareRates = append(k.bareRates, r.bareRate())
+		k.rateRatios = append(k.rateRatios, r.agentRate()/r.bareRate())
+		k.cpus = append(k.cpus, r.agentCPUPerM())
+		k.bareCPUs = append(k.bareCPUs, r.bareCPUPerM())
+		k.cpuRatios = append(k.cpuRatios, r.agent.CPU.Seconds()/r.bare.CPU.Seconds())
+		k.rssMiB = max(k.rssMiB, float64(r.agent.MaxRSS)/(1<<20))
+		k.bareRSSMiB = max(k.bareRSSMiB, float64(r.bare.MaxRSS)/(1<<20))
+	}
+	k.rate, k.bareRate, k.rateRatio = median(k.rates), median(k.bareRates), median(k.rateRatios)
+	k.cpuPerM, k.bareCPUPerM, k.cpuRatio = median(k.cpus), median(k.bareCPUs), median(k.cpuRatios)
+	return k
+}
+
+func fmtRatios(xs []float64) string {
+	var p []string
+	for _, x := range xs {
+		p = append(p, strconv.FormatFloat(x, 'f', 3, 64))
+	}
+	return "[" + strings.Join(p, " ") + "]"
 }
 
 // kafkaSideBySide runs the bare writer on ecs and then the agent on esl

@@ -33,7 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var allRows = []string{"encode", "pipeline", "spool", "kafka", "peer", "elasticsearch", "esfaults", "collector", "capture", "capture_ebpf", "memory", "spoolcodec"}
+var allRows = []string{"encode", "pipeline", "spool", "kafka", "peer", "elasticsearch", "esfaults", "collector", "capture", "capture_ebpf", "memory", "spoolcodec", "drain"}
 
 type harness struct {
 	root             string // module root
@@ -75,7 +75,7 @@ func run() int {
 	work := flag.String("work", "", "scratch directory on the disk under test, relative to the module root; emptied first (default var/bench/work, or var/bench/smoke/work)")
 	keep := flag.Bool("keep", false, "keep the scratch directory")
 	install := flag.Bool("install-peers", true, "apt-get install rsyslog and rsyslog-kafka for the peer row when they are missing (never with -smoke)")
-	profile := flag.String("cpuprofile", "default", "CPU profile of the agent in the pipeline row (\"\" = none; default var/bench/pipeline.cpu.pprof, or under var/bench/smoke/)")
+	profile := flag.String("cpuprofile", "default", "CPU profile of the agent in the pipeline row (\"\" = none; default var/bench/pipeline.cpu.pprof, or under var/bench/smoke/); the kafka and drain rows write theirs beside it (kafka.cpu.pprof, kafka-small.cpu.pprof, drain.cpu.pprof)")
 	gotool := flag.String("go", "", "the go command (default $GO, else go on $PATH)")
 	compression := flag.String("kafka-compression", "lz4", "compression for every Kafka row (the agent, the bare writer and the peers): none|gzip|snappy|lz4|zstd")
 	flag.Parse()
@@ -149,7 +149,7 @@ func run() int {
 	funcs := map[string]func(context.Context) ([]Result, error){
 		"encode": h.rowEncode, "pipeline": h.rowPipeline, "spool": h.rowSpool, "kafka": h.rowKafka,
 		"peer": h.rowPeer, "elasticsearch": h.rowElasticsearch, "esfaults": h.rowElasticsearchFaults, "capture": h.rowCapture, "capture_ebpf": h.rowCaptureEBPF, "memory": h.rowMemory,
-		"collector": h.rowCollector, "spoolcodec": h.rowSpoolCodec,
+		"collector": h.rowCollector, "spoolcodec": h.rowSpoolCodec, "drain": h.rowDrain,
 	}
 	for _, name := range allRows {
 		if !slices.Contains(want, name) {

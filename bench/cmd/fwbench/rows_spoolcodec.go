@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -85,11 +86,8 @@ func variedDocs(docs [][]byte) [][]byte {
 //     (getrusage of this process around each loop);
 //   - end to end, per codec: the agent (replay → spool → Kafka sink) on a
 //     fresh broker, events/s, against none in the same run;
-//   - the backlog drain with the default codec: a spool filled with
-//     (nearly) 1 GiB while the sink was away, then the agent started with
-//     capture adding 20k events/s; the rate at which it delivers until its
-//     lag is back under 2 s of capture, against the bare kafka.Writer on
-//     the same broker.
+//
+// The backlog drain is its own row (rowDrain).
 func (h *harness) rowSpoolCodec(ctx context.Context) ([]Result, error) {
 	def := config.Default().Spool.Compression
 	// The in-process figures use up to 200,000 documents (about 300 MB
@@ -179,14 +177,54 @@ func (h *harness) rowSpoolCodec(ctx context.Context) ([]Result, error) {
 
 	e2e, err := h.kafkaPerCodec(ctx, def)
 	out = append(out, e2e...)
+	return out, err
+}
+
+// rowDrain is the backlog drain of issue 15 (the "drain" row; its figure
+// keeps the name spoolcodec.backlog_drain_events_per_s): a spool filled
+// with the default codec, drained into Kafka while capture adds 20k
+// events/s, against the bare kafka.Writer (see backlogDrain).
+func (h *harness) rowDrain(ctx context.Context) ([]Result, error) {
+	def := config.Default().Spool.Compression
+	n := min(h.kafkaEvents(), 200000)
+	ecs, err := h.ecsInput(ctx, n)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	drain, err := h.backlogDrain(ctx, def, payloads, counts)
+	docs, err := readLines(ecs, n)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	return append(out, drain...), nil
+	varied := variedDocs(docs)
+	payloads, counts, _ := agentBatches(varied)
+	// The baseline ships the very documents of the backlog: the randomized
+	// corpus compresses (lz4, in the Kafka client) at about half the speed
+	// of the harness's repeated ECS input, so a bare writer on that input
+	// would be measured on easier work than the drain.
+	bareIn := filepath.Join(h.work, "drain-ecs.ndjson")
+	if err := writeCycled(bareIn, varied, h.kafkaEvents()); err != nil {
+		return nil, err
+	}
+	defer os.Remove(bareIn)
+	return h.backlogDrain(ctx, def, payloads, counts, bareIn)
+}
+
+// writeCycled writes n NDJSON lines to path: docs, repeated in order.
+func writeCycled(path string, docs [][]byte, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := 0; i < n && len(docs) > 0; i++ {
+		w.Write(docs[i%len(docs)])
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // agentBatches encodes docs as the pipeline does: sinks batches of up to
@@ -301,12 +339,18 @@ func withSpoolOption(y, key, value string, rate int) (string, error) {
 // spool.compression c and the replay rate (0 = as fast as it can) set in
 // the harness's config.
 func (h *harness) startAgentWith(ctx context.Context, cfg agentConfig, c string, rate int) (*agentProc, error) {
+	return h.startAgentBin(ctx, h.fileward, cfg, c, rate)
+}
+
+// startAgentBin is startAgentWith with another agent binary (the profiled
+// one) and extra environment.
+func (h *harness) startAgentBin(ctx context.Context, bin string, cfg agentConfig, c string, rate int, env ...string) (*agentProc, error) {
 	y, err := withSpoolOption(cfg.yaml(), "compression", c, rate)
 	if err != nil {
 		return nil, err
 	}
 	// Recovery reads the whole spool before the agent prints its metrics.
-	return launchAgent(ctx, h.fileward, cfg.DataDir, y, 60*time.Second)
+	return launchAgent(ctx, bin, cfg.DataDir, y, 60*time.Second, env...)
 }
 
 // kafkaPerCodec runs the agent end to end (replay of the eslogger input →
@@ -410,9 +454,9 @@ func (h *harness) kafkaAgentRun(ctx context.Context, esl string, n int, c, name 
 // with capture (replay) adding 20k events/s and a Kafka sink. The drain
 // rate is every event delivered, from process start (recovery included)
 // until the sink's lag is back under 2 s of capture, over that time. The
-// baseline is the bare kafka.Writer loop on the ECS lines, on the same kind
-// of broker, in this run.
-func (h *harness) backlogDrain(ctx context.Context, def string, payloads [][]byte, counts []int) ([]Result, error) {
+// baseline is the bare kafka.Writer loop on the backlog's documents
+// (bareIn), on the same kind of broker, in this run.
+func (h *harness) backlogDrain(ctx context.Context, def string, payloads [][]byte, counts []int, bareIn string) ([]Result, error) {
 	const captureRate = 20000
 	maxBytes, segBytes := int64(1<<30), int64(16<<20)
 	if h.smoke {
@@ -449,13 +493,9 @@ func (h *harness) backlogDrain(ctx context.Context, def string, payloads [][]byt
 	}
 	h.logf("spoolcodec: drain: %d events backlog in %d MiB (%s)", backlog, onDisk>>20, def)
 
-	// The baseline: the bare writer on the ECS lines.
+	// The baseline: the bare writer on the backlog's documents.
 	n := h.kafkaEvents()
-	ecs, err := h.ecsInput(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	bareRate, err := h.bareWriterRate(ctx, ecs, n)
+	bareRate, bareCPU, err := h.bareWriterRate(ctx, bareIn, n)
 	if err != nil {
 		return nil, err
 	}
@@ -472,10 +512,16 @@ func (h *harness) backlogDrain(ctx context.Context, def string, payloads [][]byt
 	sink := fmt.Sprintf(`  - name: kafka
     type: kafka
     kafka: { brokers: [%q], topic: fw-drain, compression: %s, required_acks: all }`, br.addr, h.kafkaCompression)
-	a, err := h.startAgentWith(ctx, agentConfig{DataDir: dir, Input: esl, Loop: true, Sinks: sink, SpoolMax: fmt.Sprintf("%dMiB", maxBytes>>20)}, def, captureRate)
+	bin, env, prof := h.fileward, []string(nil), ""
+	if h.profile != "" {
+		prof = filepath.Join(filepath.Dir(h.profile), "drain.cpu.pprof")
+		bin, env = h.profiled, []string{"FWBENCH_CPUPROFILE=" + prof}
+	}
+	a, err := h.startAgentBin(ctx, bin, agentConfig{DataDir: dir, Input: esl, Loop: true, Sinks: sink, SpoolMax: fmt.Sprintf("%dMiB", maxBytes>>20)}, def, captureRate, env...)
 	if err != nil {
 		return nil, err
 	}
+	startup := time.Since(a.start) // recovery: until the agent printed its metrics address
 	// Drained: the lag is back under 2 s of capture (a quarter of the
 	// backlog for the small smoke spool).
 	limit := min(float64(2*captureRate), float64(backlog)/4)
@@ -497,6 +543,11 @@ func (h *harness) backlogDrain(ctx context.Context, def string, payloads [][]byt
 	}
 	got, cerr := br.count(ctx, "fw-drain")
 	dropped, _ := a.metric("fileward_events_dropped_total")
+	if prof != "" {
+		if err := h.stopProfile(a, prof); err != nil {
+			return nil, err
+		}
+	}
 	u, err := a.stop()
 	if err != nil {
 		return nil, err
@@ -507,20 +558,24 @@ func (h *harness) backlogDrain(ctx context.Context, def string, payloads [][]byt
 	wall := at.Sub(a.start)
 	rate := float64(got) / wall.Seconds()
 	res := Result{Name: "spoolcodec.backlog_drain_events_per_s", Value: rate, Unit: "events/s",
-		Baseline: bareRate, BaselineUnit: "events/s", BaselineName: "bare kafka.Writer loop (child process) on the ECS lines, same broker setup",
+		Baseline: bareRate, BaselineUnit: "events/s", BaselineName: "bare kafka.Writer loop (child process) on the backlog's documents (randomized corpus), same broker setup",
 		Ratio: rate / bareRate, RatioMeans: "drain / bare writer",
-		Notes: fmt.Sprintf("spool %s (%s) filled to %d MiB: %d events of backlog; capture adds %d events/s (replay, loop); %d events on the broker when the lag fell under %.0f, %.1fs from process start (recovery included); %.0f events dropped (any reason); agent CPU %.1fs, peak RSS %d MiB",
-			fmt.Sprintf("%dMiB", maxBytes>>20), def, onDisk>>20, backlog, captureRate, got, limit, wall.Seconds(), dropped, u.CPU.Seconds(), u.MaxRSS>>20)}
+		Notes: fmt.Sprintf("spool %s (%s) filled to %d MiB: %d events of backlog; capture adds %d events/s (replay, loop); %d events on the broker when the lag fell under %.0f, %.1fs from process start (recovery included: %.1fs to the metrics address); %.0f events dropped (any reason); agent CPU %.1fs (%.2f CPU-s per 1M delivered; bare writer %.2f), peak RSS %d MiB",
+			fmt.Sprintf("%dMiB", maxBytes>>20), def, onDisk>>20, backlog, captureRate, got, limit, wall.Seconds(), startup.Seconds(), dropped, u.CPU.Seconds(), u.CPU.Seconds()/(float64(got)/1e6), bareCPU.Seconds()/(float64(n)/1e6), u.MaxRSS>>20)}
+	if prof != "" {
+		res.Notes += "; agent CPU profile " + prof
+	}
+	h.logf("drain: %d events in %.1fs (startup %.1fs) = %.0f/s vs bare %.0f/s (%.2f); agent CPU %.1fs, RSS %d MiB", got, wall.Seconds(), startup.Seconds(), rate, bareRate, rate/bareRate, u.CPU.Seconds(), u.MaxRSS>>20)
 	res.apply(Target{"ratio", ">=", 0.8})
 	return []Result{res}, nil
 }
 
 // bareWriterRate runs the bare kafka.Writer loop (`fwbench kafka-writer`)
-// on n ECS lines into a fresh broker and returns its events/s.
-func (h *harness) bareWriterRate(ctx context.Context, ecs string, n int) (float64, error) {
+// on n ECS lines into a fresh broker and returns its events/s and CPU.
+func (h *harness) bareWriterRate(ctx context.Context, ecs string, n int) (float64, time.Duration, error) {
 	br, err := h.codecBroker(ctx, "fw-bare")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer br.Close()
 	t0 := time.Now()
@@ -528,11 +583,11 @@ func (h *harness) bareWriterRate(ctx context.Context, ecs string, n int) (float6
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("bare kafka-writer: %w: %s", err, tail(stderr.String(), 1000))
+		return 0, 0, fmt.Errorf("bare kafka-writer: %w: %s", err, tail(stderr.String(), 1000))
 	}
 	wall := time.Since(t0)
 	if c, err := br.count(ctx, "fw-bare"); err != nil || c != int64(n) {
-		return 0, fmt.Errorf("bare kafka-writer delivered %d of %d (%v)", c, n, err)
+		return 0, 0, fmt.Errorf("bare kafka-writer delivered %d of %d (%v)", c, n, err)
 	}
-	return float64(n) / wall.Seconds(), nil
+	return float64(n) / wall.Seconds(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
