@@ -270,8 +270,9 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		return d
 	}
 	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
-	var without, with, raw, cpuWithout, cpuWith, cpuRaw []time.Duration
-	var totalEvents, totalDocs, totalLost uint64
+	var without, with, raw, cpuWithout, cpuWith, cpuRaw, withNC, cpuWithNC []time.Duration
+	var totalEvents, totalDocs, totalLost, pcHits uint64
+	var childCPUWith time.Duration
 	var agentCPU time.Duration
 	drops := &capture.Drops{}
 	ring := capture.NewRing(65536, drops)
@@ -294,51 +295,74 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			baseline()
 			rawRun()
 		}
-		s, err := New(Options{SelfPID: os.Getpid(), AggregateWindow: window})
-		if err != nil {
-			b.Fatal(err)
-		}
-		lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull)
-		ctx, cancel := context.WithCancel(context.Background())
-		var consumed atomic.Uint64
-		var wg sync.WaitGroup
-		wg.Add(2)
-		runErr := make(chan error, 1)
-		go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
-		go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
-		cpu0 := cpuTime()
-		d := runWorkload()
-		for last := uint64(0); ; {
-			time.Sleep(50 * time.Millisecond)
-			c := consumed.Load()
-			if c == last && ring.Len() == 0 {
-				break
+		// runEBPF runs the workload under the eBPF source and a consumer;
+		// noCache turns the kernel's path cache off (compared in the same
+		// run).
+		runEBPF := func(noCache bool) (time.Duration, time.Duration, Stats, uint64) {
+			s, err := New(Options{SelfPID: os.Getpid(), AggregateWindow: window, noPathCache: noCache})
+			if err != nil {
+				b.Fatal(err)
 			}
-			last = c
+			lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull)
+			ctx, cancel := context.WithCancel(context.Background())
+			var consumed atomic.Uint64
+			var wg sync.WaitGroup
+			wg.Add(2)
+			runErr := make(chan error, 1)
+			go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
+			go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
+			cpu0 := cpuTime()
+			d := runWorkload()
+			for last := uint64(0); ; {
+				time.Sleep(50 * time.Millisecond)
+				c := consumed.Load()
+				if c == last && ring.Len() == 0 {
+					break
+				}
+				last = c
+			}
+			cancel()
+			wg.Wait()
+			if !noCache {
+				agentCPU += cpuTime() - cpu0
+			}
+			if err := <-runErr; err != nil {
+				b.Fatal(err)
+			}
+			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
+			return d, childCPU, s.Stats(), lost
 		}
-		cancel()
-		wg.Wait()
-		agentCPU += cpuTime() - cpu0
-		if err := <-runErr; err != nil {
-			b.Fatal(err)
+		var d, dNC, cNC time.Duration
+		var st, stNC Stats
+		var lost, lostNC uint64
+		if i%2 == 0 {
+			d, childCPUWith, st, lost = runEBPF(false)
+			dNC, cNC, stNC, lostNC = runEBPF(true)
+		} else {
+			dNC, cNC, stNC, lostNC = runEBPF(true)
+			d, childCPUWith, st, lost = runEBPF(false)
 		}
 		with = append(with, d)
-		cpuWith = append(cpuWith, childCPU)
+		cpuWith = append(cpuWith, childCPUWith)
+		withNC = append(withNC, dNC)
+		cpuWithNC = append(cpuWithNC, cNC)
 		if i%2 == 1 {
 			rawRun()
 			baseline()
 		}
-		st := s.Stats()
 		kernelEvents := st.Records + st.Aggregated
 		totalEvents += kernelEvents
 		totalDocs += st.Events
-		lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
 		totalLost += lost
-		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d (ebpf_ringbuf_full %d, ring_full %d)",
+		pcHits += st.PathCacheHits
+		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx), ebpf without the path cache %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx), with ebpf without the path cache %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel), %d path cache hits; lost %d (ebpf_ringbuf_full %d, ring_full %d); without the path cache %d kernel events, lost %d",
 			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
+			dNC.Round(time.Millisecond), float64(dNC)/float64(without[i]),
 			cpuWithout[i].Round(time.Millisecond), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
 			cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
-			kernelEvents, st.Records, st.Events, st.Aggregated, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull))
+			cNC.Round(time.Millisecond), float64(cNC)/float64(cpuWithout[i]),
+			kernelEvents, st.Records, st.Events, st.Aggregated, st.PathCacheHits, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull),
+			stNC.Records+stNC.Aggregated, lostNC)
 	}
 	b.StopTimer()
 	sum := func(ds []time.Duration) (t time.Duration) {
@@ -352,6 +376,9 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	b.ReportMetric(float64(sum(with))/float64(sum(raw)), "ebpf-vs-fanotify-raw")
 	b.ReportMetric(float64(sum(cpuWith))/float64(sum(cpuWithout)), "workload-cpu-ratio")
 	b.ReportMetric(float64(sum(cpuRaw))/float64(sum(cpuWithout)), "fanotify-raw-workload-cpu-ratio")
+	b.ReportMetric(float64(sum(withNC))/float64(sum(without)), "slowdown-no-path-cache")
+	b.ReportMetric(float64(sum(cpuWithNC))/float64(sum(cpuWithout)), "workload-cpu-ratio-no-path-cache")
+	b.ReportMetric(float64(pcHits), "path-cache-hits")
 	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
 	b.ReportMetric(float64(totalEvents), "kernel-events")
 	b.ReportMetric(float64(totalDocs), "documents")

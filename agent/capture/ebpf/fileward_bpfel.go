@@ -66,6 +66,23 @@ type filewardEventHdr struct {
 	_         [4]byte
 }
 
+type filewardPcKey struct {
+	_   structs.HostLayout
+	D   uint64
+	Mnt uint64
+}
+
+type filewardPcVal struct {
+	_     structs.HostLayout
+	Len   uint16
+	Muted uint8
+	N     uint8
+	Pad   uint32
+	Dp    [24]uint64
+	Hl    [24]uint64
+	Data  [256]int8
+}
+
 type filewardStash struct {
 	_     structs.HostLayout
 	P1    uint64
@@ -83,6 +100,8 @@ const (
 	filewardMapAgg          = "agg"
 	filewardMapCounters     = "counters"
 	filewardMapEvents       = "events"
+	filewardMapPcache       = "pcache"
+	filewardMapPcscratch    = "pcscratch"
 	filewardMapScratch      = "scratch"
 	filewardMapStashes      = "stashes"
 	filewardMapWfiles       = "wfiles"
@@ -115,6 +134,7 @@ const (
 	filewardVarMuteCount    = "mute_count"
 	filewardVarMuteDev      = "mute_dev"
 	filewardVarMuteIno      = "mute_ino"
+	filewardVarPathCache    = "path_cache"
 	filewardVarSelfTgid     = "self_tgid"
 	filewardVarTargetTgid   = "target_tgid"
 	filewardVarWindowNs     = "window_ns"
@@ -193,12 +213,14 @@ type filewardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filewardMapSpecs struct {
-	Agg      *ebpf.MapSpec `ebpf:"agg"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Stashes  *ebpf.MapSpec `ebpf:"stashes"`
-	Wfiles   *ebpf.MapSpec `ebpf:"wfiles"`
+	Agg       *ebpf.MapSpec `ebpf:"agg"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Pcache    *ebpf.MapSpec `ebpf:"pcache"`
+	Pcscratch *ebpf.MapSpec `ebpf:"pcscratch"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	Stashes   *ebpf.MapSpec `ebpf:"stashes"`
+	Wfiles    *ebpf.MapSpec `ebpf:"wfiles"`
 }
 
 // filewardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -209,6 +231,7 @@ type filewardVariableSpecs struct {
 	MuteCount  *ebpf.VariableSpec `ebpf:"mute_count"`
 	MuteDev    *ebpf.VariableSpec `ebpf:"mute_dev"`
 	MuteIno    *ebpf.VariableSpec `ebpf:"mute_ino"`
+	PathCache  *ebpf.VariableSpec `ebpf:"path_cache"`
 	SelfTgid   *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TargetTgid *ebpf.VariableSpec `ebpf:"target_tgid"`
 	WindowNs   *ebpf.VariableSpec `ebpf:"window_ns"`
@@ -234,12 +257,14 @@ func (o *filewardObjects) Close() error {
 //
 // It can be passed to loadFilewardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filewardMaps struct {
-	Agg      *ebpf.Map `ebpf:"agg"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Stashes  *ebpf.Map `ebpf:"stashes"`
-	Wfiles   *ebpf.Map `ebpf:"wfiles"`
+	Agg       *ebpf.Map `ebpf:"agg"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Pcache    *ebpf.Map `ebpf:"pcache"`
+	Pcscratch *ebpf.Map `ebpf:"pcscratch"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
+	Stashes   *ebpf.Map `ebpf:"stashes"`
+	Wfiles    *ebpf.Map `ebpf:"wfiles"`
 }
 
 func (m *filewardMaps) Close() error {
@@ -247,6 +272,8 @@ func (m *filewardMaps) Close() error {
 		m.Agg,
 		m.Counters,
 		m.Events,
+		m.Pcache,
+		m.Pcscratch,
 		m.Scratch,
 		m.Stashes,
 		m.Wfiles,
@@ -261,6 +288,7 @@ type filewardVariables struct {
 	MuteCount  *ebpf.Variable `ebpf:"mute_count"`
 	MuteDev    *ebpf.Variable `ebpf:"mute_dev"`
 	MuteIno    *ebpf.Variable `ebpf:"mute_ino"`
+	PathCache  *ebpf.Variable `ebpf:"path_cache"`
 	SelfTgid   *ebpf.Variable `ebpf:"self_tgid"`
 	TargetTgid *ebpf.Variable `ebpf:"target_tgid"`
 	WindowNs   *ebpf.Variable `ebpf:"window_ns"`

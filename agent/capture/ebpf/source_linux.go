@@ -41,6 +41,7 @@ const (
 	cPathTrunc    = 4
 	cAggregated   = 5
 	cStashFull    = 6
+	cPathCacheHit = 7
 	cCount        = 8
 )
 
@@ -224,7 +225,8 @@ func New(o Options) (*Source, error) {
 	}
 	for name, v := range map[string]any{
 		"self_tgid": uint32(o.SelfPID), "target_tgid": uint32(o.targetPID), "event_mask": mask,
-		"window_ns": window, "mute_dev": muteDev, "mute_ino": muteIno, "mute_count": uint32(len(kernelMute)),
+		"path_cache": boolU32(!o.noPathCache),
+		"window_ns":  window, "mute_dev": muteDev, "mute_ino": muteIno, "mute_count": uint32(len(kernelMute)),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -337,7 +339,7 @@ func (s *Source) Stats() Stats {
 		Records: s.records.Load(), Events: s.events.Load(), Repeats: s.repeats.Load(), Malformed: s.malformed.Load(), Ignored: s.ignoredN.Load(),
 		Aggregated: s.kernel[cAggregated].Load(), RingbufFull: s.kernel[cRingbufFull].Load(), MapFull: s.kernel[cMapFull].Load(),
 		Unaggregated: s.kernel[cUnaggregated].Load(), Muted: s.kernel[cMuted].Load(), PathsTruncated: s.kernel[cPathTrunc].Load(),
-		StashFull: s.kernel[cStashFull].Load(),
+		StashFull: s.kernel[cStashFull].Load(), PathCacheHits: s.kernel[cPathCacheHit].Load(),
 	}
 }
 
@@ -727,4 +729,11 @@ func (s *Source) Enrich(ev *schema.Event) bool {
 	e.cache[key] = exe
 	ev.Process.Executable, ev.Process.Name = exe, ""
 	return true
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
