@@ -439,13 +439,78 @@ static long walk_step(__u32 i, void *vc)
 	return step(vc);
 }
 
-// walk writes the components of (d, vm) leaf first into e->data at *off
-// (bpf_loop: verified once, whatever the depth). It returns 1 when one of
-// them is a muted directory or file, else 0. After the leaf, the rest (the
-// directory's path) comes from the path cache when it holds it, and goes
-// into it otherwise.
-static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, struct vfsmount *vm)
+struct replay_ctx {
+	struct dentry *d;
+	struct mount *m;
+	struct dentry *mr;
+	struct pc_val *v;
+	__u32 n;
+	int ok;
+};
+
+// replay_step is step over a cached walk, without the names: the i-th
+// dentry visited and its name must be the cached ones. It returns 1 to stop;
+// r->ok says whether the whole cached walk still holds.
+static long replay_step(__u32 i, void *vc)
 {
+	struct replay_ctx *r = vc;
+	struct pc_val *v = r->v;
+	if (!v || i >= r->n || i >= PC_CHAIN)
+		return 1;
+	// (A mask the verifier sees: clang would use another copy of i than
+	// the one compared.)
+	__u32 j = i;
+	barrier_var(j);
+	j &= 31;
+	struct dentry *d = r->d;
+	struct dentry *dc = CAST(d, struct dentry);
+	if (v->dp[j] != (__u64)d || v->hl[j] != dc->d_name.hash_len)
+		return 1;
+	struct dentry *parent = dc->d_parent;
+	if (d != r->mr && d != parent) {
+		r->d = parent;
+		return 0;
+	}
+	if (d != r->mr) {
+		r->ok = i + 1 == r->n;
+		return 1;
+	}
+	struct mount *m = r->m;
+	struct mount *mc = CAST(m, struct mount);
+	struct mount *mp = mc->mnt_parent;
+	if (mp == m) {
+		r->ok = i + 1 == r->n;
+		return 1;
+	}
+	r->d = mc->mnt_mountpoint;
+	r->m = mp;
+	r->mr = mp->mnt.mnt_root;
+	return 0;
+}
+
+// walk_path writes the components of (d, vm) leaf first into e->data at
+// *off (bpf_loop: verified once, whatever the depth). It returns 1 when one
+// of them is a muted directory or file, else 0. After the leaf, the rest
+// (the directory's path) comes from the path cache when it holds it, and
+// goes into it otherwise. A global function: the verifier checks it once,
+// not at each of the many places it is inlined into (fw_close went past a
+// million instructions with the path cache inlined).
+// (A global function takes no kernel pointers: the walk's start comes in
+// memory, as numbers.)
+struct walk_args {
+	__u64 d;
+	__u64 vm;
+	__u32 off;
+	__u32 _pad;
+};
+
+__noinline int walk_path(struct event *e, struct walk_args *a)
+{
+	if (!e || !a)
+		return 0;
+	struct dentry *d = (struct dentry *)a->d;
+	struct vfsmount *vm = (struct vfsmount *)a->vm;
+	__u32 *off = &a->off;
 	struct walk_ctx c = {};
 	c.d = d;
 	c.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
@@ -460,37 +525,11 @@ static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, s
 		__u32 o = c.off;
 		int ok = 0;
 		if (v && o <= DATA_MASK - PC_SZ) {
-			// Replay the walk over the cached dentries (step, without the
-			// names).
-			struct dentry *d = c.d;
-			struct mount *m = c.mnt;
-			struct dentry *mr = c.mroot;
-			__u32 n = v->n;
-			for (int i = 0; i < PC_CHAIN; i++) {
-				if (i >= n)
-					break;
-				struct dentry *dc = CAST(d, struct dentry);
-				if (v->dp[i] != (__u64)d || v->hl[i] != dc->d_name.hash_len)
-					break;
-				struct dentry *parent = dc->d_parent;
-				if (d != mr && d != parent) {
-					d = parent;
-					continue;
-				}
-				if (d != mr) {
-					ok = i + 1 == n;
-					break;
-				}
-				struct mount *mc = CAST(m, struct mount);
-				struct mount *mp = mc->mnt_parent;
-				if (mp == m) {
-					ok = i + 1 == n;
-					break;
-				}
-				d = mc->mnt_mountpoint;
-				m = mp;
-				mr = CAST(mp, struct mount)->mnt.mnt_root;
-			}
+			// Replay the walk over the cached dentries (bpf_loop: verified
+			// once).
+			struct replay_ctx r = {.d = c.d, .m = c.mnt, .mr = c.mroot, .v = v, .n = v->n};
+			bpf_loop(PC_CHAIN, replay_step, &r, 0);
+			ok = r.ok;
 		}
 		if (ok && v) {
 			__u32 len = v->len;
@@ -531,6 +570,14 @@ static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, s
 	}
 	*off = c.off;
 	return c.muted;
+}
+
+static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, struct vfsmount *vm)
+{
+	struct walk_args a = {.d = (__u64)d, .vm = (__u64)vm, .off = *off};
+	int muted = walk_path(e, &a);
+	*off = a.off;
+	return muted;
 }
 
 static __always_inline struct file *fd_file(struct task_struct *t, int fd)
