@@ -270,7 +270,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		return d
 	}
 	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
-	var without, with, raw, cpuWithout, cpuWith, cpuRaw, withNC, cpuWithNC []time.Duration
+	var without, with, raw, cpuWithout, cpuWith, cpuRaw, withNC, cpuWithNC, withFl, cpuWithFl []time.Duration
 	var totalEvents, totalDocs, totalLost, pcHits uint64
 	var childCPUWith time.Duration
 	var agentCPU time.Duration
@@ -298,8 +298,16 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		// runEBPF runs the workload under the eBPF source and a consumer;
 		// noCache turns the kernel's path cache off (compared in the same
 		// run).
-		runEBPF := func(noCache bool) (time.Duration, time.Duration, Stats, uint64) {
-			s, err := New(Options{SelfPID: os.Getpid(), AggregateWindow: window, noPathCache: noCache})
+		// floor attaches the programs but reports only pid 1 (init, idle
+		// here): what the tracepoints cost before any record is made
+		// (syscall tracing for every syscall, the descriptor lookup of
+		// every write and close).
+		runEBPF := func(noCache, floor bool) (time.Duration, time.Duration, Stats, uint64) {
+			o := Options{SelfPID: os.Getpid(), AggregateWindow: window, noPathCache: noCache}
+			if floor {
+				o.targetPID = 1
+			}
+			s, err := New(o)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -323,7 +331,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			}
 			cancel()
 			wg.Wait()
-			if !noCache {
+			if !noCache && !floor {
 				agentCPU += cpuTime() - cpu0
 			}
 			if err := <-runErr; err != nil {
@@ -335,13 +343,18 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		var d, dNC, cNC time.Duration
 		var st, stNC Stats
 		var lost, lostNC uint64
+		var dFl, cFl time.Duration
 		if i%2 == 0 {
-			d, childCPUWith, st, lost = runEBPF(false)
-			dNC, cNC, stNC, lostNC = runEBPF(true)
+			d, childCPUWith, st, lost = runEBPF(false, false)
+			dNC, cNC, stNC, lostNC = runEBPF(true, false)
+			dFl, cFl, _, _ = runEBPF(false, true)
 		} else {
-			dNC, cNC, stNC, lostNC = runEBPF(true)
-			d, childCPUWith, st, lost = runEBPF(false)
+			dFl, cFl, _, _ = runEBPF(false, true)
+			dNC, cNC, stNC, lostNC = runEBPF(true, false)
+			d, childCPUWith, st, lost = runEBPF(false, false)
 		}
+		withFl = append(withFl, dFl)
+		cpuWithFl = append(cpuWithFl, cFl)
 		with = append(with, d)
 		cpuWith = append(cpuWith, childCPUWith)
 		withNC = append(withNC, dNC)
@@ -355,12 +368,12 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		totalDocs += st.Events
 		totalLost += lost
 		pcHits += st.PathCacheHits
-		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx), ebpf without the path cache %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx), with ebpf without the path cache %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel), %d path cache hits; lost %d (ebpf_ringbuf_full %d, ring_full %d); without the path cache %d kernel events, lost %d",
+		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx), ebpf without the path cache %v (%.3fx), tracepoints only %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx), with ebpf without the path cache %v (%.3fx), tracepoints only %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel), %d path cache hits; lost %d (ebpf_ringbuf_full %d, ring_full %d); without the path cache %d kernel events, lost %d",
 			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
-			dNC.Round(time.Millisecond), float64(dNC)/float64(without[i]),
+			dNC.Round(time.Millisecond), float64(dNC)/float64(without[i]), dFl.Round(time.Millisecond), float64(dFl)/float64(without[i]),
 			cpuWithout[i].Round(time.Millisecond), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
 			cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
-			cNC.Round(time.Millisecond), float64(cNC)/float64(cpuWithout[i]),
+			cNC.Round(time.Millisecond), float64(cNC)/float64(cpuWithout[i]), cFl.Round(time.Millisecond), float64(cFl)/float64(cpuWithout[i]),
 			kernelEvents, st.Records, st.Events, st.Aggregated, st.PathCacheHits, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull),
 			stNC.Records+stNC.Aggregated, lostNC)
 	}
@@ -379,6 +392,8 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	b.ReportMetric(float64(sum(withNC))/float64(sum(without)), "slowdown-no-path-cache")
 	b.ReportMetric(float64(sum(cpuWithNC))/float64(sum(cpuWithout)), "workload-cpu-ratio-no-path-cache")
 	b.ReportMetric(float64(pcHits), "path-cache-hits")
+	b.ReportMetric(float64(sum(withFl))/float64(sum(without)), "slowdown-tracepoints-only")
+	b.ReportMetric(float64(sum(cpuWithFl))/float64(sum(cpuWithout)), "workload-cpu-ratio-tracepoints-only")
 	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
 	b.ReportMetric(float64(totalEvents), "kernel-events")
 	b.ReportMetric(float64(totalDocs), "documents")
