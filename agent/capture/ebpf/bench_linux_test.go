@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,6 +225,15 @@ func fanotifyRaw(mnt string) (stop func(), err error) {
 	}, nil
 }
 
+// BenchmarkCaptureOverhead's eBPF configurations.
+const (
+	cfgBuilt    = iota // as built: path cache, wake-ups batched
+	cfgBefore          // no path cache, the kernel's adaptive wake-up
+	cfgAdaptive        // path cache, the kernel's adaptive wake-up
+	cfgFloor           // attached, reporting only pid 1
+	cfgCount
+)
+
 // BenchmarkCaptureOverhead is agent/capture/fanotify's benchmark of the same
 // name, on the same workload, with the eBPF source: each iteration runs the
 // workload in a child process on a tmpfs without capture, under the fanotify
@@ -270,9 +280,10 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		return d
 	}
 	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
-	var without, with, raw, cpuWithout, cpuWith, cpuRaw, withNC, cpuWithNC, withFl, cpuWithFl []time.Duration
+	var without, raw, cpuWithout, cpuRaw []time.Duration
+	var walls, cpus [cfgCount][]time.Duration
+	cfgNames := [cfgCount]string{"built", "before", "cache-adaptive-wakeup", "tracepoints-only"}
 	var totalEvents, totalDocs, totalLost, pcHits uint64
-	var childCPUWith time.Duration
 	var agentCPU time.Duration
 	drops := &capture.Drops{}
 	ring := capture.NewRing(65536, drops)
@@ -298,13 +309,27 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		// runEBPF runs the workload under the eBPF source and a consumer;
 		// noCache turns the kernel's path cache off (compared in the same
 		// run).
-		// floor attaches the programs but reports only pid 1 (init, idle
-		// here): what the tracepoints cost before any record is made
-		// (syscall tracing for every syscall, the descriptor lookup of
-		// every write and close).
-		runEBPF := func(noCache, floor bool) (time.Duration, time.Duration, Stats, uint64) {
-			o := Options{SelfPID: os.Getpid(), AggregateWindow: window, noPathCache: noCache}
-			if floor {
+		// The eBPF source in four configurations, in the same run: as
+		// built (path cache, batched wake-ups); "before" (no path cache,
+		// the kernel's adaptive wake-up: one per record when the reader
+		// keeps up); the path cache with adaptive wake-ups; and the
+		// programs attached but reporting only pid 1 (init, idle here):
+		// what the tracepoints cost before any record is made (syscall
+		// tracing for every syscall, the descriptor lookup of every write
+		// and close).
+		type result struct {
+			wall, cpu time.Duration
+			st        Stats
+			lost      uint64
+		}
+		runEBPF := func(c int) result {
+			o := Options{SelfPID: os.Getpid(), AggregateWindow: window}
+			switch c {
+			case cfgBefore:
+				o.noPathCache, o.adaptiveWakeup = true, true
+			case cfgAdaptive:
+				o.adaptiveWakeup = true
+			case cfgFloor:
 				o.targetPID = 1
 			}
 			s, err := New(o)
@@ -331,51 +356,46 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			}
 			cancel()
 			wg.Wait()
-			if !noCache && !floor {
+			if c == cfgBuilt {
 				agentCPU += cpuTime() - cpu0
 			}
 			if err := <-runErr; err != nil {
 				b.Fatal(err)
 			}
 			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
-			return d, childCPU, s.Stats(), lost
+			return result{d, childCPU, s.Stats(), lost}
 		}
-		var d, dNC, cNC time.Duration
-		var st, stNC Stats
-		var lost, lostNC uint64
-		var dFl, cFl time.Duration
-		if i%2 == 0 {
-			d, childCPUWith, st, lost = runEBPF(false, false)
-			dNC, cNC, stNC, lostNC = runEBPF(true, false)
-			dFl, cFl, _, _ = runEBPF(false, true)
-		} else {
-			dFl, cFl, _, _ = runEBPF(false, true)
-			dNC, cNC, stNC, lostNC = runEBPF(true, false)
-			d, childCPUWith, st, lost = runEBPF(false, false)
+		var res [cfgCount]result
+		order := []int{cfgBuilt, cfgBefore, cfgAdaptive, cfgFloor}
+		if i%2 == 1 {
+			slices.Reverse(order)
 		}
-		withFl = append(withFl, dFl)
-		cpuWithFl = append(cpuWithFl, cFl)
-		with = append(with, d)
-		cpuWith = append(cpuWith, childCPUWith)
-		withNC = append(withNC, dNC)
-		cpuWithNC = append(cpuWithNC, cNC)
+		for _, c := range order {
+			res[c] = runEBPF(c)
+			walls[c] = append(walls[c], res[c].wall)
+			cpus[c] = append(cpus[c], res[c].cpu)
+		}
 		if i%2 == 1 {
 			rawRun()
 			baseline()
 		}
+		st := res[cfgBuilt].st
 		kernelEvents := st.Records + st.Aggregated
 		totalEvents += kernelEvents
 		totalDocs += st.Events
-		totalLost += lost
+		totalLost += res[cfgBuilt].lost
 		pcHits += st.PathCacheHits
-		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx), ebpf without the path cache %v (%.3fx), tracepoints only %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx), with ebpf without the path cache %v (%.3fx), tracepoints only %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel), %d path cache hits; lost %d (ebpf_ringbuf_full %d, ring_full %d); without the path cache %d kernel events, lost %d",
-			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
-			dNC.Round(time.Millisecond), float64(dNC)/float64(without[i]), dFl.Round(time.Millisecond), float64(dFl)/float64(without[i]),
-			cpuWithout[i].Round(time.Millisecond), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
-			cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
-			cNC.Round(time.Millisecond), float64(cNC)/float64(cpuWithout[i]), cFl.Round(time.Millisecond), float64(cFl)/float64(cpuWithout[i]),
-			kernelEvents, st.Records, st.Events, st.Aggregated, st.PathCacheHits, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull),
-			stNC.Records+stNC.Aggregated, lostNC)
+		var line strings.Builder
+		for c, name := range cfgNames {
+			fmt.Fprintf(&line, "; %s: wall %v (%.3fx), workload CPU %v (%.3fx), %d kernel events, lost %d", name,
+				res[c].wall.Round(time.Millisecond), float64(res[c].wall)/float64(without[i]),
+				res[c].cpu.Round(time.Millisecond), float64(res[c].cpu)/float64(cpuWithout[i]),
+				res[c].st.Records+res[c].st.Aggregated, res[c].lost)
+		}
+		b.Logf("pair %d: without: wall %v, workload CPU %v; fanotify raw: wall %v (%.3fx), workload CPU %v (%.3fx)%s; built: %d records, %d documents (%d repeats counted in the kernel), %d path cache hits",
+			i, without[i].Round(time.Millisecond), cpuWithout[i].Round(time.Millisecond),
+			raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
+			line.String(), st.Records, st.Events, st.Aggregated, st.PathCacheHits)
 	}
 	b.StopTimer()
 	sum := func(ds []time.Duration) (t time.Duration) {
@@ -384,16 +404,17 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		}
 		return t
 	}
+	with, cpuWith := walls[cfgBuilt], cpus[cfgBuilt]
 	b.ReportMetric(float64(sum(with))/float64(sum(without)), "slowdown")
 	b.ReportMetric(float64(sum(raw))/float64(sum(without)), "fanotify-raw-slowdown")
 	b.ReportMetric(float64(sum(with))/float64(sum(raw)), "ebpf-vs-fanotify-raw")
 	b.ReportMetric(float64(sum(cpuWith))/float64(sum(cpuWithout)), "workload-cpu-ratio")
 	b.ReportMetric(float64(sum(cpuRaw))/float64(sum(cpuWithout)), "fanotify-raw-workload-cpu-ratio")
-	b.ReportMetric(float64(sum(withNC))/float64(sum(without)), "slowdown-no-path-cache")
-	b.ReportMetric(float64(sum(cpuWithNC))/float64(sum(cpuWithout)), "workload-cpu-ratio-no-path-cache")
+	for c, name := range cfgNames[1:] {
+		b.ReportMetric(float64(sum(walls[c+1]))/float64(sum(without)), "slowdown-"+name)
+		b.ReportMetric(float64(sum(cpus[c+1]))/float64(sum(cpuWithout)), "workload-cpu-ratio-"+name)
+	}
 	b.ReportMetric(float64(pcHits), "path-cache-hits")
-	b.ReportMetric(float64(sum(withFl))/float64(sum(without)), "slowdown-tracepoints-only")
-	b.ReportMetric(float64(sum(cpuWithFl))/float64(sum(cpuWithout)), "workload-cpu-ratio-tracepoints-only")
 	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
 	b.ReportMetric(float64(totalEvents), "kernel-events")
 	b.ReportMetric(float64(totalDocs), "documents")

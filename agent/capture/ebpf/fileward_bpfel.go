@@ -137,6 +137,7 @@ const (
 	filewardVarPathCache    = "path_cache"
 	filewardVarSelfTgid     = "self_tgid"
 	filewardVarTargetTgid   = "target_tgid"
+	filewardVarWakeupBytes  = "wakeup_bytes"
 	filewardVarWindowNs     = "window_ns"
 )
 
@@ -227,14 +228,15 @@ type filewardMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filewardVariableSpecs struct {
-	EventMask  *ebpf.VariableSpec `ebpf:"event_mask"`
-	MuteCount  *ebpf.VariableSpec `ebpf:"mute_count"`
-	MuteDev    *ebpf.VariableSpec `ebpf:"mute_dev"`
-	MuteIno    *ebpf.VariableSpec `ebpf:"mute_ino"`
-	PathCache  *ebpf.VariableSpec `ebpf:"path_cache"`
-	SelfTgid   *ebpf.VariableSpec `ebpf:"self_tgid"`
-	TargetTgid *ebpf.VariableSpec `ebpf:"target_tgid"`
-	WindowNs   *ebpf.VariableSpec `ebpf:"window_ns"`
+	EventMask   *ebpf.VariableSpec `ebpf:"event_mask"`
+	MuteCount   *ebpf.VariableSpec `ebpf:"mute_count"`
+	MuteDev     *ebpf.VariableSpec `ebpf:"mute_dev"`
+	MuteIno     *ebpf.VariableSpec `ebpf:"mute_ino"`
+	PathCache   *ebpf.VariableSpec `ebpf:"path_cache"`
+	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TargetTgid  *ebpf.VariableSpec `ebpf:"target_tgid"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WindowNs    *ebpf.VariableSpec `ebpf:"window_ns"`
 }
 
 // filewardObjects contains all objects after they have been loaded into the kernel.
@@ -284,14 +286,15 @@ func (m *filewardMaps) Close() error {
 //
 // It can be passed to loadFilewardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filewardVariables struct {
-	EventMask  *ebpf.Variable `ebpf:"event_mask"`
-	MuteCount  *ebpf.Variable `ebpf:"mute_count"`
-	MuteDev    *ebpf.Variable `ebpf:"mute_dev"`
-	MuteIno    *ebpf.Variable `ebpf:"mute_ino"`
-	PathCache  *ebpf.Variable `ebpf:"path_cache"`
-	SelfTgid   *ebpf.Variable `ebpf:"self_tgid"`
-	TargetTgid *ebpf.Variable `ebpf:"target_tgid"`
-	WindowNs   *ebpf.Variable `ebpf:"window_ns"`
+	EventMask   *ebpf.Variable `ebpf:"event_mask"`
+	MuteCount   *ebpf.Variable `ebpf:"mute_count"`
+	MuteDev     *ebpf.Variable `ebpf:"mute_dev"`
+	MuteIno     *ebpf.Variable `ebpf:"mute_ino"`
+	PathCache   *ebpf.Variable `ebpf:"path_cache"`
+	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
+	TargetTgid  *ebpf.Variable `ebpf:"target_tgid"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WindowNs    *ebpf.Variable `ebpf:"window_ns"`
 }
 
 // filewardPrograms contains all programs after they have been loaded into the kernel.

@@ -51,6 +51,10 @@ type Options struct {
 	// cache off): benchmarks compare both in one run.
 	//lint:ignore U1000 used by the Linux source only
 	noPathCache bool
+	// adaptiveWakeup leaves the ring buffer's wake-ups to the kernel (one
+	// per record when the reader keeps up): benchmarks compare.
+	//lint:ignore U1000 used by the Linux source only
+	adaptiveWakeup bool
 	// stall, when set, makes Run wait for it to be closed before its first
 	// read of the ring buffer (tests of ring-buffer loss).
 	//lint:ignore U1000 used by the Linux source only

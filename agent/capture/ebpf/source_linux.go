@@ -30,6 +30,9 @@ const (
 	defaultMapEntries = 32768
 	maxMute           = 8
 	batchSize         = 4096 // aggregation map entries per batch syscall
+	// pollEvery is how often the read loop looks at the ring buffer when
+	// the kernel has not woken it (it wakes it only past an eighth full).
+	pollEvery = 20 * time.Millisecond
 )
 
 // Kernel counters (enum fw_counter).
@@ -225,8 +228,8 @@ func New(o Options) (*Source, error) {
 	}
 	for name, v := range map[string]any{
 		"self_tgid": uint32(o.SelfPID), "target_tgid": uint32(o.targetPID), "event_mask": mask,
-		"path_cache": boolU32(!o.noPathCache),
-		"window_ns":  window, "mute_dev": muteDev, "mute_ino": muteIno, "mute_count": uint32(len(kernelMute)),
+		"path_cache": boolU32(!o.noPathCache), "wakeup_bytes": wakeupBytes(o),
+		"window_ns": window, "mute_dev": muteDev, "mute_ino": muteIno, "mute_count": uint32(len(kernelMute)),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -405,7 +408,14 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	next := time.Now().Add(tick)
 	var rec ringbuf.Record
 	for {
-		rd.SetDeadline(next)
+		// The kernel wakes this reader only when an eighth of the ring
+		// buffer is unread (see submit in the C source): it looks every
+		// pollEvery, and does its housekeeping every tick.
+		dl := time.Now().Add(pollEvery)
+		if next.Before(dl) {
+			dl = next
+		}
+		rd.SetDeadline(dl)
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
@@ -414,6 +424,9 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 				continue
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			if time.Now().Before(next) && ctx.Err() == nil {
+				continue
+			}
 		default:
 			return fmt.Errorf("ebpf: read ring buffer: %w", err)
 		}
@@ -736,4 +749,13 @@ func boolU32(b bool) uint32 {
 		return 1
 	}
 	return 0
+}
+
+// wakeupBytes is when the kernel wakes the reader: an eighth of the ring
+// buffer unread, or 0 for the kernel's adaptive wake-up (benchmarks).
+func wakeupBytes(o Options) uint64 {
+	if o.adaptiveWakeup {
+		return 0
+	}
+	return uint64(o.RingBytes / 8)
 }
