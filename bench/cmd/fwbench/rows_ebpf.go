@@ -52,11 +52,13 @@ func (h *harness) rowCaptureEBPF(ctx context.Context) ([]Result, error) {
 	floor := Result{Name: "capture_ebpf.tmpfs.vs_fanotify_floor", Value: m["ebpf-vs-fanotify-raw"], Unit: "x wall (eBPF capture / fanotify raw reader)",
 		Notes: "below 1: the eBPF agent costs the workload less than fanotify's kernel cost alone"}
 	floor.apply(Target{"value", "<=", 1.0})
-	wcpuNC := Result{Name: "capture_ebpf.tmpfs.workload_cpu_ratio_no_path_cache", Value: m["workload-cpu-ratio-no-path-cache"], Unit: "x CPU (with/without)",
-		Notes: "the same source with the kernel's path cache off (every walk to the root), same run"}
+	wcpuNC := Result{Name: "capture_ebpf.tmpfs.workload_cpu_ratio_before", Value: m["workload-cpu-ratio-before"], Unit: "x CPU (with/without)",
+		Notes: "the same source with the kernel's path cache off and the kernel's adaptive ring-buffer wake-up (as before 2026-12-02), same run"}
+	wcpuCA := Result{Name: "capture_ebpf.tmpfs.workload_cpu_ratio_cache_adaptive_wakeup", Value: m["workload-cpu-ratio-cache-adaptive-wakeup"], Unit: "x CPU (with/without)",
+		Notes: "the path cache on, the kernel's adaptive ring-buffer wake-up, same run"}
 	wcpuFl := Result{Name: "capture_ebpf.tmpfs.workload_cpu_ratio_tracepoints_only", Value: m["workload-cpu-ratio-tracepoints-only"], Unit: "x CPU (with/without)",
 		Notes: "the programs attached but reporting only pid 1: the cost of the syscall tracepoints before any record, same run"}
-	out := []Result{slow, floor, wcpu, wcpuNC, wcpuFl, cpu, rss, lost}
+	out := []Result{slow, floor, wcpu, wcpuNC, wcpuCA, wcpuFl, cpu, rss, lost}
 	ar, err := h.ebpfAgentRun(ctx, files, srcFiles)
 	if err != nil {
 		return nil, err
