@@ -239,10 +239,10 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		// (agent/capture/ebpf): the pipeline does not hold them again.
 		po.SourceAggregated = []schema.Action{schema.ActionOpen, schema.ActionClose, schema.ActionModification}
 		// What is left to hold (creations, deletions, renames… repeated
-		// on one path by one process within a window) is rare: a quarter
-		// of the default bound keeps a burst of distinct paths from
-		// holding 65,536 whole events (36 MiB, twice that in RSS).
-		po.AggregateMax = 16384
+		// on one path by one process within a window) is rare: a
+		// sixteenth of the default bound keeps a burst of distinct paths
+		// from holding 65,536 whole events (36 MiB, twice that in RSS).
+		po.AggregateMax = 4096
 	}
 	if a.source.Name() == "fanotify" {
 		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
