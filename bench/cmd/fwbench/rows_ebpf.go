@@ -146,9 +146,14 @@ metrics: { listen: "127.0.0.1:0" }
 	}
 	wall := time.Since(t0)
 	// Until the agent has taken in everything (captured stops growing, or
-	// 60 s: the capture is system-wide, other processes keep it growing),
-	// then two aggregation windows for the kernel's repeat records.
-	settle := time.Now().Add(60 * time.Second)
+	// 20 s, 5 s in the smoke run: the capture is system-wide, other
+	// processes keep it growing), then two aggregation windows for the
+	// kernel's repeat records.
+	wait := 20 * time.Second
+	if h.smoke {
+		wait = 5 * time.Second
+	}
+	settle := time.Now().Add(wait)
 	for last := -1.0; time.Now().Before(settle); {
 		time.Sleep(500 * time.Millisecond)
 		c, err := a.metric("fileward_events_captured_total")
