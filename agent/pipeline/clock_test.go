@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -520,6 +521,40 @@ func TestAggregatorQueueAfterPops(t *testing.T) {
 	a.flush(emit)
 	if last := out[len(out)-1]; last.Path != "/f" || last.Count != 2 {
 		t.Errorf("last %s×%d, want /f×2", last.Path, last.Count)
+	}
+}
+
+// TestAggregatorMemoryBounded: however many distinct keys pass through, the
+// aggregator never holds more than max slots, and events still come out in
+// order of first sight with their repeats folded in (the circular FIFO
+// wraps many times).
+func TestAggregatorMemoryBounded(t *testing.T) {
+	var out []schema.Event
+	emit := func(e *schema.Event) { out = append(out, *e) }
+	a := newAggregator(1<<62, 100)
+	const n = 10000
+	for i := 0; i < n; i++ {
+		e := &schema.Event{Action: schema.ActionCreation, Path: "/p" + strconv.Itoa(i), Process: schema.Process{PID: 1}}
+		a.add(e, int64(i), emit)
+		if i%3 == 0 && !a.add(e, int64(i), emit) {
+			t.Fatalf("repeat of /p%d did not fold", i)
+		}
+		if len(a.q) > 100 {
+			t.Fatalf("after %d keys the FIFO has %d slots, bound 100", i+1, len(a.q))
+		}
+	}
+	a.flush(emit)
+	if len(out) != n {
+		t.Fatalf("%d events out, want %d", len(out), n)
+	}
+	for i, e := range out {
+		want := uint32(0)
+		if i%3 == 0 {
+			want = 2
+		}
+		if e.Path != "/p"+strconv.Itoa(i) || e.Count != want {
+			t.Fatalf("event %d: %s×%d, want /p%d×%d", i, e.Path, e.Count, i, want)
+		}
 	}
 }
 

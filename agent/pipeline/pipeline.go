@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,11 @@ type Options struct {
 	AggregateWindow time.Duration
 	// AggregateMax bounds the keys held by aggregation (default 65536).
 	AggregateMax int
+	// SourceAggregated are the actions the source already aggregates
+	// exactly within the window (eBPF's kernel map: open, close,
+	// modification). The pipeline emits them without holding them: holding
+	// them again would only cost memory (up to AggregateMax whole events).
+	SourceAggregated []schema.Action
 
 	BatchEvents int
 	BatchBytes  int
@@ -264,7 +270,7 @@ func (p *Pipeline) handle(ctx context.Context, ev *capture.Event) {
 		p.filtered.Inc()
 		return
 	}
-	if p.agg == nil {
+	if p.agg == nil || slices.Contains(p.o.SourceAggregated, ev.Action) {
 		p.emit(ctx, ev)
 		return
 	}

@@ -193,6 +193,48 @@ func TestAggregationFoldsRepeats(t *testing.T) {
 	}
 }
 
+// TestSourceAggregatedNotHeld: actions the source already aggregates (eBPF's
+// kernel counts) pass through the window without being folded or held,
+// each with its own count; other actions still fold.
+func TestSourceAggregatedNotHeld(t *testing.T) {
+	r := newRig(t, func(o *Options) {
+		o.AggregateWindow = time.Hour
+		o.BatchEvents = 2048
+		o.SourceAggregated = []schema.Action{schema.ActionOpen, schema.ActionClose}
+	})
+	for i := 0; i < 3; i++ {
+		ev := fileEvent(uint64(i), 7, schema.ActionOpen, "/etc/hosts")
+		ev.Count = uint32(10 * (i + 1)) // the kernel's counts: 10, 20, 30
+		if !r.ring.TryPush(&ev) {
+			t.Fatal("ring full")
+		}
+	}
+	for i := 0; i < 5; i++ {
+		ev := fileEvent(uint64(100+i), 7, schema.ActionCreation, "/tmp/x")
+		if !r.ring.TryPush(&ev) {
+			t.Fatal("ring full")
+		}
+	}
+	r.run(t, nil)
+	docs := r.out.docs(t)
+	var opens []any
+	var creations []any
+	for _, d := range docs {
+		switch field(d, "event", "action") {
+		case "open":
+			opens = append(opens, field(d, "fileward", "count"))
+		case "creation":
+			creations = append(creations, field(d, "fileward", "count"))
+		}
+	}
+	if fmt.Sprint(opens) != "[10 20 30]" {
+		t.Errorf("open documents' counts %v, want [10 20 30] (not folded)", opens)
+	}
+	if fmt.Sprint(creations) != "[5]" {
+		t.Errorf("creation documents' counts %v, want [5] (folded)", creations)
+	}
+}
+
 func TestAggregationWindowExpiresInOrder(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	var mu sync.Mutex

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,6 +226,15 @@ func fanotifyRaw(mnt string) (stop func(), err error) {
 	}, nil
 }
 
+// BenchmarkCaptureOverhead's eBPF configurations.
+const (
+	cfgBuilt    = iota // as built: path cache, wake-ups batched
+	cfgBefore          // no path cache, the kernel's adaptive wake-up
+	cfgAdaptive        // path cache, the kernel's adaptive wake-up
+	cfgFloor           // attached, reporting only pid 1
+	cfgCount
+)
+
 // BenchmarkCaptureOverhead is agent/capture/fanotify's benchmark of the same
 // name, on the same workload, with the eBPF source: each iteration runs the
 // workload in a child process on a tmpfs without capture, under the fanotify
@@ -271,8 +281,10 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		return d
 	}
 	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
-	var without, with, raw, cpuWithout, cpuWith, cpuRaw []time.Duration
-	var totalEvents, totalDocs, totalLost uint64
+	var without, raw, cpuWithout, cpuRaw []time.Duration
+	var walls, cpus [cfgCount][]time.Duration
+	cfgNames := [cfgCount]string{"built", "before", "cache-adaptive-wakeup", "tracepoints-only"}
+	var totalEvents, totalDocs, totalLost, pcHits uint64
 	var agentCPU time.Duration
 	drops := &capture.Drops{}
 	ring := capture.NewRing(65536, drops)
@@ -295,51 +307,96 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			baseline()
 			rawRun()
 		}
-		s, err := New(Options{SelfPID: os.Getpid(), AggregateWindow: window})
-		if err != nil {
-			b.Fatal(err)
+		// runEBPF runs the workload under the eBPF source and a consumer;
+		// noCache turns the kernel's path cache off (compared in the same
+		// run).
+		// The eBPF source in four configurations, in the same run: as
+		// built (path cache, batched wake-ups); "before" (no path cache,
+		// the kernel's adaptive wake-up: one per record when the reader
+		// keeps up); the path cache with adaptive wake-ups; and the
+		// programs attached but reporting only pid 1 (init, idle here):
+		// what the tracepoints cost before any record is made (syscall
+		// tracing for every syscall, the descriptor lookup of every write
+		// and close).
+		type result struct {
+			wall, cpu time.Duration
+			st        Stats
+			lost      uint64
 		}
-		lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull)
-		ctx, cancel := context.WithCancel(context.Background())
-		var consumed atomic.Uint64
-		var wg sync.WaitGroup
-		wg.Add(2)
-		runErr := make(chan error, 1)
-		go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
-		go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
-		cpu0 := cpuTime()
-		d := runWorkload()
-		for last := uint64(0); ; {
-			time.Sleep(50 * time.Millisecond)
-			c := consumed.Load()
-			if c == last && ring.Len() == 0 {
-				break
+		runEBPF := func(c int) result {
+			o := Options{SelfPID: os.Getpid(), AggregateWindow: window}
+			switch c {
+			case cfgBefore:
+				o.noPathCache, o.adaptiveWakeup = true, true
+			case cfgAdaptive:
+				o.adaptiveWakeup = true
+			case cfgFloor:
+				o.targetPID = 1
 			}
-			last = c
+			s, err := New(o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull)
+			ctx, cancel := context.WithCancel(context.Background())
+			var consumed atomic.Uint64
+			var wg sync.WaitGroup
+			wg.Add(2)
+			runErr := make(chan error, 1)
+			go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
+			go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
+			cpu0 := cpuTime()
+			d := runWorkload()
+			for last := uint64(0); ; {
+				time.Sleep(50 * time.Millisecond)
+				c := consumed.Load()
+				if c == last && ring.Len() == 0 {
+					break
+				}
+				last = c
+			}
+			cancel()
+			wg.Wait()
+			if c == cfgBuilt {
+				agentCPU += cpuTime() - cpu0
+			}
+			if err := <-runErr; err != nil {
+				b.Fatal(err)
+			}
+			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
+			return result{d, childCPU, s.Stats(), lost}
 		}
-		cancel()
-		wg.Wait()
-		agentCPU += cpuTime() - cpu0
-		if err := <-runErr; err != nil {
-			b.Fatal(err)
+		var res [cfgCount]result
+		order := []int{cfgBuilt, cfgBefore, cfgAdaptive, cfgFloor}
+		if i%2 == 1 {
+			slices.Reverse(order)
 		}
-		with = append(with, d)
-		cpuWith = append(cpuWith, childCPU)
+		for _, c := range order {
+			res[c] = runEBPF(c)
+			walls[c] = append(walls[c], res[c].wall)
+			cpus[c] = append(cpus[c], res[c].cpu)
+		}
 		if i%2 == 1 {
 			rawRun()
 			baseline()
 		}
-		st := s.Stats()
+		st := res[cfgBuilt].st
 		kernelEvents := st.Records + st.Aggregated
 		totalEvents += kernelEvents
 		totalDocs += st.Events
-		lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossEBPFMapFull) + drops.Load(schema.LossRingFull) - lost0
-		totalLost += lost
-		b.Logf("pair %d: wall without %v, fanotify raw %v (%.3fx), ebpf %v (%.3fx); workload CPU without %v, fanotify raw %v (%.3fx), with ebpf %v (%.3fx); %d kernel events → %d records, %d documents (%d repeats counted in the kernel); lost %d (ebpf_ringbuf_full %d, ring_full %d)",
-			i, without[i].Round(time.Millisecond), raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), d.Round(time.Millisecond), float64(d)/float64(without[i]),
-			cpuWithout[i].Round(time.Millisecond), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
-			cpuWith[i].Round(time.Millisecond), float64(cpuWith[i])/float64(cpuWithout[i]),
-			kernelEvents, st.Records, st.Events, st.Aggregated, lost, drops.Load(schema.LossEBPFRingbufFull), drops.Load(schema.LossRingFull))
+		totalLost += res[cfgBuilt].lost
+		pcHits += st.PathCacheHits
+		var line strings.Builder
+		for c, name := range cfgNames {
+			fmt.Fprintf(&line, "; %s: wall %v (%.3fx), workload CPU %v (%.3fx), %d kernel events, lost %d", name,
+				res[c].wall.Round(time.Millisecond), float64(res[c].wall)/float64(without[i]),
+				res[c].cpu.Round(time.Millisecond), float64(res[c].cpu)/float64(cpuWithout[i]),
+				res[c].st.Records+res[c].st.Aggregated, res[c].lost)
+		}
+		b.Logf("pair %d: without: wall %v, workload CPU %v; fanotify raw: wall %v (%.3fx), workload CPU %v (%.3fx)%s; built: %d records, %d documents (%d repeats counted in the kernel), %d path cache hits",
+			i, without[i].Round(time.Millisecond), cpuWithout[i].Round(time.Millisecond),
+			raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
+			line.String(), st.Records, st.Events, st.Aggregated, st.PathCacheHits)
 	}
 	b.StopTimer()
 	sum := func(ds []time.Duration) (t time.Duration) {
@@ -348,11 +405,17 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		}
 		return t
 	}
+	with, cpuWith := walls[cfgBuilt], cpus[cfgBuilt]
 	b.ReportMetric(float64(sum(with))/float64(sum(without)), "slowdown")
 	b.ReportMetric(float64(sum(raw))/float64(sum(without)), "fanotify-raw-slowdown")
 	b.ReportMetric(float64(sum(with))/float64(sum(raw)), "ebpf-vs-fanotify-raw")
 	b.ReportMetric(float64(sum(cpuWith))/float64(sum(cpuWithout)), "workload-cpu-ratio")
 	b.ReportMetric(float64(sum(cpuRaw))/float64(sum(cpuWithout)), "fanotify-raw-workload-cpu-ratio")
+	for c, name := range cfgNames[1:] {
+		b.ReportMetric(float64(sum(walls[c+1]))/float64(sum(without)), "slowdown-"+name)
+		b.ReportMetric(float64(sum(cpus[c+1]))/float64(sum(cpuWithout)), "workload-cpu-ratio-"+name)
+	}
+	b.ReportMetric(float64(pcHits), "path-cache-hits")
 	b.ReportMetric(agentCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
 	b.ReportMetric(float64(totalEvents), "kernel-events")
 	b.ReportMetric(float64(totalDocs), "documents")

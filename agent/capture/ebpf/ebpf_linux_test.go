@@ -547,3 +547,87 @@ func TestSupported(t *testing.T) {
 		t.Errorf("no BTF: %v", err)
 	}
 }
+
+// TestPathCache: the kernel's path cache gives the directory part of a
+// walked path, and a rename or rmdir by any process (here a child, `mv` and
+// `rm`, not the reported process) makes it forget: after the directory
+// holding a file moves, and after a directory is removed and another made
+// in its place, the file's open names its new path.
+func TestPathCache(t *testing.T) {
+	needRoot(t)
+	dir := tmpfsDir(t)
+	r := start(t, Options{targetPID: os.Getpid(), Events: []string{"open"}})
+	open := func(p string) {
+		t.Helper()
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	opened := func(p string) bool {
+		_, ok := r.waitFor(30*time.Second, func(evs []schema.Event) bool {
+			for _, e := range evs {
+				if e.Action == schema.ActionOpen && e.Path == p && e.Process.PID == int32(os.Getpid()) {
+					return true
+				}
+			}
+			return false
+		})
+		return ok
+	}
+	sub := filepath.Join(dir, "a", "deep", "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		f := filepath.Join(sub, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		open(f)
+		if !opened(f) {
+			t.Fatalf("no open of %s:\n%s", f, dump(under(r.col.snapshot(), dir)))
+		}
+	}
+	// An ancestor of the cached directory moves.
+	run("mv", filepath.Join(dir, "a"), filepath.Join(dir, "b"))
+	moved := filepath.Join(dir, "b", "deep", "sub", "f0")
+	open(moved)
+	if !opened(moved) {
+		t.Fatalf("no open of %s after the rename (a stale cached path?):\n%s", moved, dump(under(r.col.snapshot(), dir)))
+	}
+	// The directory is removed, and another is made in its place.
+	run("rm", "-r", filepath.Join(dir, "b"))
+	again := filepath.Join(dir, "c", "deep", "sub")
+	if err := os.MkdirAll(again, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(again, "g")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open(f)
+	if !opened(f) {
+		t.Fatalf("no open of %s after rmdir and mkdir:\n%s", f, dump(under(r.col.snapshot(), dir)))
+	}
+	for _, e := range under(r.col.snapshot(), dir) {
+		if e.Process.PID == int32(os.Getpid()) && (strings.Contains(e.Path, "/a/") && e.Path != filepath.Join(sub, "f0") && e.Path != filepath.Join(sub, "f1") && e.Path != filepath.Join(sub, "f2")) {
+			t.Errorf("an event names a path that no longer exists: %s %s", e.Action, e.Path)
+		}
+	}
+	if err := r.stop(); err != nil { // the last kernel counters
+		t.Fatal(err)
+	}
+	if st := r.src.Stats(); st.PathCacheHits == 0 {
+		t.Errorf("no walk used the path cache: stats %+v", st)
+	} else {
+		t.Logf("stats %+v", st)
+	}
+}

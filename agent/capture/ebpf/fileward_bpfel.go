@@ -66,6 +66,23 @@ type filewardEventHdr struct {
 	_         [4]byte
 }
 
+type filewardPcKey struct {
+	_   structs.HostLayout
+	D   uint64
+	Mnt uint64
+}
+
+type filewardPcVal struct {
+	_     structs.HostLayout
+	Len   uint16
+	Muted uint8
+	N     uint8
+	Pad   uint32
+	Dp    [24]uint64
+	Hl    [24]uint64
+	Data  [256]int8
+}
+
 type filewardStash struct {
 	_     structs.HostLayout
 	P1    uint64
@@ -83,6 +100,8 @@ const (
 	filewardMapAgg          = "agg"
 	filewardMapCounters     = "counters"
 	filewardMapEvents       = "events"
+	filewardMapPcache       = "pcache"
+	filewardMapPcscratch    = "pcscratch"
 	filewardMapScratch      = "scratch"
 	filewardMapStashes      = "stashes"
 	filewardMapWfiles       = "wfiles"
@@ -115,8 +134,10 @@ const (
 	filewardVarMuteCount    = "mute_count"
 	filewardVarMuteDev      = "mute_dev"
 	filewardVarMuteIno      = "mute_ino"
+	filewardVarPathCache    = "path_cache"
 	filewardVarSelfTgid     = "self_tgid"
 	filewardVarTargetTgid   = "target_tgid"
+	filewardVarWakeupBytes  = "wakeup_bytes"
 	filewardVarWindowNs     = "window_ns"
 )
 
@@ -193,25 +214,29 @@ type filewardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filewardMapSpecs struct {
-	Agg      *ebpf.MapSpec `ebpf:"agg"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Stashes  *ebpf.MapSpec `ebpf:"stashes"`
-	Wfiles   *ebpf.MapSpec `ebpf:"wfiles"`
+	Agg       *ebpf.MapSpec `ebpf:"agg"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Pcache    *ebpf.MapSpec `ebpf:"pcache"`
+	Pcscratch *ebpf.MapSpec `ebpf:"pcscratch"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	Stashes   *ebpf.MapSpec `ebpf:"stashes"`
+	Wfiles    *ebpf.MapSpec `ebpf:"wfiles"`
 }
 
 // filewardVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filewardVariableSpecs struct {
-	EventMask  *ebpf.VariableSpec `ebpf:"event_mask"`
-	MuteCount  *ebpf.VariableSpec `ebpf:"mute_count"`
-	MuteDev    *ebpf.VariableSpec `ebpf:"mute_dev"`
-	MuteIno    *ebpf.VariableSpec `ebpf:"mute_ino"`
-	SelfTgid   *ebpf.VariableSpec `ebpf:"self_tgid"`
-	TargetTgid *ebpf.VariableSpec `ebpf:"target_tgid"`
-	WindowNs   *ebpf.VariableSpec `ebpf:"window_ns"`
+	EventMask   *ebpf.VariableSpec `ebpf:"event_mask"`
+	MuteCount   *ebpf.VariableSpec `ebpf:"mute_count"`
+	MuteDev     *ebpf.VariableSpec `ebpf:"mute_dev"`
+	MuteIno     *ebpf.VariableSpec `ebpf:"mute_ino"`
+	PathCache   *ebpf.VariableSpec `ebpf:"path_cache"`
+	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TargetTgid  *ebpf.VariableSpec `ebpf:"target_tgid"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WindowNs    *ebpf.VariableSpec `ebpf:"window_ns"`
 }
 
 // filewardObjects contains all objects after they have been loaded into the kernel.
@@ -234,12 +259,14 @@ func (o *filewardObjects) Close() error {
 //
 // It can be passed to loadFilewardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filewardMaps struct {
-	Agg      *ebpf.Map `ebpf:"agg"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Stashes  *ebpf.Map `ebpf:"stashes"`
-	Wfiles   *ebpf.Map `ebpf:"wfiles"`
+	Agg       *ebpf.Map `ebpf:"agg"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Pcache    *ebpf.Map `ebpf:"pcache"`
+	Pcscratch *ebpf.Map `ebpf:"pcscratch"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
+	Stashes   *ebpf.Map `ebpf:"stashes"`
+	Wfiles    *ebpf.Map `ebpf:"wfiles"`
 }
 
 func (m *filewardMaps) Close() error {
@@ -247,6 +274,8 @@ func (m *filewardMaps) Close() error {
 		m.Agg,
 		m.Counters,
 		m.Events,
+		m.Pcache,
+		m.Pcscratch,
 		m.Scratch,
 		m.Stashes,
 		m.Wfiles,
@@ -257,13 +286,15 @@ func (m *filewardMaps) Close() error {
 //
 // It can be passed to loadFilewardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filewardVariables struct {
-	EventMask  *ebpf.Variable `ebpf:"event_mask"`
-	MuteCount  *ebpf.Variable `ebpf:"mute_count"`
-	MuteDev    *ebpf.Variable `ebpf:"mute_dev"`
-	MuteIno    *ebpf.Variable `ebpf:"mute_ino"`
-	SelfTgid   *ebpf.Variable `ebpf:"self_tgid"`
-	TargetTgid *ebpf.Variable `ebpf:"target_tgid"`
-	WindowNs   *ebpf.Variable `ebpf:"window_ns"`
+	EventMask   *ebpf.Variable `ebpf:"event_mask"`
+	MuteCount   *ebpf.Variable `ebpf:"mute_count"`
+	MuteDev     *ebpf.Variable `ebpf:"mute_dev"`
+	MuteIno     *ebpf.Variable `ebpf:"mute_ino"`
+	PathCache   *ebpf.Variable `ebpf:"path_cache"`
+	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
+	TargetTgid  *ebpf.Variable `ebpf:"target_tgid"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WindowNs    *ebpf.Variable `ebpf:"window_ns"`
 }
 
 // filewardPrograms contains all programs after they have been loaded into the kernel.

@@ -47,6 +47,14 @@ type Options struct {
 	// targetPID makes the kernel report only this process (tests).
 	//lint:ignore U1000 used by the Linux source only
 	targetPID int
+	// noPathCache makes every path walk go to the root (the kernel's path
+	// cache off): benchmarks compare both in one run.
+	//lint:ignore U1000 used by the Linux source only
+	noPathCache bool
+	// adaptiveWakeup leaves the ring buffer's wake-ups to the kernel (one
+	// per record when the reader keeps up): benchmarks compare.
+	//lint:ignore U1000 used by the Linux source only
+	adaptiveWakeup bool
 	// stall, when set, makes Run wait for it to be closed before its first
 	// read of the ring buffer (tests of ring-buffer loss).
 	//lint:ignore U1000 used by the Linux source only
@@ -68,6 +76,7 @@ type Stats struct {
 	Muted          uint64 // events the kernel dropped by path (agent's own files, exclude_paths)
 	PathsTruncated uint64 // paths cut at the kernel's depth or buffer limit
 	StashFull      uint64 // syscalls whose arguments the kernel could not keep until their exit (ebpf_map_full)
+	PathCacheHits  uint64 // path walks that took their directory's path from the kernel's path cache
 	Malformed      uint64 // records that failed to decode
 	Ignored        uint64 // records dropped by the read loop's IgnorePaths check
 }

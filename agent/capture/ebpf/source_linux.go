@@ -30,6 +30,9 @@ const (
 	defaultMapEntries = 32768
 	maxMute           = 8
 	batchSize         = 4096 // aggregation map entries per batch syscall
+	// pollEvery is how often the read loop looks at the ring buffer when
+	// the kernel has not woken it (it wakes it only past an eighth full).
+	pollEvery = 20 * time.Millisecond
 )
 
 // Kernel counters (enum fw_counter).
@@ -41,6 +44,7 @@ const (
 	cPathTrunc    = 4
 	cAggregated   = 5
 	cStashFull    = 6
+	cPathCacheHit = 7
 	cCount        = 8
 )
 
@@ -224,6 +228,7 @@ func New(o Options) (*Source, error) {
 	}
 	for name, v := range map[string]any{
 		"self_tgid": uint32(o.SelfPID), "target_tgid": uint32(o.targetPID), "event_mask": mask,
+		"path_cache": boolU32(!o.noPathCache), "wakeup_bytes": wakeupBytes(o),
 		"window_ns": window, "mute_dev": muteDev, "mute_ino": muteIno, "mute_count": uint32(len(kernelMute)),
 	} {
 		vs, ok := spec.Variables[name]
@@ -337,7 +342,7 @@ func (s *Source) Stats() Stats {
 		Records: s.records.Load(), Events: s.events.Load(), Repeats: s.repeats.Load(), Malformed: s.malformed.Load(), Ignored: s.ignoredN.Load(),
 		Aggregated: s.kernel[cAggregated].Load(), RingbufFull: s.kernel[cRingbufFull].Load(), MapFull: s.kernel[cMapFull].Load(),
 		Unaggregated: s.kernel[cUnaggregated].Load(), Muted: s.kernel[cMuted].Load(), PathsTruncated: s.kernel[cPathTrunc].Load(),
-		StashFull: s.kernel[cStashFull].Load(),
+		StashFull: s.kernel[cStashFull].Load(), PathCacheHits: s.kernel[cPathCacheHit].Load(),
 	}
 }
 
@@ -403,7 +408,14 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	next := time.Now().Add(tick)
 	var rec ringbuf.Record
 	for {
-		rd.SetDeadline(next)
+		// The kernel wakes this reader only when an eighth of the ring
+		// buffer is unread (see submit in the C source): it looks every
+		// pollEvery, and does its housekeeping every tick.
+		dl := time.Now().Add(pollEvery)
+		if next.Before(dl) {
+			dl = next
+		}
+		rd.SetDeadline(dl)
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
@@ -412,6 +424,9 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 				continue
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			if time.Now().Before(next) && ctx.Err() == nil {
+				continue
+			}
 		default:
 			return fmt.Errorf("ebpf: read ring buffer: %w", err)
 		}
@@ -727,4 +742,20 @@ func (s *Source) Enrich(ev *schema.Event) bool {
 	e.cache[key] = exe
 	ev.Process.Executable, ev.Process.Name = exe, ""
 	return true
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// wakeupBytes is when the kernel wakes the reader: an eighth of the ring
+// buffer unread, or 0 for the kernel's adaptive wake-up (benchmarks).
+func wakeupBytes(o Options) uint64 {
+	if o.adaptiveWakeup {
+		return 0
+	}
+	return uint64(o.RingBytes / 8)
 }

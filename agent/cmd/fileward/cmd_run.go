@@ -226,6 +226,16 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr 
 		// process whose exec it did not see (one older than the agent).
 		po.Enrich = e.Enrich
 	}
+	if a.source.Name() == "ebpf" && cfg.Filters.AggregateWindow.D() > 0 {
+		// The kernel counts repeats of these exactly in the same window
+		// (agent/capture/ebpf): the pipeline does not hold them again.
+		po.SourceAggregated = []schema.Action{schema.ActionOpen, schema.ActionClose, schema.ActionModification}
+		// What is left to hold (creations, deletions, renames… repeated
+		// on one path by one process within a window) is rare: a
+		// sixteenth of the default bound keeps a burst of distinct paths
+		// from holding 65,536 whole events (36 MiB, twice that in RSS).
+		po.AggregateMax = 4096
+	}
 	if a.source.Name() == "fanotify" {
 		a.procs = procfs.New(procfs.Options{Args: cfg.Source.Fanotify.ProcessArgs, HostID: meta.HostID, HostRoot: cfg.Source.Fanotify.HostRoot, Logger: log})
 		po.Enrich = a.procs.Enrich

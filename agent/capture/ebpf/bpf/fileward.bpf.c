@@ -29,6 +29,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define DATA_SZ (8192 + PATH_SZ)
 #define MAX_DEPTH 64
 #define MAX_MUTE 8
+#define PC_SZ 256 // bytes of a directory's path kept by the path cache
 
 #define S_IFMT 00170000
 #define S_IFREG 0100000
@@ -73,6 +74,7 @@ enum fw_counter {
 	C_PATH_TRUNC = 4,   // paths cut at MAX_DEPTH components or the buffer's end
 	C_AGGREGATED = 5,   // events folded into an aggregation entry
 	C_STASH_FULL = 6,   // syscalls whose arguments could not be kept until their exit (event lost)
+	C_PCACHE_HIT = 7,   // path walks that took a directory's path from the path cache
 	C_MAX = 8,
 };
 
@@ -140,6 +142,32 @@ struct stash {
 	__u32 flags;
 };
 
+// The path cache: a directory's walked path (its components and its
+// ancestors', leaf first, as walk writes them), keyed by the walk's position
+// (dentry and mount). With the path it keeps every dentry the walk visited
+// and each one's name hash and length; a hit replays the walk over those
+// (a load or two per step, no copy) and uses the path only if every
+// dentry, name and mount crossing is still the same. So a rename or
+// removal of the directory or of any ancestor, by any means, is never
+// served stale (only a rename to a name with the same 32-bit hash and
+// length under the same parent would be: docs/linux.md).
+#define PC_CHAIN 24 // dentries a cached walk may visit
+
+struct pc_key {
+	__u64 d;
+	__u64 mnt;
+};
+
+struct pc_val {
+	__u16 len;
+	__u8 muted; // one of the components is muted
+	__u8 n;     // dentries visited
+	__u32 _pad;
+	__u64 dp[PC_CHAIN]; // the dentries visited
+	__u64 hl[PC_CHAIN]; // their d_name.hash_len
+	char data[PC_SZ];
+};
+
 // Set by the loader before verification.
 const volatile __u32 self_tgid = 0;   // the agent: never reported
 const volatile __u32 target_tgid = 0; // tests: report only this process (0: all)
@@ -150,6 +178,8 @@ const volatile __u64 window_ns = 0; // aggregation window, 0 = none
 const volatile __u32 mute_dev[MAX_MUTE] = {};
 const volatile __u64 mute_ino[MAX_MUTE] = {};
 const volatile __u32 mute_count = 0;
+const volatile __u64 wakeup_bytes = 1 << 20; // see submit
+const volatile __u32 path_cache = 1; // 0: every walk goes to the root (benchmarks compare)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -202,6 +232,20 @@ static __always_inline long file_refs(struct file *f)
 	struct file___old *o = (void *)f;
 	return BPF_CORE_READ(o, f_count.counter);
 }
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pc_key);
+	__type(value, struct pc_val);
+} pcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pc_val);
+} pcscratch SEC(".maps");
 
 // Syscall arguments from entry to exit, by thread id.
 struct {
@@ -328,22 +372,34 @@ struct walk_ctx {
 	__u32 off;
 	int muted;
 	int done;
+	int root; // the walk reached the root (a complete path)
+	int rec;  // record the dentries visited in pcscratch
+	__u32 nrec;
 };
 
-// walk_step is one step up from c->d: a component, or a mount crossing. It
+// step is one step up from c->d: a component, or a mount crossing. It
 // returns 1 to stop.
-static long walk_step(__u32 i, void *vc)
+static __always_inline long step(struct walk_ctx *c)
 {
-	struct walk_ctx *c = vc;
 	__u32 zero = 0;
 	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 1;
 	struct dentry *d = CAST(c->d, struct dentry);
+	if (c->rec) {
+		__u32 i = c->nrec;
+		struct pc_val *pv = bpf_map_lookup_elem(&pcscratch, &zero);
+		if (i < PC_CHAIN && pv) {
+			pv->dp[i] = (__u64)c->d;
+			pv->hl[i] = d->d_name.hash_len;
+		}
+		c->nrec = i + 1;
+	}
 	struct dentry *parent = d->d_parent;
 	if (d == c->mroot || d == parent) {
 		if (d != c->mroot) {
 			c->done = 1; // the root of a filesystem that is not mounted here
+			c->root = 1;
 			return 1;
 		}
 		// (Locals: inside BPF_CORE_READ, c->mnt would be relocated as a
@@ -352,6 +408,7 @@ static long walk_step(__u32 i, void *vc)
 		struct mount *mp = mnt->mnt_parent;
 		if (mp == mnt) {
 			c->done = 1; // the root
+			c->root = 1;
 			return 1;
 		}
 		c->d = mnt->mnt_mountpoint;
@@ -378,17 +435,136 @@ static long walk_step(__u32 i, void *vc)
 	return 0;
 }
 
-// walk writes the components of (d, vm) leaf first into e->data at *off
-// (bpf_loop: verified once, whatever the depth). It returns 1 when one of
-// them is a muted directory or file, else 0.
-static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, struct vfsmount *vm)
+static long walk_step(__u32 i, void *vc)
 {
+	return step(vc);
+}
+
+struct replay_ctx {
+	struct dentry *d;
+	struct mount *m;
+	struct dentry *mr;
+	struct pc_val *v;
+	__u32 n;
+	int ok;
+};
+
+// replay_step is step over a cached walk, without the names: the i-th
+// dentry visited and its name must be the cached ones. It returns 1 to stop;
+// r->ok says whether the whole cached walk still holds.
+static long replay_step(__u32 i, void *vc)
+{
+	struct replay_ctx *r = vc;
+	struct pc_val *v = r->v;
+	if (!v || i >= r->n || i >= PC_CHAIN)
+		return 1;
+	// (A mask the verifier sees: clang would use another copy of i than
+	// the one compared.)
+	__u32 j = i;
+	barrier_var(j);
+	j &= 31;
+	struct dentry *d = r->d;
+	struct dentry *dc = CAST(d, struct dentry);
+	if (v->dp[j] != (__u64)d || v->hl[j] != dc->d_name.hash_len)
+		return 1;
+	struct dentry *parent = dc->d_parent;
+	if (d != r->mr && d != parent) {
+		r->d = parent;
+		return 0;
+	}
+	if (d != r->mr) {
+		r->ok = i + 1 == r->n;
+		return 1;
+	}
+	struct mount *m = r->m;
+	struct mount *mc = CAST(m, struct mount);
+	struct mount *mp = mc->mnt_parent;
+	if (mp == m) {
+		r->ok = i + 1 == r->n;
+		return 1;
+	}
+	r->d = mc->mnt_mountpoint;
+	r->m = mp;
+	r->mr = mp->mnt.mnt_root;
+	return 0;
+}
+
+// walk_path writes the components of (d, vm) leaf first into e->data at
+// *off (bpf_loop: verified once, whatever the depth). It returns 1 when one
+// of them is a muted directory or file, else 0. After the leaf, the rest
+// (the directory's path) comes from the path cache when it holds it, and
+// goes into it otherwise. A global function: the verifier checks it once,
+// not at each of the many places it is inlined into (fw_close went past a
+// million instructions with the path cache inlined).
+// (A global function takes no kernel pointers: the walk's start comes in
+// memory, as numbers.)
+struct walk_args {
+	__u64 d;
+	__u64 vm;
+	__u32 off;
+	__u32 _pad;
+};
+
+__noinline int walk_path(struct event *e, struct walk_args *a)
+{
+	if (!e || !a)
+		return 0;
+	struct dentry *d = (struct dentry *)a->d;
+	struct vfsmount *vm = (struct vfsmount *)a->vm;
+	__u32 *off = &a->off;
 	struct walk_ctx c = {};
 	c.d = d;
 	c.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
 	c.mroot = CAST(vm, struct vfsmount)->mnt_root;
 	c.off = *off;
-	bpf_loop(MAX_DEPTH, walk_step, &c, 0);
+	step(&c);
+	if (!c.done && !path_cache) {
+		bpf_loop(MAX_DEPTH, walk_step, &c, 0);
+	} else if (!c.done) {
+		struct pc_key k = {.d = (__u64)c.d, .mnt = (__u64)c.mnt};
+		struct pc_val *v = bpf_map_lookup_elem(&pcache, &k);
+		__u32 o = c.off;
+		int ok = 0;
+		if (v && o <= DATA_MASK - PC_SZ) {
+			// Replay the walk over the cached dentries (bpf_loop: verified
+			// once).
+			struct replay_ctx r = {.d = c.d, .m = c.mnt, .mr = c.mroot, .v = v, .n = v->n};
+			bpf_loop(PC_CHAIN, replay_step, &r, 0);
+			ok = r.ok;
+		}
+		if (ok && v) {
+			__u32 len = v->len;
+			// (The mask after the barrier: clang would drop it knowing
+			// len < PC_SZ, and the verifier needs to see it.)
+			barrier_var(len);
+			len &= PC_SZ - 1;
+			bpf_probe_read_kernel(e->data + (o & DATA_MASK), len, v->data);
+			c.off = o + len;
+			if (v->muted)
+				c.muted = 1;
+			c.done = 1;
+			count(C_PCACHE_HIT, 1);
+		} else {
+			int leaf_muted = c.muted;
+			c.muted = 0;
+			c.rec = 1;
+			bpf_loop(MAX_DEPTH, walk_step, &c, 0);
+			__u32 len = c.off - o;
+			__u32 zero = 0;
+			struct pc_val *nv;
+			if (c.root && c.nrec <= PC_CHAIN && len < PC_SZ && !(e->h.flags & F_TRUNCATED) &&
+			    (nv = bpf_map_lookup_elem(&pcscratch, &zero))) {
+				nv->n = c.nrec;
+				nv->len = len;
+				nv->muted = c.muted;
+				barrier_var(len);
+				len &= PC_SZ - 1;
+				bpf_probe_read_kernel(nv->data, len, e->data + (o & DATA_MASK));
+				bpf_map_update_elem(&pcache, &k, nv, BPF_ANY);
+			}
+			c.muted |= leaf_muted;
+		}
+	}
 	if (!c.done) {
 		e->h.flags |= F_TRUNCATED;
 		count(C_PATH_TRUNC, 1);
@@ -397,16 +573,27 @@ static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, s
 	return c.muted;
 }
 
+static __always_inline int walk(struct event *e, __u32 *off, struct dentry *d, struct vfsmount *vm)
+{
+	struct walk_args a = {.d = (__u64)d, .vm = (__u64)vm, .off = *off};
+	int muted = walk_path(e, &a);
+	*off = a.off;
+	return muted;
+}
+
 static __always_inline struct file *fd_file(struct task_struct *t, int fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct files_struct *files = BPF_CORE_READ(t, files);
-	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	// Direct loads (one instruction each) for all but the array slot: this
+	// runs for every write(2) on the machine.
+	struct files_struct *files = CAST(t, struct task_struct)->files;
+	struct fdtable *fdt = CAST(files, struct files_struct)->fdt;
+	struct fdtable *fdtc = CAST(fdt, struct fdtable);
+	unsigned int max = fdtc->max_fds;
 	if ((unsigned int)fd >= max)
 		return NULL;
-	struct file **fda = BPF_CORE_READ(fdt, fd);
+	struct file **fda = fdtc->fd;
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]);
 	return f;
@@ -455,12 +642,24 @@ static __always_inline int dir_path(struct event *e, __u32 *off, int slot, int d
 	return muted;
 }
 
+// submit writes the record to the ring buffer without waking the reader,
+// except when the record takes the unread data past wakeup_bytes: the
+// reader polls every few milliseconds and drains what is there. (With the
+// default adaptive wake-up, a reader that keeps up is woken for nearly
+// every record: an irq_work and a cross-CPU wake-up charged to the process
+// that made the event.)
 static __always_inline int submit(struct event *e, __u32 off)
 {
 	__u64 size = sizeof(e->h) + (off & DATA_MASK);
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&events, e, size, 0) != 0) {
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (wakeup_bytes == 0)
+		flags = 0; // the kernel's adaptive wake-up (benchmarks compare)
+	else if (avail < wakeup_bytes && avail + size >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, size, flags) != 0) {
 		count(C_RINGBUF_FULL, 1);
 		return -1;
 	}
@@ -568,7 +767,7 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 	struct file *f = fd_file(t, fd);
 	if (!f || !is_regular(f))
 		return 0;
-	fmode_t fm = BPF_CORE_READ(f, f_mode);
+	fmode_t fm = CAST(f, struct file)->f_mode;
 	if ((fm & FMODE_CREATED) && (event_mask & EV_CREATE)) {
 		struct event *e = new_event(FW_CREATE);
 		if (e) {
