@@ -555,7 +555,7 @@ func TestSupported(t *testing.T) {
 // in its place, the file's open names its new path.
 func TestPathCache(t *testing.T) {
 	needRoot(t)
-	dir := tmpfsDir(t)
+	dir := testtool.Tmpfs(t, "1g")
 	r := start(t, Options{targetPID: os.Getpid(), Events: []string{"open"}})
 	open := func(p string) {
 		t.Helper()

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // rowCaptureEBPF is the capture row's workload and rate search with the eBPF
@@ -103,10 +101,11 @@ func (h *harness) ebpfAgentRun(ctx context.Context, files, srcFiles int) ([]Resu
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=2g"); err != nil {
-		return nil, fmt.Errorf("mount tmpfs on %s: %w", mnt, err)
+	unmount, err := mountTmpfs(mnt, "2g")
+	if err != nil {
+		return nil, err
 	}
-	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	defer unmount()
 	testBin := filepath.Join(h.work, "bin", "ebpf.test")
 	if err := h.goRun(ctx, "test", "-c", "-o", testBin, "./agent/capture/ebpf"); err != nil {
 		return nil, err
