@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/internal/fstree"
 	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
@@ -104,33 +105,6 @@ func workload(dir, src string, n int) error {
 		}
 		return f.Close()
 	})
-}
-
-func copyTree(src, dst string, max int) (int, error) {
-	n := 0
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if n >= max {
-			return filepath.SkipAll
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil
-		}
-		n++
-		return os.WriteFile(to, b, 0o644)
-	})
-	return n, err
 }
 
 func envInt(name string, def int) int {
@@ -254,7 +228,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	if goroot == "" {
 		goroot = "/usr/local/go"
 	}
-	copied, err := copyTree(filepath.Join(goroot, "src"), src, srcCap)
+	copied, err := fstree.Copy(filepath.Join(goroot, "src"), src, srcCap)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/agent/procfs"
+	"github.com/fileward/fileward/internal/fstree"
 	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
@@ -112,43 +112,6 @@ func workload(dir, src string, n int) error {
 	})
 }
 
-// copyTree copies up to max regular files of src into dst.
-func copyTree(src, dst string, max int) (int, error) {
-	n := 0
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if n >= max {
-			return filepath.SkipAll
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return nil
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		n++
-		return out.Close()
-	})
-	return n, err
-}
-
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -208,7 +171,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	if goroot == "" {
 		goroot = "/usr/local/go"
 	}
-	copied, err := copyTree(filepath.Join(goroot, "src"), src, srcCap)
+	copied, err := fstree.Copy(filepath.Join(goroot, "src"), src, srcCap)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fileward/fileward/internal/fstree"
 )
 
 // rowCaptureEBPF is the capture row's workload and rate search with the eBPF
@@ -115,7 +116,7 @@ func (h *harness) ebpfAgentRun(ctx context.Context, files, srcFiles int) ([]Resu
 	if err != nil {
 		return nil, fmt.Errorf("go env GOROOT: %w", err)
 	}
-	copied, err := copySrcTree(filepath.Join(strings.TrimSpace(string(goroot)), "src"), src, srcFiles)
+	copied, err := fstree.Copy(filepath.Join(strings.TrimSpace(string(goroot)), "src"), src, srcFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -198,33 +199,4 @@ metrics: { listen: "127.0.0.1:0" }
 	lost := Result{Name: "capture_ebpf.agent.lost", Value: ringbuf + mapFull + ringFull, Unit: "events",
 		Notes: fmt.Sprintf("ebpf_ringbuf_full %.0f, ebpf_map_full %.0f, ring_full %.0f of %.0f captured; ", ringbuf, mapFull, ringFull, captured) + note}
 	return []Result{rss, cpu, lost}, nil
-}
-
-// copySrcTree copies at most max regular files of src into dst (the
-// benchmark's copy of $GOROOT/src) and returns how many it copied.
-func copySrcTree(src, dst string, max int) (int, error) {
-	n := 0
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if n >= max {
-			return filepath.SkipAll
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil
-		}
-		n++
-		return os.WriteFile(to, b, 0o644)
-	})
-	return n, err
 }
