@@ -436,7 +436,16 @@ func TestNoSelfEvents(t *testing.T) {
 		return false
 	})
 	if !ok {
-		t.Fatalf("the child's writes outside the data dir did not arrive; got:\n%s", dump(under(evs, base)))
+		// The source sees the whole machine: another job's flood can fill
+		// the ring buffers, and what is lost is counted. Then the child's
+		// last writes may be among the lost, and what arrived is judged
+		// below; with nothing counted lost, a missing write is a failure.
+		lost := r.drops.Load(schema.LossEBPFRingbufFull) + r.drops.Load(schema.LossEBPFMapFull) + r.drops.Load(schema.LossRingFull)
+		if lost == 0 {
+			t.Fatalf("the child's writes outside the data dir did not arrive, and nothing was counted lost; got:\n%s", dump(under(evs, base)))
+		}
+		t.Logf("the child's last write did not arrive: %d events were lost on the machine-wide source (ebpf_ringbuf_full %d, ebpf_map_full %d, ring_full %d), counted; judging the %d events that arrived",
+			lost, r.drops.Load(schema.LossEBPFRingbufFull), r.drops.Load(schema.LossEBPFMapFull), r.drops.Load(schema.LossRingFull), len(evs))
 	}
 	self := int32(os.Getpid())
 	bad := 0
