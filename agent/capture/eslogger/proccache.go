@@ -14,14 +14,16 @@ import (
 // kept one, copies the decoded fields instead of scanning the object again.
 const (
 	// procCacheSlots is the number of kept objects (direct-mapped, a power
-	// of two). Each holds its raw bytes: about 64 × 1.5 KB per Parser.
-	procCacheSlots = 64
+	// of two). Each holds its raw bytes: about 128 × 1.5 KB per Parser.
+	procCacheSlots = 128
 	// procCacheKeyLen is how many bytes from the object's '{' choose its
 	// slot. The length of the object is not known before it is scanned, so
 	// the slot is chosen by a prefix (which may run past a short object's
-	// end: that only costs hits); a hit is decided by comparing all of the
-	// kept object's bytes, never by the hash.
-	procCacheKeyLen = 128
+	// end: that only costs hits; eslogger's are about 1 to 1.5 KB); a hit is
+	// decided by comparing all of the kept object's bytes, never by the
+	// hash. Objects of different processes can share their first 300 bytes
+	// (eslogger's key order varies: code signing or the audit token first).
+	procCacheKeyLen = 512
 	// maxCachedProcess bounds one kept object; larger ones are not kept.
 	maxCachedProcess = 8 << 10
 )

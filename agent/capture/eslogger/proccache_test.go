@@ -20,7 +20,7 @@ func processSpan(t testing.TB, line []byte) (start, end int) {
 	}
 	raw := top["process"]
 	start = bytes.Index(line, raw)
-	if len(raw) < procCacheKeyLen+16 || start < 0 || bytes.Count(line, raw) != 1 {
+	if len(raw) < 256 || start < 0 || bytes.Count(line, raw) != 1 {
 		t.Fatalf("process object not found once (%d bytes)", len(raw))
 	}
 	return start, start + len(raw)
@@ -124,5 +124,83 @@ func TestProcessCache(t *testing.T) {
 	}
 	if p.pcache.hits != 6 {
 		t.Fatalf("hits = %d, want 6", p.pcache.hits)
+	}
+}
+
+// distinctProcesses returns n messages made from lines whose process
+// objects are all different: four non-leading digits of each object are
+// rewritten, the last four (atEnd: the variants of one line share all but
+// their last bytes, the slowest miss, a compare of the whole object) or the
+// first four. Cycled through, they miss the process cache (n ≫ its slots).
+func distinctProcesses(b *testing.B, lines [][]byte, n int, atEnd bool) [][]byte {
+	b.Helper()
+	out := make([][]byte, 0, n)
+	seen := map[string]bool{}
+	for k := 0; k < n; k++ {
+		l := slices.Clone(lines[k%len(lines)])
+		start, end := processSpan(b, l)
+		v, i, step := k, end-1, -1
+		if !atEnd {
+			i, step = start+1, 1
+		}
+		for d := 0; start < i && i < end && d < 4; i += step {
+			if '0' <= l[i] && l[i] <= '9' && '0' <= l[i-1] && l[i-1] <= '9' {
+				l[i] = '0' + byte(v%10)
+				v /= 10
+				d++
+			}
+		}
+		if seen[string(l[start:end])] {
+			b.Fatalf("variant %d repeats a process object", k)
+		}
+		seen[string(l[start:end])] = true
+		out = append(out, l)
+	}
+	return out
+}
+
+// BenchmarkParseProcessCache runs the parser with and without the process
+// cache on the demo recording as it is (38 lines cycled, every process
+// object kept unless its slot is taken by another: a higher hit rate than a
+// real stream's, where only a process's consecutive events repeat) and on
+// 4096 variants of the fixtures and the demo whose process objects all
+// differ (every lookup misses: the cost of the cache on a stream that never
+// repeats a process).
+func BenchmarkParseProcessCache(b *testing.B) {
+	demo := readLines(b, "../../cmd/fileward/demo/eslogger-demo.ndjson")
+	fixtures := readLines(b, fixtureDir+"/synthesized/file-events.ndjson")
+	inputs := []struct {
+		name  string
+		lines [][]byte
+	}{
+		{"demo", demo},
+		{"distinct-early", distinctProcesses(b, slices.Concat(fixtures, demo), 4096, false)},
+		{"distinct-late", distinctProcesses(b, slices.Concat(fixtures, demo), 4096, true)},
+	}
+	for _, in := range inputs {
+		total := 0
+		for _, l := range in.lines {
+			total += len(l) + 1
+		}
+		for _, cache := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/cache=%v", in.name, cache), func(b *testing.B) {
+				p := NewParser()
+				p.noProcCache = !cache
+				var ev schema.Event
+				b.SetBytes(int64(total / len(in.lines)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu0 := selfCPU(b)
+				for i := 0; i < b.N; i++ {
+					if _, err := p.Parse(in.lines[i%len(in.lines)], &ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64((selfCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/line")
+				if p.pcache != nil {
+					b.ReportMetric(float64(p.pcache.hits)/float64(p.pcache.hits+p.pcache.misses), "hit-rate")
+				}
+			})
+		}
 	}
 }
