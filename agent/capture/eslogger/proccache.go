@@ -40,6 +40,11 @@ type procEntry struct {
 	// raw is the exact bytes of a process object that decoded without
 	// error, from its '{' to its matching '}'; empty when the slot is free.
 	raw []byte
+	// seen is the prefix hash of the last object that missed here. An
+	// object is kept only when its prefix misses twice in a row in its
+	// slot: a stream that never repeats a process then costs a hash and
+	// a short compare per message, not a 1.5 KB copy into cold memory.
+	seen uint64
 	// pr is what process decoded from raw into a zero schema.Process. It
 	// holds no slices, maps or pointers (cachedProcess keeps only such
 	// values), so copying it by value shares nothing mutable: its strings
@@ -49,7 +54,8 @@ type procEntry struct {
 
 // cachedProcess decodes the message's first process object into pr, which
 // must be the zero Process: from the cache when the object's bytes equal a
-// kept object's, else by process (and then keeps it).
+// kept object's, else by process (and then keeps it if its prefix missed in
+// its slot just before).
 //
 // Equal bytes decode to equal fields: process reads nothing of the line
 // outside the object (it stops right after the object's closing '}'), keeps
@@ -68,8 +74,7 @@ func (p *Parser) cachedProcess(pr *schema.Process) {
 		p.pcache = c
 	}
 	start := s.i
-	key := s.b[start:min(len(s.b), start+procCacheKeyLen)]
-	e := &c.slots[maphash.Bytes(c.seed, key)&(procCacheSlots-1)]
+	e, h := c.slot(s.b[start:])
 	if n := len(e.raw); n > 0 && n <= len(s.b)-start && bytes.Equal(s.b[start:start+n], e.raw) {
 		*pr = e.pr
 		s.i = start + n
@@ -79,10 +84,20 @@ func (p *Parser) cachedProcess(pr *schema.Process) {
 	c.misses++
 	p.process(pr, nil)
 	end := s.i
+	if e.seen != h {
+		e.seen = h
+		return
+	}
 	if s.err != nil || end-start > maxCachedProcess || s.b[end-1] != '}' ||
 		pr.Args != nil || pr.Parent.Args != nil {
 		return // the slot keeps what it holds: that is still valid
 	}
 	e.raw = append(e.raw[:0], s.b[start:end]...)
 	e.pr = *pr
+}
+
+// slot returns the slot of the object that begins b, and its prefix hash.
+func (c *procCache) slot(b []byte) (*procEntry, uint64) {
+	h := maphash.Bytes(c.seed, b[:min(len(b), procCacheKeyLen)])
+	return &c.slots[h&(procCacheSlots-1)], h
 }
