@@ -57,8 +57,10 @@ type procEntry struct {
 // kept object's, else by process (and then keeps it if its prefix missed in
 // its slot just before).
 //
-// Equal bytes decode to equal fields: process reads nothing of the line
-// outside the object (it stops right after the object's closing '}'), keeps
+// Equal bytes decode to equal fields: what process decodes depends on no
+// byte outside the object (it stops right after the object's closing '}';
+// the SWAR key scan may load bytes past a key, but only the key's own
+// closing quote decides its result), keeps
 // no state between calls that changes what it decodes (the string intern
 // table only shares equal strings), and a kept object decoded without
 // error. TestProcessCache and FuzzParseMatchesReference check this.
