@@ -151,6 +151,12 @@ type Parser struct {
 	intern map[string]string
 	recent [256]string // direct-mapped cache in front of intern
 
+	// pcache holds the decoded top-level process objects of recent
+	// messages (see cachedProcess).
+	pcache *procCache
+	// noProcCache turns the cache off (benchmarks and tests compare).
+	noProcCache bool
+
 	lines, mapped, unmapped, unknown, malformed atomic.Uint64
 	mu                                          sync.Mutex
 	unknownNames                                map[string]uint64
@@ -313,6 +319,7 @@ func (p *Parser) message(ev *schema.Event) (kind eventKind, sawEvent bool) {
 	if !s.enterObject() {
 		return kindUnknown, false
 	}
+	sawProcess := false
 	for n := 0; ; n++ {
 		k, ok := s.nextKey(n)
 		if !ok {
@@ -335,7 +342,14 @@ func (p *Parser) message(ev *schema.Event) (kind eventKind, sawEvent bool) {
 			ev.GlobalSeq = s.uint()
 			ev.HasGlobalSeq = s.err == nil
 		case "process":
-			p.process(&ev.Process, nil)
+			if sawProcess {
+				// A repeated key decodes over the first one's fields: not
+				// what the cache holds.
+				p.process(&ev.Process, nil)
+			} else {
+				p.cachedProcess(&ev.Process)
+			}
+			sawProcess = true
 			p.rememberProcess(&ev.Process, nil)
 		case "event":
 			if sawEvent {
