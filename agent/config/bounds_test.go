@@ -76,6 +76,10 @@ func TestValidationBounds(t *testing.T) {
 		{"shutdown_timeout -1ns", "agent: {shutdown_timeout: -1ns}\n", []string{"b.yaml:1: agent.shutdown_timeout: must not be negative"}},
 		{"heartbeat 0", "agent: {heartbeat: 0}\n", nil},
 		{"heartbeat -1ns", "agent: {heartbeat: -1ns}\n", []string{"b.yaml:1: agent.heartbeat: must not be negative (0 disables heartbeats)"}},
+		{"memory_limit 0", "agent: {memory_limit: 0}\n", nil},
+		{"memory_limit 32MiB", "agent: {memory_limit: 32MiB}\n", nil},
+		{"memory_limit 32MiB-1", "agent: {memory_limit: 33554431}\n", []string{"b.yaml:1: agent.memory_limit: must be 0 (no limit) or at least 32MiB (default 64MiB)"}},
+		{"memory_limit -1", "agent: {memory_limit: -1}\n", []string{"b.yaml:1: agent.memory_limit"}},
 		{"empty data_dir", "agent: {data_dir: \"\"}\n", []string{"b.yaml:1: agent.data_dir: must not be empty"}},
 
 		{"replay rate 0", "source: {replay: {rate: 0}}\n", nil},

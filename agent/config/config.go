@@ -35,6 +35,10 @@ type Agent struct {
 	HostID string `yaml:"host_id"`
 	// Heartbeat is how often a heartbeat event enters the stream; 0 disables.
 	Heartbeat Duration `yaml:"heartbeat"`
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit) for `fileward run`; 0 = none. The
+	// GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit Size `yaml:"memory_limit"`
 	// DataStream says which data streams the documents name in their
 	// data_stream.* fields (and so where the Elasticsearch sink and the
 	// collector write them).

@@ -10,6 +10,7 @@ func Default() Config {
 			DataDir:         "./var",
 			ShutdownTimeout: Duration(10 * time.Second),
 			Heartbeat:       Duration(60 * time.Second),
+			MemoryLimit:     64 << 20,
 			DataStream:      DataStream{Mode: "fileward"},
 		},
 		Source: Source{

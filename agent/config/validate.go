@@ -63,6 +63,10 @@ func (c *checker) oneOf(path, v string, allowed ...string) {
 	}
 }
 
+// MinMemoryLimit is the smallest agent.memory_limit other than 0: below it
+// the collector would run almost continuously.
+const MinMemoryLimit = 32 << 20
+
 var sinkNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 func (cfg *Config) validate(lines map[string]int) Errors {
@@ -75,6 +79,9 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	}
 	if cfg.Agent.Heartbeat < 0 {
 		c.at("agent.heartbeat", "must not be negative (0 disables heartbeats)")
+	}
+	if ml := cfg.Agent.MemoryLimit; ml < 0 || (ml > 0 && ml < MinMemoryLimit) {
+		c.at("agent.memory_limit", "must be 0 (no limit) or at least 32MiB (default 64MiB)")
 	}
 
 	ds := &cfg.Agent.DataStream

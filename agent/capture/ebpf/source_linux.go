@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -677,9 +676,15 @@ func (l *loop) sweep(all bool) {
 		}
 	}
 	// A Go map keeps its size after deletes: start a new one with the
-	// survivors once it has shed eight times what it holds.
+	// survivors once it has shed eight times what it holds. Not
+	// maps.Clone: a clone keeps the original's size (its tables), which
+	// kept the burst's peak alive (10 MiB of the agent's heap).
 	if l.deleted > 8*len(l.templates)+8192 {
-		l.templates = maps.Clone(l.templates)
+		m := make(map[filewardAggKey]template, len(l.templates))
+		for k, v := range l.templates {
+			m[k] = v
+		}
+		l.templates = m
 		l.deleted = 0
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stderr, "fileward: %v\n", err)
 		return 2
 	}
+	applyMemoryLimit(cfg.Agent.MemoryLimit, os.Getenv("GOMEMLIMIT"), log)
 	a, err := newAgent(ctx, cfg, log, stderr)
 	if err == nil {
 		a.cfgPath = path
@@ -63,6 +65,25 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return 1
 	}
 	return 0
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit to
+// agent.memory_limit, unless the GOMEMLIMIT environment variable (env) is
+// set: the runtime has applied that one already, and it wins. It returns
+// the limit in force (math.MaxInt64: none).
+func applyMemoryLimit(limit config.Size, env string, log *slog.Logger) int64 {
+	if env != "" {
+		cur := debug.SetMemoryLimit(-1)
+		if limit > 0 {
+			log.Info("GOMEMLIMIT is set: it replaces agent.memory_limit", "GOMEMLIMIT", env, "agent.memory_limit", limit.String())
+		}
+		return cur
+	}
+	if limit <= 0 {
+		return debug.SetMemoryLimit(-1)
+	}
+	debug.SetMemoryLimit(int64(limit))
+	return int64(limit)
 }
 
 // newLogger is the agent's logger: log.level and log.format from the

@@ -141,6 +141,7 @@ var restartSections = []struct {
 	{"agent.name", func(c *config.Config) any { return c.Agent.Name }},
 	{"agent.host_id", func(c *config.Config) any { return c.Agent.HostID }},
 	{"agent.heartbeat", func(c *config.Config) any { return c.Agent.Heartbeat }},
+	{"agent.memory_limit", func(c *config.Config) any { return c.Agent.MemoryLimit }},
 	{"source", func(c *config.Config) any { return c.Source }},
 	{"queue", func(c *config.Config) any { return c.Queue }},
 	{"batch", func(c *config.Config) any { return c.Batch }},
