@@ -411,22 +411,7 @@ func rewriteJSON(rng *rand.Rand, line []byte) []byte {
 // BenchmarkParseReference runs the frozen pre-speed-up parser on the same
 // lines as BenchmarkParse: the same-run baseline on a noisy machine.
 func BenchmarkParseReference(b *testing.B) {
-	var lines [][]byte
-	total := 0
-	for _, l := range readLines(b, fixtureDir+"/synthesized/file-events.ndjson") {
-		lines = append(lines, l)
-		total += len(l) + 1
-	}
-	p := newRefParser()
-	var ev schema.Event
-	b.SetBytes(int64(total / len(lines)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := p.Parse(lines[i%len(lines)], &ev); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchParse(b, newRefParser(), readLines(b, fixtureDir+"/synthesized/file-events.ndjson"))
 }
 
 // TestKindOfMatchesTable: the switch in kindOf agrees with eventKinds for

@@ -628,13 +628,18 @@ func FuzzParse(f *testing.F) {
 
 // BenchmarkParse measures the scanner on the fixture lines.
 func BenchmarkParse(b *testing.B) {
-	var lines [][]byte
+	benchParse(b, NewParser(), readLines(b, fixtureDir+"/synthesized/file-events.ndjson"))
+}
+
+// benchParse times p.Parse over lines, round robin, and reports its CPU
+// time per line: wall time on a loaded shared machine overstates it.
+func benchParse(b *testing.B, p interface {
+	Parse([]byte, *schema.Event) (bool, error)
+}, lines [][]byte) {
 	total := 0
-	for _, l := range readLines(b, fixtureDir+"/synthesized/file-events.ndjson") {
-		lines = append(lines, l)
+	for _, l := range lines {
 		total += len(l) + 1
 	}
-	p := NewParser()
 	var ev schema.Event
 	b.SetBytes(int64(total / len(lines)))
 	b.ReportAllocs()
@@ -645,7 +650,6 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// CPU time per line: wall time on a loaded shared machine overstates it.
 	b.ReportMetric(float64((selfCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/line")
 }
 
@@ -670,22 +674,5 @@ func BenchmarkParseEncodingJSON(b *testing.B) {
 // BenchmarkParseDemo measures the scanner on the demo recording, the input
 // of fwbench's pipeline and kafka rows.
 func BenchmarkParseDemo(b *testing.B) {
-	var lines [][]byte
-	total := 0
-	for _, l := range readLines(b, "../../cmd/fileward/demo/eslogger-demo.ndjson") {
-		lines = append(lines, l)
-		total += len(l) + 1
-	}
-	p := NewParser()
-	var ev schema.Event
-	b.SetBytes(int64(total / len(lines)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := selfCPU(b)
-	for i := 0; i < b.N; i++ {
-		if _, err := p.Parse(lines[i%len(lines)], &ev); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64((selfCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/line")
+	benchParse(b, NewParser(), readLines(b, "../../cmd/fileward/demo/eslogger-demo.ndjson"))
 }

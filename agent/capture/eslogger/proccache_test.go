@@ -196,25 +196,11 @@ func BenchmarkParseProcessCache(b *testing.B) {
 		{"distinct-late", distinctProcesses(b, slices.Concat(fixtures, demo), 4096, true)},
 	}
 	for _, in := range inputs {
-		total := 0
-		for _, l := range in.lines {
-			total += len(l) + 1
-		}
 		for _, cache := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/cache=%v", in.name, cache), func(b *testing.B) {
 				p := NewParser()
 				p.noProcCache = !cache
-				var ev schema.Event
-				b.SetBytes(int64(total / len(in.lines)))
-				b.ReportAllocs()
-				b.ResetTimer()
-				cpu0 := selfCPU(b)
-				for i := 0; i < b.N; i++ {
-					if _, err := p.Parse(in.lines[i%len(in.lines)], &ev); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64((selfCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/line")
+				benchParse(b, p, in.lines)
 				if p.pcache != nil {
 					b.ReportMetric(float64(p.pcache.hits)/float64(p.pcache.hits+p.pcache.misses), "hit-rate")
 				}
