@@ -90,14 +90,7 @@ func variedDocs(docs [][]byte) [][]byte {
 // The backlog drain is its own row (rowDrain).
 func (h *harness) rowSpoolCodec(ctx context.Context) ([]Result, error) {
 	def := config.Default().Spool.Compression
-	// The in-process figures use up to 200,000 documents (about 300 MB
-	// with their copies and batches): enough for stable per-event figures.
-	n := min(h.kafkaEvents(), 200000)
-	ecs, err := h.ecsInput(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	docs, err := readLines(ecs, n)
+	docs, err := h.codecDocs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -186,12 +179,7 @@ func (h *harness) rowSpoolCodec(ctx context.Context) ([]Result, error) {
 // events/s, against the bare kafka.Writer (see backlogDrain).
 func (h *harness) rowDrain(ctx context.Context) ([]Result, error) {
 	def := config.Default().Spool.Compression
-	n := min(h.kafkaEvents(), 200000)
-	ecs, err := h.ecsInput(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	docs, err := readLines(ecs, n)
+	docs, err := h.codecDocs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +195,18 @@ func (h *harness) rowDrain(ctx context.Context) ([]Result, error) {
 	}
 	defer os.Remove(bareIn)
 	return h.backlogDrain(ctx, def, payloads, counts, bareIn)
+}
+
+// codecDocs is the spool rows' ECS corpus: up to 200,000 documents of the
+// harness's input (about 300 MB with their copies and batches), enough for
+// stable per-event figures.
+func (h *harness) codecDocs(ctx context.Context) ([][]byte, error) {
+	n := min(h.kafkaEvents(), 200000)
+	ecs, err := h.ecsInput(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return readLines(ecs, n)
 }
 
 // writeCycled writes n NDJSON lines to path: docs, repeated in order.
