@@ -45,20 +45,7 @@ func TestSpoolRefusesENOSPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	pushAll(t, s.rig, n+1, 10)
-	rd := s.reader(t)
-	var docs []map[string]any
-	waitFor(t, func() bool {
-		docs = append(docs, rd.read(t)...)
-		_, lost := account(docs)
-		return lost > 0 && lost == s.drops.Load(schema.LossSpoolFull)
-	})
-	stop()
-	docs = append(docs, rd.read(t)...)
-	seqs, lost := account(docs)
-	t.Logf("%d events: %d stored, %d refused in %v batches, %d reported lost", n+10, len(seqs), s.drops.Load(schema.LossSpoolFull), refused, lost)
-	if uint64(len(seqs))+lost != n+10 {
-		t.Errorf("stored %d + reported lost %d != %d pushed", len(seqs), lost, n+10)
-	}
+	seqs := s.drainAndAccount(t, stop, n+10, refused)
 	if len(seqs) < 10 || seqs[len(seqs)-1] != n+10 {
 		t.Errorf("the events after the space came back are not stored: last %v", seqs[max(0, len(seqs)-10):])
 	}

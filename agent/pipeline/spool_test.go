@@ -155,6 +155,30 @@ func pushAll(t *testing.T, r *rig, first, n int) {
 	}
 }
 
+// drainAndAccount reads the spool until the loss reports stored account
+// for every event counted spool_full, stops the pipeline (stop), reads the
+// rest, and checks that the file events stored plus the spool_full count
+// reported are every event pushed. It returns the stored events'
+// event.sequence values; refused (append refusals) is only logged.
+func (s *spoolRig) drainAndAccount(t *testing.T, stop func(), pushed uint64, refused float64) []int {
+	t.Helper()
+	rd := s.reader(t)
+	var docs []map[string]any
+	waitFor(t, func() bool {
+		docs = append(docs, rd.read(t)...)
+		_, lost := account(docs)
+		return lost > 0 && lost == s.drops.Load(schema.LossSpoolFull)
+	})
+	stop()
+	docs = append(docs, rd.read(t)...)
+	seqs, lost := account(docs)
+	t.Logf("%d events: %d stored, %d refused in %v batches, %d reported lost", pushed, len(seqs), s.drops.Load(schema.LossSpoolFull), refused, lost)
+	if uint64(len(seqs))+lost != pushed {
+		t.Errorf("stored %d + reported lost %d != %d pushed", len(seqs), lost, pushed)
+	}
+	return seqs
+}
+
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // TestSpoolRefusesDropNewest: a drop_newest spool fills up; the pipeline's
@@ -179,20 +203,7 @@ func TestSpoolRefusesDropNewest(t *testing.T) {
 		t.Errorf("no warning about the refusal:\n%s", s.logs.String())
 	}
 	// Read everything; the next loss report (once a second) gets in.
-	rd := s.reader(t)
-	var docs []map[string]any
-	waitFor(t, func() bool {
-		docs = append(docs, rd.read(t)...)
-		_, lost := account(docs)
-		return lost > 0 && lost == s.drops.Load(schema.LossSpoolFull)
-	})
-	stop()
-	docs = append(docs, rd.read(t)...)
-	seqs, lost := account(docs)
-	t.Logf("%d events: %d stored, %d refused in %v batches, %d reported lost", n, len(seqs), s.drops.Load(schema.LossSpoolFull), refused, lost)
-	if uint64(len(seqs))+lost != n {
-		t.Errorf("stored %d + reported lost %d != %d pushed", len(seqs), lost, n)
-	}
+	seqs := s.drainAndAccount(t, stop, n, refused)
 	// The oldest events, without a gap; then, at most one batch (16
 	// events): a batch smaller than the one first refused can still fit
 	// in the room that one left (the last, partial batch of the drain).
