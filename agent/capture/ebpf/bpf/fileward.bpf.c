@@ -247,11 +247,14 @@ struct {
 	__type(value, struct pc_val);
 } pcscratch SEC(".maps");
 
-// Syscall arguments from entry to exit, by thread id.
+// Syscall arguments from entry to exit, in the thread's own task storage
+// (a pointer in the task, no hashing and no bucket lock: a hash map keyed by
+// thread id cost an update, a lookup and a delete per syscall). kind 0 is
+// an empty slot.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct stash);
 } stashes SEC(".maps");
 
@@ -666,32 +669,41 @@ static __always_inline int submit(struct event *e, __u32 off)
 	return 0;
 }
 
-static __always_inline bool aggregated(struct agg_key *k, __u64 now)
+// aggregate starts the aggregation entry of k, or counts a repeat into the
+// entry that is there. The insert comes first: most events in a busy window
+// are the first of their key (a new file), and an insert that finds no entry
+// costs one hash operation where a lookup and then an insert cost two. An
+// insert that finds the entry fails with EEXIST, and the repeat is counted
+// through a lookup. It returns AGG_NEW when the entry is new (the record
+// goes out, F_AGG), AGG_REPEAT when the event was counted into an entry (or
+// dropped as muted), and AGG_NONE when there is no aggregation or the map
+// is full (the record goes out on its own).
+#define AGG_NONE 0
+#define AGG_NEW 1
+#define AGG_REPEAT 2
+
+static __always_inline int aggregate(struct agg_key *k, __u64 now)
 {
 	if (window_ns == 0)
-		return false;
+		return AGG_NONE;
 	k->epoch = now / window_ns;
+	struct agg_val nv = {.count = 0, .last_ns = now, .muted = 0};
+	long err = bpf_map_update_elem(&agg, k, &nv, BPF_NOEXIST);
+	if (err == 0)
+		return AGG_NEW;
+	if (err != -17 /* EEXIST */) {
+		count(C_UNAGGREGATED, 1);
+		return AGG_NONE;
+	}
 	struct agg_val *v = bpf_map_lookup_elem(&agg, k);
 	if (!v)
-		return false;
+		return AGG_NONE; // deleted in between (its record was lost, or the sweep): a record of its own
 	if (v->muted)
-		return true;
+		return AGG_REPEAT;
 	__sync_fetch_and_add(&v->count, 1);
 	v->last_ns = now;
 	count(C_AGGREGATED, 1);
-	return true;
-}
-
-// remember starts the aggregation entry of k. It returns true when it did.
-static __always_inline bool remember(struct agg_key *k, __u64 now, __u32 muted)
-{
-	if (window_ns == 0)
-		return false;
-	struct agg_val v = {.count = 0, .last_ns = now, .muted = muted};
-	long err = bpf_map_update_elem(&agg, k, &v, BPF_NOEXIST);
-	if (err && err != -17 /* EEXIST: another CPU was first, both records stand */)
-		count(C_UNAGGREGATED, 1);
-	return err == 0;
+	return AGG_REPEAT;
 }
 
 // file_event reports an open, close or modification of the regular file f.
@@ -709,11 +721,16 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
 	k.action = action;
 	k.access = access;
-	if (aggregated(&k, now))
+	int ag = aggregate(&k, now);
+	if (ag == AGG_REPEAT)
 		return 0;
+	bool held = ag == AGG_NEW;
 	struct event *e = new_event(action);
-	if (!e)
+	if (!e) {
+		if (held)
+			bpf_map_delete_elem(&agg, &k);
 		return 0;
+	}
 	e->h.time_ns = now;
 	e->h.access = access;
 	e->h.key_dentry = k.dentry;
@@ -724,12 +741,18 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 	e->h.comp1 = off;
 	if (muted) {
 		count(C_MUTED, 1);
-		remember(&k, now, 1);
+		// The entry drops the file's repeats in this window (user space
+		// deletes a muted entry without reporting it, and whatever another
+		// CPU counted into it meanwhile).
+		if (held) {
+			struct agg_val *v = bpf_map_lookup_elem(&agg, &k);
+			if (v)
+				v->muted = 1;
+		}
 		return 1;
 	}
-	// The entry first, so that user space keeps a record's fields only when
-	// an entry may count its repeats (the F_AGG flag).
-	bool held = remember(&k, now, 0);
+	// The entry came first, so that user space keeps a record's fields only
+	// when an entry may count its repeats (the F_AGG flag).
 	if (held)
 		e->h.flags |= F_AGG;
 	if (submit(e, off) != 0 && held) {
@@ -804,6 +827,8 @@ static __always_inline int on_write(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!(event_mask & EV_MODIFY))
 		return 0;
+	if (skip_task(bpf_get_current_pid_tgid() >> 32))
+		return 0; // its files are never in wfiles
 	struct file *f = fd_file(bpf_get_current_task_btf(), ctx->args[0]);
 	if (!f)
 		return 0;
@@ -822,7 +847,10 @@ int fw_write(struct trace_event_raw_sys_enter *ctx) { return on_write(ctx); }
 // modification when the file was written, else a close.
 static __always_inline int last_close(int fd)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	// A skipped process's opens never went into wfiles (fw_open_exit skips
+	// it first), so its closes need no lookup at all.
+	if (skip_task(bpf_get_current_pid_tgid() >> 32))
+		return 0;
 	struct file *f = fd_file(bpf_get_current_task_btf(), fd);
 	if (!f)
 		return 0;
@@ -835,8 +863,6 @@ static __always_inline int last_close(int fd)
 		wrote = *w;
 		bpf_map_delete_elem(&wfiles, &key);
 	}
-	if (skip_task(tgid))
-		return 0;
 	__u16 action;
 	if (wrote && (event_mask & EV_MODIFY))
 		action = FW_MODIFY;
@@ -872,10 +898,17 @@ static __always_inline int keep(__u32 kind, __u32 bit, int dfd1, __u64 p1, int d
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skip_task(pid_tgid >> 32))
 		return 0;
-	__u32 tid = (__u32)pid_tgid;
-	struct stash s = {.p1 = p1, .p2 = p2, .dfd1 = dfd1, .dfd2 = dfd2, .kind = kind, .flags = flags};
-	if (bpf_map_update_elem(&stashes, &tid, &s, BPF_ANY) != 0)
+	struct stash *s = bpf_task_storage_get(&stashes, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
 		count(C_STASH_FULL, 1);
+		return 0;
+	}
+	s->p1 = p1;
+	s->p2 = p2;
+	s->dfd1 = dfd1;
+	s->dfd2 = dfd2;
+	s->flags = flags;
+	s->kind = kind;
 	return 0;
 }
 
@@ -921,12 +954,11 @@ int fw_lchown(struct trace_event_raw_sys_enter *ctx) { return keep(FW_ATTRIB, EV
 SEC("tracepoint/syscalls/sys_exit_unlinkat")
 int fw_path_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct stash *sp = bpf_map_lookup_elem(&stashes, &tid);
-	if (!sp)
+	struct stash *sp = bpf_task_storage_get(&stashes, bpf_get_current_task_btf(), 0, 0);
+	if (!sp || !sp->kind)
 		return 0;
 	struct stash s = *sp;
-	bpf_map_delete_elem(&stashes, &tid);
+	sp->kind = 0;
 	if (ctx->ret != 0)
 		return 0;
 	struct event *e = new_event(s.kind);
