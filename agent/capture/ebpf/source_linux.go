@@ -404,26 +404,34 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 	if w := s.o.AggregateWindow; w > 0 && w/2 < tick {
 		tick = max(w/2, 20*time.Millisecond)
 	}
-	next := time.Now().Add(tick)
-	var rec ringbuf.Record
-	for {
-		// The kernel wakes this reader only when an eighth of the ring
-		// buffer is unread (see submit in the C source): it looks every
-		// pollEvery, and does its housekeeping every tick.
-		dl := time.Now().Add(pollEvery)
+	// The kernel wakes this reader only when an eighth of the ring buffer
+	// is unread (see submit in the C source): it looks every pollEvery, and
+	// does its housekeeping every tick. One clock read per record: the
+	// deadline is set again only when the ring ran dry (a record that is
+	// there is returned whatever the deadline), not before every read.
+	now := time.Now()
+	next := now.Add(tick)
+	deadline := func(now time.Time) {
+		dl := now.Add(pollEvery)
 		if next.Before(dl) {
 			dl = next
 		}
 		rd.SetDeadline(dl)
+	}
+	deadline(now)
+	var rec ringbuf.Record
+	for {
 		err := rd.ReadInto(&rec)
+		now = time.Now()
 		switch {
 		case err == nil:
-			l.record(rec.RawSample)
-			if time.Now().Before(next) {
+			l.record(rec.RawSample, now.UnixNano())
+			if now.Before(next) {
 				continue
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if time.Now().Before(next) && ctx.Err() == nil {
+			if now.Before(next) && ctx.Err() == nil {
+				deadline(now)
 				continue
 			}
 		default:
@@ -436,7 +444,9 @@ func (s *Source) Run(ctx context.Context, out *capture.Ring, drops *capture.Drop
 		l.clock()
 		l.sweep(false)
 		l.counters()
-		next = time.Now().Add(tick)
+		now = time.Now()
+		next = now.Add(tick)
+		deadline(now)
 	}
 }
 
@@ -453,7 +463,7 @@ func (l *loop) shutdown(rd *ringbuf.Reader) {
 		if err := rd.ReadInto(&rec); err != nil {
 			break
 		}
-		l.record(rec.RawSample)
+		l.record(rec.RawSample, time.Now().UnixNano())
 	}
 	l.sweep(true)
 	l.counters()
@@ -490,8 +500,9 @@ func (l *loop) counters() {
 	}
 }
 
-// record decodes one ring buffer record and pushes its event.
-func (l *loop) record(b []byte) {
+// record decodes one ring buffer record and pushes its event; now is the
+// clock at its read (event.created).
+func (l *loop) record(b []byte, now int64) {
 	l.s.records.Add(1)
 	var r record
 	if err := decode(b, &r); err != nil {
@@ -506,7 +517,6 @@ func (l *loop) record(b []byte) {
 		l.s.ignoredN.Add(1)
 		return
 	}
-	now := time.Now().UnixNano()
 	ev := schema.Event{
 		TimeNS:        int64(r.timeNS) + l.bootToTS,
 		CreatedNS:     now,

@@ -207,9 +207,13 @@ struct {
 	__type(value, struct agg_val);
 } agg SEC(".maps");
 
-// Open files (struct file addresses) opened for writing on regular files →
-// written since. LRU: a file whose last close was never seen (its process
-// exited, or closed it by dup2 onto another) is forgotten eventually.
+// Open files (struct file addresses) of regular files written since they
+// were opened: the first write adds the file, its last close deletes it (and
+// learns from the delete whether it was there). So a read-only open costs
+// no map operation, a written file three (lookup and insert at its first
+// write, delete at its close). LRU: a file whose last close was never seen
+// (its process exited, or closed it by dup2 onto another) is forgotten
+// eventually.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); // resized by the loader
@@ -804,38 +808,35 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 				submit(e, off);
 		}
 	}
-	int muted = 0;
 	if (event_mask & EV_OPEN) {
 		__u16 acc = 0;
 		if (fm & FMODE_READ)
 			acc |= ACC_READ;
 		if (fm & FMODE_WRITE)
 			acc |= ACC_WRITE;
-		muted = file_event(f, FW_OPEN, acc);
-	}
-	if ((fm & FMODE_WRITE) && (event_mask & EV_MODIFY) && !muted) {
-		__u64 key = (__u64)f;
-		__u8 zero = 0;
-		if (bpf_map_update_elem(&wfiles, &key, &zero, BPF_ANY) != 0)
-			count(C_MAP_FULL, 1);
+		file_event(f, FW_OPEN, acc);
 	}
 	return 0;
 }
 
-// Writes: mark the file written (one lookup when it is not tracked).
+// Writes: mark a regular file written (a lookup; an insert at its first
+// write). Pipes, sockets and terminals stop at the inode's mode.
 static __always_inline int on_write(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!(event_mask & EV_MODIFY))
 		return 0;
 	if (skip_task(bpf_get_current_pid_tgid() >> 32))
-		return 0; // its files are never in wfiles
+		return 0;
 	struct file *f = fd_file(bpf_get_current_task_btf(), ctx->args[0]);
-	if (!f)
+	if (!f || !(CAST(f, struct file)->f_mode & FMODE_WRITE) || !is_regular(f))
 		return 0;
 	__u64 key = (__u64)f;
-	__u8 *w = bpf_map_lookup_elem(&wfiles, &key);
-	if (w && !*w)
-		*w = 1;
+	if (bpf_map_lookup_elem(&wfiles, &key))
+		return 0;
+	__u8 one = 1;
+	long err = bpf_map_update_elem(&wfiles, &key, &one, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another thread's write was first */)
+		count(C_MAP_FULL, 1);
 	return 0;
 }
 
@@ -847,8 +848,8 @@ int fw_write(struct trace_event_raw_sys_enter *ctx) { return on_write(ctx); }
 // modification when the file was written, else a close.
 static __always_inline int last_close(int fd)
 {
-	// A skipped process's opens never went into wfiles (fw_open_exit skips
-	// it first), so its closes need no lookup at all.
+	// A skipped process's writes never went into wfiles (on_write skips
+	// it first), so its closes need no map operation at all.
 	if (skip_task(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	struct file *f = fd_file(bpf_get_current_task_btf(), fd);
@@ -856,12 +857,12 @@ static __always_inline int last_close(int fd)
 		return 0;
 	if (file_refs(f) > 1)
 		return 0; // another descriptor (dup, fork) still holds it
-	__u64 key = (__u64)f;
+	// Only a file open for writing can be in wfiles: the delete says
+	// whether it was (written) or not.
 	bool wrote = false;
-	__u8 *w = bpf_map_lookup_elem(&wfiles, &key);
-	if (w) {
-		wrote = *w;
-		bpf_map_delete_elem(&wfiles, &key);
+	if (CAST(f, struct file)->f_mode & FMODE_WRITE) {
+		__u64 key = (__u64)f;
+		wrote = bpf_map_delete_elem(&wfiles, &key) == 0;
 	}
 	__u16 action;
 	if (wrote && (event_mask & EV_MODIFY))
