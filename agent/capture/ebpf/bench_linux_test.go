@@ -355,7 +355,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			baseline()
 		}
 		st := res[cfgBuilt].st
-		kernelEvents := st.Records + st.Aggregated
+		kernelEvents := st.KernelEvents()
 		totalEvents += kernelEvents
 		totalDocs += st.Events
 		totalLost += res[cfgBuilt].lost
@@ -365,7 +365,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			fmt.Fprintf(&line, "; %s: wall %v (%.3fx), workload CPU %v (%.3fx), %d kernel events, lost %d", name,
 				res[c].wall.Round(time.Millisecond), float64(res[c].wall)/float64(without[i]),
 				res[c].cpu.Round(time.Millisecond), float64(res[c].cpu)/float64(cpuWithout[i]),
-				res[c].st.Records+res[c].st.Aggregated, res[c].lost)
+				res[c].st.KernelEvents(), res[c].lost)
 		}
 		b.Logf("pair %d: without: wall %v, workload CPU %v; fanotify raw: wall %v (%.3fx), workload CPU %v (%.3fx)%s; built: %d records, %d documents (%d repeats counted in the kernel), %d path cache hits",
 			i, without[i].Round(time.Millisecond), cpuWithout[i].Round(time.Millisecond),
@@ -512,7 +512,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 				last = c
 			}
 			st := s.Stats()
-			evs := (st.Records + st.Aggregated) - (st0.Records + st0.Aggregated)
+			evs := st.KernelEvents() - st0.KernelEvents()
 			cpu := cpuTime() - c0
 			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossRingFull) + drops.Load(schema.LossEBPFMapFull) - lost0
 			// The rate judged is the generators' own (an open and a close per

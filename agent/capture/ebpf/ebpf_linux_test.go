@@ -508,6 +508,62 @@ func TestRingbufLossCounted(t *testing.T) {
 	t.Logf("%d created: %d read, %d counted lost (ebpf_ringbuf_full)", n, read, lost)
 }
 
+// TestCreatingOpenLossCounted: an open(2) that creates its file is one
+// record carrying two events (the creation, then the open). Read in full,
+// each file gives a creation followed by a write open of the same path;
+// lost, the record counts as two ebpf_ringbuf_full. So with a stalled
+// one-page ring, events read + counted lost = 2 per file, exactly.
+func TestCreatingOpenLossCounted(t *testing.T) {
+	needRoot(t)
+	dir := testtool.Tmpfs(t, "1g")
+	stall := make(chan struct{})
+	r := start(t, Options{RingBytes: os.Getpagesize(), stall: stall, targetPID: os.Getpid(), Events: []string{"create", "open"}})
+	const n = 300
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("f%03d", i)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	close(stall)
+	ours := func(evs []schema.Event) []schema.Event {
+		var k []schema.Event
+		for _, e := range evs {
+			if (e.Action == schema.ActionCreation || e.Action == schema.ActionOpen) && strings.HasPrefix(e.Path, dir+"/") {
+				k = append(k, e)
+			}
+		}
+		return k
+	}
+	_, ok := r.waitFor(60*time.Second, func(evs []schema.Event) bool {
+		return uint64(len(ours(evs)))+r.drops.Load(schema.LossEBPFRingbufFull) >= 2*n
+	})
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	evs := ours(r.col.snapshot())
+	read, lost := uint64(len(evs)), r.drops.Load(schema.LossEBPFRingbufFull)
+	if !ok || read+lost != 2*n {
+		t.Fatalf("%d events read + %d counted ebpf_ringbuf_full = %d, want exactly %d (a creation and an open per file)", read, lost, read+lost, 2*n)
+	}
+	if lost == 0 || read == 0 {
+		t.Fatalf("read %d, lost %d: a one-page ring buffer should have held some and lost the rest", read, lost)
+	}
+	if read%2 != 0 {
+		t.Fatalf("%d events read: a creating open's two events arrive together or not at all", read)
+	}
+	for i := 0; i+1 < len(evs); i += 2 {
+		c, o := evs[i], evs[i+1]
+		if c.Action != schema.ActionCreation || o.Action != schema.ActionOpen || c.Path != o.Path ||
+			c.Process.PID != o.Process.PID || c.TimeNS != o.TimeNS || c.Access != 0 || o.Access != schema.AccessWrite {
+			t.Fatalf("events %d and %d: got %s %q (access %d) then %s %q (access %d), want the creation then the write open of one file",
+				i, i+1, c.Action, c.Path, c.Access, o.Action, o.Path, o.Access)
+		}
+	}
+	t.Logf("%d files created: %d events read, %d counted lost (ebpf_ringbuf_full)", n, read, lost)
+}
+
 // TestLoadRefused hands the kernel a program its verifier refuses: New fails
 // with an error that says so, and leaves nothing attached.
 func TestLoadRefused(t *testing.T) {

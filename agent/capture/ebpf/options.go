@@ -80,3 +80,8 @@ type Stats struct {
 	Malformed      uint64 // records that failed to decode
 	Ignored        uint64 // records dropped by the read loop's IgnorePaths check
 }
+
+// KernelEvents is the number of events the kernel saw and reported: those
+// that went out as events (a record may carry two: a creating open) and
+// the repeats it counted. Not Records: a record is not an event.
+func (s Stats) KernelEvents() uint64 { return s.Events - s.Repeats + s.Aggregated }

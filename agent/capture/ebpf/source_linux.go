@@ -51,6 +51,7 @@ const (
 const (
 	flagTruncated = 1
 	flagAgg       = 2 // an aggregation entry in the kernel counts this record's repeats
+	flagOpen      = 4 // a creation that is also its open: two events, the creation first
 )
 
 // Event selection bits (EV_* in the C source).
@@ -570,9 +571,20 @@ func (l *loop) record(b []byte, now int64) {
 	if ev.Process.Executable == "" {
 		ev.Process.Name = string(r.comm)
 	}
+	action := r.action
+	if r.flags&flagOpen != 0 && r.action == kCreate {
+		// One record for an open(2) that created the file: the creation
+		// (no access, as a creation alone), then the open, which is what
+		// the kernel's aggregation entry counts.
+		cr := ev
+		cr.Access = 0
+		l.push(&cr)
+		ev.Action = schema.ActionOpen
+		action = kOpen
+	}
 	if r.flags&flagAgg != 0 && l.s.o.AggregateWindow > 0 {
 		k := filewardAggKey{Dentry: r.keyDentry, Mnt: r.keyMnt, Epoch: r.timeNS / uint64(l.s.o.AggregateWindow),
-			StartNs: r.startNS, Tgid: r.tgid, Action: r.action, Access: r.access}
+			StartNs: r.startNS, Tgid: r.tgid, Action: action, Access: r.access}
 		l.templates[k] = template{path: ev.Path, exe: ev.Process.Executable, name: ev.Process.Name, start: ev.Process.StartNS,
 			pid: ev.Process.PID, ppid: ev.Process.PPID, uid: r.euid, ruid: r.uid, gid: r.egid, action: ev.Action, access: ev.Access}
 	}

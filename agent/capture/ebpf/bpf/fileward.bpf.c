@@ -80,6 +80,10 @@ enum fw_counter {
 
 #define F_TRUNCATED 1
 #define F_AGG 2 // an aggregation entry holds this record's repeats
+// A creation that is also its open (open(2) with O_CREAT that made the
+// file): one record for both events, access in the header, F_AGG for the
+// open. User space reports the creation, then the open.
+#define F_OPEN 4
 
 struct event_hdr {
 	__u64 time_ns;  // bpf_ktime_get_boot_ns
@@ -712,7 +716,7 @@ static __always_inline int aggregate(struct agg_key *k, __u64 now)
 
 // file_event reports an open, close or modification of the regular file f.
 // It returns 1 if the file is muted.
-static __always_inline int file_event(struct file *f, __u16 action, __u16 access)
+static __always_inline int file_event(struct file *f, __u16 action, __u16 access, bool created)
 {
 	struct file *fc = CAST(f, struct file);
 	struct inode *ino = fc->f_inode;
@@ -726,25 +730,40 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 	k.action = action;
 	k.access = access;
 	int ag = aggregate(&k, now);
-	if (ag == AGG_REPEAT)
+	if (ag == AGG_REPEAT && !created)
 		return 0;
 	bool held = ag == AGG_NEW;
-	struct event *e = new_event(action);
+	__u32 events = 1;
+	struct event *e;
+	if (created && ag == AGG_REPEAT) {
+		// (An open of this file by this process was already counted in
+		// this window: the creation goes out alone.)
+		e = new_event(FW_CREATE);
+	} else if (created) {
+		e = new_event(FW_CREATE);
+		events = 2;
+	} else {
+		e = new_event(action);
+	}
 	if (!e) {
 		if (held)
 			bpf_map_delete_elem(&agg, &k);
 		return 0;
 	}
 	e->h.time_ns = now;
-	e->h.access = access;
-	e->h.key_dentry = k.dentry;
-	e->h.key_mnt = k.mnt;
+	if (events == 2 || !created) {
+		e->h.access = access;
+		e->h.key_dentry = k.dentry;
+		e->h.key_mnt = k.mnt;
+	}
+	if (events == 2)
+		e->h.flags |= F_OPEN;
 	set_inode(e, ino);
 	__u32 off = 0;
 	int muted = walk(e, &off, (struct dentry *)k.dentry, (struct vfsmount *)k.mnt);
 	e->h.comp1 = off;
 	if (muted) {
-		count(C_MUTED, 1);
+		count(C_MUTED, events);
 		// The entry drops the file's repeats in this window (user space
 		// deletes a muted entry without reporting it, and whatever another
 		// CPU counted into it meanwhile).
@@ -759,13 +778,18 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 	// when an entry may count its repeats (the F_AGG flag).
 	if (held)
 		e->h.flags |= F_AGG;
-	if (submit(e, off) != 0 && held) {
-		// The record is lost: so are the repeats another CPU may already
-		// have counted into its entry.
-		struct agg_val *v = bpf_map_lookup_elem(&agg, &k);
-		if (v)
-			count(C_RINGBUF_FULL, v->count);
-		bpf_map_delete_elem(&agg, &k);
+	if (submit(e, off) != 0) {
+		// The record is lost (submit counted one event): so is the open it
+		// carried, and the repeats another CPU may already have counted
+		// into its entry.
+		if (events == 2)
+			count(C_RINGBUF_FULL, 1);
+		if (held) {
+			struct agg_val *v = bpf_map_lookup_elem(&agg, &k);
+			if (v)
+				count(C_RINGBUF_FULL, v->count);
+			bpf_map_delete_elem(&agg, &k);
+		}
 	}
 	return 0;
 }
@@ -795,7 +819,8 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!f || !is_regular(f))
 		return 0;
 	fmode_t fm = CAST(f, struct file)->f_mode;
-	if ((fm & FMODE_CREATED) && (event_mask & EV_CREATE)) {
+	bool created = (fm & FMODE_CREATED) && (event_mask & EV_CREATE);
+	if (created && !(event_mask & EV_OPEN)) {
 		struct event *e = new_event(FW_CREATE);
 		if (e) {
 			set_inode(e, BPF_CORE_READ(f, f_inode));
@@ -807,6 +832,7 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 			else
 				submit(e, off);
 		}
+		return 0;
 	}
 	if (event_mask & EV_OPEN) {
 		__u16 acc = 0;
@@ -814,7 +840,9 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 			acc |= ACC_READ;
 		if (fm & FMODE_WRITE)
 			acc |= ACC_WRITE;
-		file_event(f, FW_OPEN, acc);
+		// A creating open is one record (F_OPEN): one walk and one copy
+		// into the ring buffer for the two events.
+		file_event(f, FW_OPEN, acc, created);
 	}
 	return 0;
 }
@@ -873,7 +901,7 @@ static __always_inline int last_close(int fd)
 		return 0;
 	if (!is_regular(f))
 		return 0;
-	file_event(f, action, 0);
+	file_event(f, action, 0, false);
 	return 0;
 }
 
