@@ -367,10 +367,10 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 				res[c].cpu.Round(time.Millisecond), float64(res[c].cpu)/float64(cpuWithout[i]),
 				res[c].st.KernelEvents(), res[c].lost)
 		}
-		b.Logf("pair %d: without: wall %v, workload CPU %v; fanotify raw: wall %v (%.3fx), workload CPU %v (%.3fx)%s; built: %d records, %d documents (%d repeats counted in the kernel), %d path cache hits",
+		b.Logf("pair %d: without: wall %v, workload CPU %v; fanotify raw: wall %v (%.3fx), workload CPU %v (%.3fx)%s; built: %d records, %d documents (%d repeats counted in the kernel, %d events not aggregated: map full), %d path cache hits",
 			i, without[i].Round(time.Millisecond), cpuWithout[i].Round(time.Millisecond),
 			raw[i].Round(time.Millisecond), float64(raw[i])/float64(without[i]), cpuRaw[i].Round(time.Millisecond), float64(cpuRaw[i])/float64(cpuWithout[i]),
-			line.String(), st.Records, st.Events, st.Aggregated, st.PathCacheHits)
+			line.String(), st.Records, st.Events, st.Aggregated, st.Unaggregated, st.PathCacheHits)
 	}
 	b.StopTimer()
 	sum := func(ds []time.Duration) (t time.Duration) {

@@ -98,6 +98,7 @@ type filewardStash struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	filewardMapAgg          = "agg"
+	filewardMapAggfull      = "aggfull"
 	filewardMapCounters     = "counters"
 	filewardMapEvents       = "events"
 	filewardMapPcache       = "pcache"
@@ -215,6 +216,7 @@ type filewardProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type filewardMapSpecs struct {
 	Agg       *ebpf.MapSpec `ebpf:"agg"`
+	Aggfull   *ebpf.MapSpec `ebpf:"aggfull"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Pcache    *ebpf.MapSpec `ebpf:"pcache"`
@@ -260,6 +262,7 @@ func (o *filewardObjects) Close() error {
 // It can be passed to loadFilewardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filewardMaps struct {
 	Agg       *ebpf.Map `ebpf:"agg"`
+	Aggfull   *ebpf.Map `ebpf:"aggfull"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Pcache    *ebpf.Map `ebpf:"pcache"`
@@ -272,6 +275,7 @@ type filewardMaps struct {
 func (m *filewardMaps) Close() error {
 	return _FilewardClose(
 		m.Agg,
+		m.Aggfull,
 		m.Counters,
 		m.Events,
 		m.Pcache,

@@ -211,6 +211,19 @@ struct {
 	__type(value, struct agg_val);
 } agg SEC(".maps");
 
+// Per CPU: the boot time until which aggregate does not try to insert
+// into agg (it was full). A failing insert takes the bucket lock and then
+// searches every CPU's free list; on a burst of new files the map stays
+// full until the read loop's next sweep, and every event paid for that.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} aggfull SEC(".maps");
+
+#define AGG_FULL_BACKOFF_NS 2000000 // 2 ms between inserts into a full map, per CPU
+
 // Open files (struct file addresses) of regular files written since they
 // were opened: the first write adds the file, its last close deletes it (and
 // learns from the delete whether it was there). So a read-only open costs
@@ -695,15 +708,27 @@ static __always_inline int aggregate(struct agg_key *k, __u64 now)
 	if (window_ns == 0)
 		return AGG_NONE;
 	k->epoch = now / window_ns;
-	struct agg_val nv = {.count = 0, .last_ns = now, .muted = 0};
-	long err = bpf_map_update_elem(&agg, k, &nv, BPF_NOEXIST);
-	if (err == 0)
-		return AGG_NEW;
-	if (err != -17 /* EEXIST */) {
+	__u32 zero = 0;
+	__u64 *full = bpf_map_lookup_elem(&aggfull, &zero);
+	if (!full || now >= *full) {
+		struct agg_val nv = {.count = 0, .last_ns = now, .muted = 0};
+		long err = bpf_map_update_elem(&agg, k, &nv, BPF_NOEXIST);
+		if (err == 0)
+			return AGG_NEW;
+		if (err != -17 /* EEXIST */) {
+			// Full: only lookups (repeats of the entries there) until the
+			// backoff is over.
+			if (full)
+				*full = now + AGG_FULL_BACKOFF_NS;
+			count(C_UNAGGREGATED, 1);
+			return AGG_NONE;
+		}
+	}
+	struct agg_val *v = bpf_map_lookup_elem(&agg, k);
+	if (!v && full && now < *full) {
 		count(C_UNAGGREGATED, 1);
 		return AGG_NONE;
 	}
-	struct agg_val *v = bpf_map_lookup_elem(&agg, k);
 	if (!v)
 		return AGG_NONE; // deleted in between (its record was lost, or the sweep): a record of its own
 	if (v->muted)
