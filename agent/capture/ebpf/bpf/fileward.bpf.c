@@ -329,7 +329,9 @@ static __always_inline bool skip_task(__u32 tgid)
 	return false;
 }
 
-static __always_inline struct event *new_event(__u16 action)
+// new_event fills the per-CPU scratch record's header for action at time
+// now (0: read the clock here).
+static __always_inline struct event *new_event(__u16 action, __u64 now)
 {
 	__u32 zero = 0;
 	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
@@ -337,7 +339,7 @@ static __always_inline struct event *new_event(__u16 action)
 		return NULL;
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	e->h.time_ns = bpf_ktime_get_boot_ns();
+	e->h.time_ns = now ? now : bpf_ktime_get_boot_ns();
 	e->h.pid = (__u32)pid_tgid;
 	e->h.tgid = pid_tgid >> 32;
 	e->h.ppid = t->real_parent->tgid;
@@ -763,19 +765,18 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 	if (created && ag == AGG_REPEAT) {
 		// (An open of this file by this process was already counted in
 		// this window: the creation goes out alone.)
-		e = new_event(FW_CREATE);
+		e = new_event(FW_CREATE, now);
 	} else if (created) {
-		e = new_event(FW_CREATE);
+		e = new_event(FW_CREATE, now);
 		events = 2;
 	} else {
-		e = new_event(action);
+		e = new_event(action, now);
 	}
 	if (!e) {
 		if (held)
 			bpf_map_delete_elem(&agg, &k);
 		return 0;
 	}
-	e->h.time_ns = now;
 	if (events == 2 || !created) {
 		e->h.access = access;
 		e->h.key_dentry = k.dentry;
@@ -846,7 +847,7 @@ int fw_open_exit(struct trace_event_raw_sys_exit *ctx)
 	fmode_t fm = CAST(f, struct file)->f_mode;
 	bool created = (fm & FMODE_CREATED) && (event_mask & EV_CREATE);
 	if (created && !(event_mask & EV_OPEN)) {
-		struct event *e = new_event(FW_CREATE);
+		struct event *e = new_event(FW_CREATE, 0);
 		if (e) {
 			set_inode(e, BPF_CORE_READ(f, f_inode));
 			__u32 off = 0;
@@ -1015,7 +1016,7 @@ int fw_path_exit(struct trace_event_raw_sys_exit *ctx)
 	sp->kind = 0;
 	if (ctx->ret != 0)
 		return 0;
-	struct event *e = new_event(s.kind);
+	struct event *e = new_event(s.kind, 0);
 	if (!e)
 		return 0;
 	__u32 off = 0;
@@ -1049,7 +1050,7 @@ static __always_inline int fd_attrib(int fd)
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	if (pseudo_fs(BPF_CORE_READ(d, d_sb)))
 		return 0;
-	struct event *e = new_event(FW_ATTRIB);
+	struct event *e = new_event(FW_ATTRIB, 0);
 	if (!e)
 		return 0;
 	set_inode(e, BPF_CORE_READ(f, f_inode));
@@ -1081,7 +1082,7 @@ int BPF_PROG(fw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct file *f = BPF_CORE_READ(bprm, file);
 	if (!f)
 		return 0;
-	struct event *e = new_event(FW_EXEC);
+	struct event *e = new_event(FW_EXEC, 0);
 	if (!e)
 		return 0;
 	e->h.access = ACC_READ;
