@@ -474,13 +474,7 @@ func TestRingbufLossCounted(t *testing.T) {
 	stall := make(chan struct{})
 	r := start(t, Options{RingBytes: os.Getpagesize(), stall: stall, targetPID: os.Getpid(), Events: []string{"create"}})
 	const n = 500
-	for i := 0; i < n; i++ {
-		fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("f%03d", i)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-	}
+	createFiles(t, dir, n)
 	close(stall)
 	got := func(evs []schema.Event) int {
 		k := 0
@@ -508,6 +502,19 @@ func TestRingbufLossCounted(t *testing.T) {
 	t.Logf("%d created: %d read, %d counted lost (ebpf_ringbuf_full)", n, read, lost)
 }
 
+// createFiles creates n empty files f000… in dir, each with one open(2)
+// that creates it, and closes them.
+func createFiles(t *testing.T, dir string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("f%03d", i)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+}
+
 // TestCreatingOpenLossCounted: an open(2) that creates its file is one
 // record carrying two events (the creation, then the open). Read in full,
 // each file gives a creation followed by a write open of the same path;
@@ -519,13 +526,7 @@ func TestCreatingOpenLossCounted(t *testing.T) {
 	stall := make(chan struct{})
 	r := start(t, Options{RingBytes: os.Getpagesize(), stall: stall, targetPID: os.Getpid(), Events: []string{"create", "open"}})
 	const n = 300
-	for i := 0; i < n; i++ {
-		fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("f%03d", i)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-	}
+	createFiles(t, dir, n)
 	close(stall)
 	ours := func(evs []schema.Event) []schema.Event {
 		var k []schema.Event
