@@ -3,10 +3,8 @@
 package ebpf
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
+	"github.com/fileward/fileward/internal/capturebench"
 	"github.com/fileward/fileward/internal/fstree"
 	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
@@ -31,109 +30,8 @@ import (
 // agent/capture/fanotify: FILEWARD_WORKLOAD runs BenchmarkCaptureOverhead's
 // file workload, FILEWARD_GEN_DIR BenchmarkSustainedRate's paced generator.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv("FILEWARD_GEN_DIR"); dir != "" {
-		if err := generate(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "generate:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	if dir := os.Getenv("FILEWARD_WORKLOAD"); dir != "" {
-		n, _ := strconv.Atoi(os.Getenv("FILEWARD_WORKLOAD_FILES"))
-		if err := workload(dir, os.Getenv("FILEWARD_WORKLOAD_SRC"), n); err != nil {
-			fmt.Fprintln(os.Stderr, "workload:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	capturebench.Child()
 	os.Exit(m.Run())
-}
-
-// workload is agent/capture/fanotify's: create+write, read, rename and
-// delete n small files in dir, then read every file under src.
-func workload(dir, src string, n int) error {
-	const perDir = 1000
-	buf := make([]byte, 256)
-	for i := range buf {
-		buf[i] = byte('a' + i%26)
-	}
-	rbuf := make([]byte, 64<<10)
-	name := func(i int) string { return filepath.Join(dir, strconv.Itoa(i/perDir), "f"+strconv.Itoa(i)) }
-	for d := 0; d*perDir < n; d++ {
-		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(d)), 0o755); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := os.WriteFile(name(i), buf, 0o644); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i++ {
-		f, err := os.Open(name(i))
-		if err != nil {
-			return err
-		}
-		f.Read(rbuf)
-		f.Close()
-	}
-	for i := 0; i < n; i++ {
-		if err := os.Rename(name(i), name(i)+".r"); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := os.Remove(name(i) + ".r"); err != nil {
-			return err
-		}
-	}
-	if src == "" {
-		return nil
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		for {
-			if _, err := f.Read(rbuf); err != nil {
-				break
-			}
-		}
-		return f.Close()
-	})
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // consume drains ring the way pipeline.Run does, calling the source's
@@ -220,8 +118,8 @@ const (
 // shared host is captured (and costs) too.
 func BenchmarkCaptureOverhead(b *testing.B) {
 	needRoot(b)
-	nFiles := envInt("FILEWARD_BENCH_FILES", 200000)
-	srcCap := envInt("FILEWARD_BENCH_SRC_FILES", 20000)
+	nFiles := capturebench.EnvInt("FILEWARD_BENCH_FILES", 200000)
+	srcCap := capturebench.EnvInt("FILEWARD_BENCH_SRC_FILES", 20000)
 	mnt := testtool.Tmpfs(b, "1g")
 	src := filepath.Join(mnt, "src")
 	goroot := os.Getenv("GOROOT")
@@ -254,7 +152,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		os.RemoveAll(dir)
 		return d
 	}
-	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
+	window := time.Duration(capturebench.EnvInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
 	var without, raw, cpuWithout, cpuRaw []time.Duration
 	var walls, cpus [cfgCount][]time.Duration
 	cfgNames := [cfgCount]string{"built", "before", "cache-adaptive-wakeup", "tracepoints-only"}
@@ -319,7 +217,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			runErr := make(chan error, 1)
 			go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
 			go func() { defer wg.Done(); consume(ctx, ring, s, &consumed) }()
-			cpu0 := cpuTime()
+			cpu0 := capturebench.CPUTime()
 			d := runWorkload()
 			for last := uint64(0); ; {
 				time.Sleep(50 * time.Millisecond)
@@ -332,7 +230,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			cancel()
 			wg.Wait()
 			if c == cfgBuilt {
-				agentCPU += cpuTime() - cpu0
+				agentCPU += capturebench.CPUTime() - cpu0
 			}
 			if err := <-runErr; err != nil {
 				b.Fatal(err)
@@ -394,40 +292,8 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	b.ReportMetric(float64(totalEvents), "kernel-events")
 	b.ReportMetric(float64(totalDocs), "documents")
 	b.ReportMetric(float64(totalLost), "lost")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(capturebench.PeakRSS())/(1<<20), "peak-RSS-MiB")
 	b.Logf("workload: %d files ×(create+write, read, rename, delete) + read of %d source files on tmpfs", nFiles, copied)
-}
-
-// generate is agent/capture/fanotify's paced generator: it opens and closes
-// FILEWARD_GEN_FILES files in dir round-robin at FILEWARD_GEN_RATE opens per
-// second for FILEWARD_GEN_MILLIS and prints how many opens it made.
-func generate(dir string) error {
-	rate := envInt("FILEWARD_GEN_RATE", 10000)
-	files := envInt("FILEWARD_GEN_FILES", 10000)
-	d := time.Duration(envInt("FILEWARD_GEN_MILLIS", 3000)) * time.Millisecond
-	names := make([]string, files)
-	for i := range names {
-		names[i] = filepath.Join(dir, "f"+strconv.Itoa(i))
-	}
-	t0 := time.Now()
-	done := 0
-	for {
-		el := time.Since(t0)
-		if el >= d {
-			break
-		}
-		want := int(float64(rate) * el.Seconds())
-		for ; done < want; done++ {
-			fd, err := unix.Open(names[done%files], unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open: %w", err)
-			}
-			unix.Close(fd)
-		}
-		time.Sleep(time.Millisecond - time.Since(t0.Add(el)))
-	}
-	fmt.Println(done)
-	return nil
 }
 
 // BenchmarkSustainedRate is agent/capture/fanotify's search for the highest
@@ -441,8 +307,8 @@ func generate(dir string) error {
 // aggregate_window); the kernel events of the whole machine are logged too.
 func BenchmarkSustainedRate(b *testing.B) {
 	needRoot(b)
-	stepMS := envInt("FILEWARD_BENCH_STEP_MS", 3000)
-	window := time.Duration(envInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
+	stepMS := capturebench.EnvInt("FILEWARD_BENCH_STEP_MS", 3000)
+	window := time.Duration(capturebench.EnvInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond
 	mnt := testtool.Tmpfs(b, "1g")
 	const nFiles = 10000
 	dirs := []string{filepath.Join(mnt, "gen0"), filepath.Join(mnt, "gen1")}
@@ -477,7 +343,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 		var bestCPU float64
 		for rate := 25000; ; {
 			lost0 := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossRingFull) + drops.Load(schema.LossEBPFMapFull)
-			st0, c0 := s.Stats(), cpuTime()
+			st0, c0 := s.Stats(), capturebench.CPUTime()
 			var outs [2][]byte
 			var errs [2]error
 			var gw sync.WaitGroup
@@ -513,7 +379,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 			}
 			st := s.Stats()
 			evs := st.KernelEvents() - st0.KernelEvents()
-			cpu := cpuTime() - c0
+			cpu := capturebench.CPUTime() - c0
 			lost := drops.Load(schema.LossEBPFRingbufFull) + drops.Load(schema.LossRingFull) + drops.Load(schema.LossEBPFMapFull) - lost0
 			// The rate judged is the generators' own (an open and a close per
 			// open(2)): the kernel also sees, and the agent also carries,
@@ -545,6 +411,6 @@ func BenchmarkSustainedRate(b *testing.B) {
 		b.ReportMetric(best, "lossless-events/s")
 		b.ReportMetric(bestCPU, "agent-cpu-s/1M-events")
 		b.ReportMetric(firstLoss, "first-loss-events/s")
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(capturebench.PeakRSS())/(1<<20), "peak-RSS-MiB")
 	}
 }

@@ -3,10 +3,8 @@
 package fanotify
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/agent/procfs"
+	"github.com/fileward/fileward/internal/capturebench"
 	"github.com/fileward/fileward/internal/fstree"
 	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
@@ -36,109 +35,8 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("FILEWARD_TRY_NEW"); dir != "" {
 		tryNew(dir)
 	}
-	if dir := os.Getenv("FILEWARD_GEN_DIR"); dir != "" {
-		if err := generate(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "generate:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	if dir := os.Getenv("FILEWARD_WORKLOAD"); dir != "" {
-		n, _ := strconv.Atoi(os.Getenv("FILEWARD_WORKLOAD_FILES"))
-		if err := workload(dir, os.Getenv("FILEWARD_WORKLOAD_SRC"), n); err != nil {
-			fmt.Fprintln(os.Stderr, "workload:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	capturebench.Child()
 	os.Exit(m.Run())
-}
-
-// workload creates, writes, reads, renames and deletes n small files in
-// dir, then walks src and reads every file.
-func workload(dir, src string, n int) error {
-	const perDir = 1000
-	buf := make([]byte, 256)
-	for i := range buf {
-		buf[i] = byte('a' + i%26)
-	}
-	rbuf := make([]byte, 64<<10)
-	name := func(i int) string { return filepath.Join(dir, strconv.Itoa(i/perDir), "f"+strconv.Itoa(i)) }
-	for d := 0; d*perDir < n; d++ {
-		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(d)), 0o755); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := os.WriteFile(name(i), buf, 0o644); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i++ {
-		f, err := os.Open(name(i))
-		if err != nil {
-			return err
-		}
-		f.Read(rbuf)
-		f.Close()
-	}
-	for i := 0; i < n; i++ {
-		if err := os.Rename(name(i), name(i)+".r"); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := os.Remove(name(i) + ".r"); err != nil {
-			return err
-		}
-	}
-	if src == "" {
-		return nil
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		for {
-			if _, err := f.Read(rbuf); err != nil {
-				break
-			}
-		}
-		return f.Close()
-	})
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // BenchmarkCaptureOverhead runs a file-heavy workload in a child process on
@@ -156,8 +54,8 @@ func peakRSS() int64 {
 // turns on the objects' own file handles (FAN_REPORT_FID) for comparison.
 func BenchmarkCaptureOverhead(b *testing.B) {
 	needRoot(b)
-	nFiles := envInt("FILEWARD_BENCH_FILES", 200000)
-	srcCap := envInt("FILEWARD_BENCH_SRC_FILES", 20000)
+	nFiles := capturebench.EnvInt("FILEWARD_BENCH_FILES", 200000)
+	srcCap := capturebench.EnvInt("FILEWARD_BENCH_SRC_FILES", 20000)
 	events := []string{"open", "close", "create", "modify", "rename", "delete", "attrib", "exec"}
 	if extra := os.Getenv("FILEWARD_BENCH_EVENTS"); extra != "" {
 		events = append(events, strings.Split(extra, ",")...)
@@ -246,7 +144,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 		runErr := make(chan error, 1)
 		go func() { defer wg.Done(); runErr <- s.Run(ctx, ring, drops) }()
 		go func() { defer wg.Done(); consume(ctx, ring, pc, &consumed) }()
-		cpu0 := cpuTime()
+		cpu0 := capturebench.CPUTime()
 		d := runWorkload()
 		// Let the source and consumer finish the backlog.
 		for last := uint64(0); ; {
@@ -257,7 +155,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 			}
 			last = c
 		}
-		agentCPU += cpuTime() - cpu0
+		agentCPU += capturebench.CPUTime() - cpu0
 		cancel()
 		wg.Wait()
 		if err := <-runErr; err != nil {
@@ -302,7 +200,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	b.ReportMetric(float64(totalEvents)/withTime.Seconds(), "events/s")
 	b.ReportMetric(float64(totalOverflow), "kernel_overflow")
 	b.ReportMetric(float64(totalRingFull), "ring_full")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(capturebench.PeakRSS())/(1<<20), "peak-RSS-MiB")
 	b.Logf("workload on %s: %d files ×(create+write, read, rename, delete) + walk/read of %d source files; median without %v, raw reader %v, with %v",
 		benchFSType(), nFiles, copied, med(without).Round(time.Millisecond), med(raw).Round(time.Millisecond), med(with).Round(time.Millisecond))
 }
@@ -315,7 +213,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 // events/s drained and the agent's CPU seconds per million events.
 func BenchmarkDrainRate(b *testing.B) {
 	needRoot(b)
-	nFiles := envInt("FILEWARD_BENCH_FILES", 100000)
+	nFiles := capturebench.EnvInt("FILEWARD_BENCH_FILES", 100000)
 	mnt := testtool.Tmpfs(b, "4g")
 	self, err := os.Executable()
 	if err != nil {
@@ -343,7 +241,7 @@ func BenchmarkDrainRate(b *testing.B) {
 		var lastAt atomic.Int64
 		var wg sync.WaitGroup
 		wg.Add(2)
-		cpu0 := cpuTime()
+		cpu0 := capturebench.CPUTime()
 		t0 := time.Now()
 		go func() { defer wg.Done(); s.Run(ctx, ring, drops) }()
 		go func() {
@@ -367,7 +265,7 @@ func BenchmarkDrainRate(b *testing.B) {
 			}
 			last, lastReads = c, rd
 		}
-		cpu := cpuTime() - cpu0
+		cpu := capturebench.CPUTime() - cpu0
 		cancel()
 		wg.Wait()
 		pc.Close()
@@ -383,7 +281,7 @@ func BenchmarkDrainRate(b *testing.B) {
 	}
 	b.ReportMetric(float64(totalEvents)/totalTime.Seconds(), "events/s")
 	b.ReportMetric(totalCPU.Seconds()/(float64(totalEvents)/1e6), "agent-cpu-s/1M-events")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(capturebench.PeakRSS())/(1<<20), "peak-RSS-MiB")
 }
 
 func benchFSType() string {
@@ -459,41 +357,6 @@ func rawReader(mnt string, events []string) (stop func(), err error) {
 	}, nil
 }
 
-// generate is the paced event generator of BenchmarkSustainedRate (a child
-// process): it opens and closes the files f0…f{FILEWARD_GEN_FILES-1} in dir
-// round-robin at FILEWARD_GEN_RATE opens per second for
-// FILEWARD_GEN_MILLIS, pacing itself every millisecond, and prints the
-// number of opens it made. Each open and close is two events (open, close)
-// on a different file from its neighbours, so the kernel cannot merge them.
-func generate(dir string) error {
-	rate := envInt("FILEWARD_GEN_RATE", 10000)
-	files := envInt("FILEWARD_GEN_FILES", 10000)
-	d := time.Duration(envInt("FILEWARD_GEN_MILLIS", 3000)) * time.Millisecond
-	names := make([]string, files)
-	for i := range names {
-		names[i] = filepath.Join(dir, "f"+strconv.Itoa(i))
-	}
-	t0 := time.Now()
-	done := 0
-	for {
-		el := time.Since(t0)
-		if el >= d {
-			break
-		}
-		want := int(float64(rate) * el.Seconds())
-		for ; done < want; done++ {
-			fd, err := unix.Open(names[done%files], unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open: %w", err)
-			}
-			unix.Close(fd)
-		}
-		time.Sleep(time.Millisecond - time.Since(t0.Add(el)))
-	}
-	fmt.Println(done)
-	return nil
-}
-
 // BenchmarkSustainedRate searches for the highest event rate the agent
 // sustains with zero kernel_overflow on the default kernel queue (16384
 // events). One source and a consumer that calls procfs Enrich on every
@@ -506,7 +369,7 @@ func generate(dir string) error {
 // reached.
 func BenchmarkSustainedRate(b *testing.B) {
 	needRoot(b)
-	stepMS := envInt("FILEWARD_BENCH_STEP_MS", 3000)
+	stepMS := capturebench.EnvInt("FILEWARD_BENCH_STEP_MS", 3000)
 	mnt := benchFS(b)
 	const nFiles = 10000
 	dirs := []string{filepath.Join(mnt, "gen0"), filepath.Join(mnt, "gen1")}
@@ -542,7 +405,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 		var bestCPU float64
 		for rate := 25000; ; {
 			of0, rf0 := drops.Load(schema.LossKernelOverflow), drops.Load(schema.LossRingFull)
-			ev0, c0 := s.Stats().Events, cpuTime()
+			ev0, c0 := s.Stats().Events, capturebench.CPUTime()
 			// Two generators, each at half the rate, so that the rate is not
 			// capped by one core's syscall speed.
 			var outs [2][]byte
@@ -580,7 +443,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 				last = c
 			}
 			evs := s.Stats().Events - ev0
-			cpu := cpuTime() - c0
+			cpu := capturebench.CPUTime() - c0
 			of, rf := drops.Load(schema.LossKernelOverflow)-of0, drops.Load(schema.LossRingFull)-rf0
 			got := float64(evs) / wall.Seconds()
 			asked := 2 * float64(rate)
@@ -613,7 +476,7 @@ func BenchmarkSustainedRate(b *testing.B) {
 		b.ReportMetric(best, "lossless-events/s")
 		b.ReportMetric(bestCPU, "agent-cpu-s/1M-events")
 		b.ReportMetric(firstLoss, "first-loss-events/s")
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(capturebench.PeakRSS())/(1<<20), "peak-RSS-MiB")
 	}
 }
 
