@@ -83,6 +83,11 @@ type filewardPcVal struct {
 	Data  [256]int8
 }
 
+type filewardSeenSet struct {
+	_ structs.HostLayout
+	H [2048]uint64
+}
+
 type filewardStash struct {
 	_     structs.HostLayout
 	P1    uint64
@@ -104,6 +109,7 @@ const (
 	filewardMapPcache       = "pcache"
 	filewardMapPcscratch    = "pcscratch"
 	filewardMapScratch      = "scratch"
+	filewardMapSeen         = "seen"
 	filewardMapStashes      = "stashes"
 	filewardMapWfiles       = "wfiles"
 	filewardProgFwChmod     = "fw_chmod"
@@ -222,6 +228,7 @@ type filewardMapSpecs struct {
 	Pcache    *ebpf.MapSpec `ebpf:"pcache"`
 	Pcscratch *ebpf.MapSpec `ebpf:"pcscratch"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	Seen      *ebpf.MapSpec `ebpf:"seen"`
 	Stashes   *ebpf.MapSpec `ebpf:"stashes"`
 	Wfiles    *ebpf.MapSpec `ebpf:"wfiles"`
 }
@@ -268,6 +275,7 @@ type filewardMaps struct {
 	Pcache    *ebpf.Map `ebpf:"pcache"`
 	Pcscratch *ebpf.Map `ebpf:"pcscratch"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
+	Seen      *ebpf.Map `ebpf:"seen"`
 	Stashes   *ebpf.Map `ebpf:"stashes"`
 	Wfiles    *ebpf.Map `ebpf:"wfiles"`
 }
@@ -281,6 +289,7 @@ func (m *filewardMaps) Close() error {
 		m.Pcache,
 		m.Pcscratch,
 		m.Scratch,
+		m.Seen,
 		m.Stashes,
 		m.Wfiles,
 	)

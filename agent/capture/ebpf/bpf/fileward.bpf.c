@@ -224,6 +224,25 @@ struct {
 
 #define AGG_FULL_BACKOFF_NS 2000000 // 2 ms between inserts into a full map, per CPU
 
+// Per CPU: a direct-mapped set of the aggregation keys seen lately (a
+// 64-bit hash of each). The first event of a key on a CPU goes out as a
+// record of its own without touching agg: most files are opened and closed
+// once (a build, an unpack, a backup), and an insert (bucket lock, free
+// list) cost more than the rest of the record. From the second event on,
+// agg counts the repeats. Counts stay exact: an event is either a record
+// or counted in an entry, whatever the set forgets.
+#define SEEN_SLOTS 2048
+struct seen_set {
+	__u64 h[SEEN_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct seen_set);
+} seen SEC(".maps");
+
 // Open files (struct file addresses) of regular files written since they
 // were opened: the first write adds the file, its last close deletes it (and
 // learns from the delete whether it was there). So a read-only open costs
@@ -705,12 +724,26 @@ static __always_inline int submit(struct event *e, __u32 off)
 #define AGG_NEW 1
 #define AGG_REPEAT 2
 
-static __always_inline int aggregate(struct agg_key *k, __u64 now)
+// ino is the file's inode number (the set's hash takes scalars: the key's
+// dentry and mount are pointers to the verifier).
+static __always_inline int aggregate(struct agg_key *k, __u64 now, __u64 ino)
 {
 	if (window_ns == 0)
 		return AGG_NONE;
 	k->epoch = now / window_ns;
 	__u32 zero = 0;
+	struct seen_set *ss = bpf_map_lookup_elem(&seen, &zero);
+	if (ss) {
+		__u64 h = ino ^ (k->start_ns * 0xC2B2AE3D27D4EB4FULL) ^ ((__u64)k->tgid << 32) ^
+			  ((__u64)k->action << 16) ^ k->access ^ (k->epoch * 0x165667B19E3779F9ULL);
+		h *= 0x9E3779B97F4A7C15ULL;
+		h |= 1;
+		__u32 slot = (h >> 40) & (SEEN_SLOTS - 1);
+		if (ss->h[slot] != h) {
+			ss->h[slot] = h;
+			return AGG_NONE; // the first on this CPU lately: a record, no map operation
+		}
+	}
 	__u64 *full = bpf_map_lookup_elem(&aggfull, &zero);
 	if (!full || now >= *full) {
 		struct agg_val nv = {.count = 0, .last_ns = now, .muted = 0};
@@ -756,7 +789,7 @@ static __always_inline int file_event(struct file *f, __u16 action, __u16 access
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
 	k.action = action;
 	k.access = access;
-	int ag = aggregate(&k, now);
+	int ag = aggregate(&k, now, CAST(ino, struct inode)->i_ino);
 	if (ag == AGG_REPEAT && !created)
 		return 0;
 	bool held = ag == AGG_NEW;
