@@ -711,18 +711,26 @@ static __always_inline int submit(struct event *e, __u32 off)
 	return 0;
 }
 
-// aggregate starts the aggregation entry of k, or counts a repeat into the
-// entry that is there. The insert comes first: most events in a busy window
-// are the first of their key (a new file), and an insert that finds no entry
-// costs one hash operation where a lookup and then an insert cost two. An
-// insert that finds the entry fails with EEXIST, and the repeat is counted
-// through a lookup. It returns AGG_NEW when the entry is new (the record
-// goes out, F_AGG), AGG_REPEAT when the event was counted into an entry (or
-// dropped as muted), and AGG_NONE when there is no aggregation or the map
-// is full (the record goes out on its own).
+// aggregate counts a repeat into k's aggregation entry, or starts the
+// entry. It returns AGG_NEW when the entry is new (the record goes out with
+// F_AGG), AGG_REPEAT when the event was counted into an entry (or dropped
+// as muted), and AGG_NONE when the record goes out on its own: no
+// aggregation, the first sighting of k on this CPU (see seen), or a full
+// map. A key that passes the seen set is likely a repeat, so the lookup
+// comes first; the insert only when it finds nothing.
 #define AGG_NONE 0
 #define AGG_NEW 1
 #define AGG_REPEAT 2
+
+static __always_inline int count_repeat(struct agg_val *v, __u64 now)
+{
+	if (v->muted)
+		return AGG_REPEAT;
+	__sync_fetch_and_add(&v->count, 1);
+	v->last_ns = now;
+	count(C_AGGREGATED, 1);
+	return AGG_REPEAT;
+}
 
 // ino is the file's inode number (the set's hash takes scalars: the key's
 // dentry and mount are pointers to the verifier).
@@ -744,34 +752,30 @@ static __always_inline int aggregate(struct agg_key *k, __u64 now, __u64 ino)
 			return AGG_NONE; // the first on this CPU lately: a record, no map operation
 		}
 	}
-	__u64 *full = bpf_map_lookup_elem(&aggfull, &zero);
-	if (!full || now >= *full) {
-		struct agg_val nv = {.count = 0, .last_ns = now, .muted = 0};
-		long err = bpf_map_update_elem(&agg, k, &nv, BPF_NOEXIST);
-		if (err == 0)
-			return AGG_NEW;
-		if (err != -17 /* EEXIST */) {
-			// Full: only lookups (repeats of the entries there) until the
-			// backoff is over.
-			if (full)
-				*full = now + AGG_FULL_BACKOFF_NS;
-			count(C_UNAGGREGATED, 1);
-			return AGG_NONE;
-		}
-	}
 	struct agg_val *v = bpf_map_lookup_elem(&agg, k);
-	if (!v && full && now < *full) {
+	if (v)
+		return count_repeat(v, now);
+	__u64 *full = bpf_map_lookup_elem(&aggfull, &zero);
+	if (full && now < *full) {
 		count(C_UNAGGREGATED, 1);
-		return AGG_NONE;
+		return AGG_NONE; // full a moment ago: not tried again yet
 	}
-	if (!v)
-		return AGG_NONE; // deleted in between (its record was lost, or the sweep): a record of its own
-	if (v->muted)
-		return AGG_REPEAT;
-	__sync_fetch_and_add(&v->count, 1);
-	v->last_ns = now;
-	count(C_AGGREGATED, 1);
-	return AGG_REPEAT;
+	struct agg_val nv = {.count = 0, .last_ns = now, .muted = 0};
+	long err = bpf_map_update_elem(&agg, k, &nv, BPF_NOEXIST);
+	if (err == 0)
+		return AGG_NEW;
+	if (err == -17 /* EEXIST: another CPU was first */) {
+		v = bpf_map_lookup_elem(&agg, k);
+		if (v)
+			return count_repeat(v, now);
+		return AGG_NONE; // and it is gone already (the sweep, or its record was lost)
+	}
+	// Full: only lookups (repeats of the entries there) until the backoff
+	// is over.
+	if (full)
+		*full = now + AGG_FULL_BACKOFF_NS;
+	count(C_UNAGGREGATED, 1);
+	return AGG_NONE;
 }
 
 // file_event reports an open, close or modification of the regular file f.
