@@ -47,8 +47,8 @@ type Options struct {
 	// compression "auto" compresses; default MaxBytes/16 (64 MiB of a
 	// 1 GiB spool).
 	AutoCompressAbove int64
-	Logger      *slog.Logger          // nil = discard
-	Registerer  prometheus.Registerer // nil = no metrics
+	Logger            *slog.Logger          // nil = discard
+	Registerer        prometheus.Registerer // nil = no metrics
 	// OnDrop is told how many events were dropped because the spool was
 	// full (either policy), the disk was full (ENOSPC) or a batch was larger
 	// than a segment. It is called with the spool's lock held: it must not
