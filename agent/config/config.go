@@ -135,7 +135,7 @@ type Spool struct {
 	WhenFull      string   `yaml:"when_full"` // drop_oldest | drop_newest
 	Fsync         string   `yaml:"fsync"`     // always | interval | never
 	FsyncInterval Duration `yaml:"fsync_interval"`
-	Compression   string   `yaml:"compression"` // none | lz4 | zstd | auto
+	Compression   string   `yaml:"compression"` // none | lz4 | zstd
 }
 
 // Sink is one destination.

@@ -55,7 +55,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"when_full", cfg.Spool.WhenFull, "drop_oldest"},
 		{"fsync", cfg.Spool.Fsync, "interval"},
 		{"fsync_interval", cfg.Spool.FsyncInterval.D(), time.Second},
-		{"compression", cfg.Spool.Compression, "auto"},
+		{"compression", cfg.Spool.Compression, "zstd"},
 		{"metrics", cfg.Metrics.Listen, "127.0.0.1:9464"},
 		{"collector group", cfg.Collector.Kafka.GroupID, "fileward-collector"},
 		{"collector topic", cfg.Collector.Kafka.Topic, "fileward-events"},

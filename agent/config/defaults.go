@@ -34,7 +34,7 @@ func Default() Config {
 			WhenFull:      "drop_oldest",
 			Fsync:         "interval",
 			FsyncInterval: Duration(time.Second),
-			Compression:   "auto",
+			Compression:   "zstd",
 		},
 		Sinks: []Sink{{
 			Name:    "local",

@@ -171,7 +171,7 @@ func (cfg *Config) validate(lines map[string]int) Errors {
 	}
 	c.oneOf("spool.when_full", sp.WhenFull, "drop_oldest", "drop_newest")
 	c.oneOf("spool.fsync", sp.Fsync, "always", "interval", "never")
-	c.oneOf("spool.compression", sp.Compression, "none", "lz4", "zstd", "auto")
+	c.oneOf("spool.compression", sp.Compression, "none", "lz4", "zstd")
 	if sp.Fsync == "interval" && sp.FsyncInterval <= 0 {
 		c.at("spool.fsync_interval", "must be positive when spool.fsync is interval")
 	}

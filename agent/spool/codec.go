@@ -14,10 +14,6 @@ const (
 	CompressionNone = "none"
 	CompressionLZ4  = "lz4"
 	CompressionZstd = "zstd"
-	// CompressionAuto writes zstd records while the spool holds a backlog
-	// (Options.AutoCompressAbove unread bytes), uncompressed ones while the
-	// sinks keep up: see docs/spool.md.
-	CompressionAuto = "auto"
 )
 
 // Codec bytes of a version-2 record header (FORMAT.md).
@@ -49,7 +45,6 @@ func codecName(c uint8) string {
 // Every spool can read every codec, whatever it writes.
 type codec struct {
 	write uint8 // the codec Append uses
-	auto  bool  // write is zstd only under a backlog, none otherwise
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
 	bufs  sync.Pool // *[]byte, compression output
@@ -62,9 +57,8 @@ func newCodec(name string) (*codec, error) {
 		c.write = codecNone
 	case CompressionLZ4:
 		c.write = codecLZ4
-	case CompressionZstd, CompressionAuto:
+	case CompressionZstd:
 		c.write = codecZstd
-		c.auto = name == CompressionAuto
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderCRC(false), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 		if err != nil {
@@ -72,7 +66,7 @@ func newCodec(name string) (*codec, error) {
 		}
 		c.enc = enc
 	default:
-		return nil, fmt.Errorf("spool: compression %q: want none, lz4, zstd or auto", name)
+		return nil, fmt.Errorf("spool: compression %q: want none, lz4 or zstd", name)
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecodeAllCapLimit(true),
 		zstd.WithDecoderMaxMemory(maxRecordLen))
@@ -93,10 +87,9 @@ func (c *codec) close() {
 // encode compresses payload with the spool's codec into a pooled buffer.
 // It returns the bytes to store and their codec; release gives the buffer
 // back once they are written. A payload that does not get smaller is
-// stored as it is (codec none), and so is every payload when plain is
-// true (auto without a backlog).
-func (c *codec) encode(payload []byte, plain bool) (stored []byte, id uint8, release func()) {
-	if plain || c.write == codecNone || len(payload) == 0 {
+// stored as it is (codec none).
+func (c *codec) encode(payload []byte) (stored []byte, id uint8, release func()) {
+	if c.write == codecNone || len(payload) == 0 {
 		return payload, codecNone, func() {}
 	}
 	bp, _ := c.bufs.Get().(*[]byte)

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -429,7 +428,7 @@ func TestOlderFormatSealedAndReadAcrossFormats(t *testing.T) {
 func TestBadCompressionOption(t *testing.T) {
 	o := testOpts(t.TempDir())
 	o.Compression = "gzip"
-	if _, err := Open(context.Background(), o); err == nil || !strings.Contains(err.Error(), `compression "gzip": want none, lz4, zstd or auto`) {
+	if _, err := Open(context.Background(), o); err == nil || !strings.Contains(err.Error(), `compression "gzip": want none, lz4 or zstd`) {
 		t.Fatalf("Open with compression gzip: %v", err)
 	}
 	// The refusal left no lock behind.
@@ -449,7 +448,7 @@ func TestDecode(t *testing.T) {
 	}
 	defer c.close()
 	src := jsonPayload(0, 30)
-	z, id, release := c.encode(src, false)
+	z, id, release := c.encode(src)
 	defer release()
 	if id != codecZstd || len(z) >= len(src) {
 		t.Fatalf("encode: codec %d, %d of %d bytes", id, len(z), len(src))
@@ -582,138 +581,5 @@ func TestTakePayloadKeepsRoom(t *testing.T) {
 				t.Fatal(r.Err())
 			}
 		})
-	}
-}
-
-// recordCodecs lists the codec of every record in dir's segments, oldest
-// first.
-func recordCodecs(t *testing.T, dir string) []uint8 {
-	t.Helper()
-	idxs, err := listSegments(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []uint8
-	for _, idx := range idxs {
-		f, err := os.Open(filepath.Join(dir, segName(idx)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := f.Stat()
-		res := scanSegment(f, st.Size(), true)
-		f.Close()
-		if res.hdrErr != nil || len(res.bad) > 0 {
-			t.Fatalf("segment %d: header %v, %d damaged spans", idx, res.hdrErr, len(res.bad))
-		}
-		for _, r := range res.records {
-			out = append(out, r.codec)
-		}
-	}
-	return out
-}
-
-// TestAutoCompression: with compression auto, a spool whose reader keeps
-// up writes its records uncompressed; once the slowest cursor's backlog
-// reaches AutoCompressAbove, records are written with zstd; after the
-// reader catches up, uncompressed again. The reader reads the mixed
-// segments back exactly.
-func TestAutoCompression(t *testing.T) {
-	dir := t.TempDir()
-	o := codecOpts(dir, CompressionAuto)
-	o.AutoCompressAbove = 64 << 10
-	s := mustOpen(t, o)
-	r, err := s.Reader("sink")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const per = 40
-	seq := uint64(0)
-	appendOne := func() int64 {
-		t.Helper()
-		p := jsonPayload(seq, per)
-		if err := s.Append(context.Background(), p, per); err != nil {
-			t.Fatal(err)
-		}
-		seq += per
-		return int64(len(p))
-	}
-	var got []uint64
-	readUp := func() {
-		t.Helper()
-		for r.Next() {
-			got = append(got, ids(r.Record().Payload, per)...)
-			if err := r.Ack(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := r.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Phase 1: the sink keeps up (reads each record as it is appended).
-	const keepUp = 20
-	for i := 0; i < keepUp; i++ {
-		appendOne()
-		readUp()
-	}
-	// Phase 2: an outage. The backlog before each append decides its codec.
-	const outage = 60
-	var want []uint8
-	for i := 0; i < keepUp; i++ {
-		want = append(want, codecNone)
-	}
-	var backlog int64
-	for i := 0; i < outage; i++ {
-		if backlog >= o.AutoCompressAbove {
-			want = append(want, codecZstd)
-		} else {
-			want = append(want, codecNone)
-		}
-		before := s.Bytes()
-		appendOne()
-		backlog += s.Bytes() - before
-	}
-	// Phase 3: the sink catches up, then keeps up again.
-	readUp()
-	const after = 5
-	for i := 0; i < after; i++ {
-		appendOne()
-		readUp()
-		want = append(want, codecNone)
-	}
-	checkSeq(t, got, 0, seq)
-	codecs := recordCodecs(t, dir)
-	if !slices.Equal(codecs, want) {
-		t.Fatalf("record codecs\n got %v\nwant %v", codecs, want)
-	}
-	var zstd int
-	for _, c := range codecs {
-		if c == codecZstd {
-			zstd++
-		}
-	}
-	if zstd < outage/2 {
-		t.Fatalf("only %d of the %d records appended during the outage were compressed", zstd, outage)
-	}
-	r.Close()
-	s.Close()
-}
-
-// TestAutoCompressionWithoutCursor: a spool nobody reads yet counts all
-// its bytes as backlog.
-func TestAutoCompressionWithoutCursor(t *testing.T) {
-	dir := t.TempDir()
-	o := codecOpts(dir, CompressionAuto)
-	o.AutoCompressAbove = 16 << 10
-	s := mustOpen(t, o)
-	for i := 0; i < 10; i++ {
-		if err := s.Append(context.Background(), jsonPayload(uint64(i*40), 40), 40); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-	codecs := recordCodecs(t, dir)
-	if codecs[0] != codecNone || codecs[len(codecs)-1] != codecZstd {
-		t.Fatalf("codecs %v: want the first uncompressed (empty spool), the last zstd", codecs)
 	}
 }

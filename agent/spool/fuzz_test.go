@@ -28,7 +28,7 @@ func codecSegmentBytes(n int, compression string) []byte {
 		if compression != CompressionNone {
 			p = jsonPayload(seq, 3)
 		}
-		stored, id, release := c.encode(p, false)
+		stored, id, release := c.encode(p)
 		var h [recHeaderSize]byte
 		putRecHeader(h[:], recHeader{length: uint32(len(stored)), events: 3, seq: seq, time: int64(i), raw: uint32(len(p)), codec: id}, stored)
 		b = append(append(b, h[:]...), stored...)
@@ -176,7 +176,7 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("decoded %d bytes, raw %d", len(out), raw)
 		}
 		for name, c := range codecs {
-			stored, sid, release := c.encode(data, false)
+			stored, sid, release := c.encode(data)
 			got, err := c.decode(sid, stored, uint32(len(data)), &buf)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("%s: round trip of %d bytes: %v", name, len(data), err)

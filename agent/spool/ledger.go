@@ -105,7 +105,7 @@ func (s *Spool) LossTotals() LossCounts {
 // record's documents state) are persisted with it and returned by
 // LossTotals after a restart.
 func (s *Spool) AppendReport(ctx context.Context, payload []byte, events int, counts, totals LossCounts) error {
-	stored, id, release := s.codec.encode(payload, s.plain())
+	stored, id, release := s.codec.encode(payload)
 	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()

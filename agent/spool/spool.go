@@ -38,17 +38,10 @@ type Options struct {
 	// Compression is the codec of the records Append writes: "none"
 	// (also ""), "lz4" or "zstd". Each record is compressed as a whole;
 	// every codec is read whatever this says. The agent's default comes
-	// from its config (docs/configuration.md). "auto" writes zstd records
-	// while the slowest cursor has at least AutoCompressAbove unread bytes
-	// (a backlog: a sink is down or slow), and uncompressed records while
-	// the sinks keep up, when compressing would cost CPU and keep nothing.
+	// from its config (docs/configuration.md).
 	Compression string
-	// AutoCompressAbove is the backlog, in bytes on disk, from which
-	// compression "auto" compresses; default MaxBytes/16 (64 MiB of a
-	// 1 GiB spool).
-	AutoCompressAbove int64
-	Logger            *slog.Logger          // nil = discard
-	Registerer        prometheus.Registerer // nil = no metrics
+	Logger      *slog.Logger          // nil = discard
+	Registerer  prometheus.Registerer // nil = no metrics
 	// OnDrop is told how many events were dropped because the spool was
 	// full (either policy), the disk was full (ENOSPC) or a batch was larger
 	// than a segment. It is called with the spool's lock held: it must not
@@ -85,9 +78,6 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Compression == "" {
 		o.Compression = CompressionNone
-	}
-	if o.AutoCompressAbove <= 0 {
-		o.AutoCompressAbove = o.MaxBytes / 16
 	}
 	if o.SegmentBytes < 4096 {
 		return fmt.Errorf("spool: segment_bytes %d is below 4096", o.SegmentBytes)
@@ -618,39 +608,12 @@ func (s *Spool) findSeg(idx uint64) *segment {
 // before it is stored; the bound and ErrTooLarge apply to the compressed
 // size, the bytes on disk.
 func (s *Spool) Append(_ context.Context, payload []byte, events int) error {
-	stored, id, release := s.codec.encode(payload, s.plain())
+	stored, id, release := s.codec.encode(payload)
 	defer release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, _, err := s.appendLocked(stored, id, len(payload), events, false)
 	return err
-}
-
-// plain reports whether the next record is stored uncompressed by choice:
-// compression "auto" and a backlog below AutoCompressAbove. The backlog is
-// read before the record is compressed, outside the append lock; it may be
-// a record out of date by the time the record is written, which only moves
-// the switch by a record.
-func (s *Spool) plain() bool {
-	if !s.codec.auto {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.backlogLocked() < s.o.AutoCompressAbove
-}
-
-// backlogLocked is the bytes the slowest cursor has not acknowledged (all
-// the segments' bytes when there is no cursor yet: nothing reads them).
-func (s *Spool) backlogLocked() int64 {
-	if len(s.cursors) == 0 {
-		return s.total
-	}
-	var b int64
-	for _, c := range s.cursors {
-		b = max(b, lagOf(s.segs, s.nextSeq, c.pos).Bytes)
-	}
-	return b
 }
 
 // appendLocked is Append with s.mu held: payload is stored as it is, with

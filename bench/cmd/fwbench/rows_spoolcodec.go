@@ -21,11 +21,7 @@ import (
 
 // spoolCodecs are the values of spool.compression, "none" first: it is the
 // baseline of every codec figure.
-var spoolCodecs = []string{spool.CompressionNone, spool.CompressionLZ4, spool.CompressionZstd, spool.CompressionAuto}
-
-// codecAutoAbove is the AutoCompressAbove of the in-process figures of
-// "auto": what a 1 GiB spool (the default max_bytes) uses, max_bytes/16.
-const codecAutoAbove = (1 << 30) / 16
+var spoolCodecs = []string{spool.CompressionNone, spool.CompressionLZ4, spool.CompressionZstd}
 
 // codecFigures are one codec's in-process figures.
 type codecFigures struct {
@@ -159,8 +155,8 @@ func (h *harness) rowSpoolCodec(ctx context.Context) ([]Result, error) {
 			Notes: "computed: 1 GiB / bytes on disk per event (segment headers and record headers included)"}
 		held := Result{Name: "spoolcodec." + c + ".ecs_GiB_per_GiB", Value: f.docsPerDisk, Unit: "GiB of ECS NDJSON held per GiB of spool",
 			Notes: "ECS documents (NDJSON bytes, newline included) over segment bytes on disk"}
-		if c == spool.CompressionAuto {
-			held.Notes += fmt.Sprintf("; auto with the backlog growing from empty (no read), compressing from %d MiB on (a 1 GiB spool's threshold), the first %d MiB stored as they are", codecAutoAbove>>20, codecAutoAbove>>20)
+		if c == def {
+			held.Notes += "; computed from bytes per event (see …_full for the spool filled to its bound)"
 		}
 		ap := Result{Name: "spoolcodec." + c + ".append_cpu_ns_per_event", Value: f.appendNsPerEv, Unit: "CPU-ns/event",
 			Baseline: none.appendNsPerEv, BaselineUnit: "CPU-ns/event", BaselineName: "none",
@@ -349,8 +345,7 @@ func (h *harness) measureCodec(c string, payloads [][]byte, counts []int, docByt
 	dir := filepath.Join(h.work, "spoolcodec-"+c)
 	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
-	s, err := spool.Open(context.Background(), spool.Options{Dir: dir, MaxBytes: 1 << 40, SegmentBytes: 16 << 20, Fsync: spool.FsyncNever, Compression: c,
-		AutoCompressAbove: codecAutoAbove})
+	s, err := spool.Open(context.Background(), spool.Options{Dir: dir, MaxBytes: 1 << 40, SegmentBytes: 16 << 20, Fsync: spool.FsyncNever, Compression: c})
 	if err != nil {
 		return f, err
 	}
