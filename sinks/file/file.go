@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 
 	"github.com/fileward/fileward/sinks"
 )
@@ -39,8 +38,7 @@ type Sink struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	f    *os.File
-	bufs [][]byte // one batch's documents and newlines, for writev (reused)
-	iov  []syscall.Iovec
+	buf  []byte // one batch's lines, reused: a batch is one write(2)
 	size int64
 }
 
@@ -144,7 +142,19 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 		}
 	}
 	start := s.size
-	err := s.writeLines(b.Events)
+	// The whole batch in one buffer and one write, not a write per
+	// bufio-sized piece. A batch is at most batch.max_bytes of documents.
+	buf := s.buf[:0]
+	for i := range b.Events {
+		buf = append(buf, b.Events[i].Doc...)
+		buf = append(buf, '\n')
+	}
+	_, err := s.f.Write(buf)
+	if cap(buf) <= maxKeptBuf {
+		s.buf = buf[:0]
+	} else {
+		s.buf = nil // an unusually large batch: do not hold its memory
+	}
 	if err == nil && !s.o.NoSync {
 		err = s.f.Sync()
 	}
@@ -155,6 +165,9 @@ func (s *Sink) Send(ctx context.Context, b *sinks.Batch) (sinks.Result, error) {
 	s.size = start + n
 	return sinks.Result{}, nil
 }
+
+// maxKeptBuf is the largest batch buffer Send keeps for the next batch.
+const maxKeptBuf = 16 << 20
 
 // undo truncates a partly written batch away.
 func (s *Sink) undo(size int64) {
