@@ -93,10 +93,10 @@ type Pipeline struct {
 
 	pending pendingUpdate // a Reconfigure call Run has not applied yet
 
-	w          *sinks.BatchWriter // the open batch
+	w *sinks.BatchWriter // the open batch
 	// fl appends full batches on a goroutine of its own while Run runs
 	// (nil outside Run: flush appends in place).
-	fl *flusher
+	fl         *flusher
 	idBuf      []byte
 	docBuf     []byte
 	batchStart time.Time
@@ -430,7 +430,7 @@ func (p *Pipeline) reportLosses(ctx context.Context, now time.Time) {
 	if !moved {
 		return
 	}
-	p.flush(ctx) // loss events travel in their own batch
+	p.flush(ctx)    // loss events travel in their own batch
 	p.waitFlushed() // after the batches before them
 	seq := p.lossSeq
 	counts := map[string]uint64{}
