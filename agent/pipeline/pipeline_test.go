@@ -583,3 +583,67 @@ func TestLossTotalsAndReturnedCounts(t *testing.T) {
 		t.Errorf("ledger got reports %v, totals %v", out.reports, out.totals)
 	}
 }
+
+// gatedOutput is a memOutput whose first Append waits until release is
+// closed, and says when it has started.
+type gatedOutput struct {
+	memOutput
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedOutput) Append(ctx context.Context, p []byte, events int) error {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.started)
+		<-g.release
+	}
+	return g.memOutput.Append(ctx, p, events)
+}
+
+// TestFlusherAppendsWhileRunEncodes: inside Run a full batch is appended on
+// the flusher goroutine, so while the Output holds the first batch, Run
+// goes on taking events from the ring and fills the next batch; the
+// batches still reach the Output whole and in order, and Run returns only
+// once the last one is appended.
+func TestFlusherAppendsWhileRunEncodes(t *testing.T) {
+	g := &gatedOutput{started: make(chan struct{}), release: make(chan struct{})}
+	r := newRig(t, func(o *Options) { o.Output = g; o.BatchEvents = 10; o.BatchWait = time.Hour })
+	push := func(from, to int) {
+		for i := from; i < to; i++ {
+			ev := fileEvent(uint64(i), 1, schema.ActionOpen, fmt.Sprintf("/f%d", i))
+			if !r.ring.TryPush(&ev) {
+				t.Fatalf("ring full at %d", i)
+			}
+		}
+	}
+	push(0, 10) // the first batch: its Append blocks
+	r.run(t, func() {
+		<-g.started
+		// Run is not inside Append: it takes the next batch's events
+		// out of the ring (the ring empties) while the first is held.
+		push(10, 19)
+		waitFor(t, func() bool { return r.ring.Len() == 0 })
+		close(g.release)
+	})
+	// Run has returned: every batch is appended, whole and in order.
+	var got []string
+	for _, b := range g.batches {
+		for _, e := range b {
+			var d map[string]any
+			if err := json.Unmarshal(e.Doc, &d); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, field(d, "file", "path").(string))
+		}
+	}
+	var want []string
+	for i := 0; i < 19; i++ {
+		want = append(want, fmt.Sprintf("/f%d", i))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(batchSizes(&g.memOutput)) != "[10 9]" {
+		t.Fatalf("paths %v in batches %v", got, batchSizes(&g.memOutput))
+	}
+}
