@@ -93,10 +93,7 @@ type Pipeline struct {
 
 	pending pendingUpdate // a Reconfigure call Run has not applied yet
 
-	w *sinks.BatchWriter // the open batch
-	// fl appends full batches on a goroutine of its own while Run runs
-	// (nil outside Run: flush appends in place).
-	fl         *flusher
+	w          sinks.BatchWriter
 	idBuf      []byte
 	docBuf     []byte
 	batchStart time.Time
@@ -191,7 +188,6 @@ func New(o Options) (*Pipeline, error) {
 			}
 		}
 	}
-	p.w = new(sinks.BatchWriter)
 	p.w.Reset(p.key)
 	return p, nil
 }
@@ -209,8 +205,6 @@ const gatherPause = time.Millisecond
 func (p *Pipeline) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.o.Tick)
 	defer tick.Stop()
-	p.fl = p.startFlusher()
-	defer p.stopFlusher()
 	now := p.o.Now()
 	p.lastHB, p.lastLoss = now, now
 	var ev capture.Event
@@ -312,28 +306,13 @@ func (p *Pipeline) addDoc(ctx context.Context, id, doc []byte) {
 	}
 }
 
-// flush hands the open batch to the Output. Inside Run the flusher
-// goroutine appends it (compression and the write to the spool) while this
-// one goes on encoding into the other batch writer; flush waits only when
-// the batch before is still being appended. Outside Run it appends here.
+// flush hands the open batch to the Output.
 func (p *Pipeline) flush(ctx context.Context) {
 	if p.w.Len() == 0 {
 		return
 	}
-	if p.fl == nil {
-		p.appendBatch(ctx, p.w)
-		p.w.Reset(p.key)
-		return
-	}
-	next := <-p.fl.free // the batch before is appended
-	p.fl.work <- p.w
-	p.w = next
-}
-
-// appendBatch appends the batch of w to the Output.
-func (p *Pipeline) appendBatch(ctx context.Context, w *sinks.BatchWriter) {
-	n := w.Len()
-	if err := p.o.Output.Append(ctx, w.Bytes(), n); err != nil {
+	n := p.w.Len()
+	if err := p.o.Output.Append(ctx, p.w.Bytes(), n); err != nil {
 		p.appendErrs.Inc()
 		// The spool has counted these events as lost; say so at most once a second.
 		if now := p.o.Now(); now.Sub(p.refusedAt) >= time.Second {
@@ -341,50 +320,7 @@ func (p *Pipeline) appendBatch(ctx context.Context, w *sinks.BatchWriter) {
 			p.log.Warn("spool refused a batch; its events are counted as spool_full", "events", n, "err", err)
 		}
 	}
-}
-
-// flusher is the goroutine that appends full batches for Run, one at a
-// time and in order. Two batch writers take turns: the open one (p.w) and
-// the one being appended, which comes back through free.
-type flusher struct {
-	work chan *sinks.BatchWriter
-	free chan *sinks.BatchWriter
-	done chan struct{}
-}
-
-func (p *Pipeline) startFlusher() *flusher {
-	f := &flusher{work: make(chan *sinks.BatchWriter, 1), free: make(chan *sinks.BatchWriter, 1), done: make(chan struct{})}
-	spare := new(sinks.BatchWriter)
-	spare.Reset(p.key)
-	f.free <- spare
-	go func() {
-		defer close(f.done)
-		// Append does not look at its context (a batch flushed during
-		// shutdown is still stored), and the flusher must not stop
-		// before the last batch.
-		ctx := context.Background()
-		for w := range f.work {
-			p.appendBatch(ctx, w)
-			w.Reset(p.key)
-			f.free <- w
-		}
-	}()
-	return f
-}
-
-// waitFlushed returns once every batch handed to the flusher is appended.
-func (p *Pipeline) waitFlushed() {
-	if p.fl == nil {
-		return
-	}
-	p.fl.free <- <-p.fl.free
-}
-
-// stopFlusher waits for the flusher's last append and ends it.
-func (p *Pipeline) stopFlusher() {
-	close(p.fl.work)
-	<-p.fl.done
-	p.fl = nil
+	p.w.Reset(p.key)
 }
 
 // housekeep expires aggregation, reports losses, writes heartbeats and
@@ -430,8 +366,7 @@ func (p *Pipeline) reportLosses(ctx context.Context, now time.Time) {
 	if !moved {
 		return
 	}
-	p.flush(ctx)    // loss events travel in their own batch
-	p.waitFlushed() // after the batches before them
+	p.flush(ctx) // loss events travel in their own batch
 	seq := p.lossSeq
 	counts := map[string]uint64{}
 	for r := schema.LossReason(0); r < schema.LossReasonCount; r++ {
