@@ -146,8 +146,19 @@ var metricsLine = regexp.MustCompile(`metrics on (http://[^ ]+/metrics)`)
 
 // startAgent writes cfg to dir/config.yaml and starts bin with it. It
 // returns once the agent has printed where its metrics are.
+//
+// FWBENCH_SPOOL_COMPRESSION, when set, is the spool.compression of these
+// agents (the pipeline and kafka rows), for comparing codecs on the same
+// rows; unset, the agent's default applies.
 func (h *harness) startAgent(ctx context.Context, bin string, cfg agentConfig, env ...string) (*agentProc, error) {
-	return launchAgent(ctx, bin, cfg.DataDir, cfg.yaml(), 30*time.Second, env...)
+	y := cfg.yaml()
+	if c := os.Getenv("FWBENCH_SPOOL_COMPRESSION"); c != "" {
+		if strings.Count(y, "\nsinks:\n") != 1 {
+			return nil, fmt.Errorf("fwbench: the agent config template changed: cannot set spool.compression")
+		}
+		y = strings.Replace(y, "\nsinks:\n", "\n  compression: "+c+"\nsinks:\n", 1)
+	}
+	return launchAgent(ctx, bin, cfg.DataDir, y, 30*time.Second, env...)
 }
 
 // launchAgent writes yaml to dataDir/config.yaml, starts bin run with it
