@@ -815,9 +815,18 @@ func TestIDConstruction(t *testing.T) {
 }
 
 func TestAppendNumbers(t *testing.T) {
-	for _, v := range []uint64{0, 1, 9, 10, 42, 99, 100, 101, 12345, math.MaxUint64} {
-		if got, want := string(appendUint(nil, v)), strconv.FormatUint(v, 10); got != want {
-			t.Errorf("appendUint(%d) = %s", v, got)
+	us := []uint64{0, 1, 9, 10, 42, 99, 100, 101, 12345, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}
+	// Every digit count's bounds, and random values of every bit length.
+	for _, p := range pow10 {
+		us = append(us, p-1, p, p+1)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		us = append(us, r.Uint64()>>r.IntN(64))
+	}
+	for _, v := range us {
+		if got, want := string(appendUint([]byte("x"), v)), "x"+strconv.FormatUint(v, 10); got != want {
+			t.Fatalf("appendUint(%d) = %s", v, got)
 		}
 	}
 	for _, v := range []int64{0, 7, 99, 100, -1, -99, math.MinInt64, math.MaxInt64} {
