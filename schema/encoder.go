@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Meta holds the fields that are the same for every document one agent
@@ -101,7 +102,8 @@ func (m Meta) DataStreams() []string {
 const IDLen = 32
 
 // Encoder turns Events into ECS JSON documents. It is immutable after
-// NewEncoder, so one Encoder may be shared by any number of goroutines.
+// NewEncoder but for a cache of derived entity ids that is safe for
+// concurrent use, so one Encoder may be shared by any number of goroutines.
 //
 // Every Append method appends to dst and returns the extended slice. None
 // allocates when dst has enough capacity, which a reused buffer has in steady
@@ -120,6 +122,12 @@ type Encoder struct {
 	// `"module":"fileward","dataset":"…"` of event.*.
 	dsFile, dsProcess, dsAgent []byte
 	evFile, evProcess, evAgent string
+	// entities caches recently derived entity ids, direct-mapped by their
+	// tuple (see appendEntityID). It is the Encoder's only changing state:
+	// each slot is swapped atomically to an immutable entry, so a reader
+	// sees a whole entry or another one, and an entry only ever holds the
+	// id its tuple derives.
+	entities *[entityCacheSlots]atomic.Pointer[cachedID]
 }
 
 // Tags separate the id spaces of the different hashed tuples.
@@ -132,7 +140,7 @@ const (
 
 // NewEncoder returns an Encoder for one agent's constant fields.
 func NewEncoder(m Meta) *Encoder {
-	e := &Encoder{meta: m}
+	e := &Encoder{meta: m, entities: new([entityCacheSlots]atomic.Pointer[cachedID])}
 	sum := sha256.Sum256([]byte("fileward host\x00" + m.HostID))
 	block, err := aes.NewCipher(sum[:16])
 	if err != nil {
@@ -252,9 +260,32 @@ func (e *Encoder) AppendEntityID(dst []byte, p *Process) []byte {
 }
 
 // appendEntityID is AppendEntityID for a (pid, pidversion, start) tuple; the
-// parent's derived entity id uses it with the parent's tuple.
+// parent's derived entity id uses it with the parent's tuple. The ids of
+// recent tuples come from e.entities: a process's events and its children's
+// repeat them, and a lookup costs a fraction of the two AES blocks.
 func (e *Encoder) appendEntityID(dst []byte, pid int32, pidVersion uint32, startNS int64) []byte {
-	return e.appendID(dst, tagEntity<<56, uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS), 0)
+	w1, w2 := uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS)
+	slot := &e.entities[(w1^w1>>32^w2^w2>>29)&(entityCacheSlots-1)]
+	if c := slot.Load(); c != nil && c.w1 == w1 && c.w2 == w2 {
+		return append(dst, c.id[:]...)
+	}
+	n := len(dst)
+	dst = e.appendID(dst, tagEntity<<56, w1, w2, 0)
+	c := &cachedID{w1: w1, w2: w2}
+	copy(c.id[:], dst[n:])
+	slot.Store(c)
+	return dst
+}
+
+// entityCacheSlots is the size of an Encoder's cache of derived entity ids
+// (a power of two).
+const entityCacheSlots = 256
+
+// cachedID is a derived process.entity_id and the (pid<<32|pidversion,
+// start) words it was derived from. It is never changed once stored.
+type cachedID struct {
+	w1, w2 uint64
+	id     [IDLen]byte
 }
 
 // actionHead returns event.category, event.type, event.action and

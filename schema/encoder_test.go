@@ -927,3 +927,60 @@ func TestAppendAnyCapacity(t *testing.T) {
 		}
 	}
 }
+
+// TestEntityIDCache derives entity ids through one Encoder from several
+// goroutines at once, for tuples that repeat (cache hits), that differ
+// only in pidversion or start time (in the same slot too), and that are many
+// more than the cache has slots (evictions and slot collisions), and checks
+// each against the uncached derivation.
+func TestEntityIDCache(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	type tuple struct {
+		pid        int32
+		pidVersion uint32
+		start      int64
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var tuples []tuple
+	for i := range 4 * entityCacheSlots {
+		tp := tuple{int32(r.IntN(70000)) - 10, uint32(r.IntN(200000)), r.Int64() >> r.IntN(64)}
+		tuples = append(tuples, tp)
+		if i%3 == 0 {
+			// Other pidversions and start times of the pid; the last one
+			// shares the slot of tp (the slot ignores bit 40 of start).
+			tuples = append(tuples, tuple{tp.pid, tp.pidVersion + 1, tp.start}, tuple{tp.pid, tp.pidVersion, tp.start + 1},
+				tuple{tp.pid, tp.pidVersion, tp.start ^ 1<<40})
+		}
+	}
+	want := make([]string, len(tuples))
+	for i, tp := range tuples {
+		w1 := uint64(uint32(tp.pid))<<32 | uint64(tp.pidVersion)
+		want[i] = string(enc.appendID(nil, tagEntity<<56, w1, uint64(tp.start), 0))
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			rg := rand.New(rand.NewPCG(uint64(g), 9))
+			buf := make([]byte, 0, 64)
+			for range 20000 {
+				// Mostly a small working set, sometimes anything.
+				i := rg.IntN(16)
+				if rg.IntN(4) == 0 {
+					i = rg.IntN(len(tuples))
+				}
+				tp := tuples[i]
+				buf = enc.appendEntityID(append(buf[:0], 'x'), tp.pid, tp.pidVersion, tp.start)
+				if string(buf[1:]) != want[i] || buf[0] != 'x' {
+					errs <- fmt.Errorf("tuple %+v: id %s, want %s", tp, buf[1:], want[i])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
