@@ -984,3 +984,70 @@ func TestEntityIDCache(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessCacheKey changes each field of a process in turn (the
+// argument slices too) and encodes the event through an Encoder whose cache
+// holds the unchanged process, as an exec and not: every document must
+// equal the one the encoder writes without its cache. A Process field that
+// procKey leaves out makes this fail.
+func TestProcessCacheKey(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	base := fullEvent()
+	base.Process.Args, base.Process.Parent.Args = nil, nil
+	uncached := func(ev *Event) string {
+		return string(enc.appendProcessFields(nil, &ev.Process, ev.Action == ActionExec))
+	}
+	var variants []Event
+	var vary func(v reflect.Value, path string)
+	vary = func(v reflect.Value, path string) {
+		for i := 0; i < v.NumField(); i++ {
+			f, name := v.Field(i), path+v.Type().Field(i).Name
+			if f.Kind() == reflect.Struct {
+				vary(f, name+".")
+				continue
+			}
+			old := reflect.ValueOf(f.Interface())
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString(f.String() + "/x")
+			case reflect.Bool:
+				f.SetBool(!f.Bool())
+			case reflect.Int32, reflect.Int64:
+				f.SetInt(f.Int() + 1)
+			case reflect.Uint32, reflect.Uint64:
+				f.SetUint(f.Uint() ^ 0x20000001)
+			case reflect.Slice:
+				f.Set(reflect.ValueOf([]string{"a", "b"}))
+			default:
+				t.Fatalf("%s: kind %v not varied", name, f.Kind())
+			}
+			ev := base
+			variants = append(variants, ev)
+			f.Set(old)
+		}
+	}
+	vary(reflect.ValueOf(&base.Process).Elem(), "")
+	if len(variants) < 30 {
+		t.Fatalf("only %d variants", len(variants))
+	}
+	for _, exec := range []bool{false, true} {
+		for i := range variants {
+			b, v := base, variants[i]
+			if exec {
+				b.Action, v.Action = ActionExec, ActionExec
+			}
+			for range 2 { // the second keeps it in the cache
+				enc.Append(nil, &b)
+			}
+			if k, ok := procKeyOf(&b.Process, exec); !ok || enc.procs[k.slot()].frag.Load() == nil || enc.procs[k.slot()].frag.Load().key != k {
+				t.Fatalf("variant %d (exec %v): the unchanged process is not in the cache", i, exec)
+			}
+			for _, ev := range []*Event{&v, &v, &b} {
+				doc := string(enc.Append(nil, ev))
+				if want := uncached(ev); !strings.Contains(doc, want) {
+					t.Fatalf("variant %d (exec %v): document\n%s\ndoes not hold\n%s", i, exec, doc, want)
+				}
+			}
+		}
+	}
+}
