@@ -102,13 +102,17 @@ func (m Meta) DataStreams() []string {
 const IDLen = 32
 
 // Encoder turns Events into ECS JSON documents. It is immutable after
-// NewEncoder but for a cache of derived entity ids that is safe for
-// concurrent use, so one Encoder may be shared by any number of goroutines.
+// NewEncoder but for its caches of derived entity ids and encoded process
+// objects, which are safe for concurrent use, so one Encoder may be shared
+// by any number of goroutines.
 //
 // Every Append method appends to dst and returns the extended slice. None
 // allocates when dst has enough capacity, which a reused buffer has in steady
-// state. Output is byte-for-byte deterministic: the same Meta and Event give
-// the same bytes, with fields in the fixed order docs/ecs.md documents.
+// state, except that a process seen twice in a row in its cache slot is
+// kept (one entry of about its documents' process part). Output is
+// byte-for-byte deterministic: the same Meta and Event give the same bytes,
+// with fields in the fixed order docs/ecs.md documents; the caches only ever
+// give the bytes the same input would.
 type Encoder struct {
 	meta Meta
 	// block is AES-128 keyed by the host key, SHA-256("fileward host\x00" +
@@ -123,11 +127,11 @@ type Encoder struct {
 	dsFile, dsProcess, dsAgent []byte
 	evFile, evProcess, evAgent string
 	// entities caches recently derived entity ids, direct-mapped by their
-	// tuple (see appendEntityID). It is the Encoder's only changing state:
-	// each slot is swapped atomically to an immutable entry, so a reader
-	// sees a whole entry or another one, and an entry only ever holds the
-	// id its tuple derives.
-	entities *[entityCacheSlots]atomic.Pointer[cachedID]
+	// tuple (see appendEntityID). It and procs are the Encoder's only
+	// changing state: each slot is swapped atomically to an immutable
+	// entry, so a reader sees a whole entry or another one, and an entry
+	// only ever holds the id its tuple derives.
+	entities *[entityCacheSlots]idSlot
 	// procs caches the encoded process, user and group objects of recent
 	// processes (see appendProcess), in the same way.
 	procs *[procCacheSlots]procSlot
@@ -143,7 +147,7 @@ const (
 
 // NewEncoder returns an Encoder for one agent's constant fields.
 func NewEncoder(m Meta) *Encoder {
-	e := &Encoder{meta: m, entities: new([entityCacheSlots]atomic.Pointer[cachedID]), procs: new([procCacheSlots]procSlot)}
+	e := &Encoder{meta: m, entities: new([entityCacheSlots]idSlot), procs: new([procCacheSlots]procSlot)}
 	sum := sha256.Sum256([]byte("fileward host\x00" + m.HostID))
 	block, err := aes.NewCipher(sum[:16])
 	if err != nil {
@@ -269,15 +273,27 @@ func (e *Encoder) AppendEntityID(dst []byte, p *Process) []byte {
 func (e *Encoder) appendEntityID(dst []byte, pid int32, pidVersion uint32, startNS int64) []byte {
 	w1, w2 := uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS)
 	slot := &e.entities[(w1^w1>>32^w2^w2>>29)&(entityCacheSlots-1)]
-	if c := slot.Load(); c != nil && c.w1 == w1 && c.w2 == w2 {
+	if c := slot.id.Load(); c != nil && c.w1 == w1 && c.w2 == w2 {
 		return append(dst, c.id[:]...)
 	}
 	n := len(dst)
 	dst = e.appendID(dst, tagEntity<<56, w1, w2, 0)
-	c := &cachedID{w1: w1, w2: w2}
-	copy(c.id[:], dst[n:])
-	slot.Store(c)
+	// Kept on the second miss in a row of one tuple in its slot: a stream
+	// that never repeats a process allocates nothing here.
+	if fp := w1 ^ w2*0x9e3779b97f4a7c15; slot.seen.Swap(fp) == fp {
+		c := &cachedID{w1: w1, w2: w2}
+		copy(c.id[:], dst[n:])
+		slot.id.Store(c)
+	}
 	return dst
+}
+
+// idSlot is one slot of the entity id cache: the entry it holds (immutable
+// once stored, swapped atomically) and the fingerprint of the tuple that
+// missed in it last.
+type idSlot struct {
+	id   atomic.Pointer[cachedID]
+	seen atomic.Uint64
 }
 
 // entityCacheSlots is the size of an Encoder's cache of derived entity ids
