@@ -32,14 +32,14 @@ const (
 	// decided by comparing all of the kept object's bytes, never by the
 	// hash alone. Objects of different processes can share their first 300
 	// bytes (eslogger's key order varies: code signing or the audit token
-	// first), and then share a set: the two ways keep both.
+	// first), and then share a set: its ways keep them side by side.
 	procCacheKeyLen = 512
 	// maxCachedProcess bounds one kept object; larger ones are not kept.
 	maxCachedProcess = 8 << 10
 )
 
-// procCache is a Parser's cache of decoded process objects: a two-way
-// set-associative cache keyed by the hash of an object's first
+// procCache is a Parser's cache of decoded process objects: set-associative
+// (procCacheWays ways), keyed by the hash of an object's first
 // procCacheKeyLen bytes. It is used by Parse only, from one goroutine at a
 // time, like the Parser.
 type procCache struct {

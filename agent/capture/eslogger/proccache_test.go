@@ -172,7 +172,7 @@ func TestProcessCache(t *testing.T) {
 // objects are all different: four non-leading digits of each object are
 // rewritten, the last four (atEnd: the variants of one line share all but
 // their last bytes, the slowest miss, a compare of the whole object) or the
-// first four. Cycled through, they miss the process cache (n ≫ its slots).
+// first four. Cycled through, they miss the process cache (n ≫ its ways).
 func distinctProcesses(b *testing.B, lines [][]byte, n int, atEnd bool) [][]byte {
 	b.Helper()
 	out := make([][]byte, 0, n)
@@ -202,7 +202,7 @@ func distinctProcesses(b *testing.B, lines [][]byte, n int, atEnd bool) [][]byte
 
 // BenchmarkParseProcessCache runs the parser with and without the process
 // cache on the demo recording as it is (38 lines cycled, every process
-// object kept unless its slot is taken by another: a higher hit rate than a
+// object kept unless more than its set holds share it: a higher hit rate than a
 // real stream's, where only a process's consecutive events repeat) and on
 // 4096 variants of the fixtures and the demo whose process objects all
 // differ (every lookup misses: the cost of the cache on a stream that never
