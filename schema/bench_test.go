@@ -398,6 +398,28 @@ func BenchmarkEncode(b *testing.B) {
 	m.stop()
 }
 
+// BenchmarkEncodeFileEvent encodes the full event without arguments, as
+// file events are (only exec events carry them): consecutive documents of
+// one process, whose process, user and group objects come from the
+// encoder's cache after the second.
+func BenchmarkEncodeFileEvent(b *testing.B) {
+	enc := NewEncoder(testMeta)
+	ev := benchEvent()
+	ev.Action = ActionModification
+	ev.Process.Args, ev.Process.Parent.Args = nil, nil
+	buf := make([]byte, 0, 4096)
+	buf = enc.Append(buf, &ev)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	m := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		ev.Seq = uint64(i)
+		buf = enc.Append(buf[:0], &ev)
+	}
+	m.stop()
+}
+
 // BenchmarkEncodeEncodingJSON marshals the same document, already built as
 // structs, with encoding/json: the conservative baseline, since building the
 // struct (formatting times and ids) is not timed.

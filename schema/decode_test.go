@@ -194,6 +194,11 @@ func FuzzEncode(f *testing.F) {
 		if again := enc.Append(make([]byte, 0, 7), &ev); !bytes.Equal(doc, again) {
 			t.Fatalf("not deterministic:\n%s\n%s", doc, again)
 		}
+		// The second Append kept the process objects in the encoder's
+		// cache (unless the process has arguments): the third takes them.
+		if cached := enc.Append(nil, &ev); !bytes.Equal(doc, cached) {
+			t.Fatalf("from the process cache:\n%s\nwant\n%s", cached, doc)
+		}
 		m := decodeMap(t, doc)
 		var want string
 		ref, _ := json.Marshal(path)

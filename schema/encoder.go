@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Meta holds the fields that are the same for every document one agent
@@ -101,12 +102,17 @@ func (m Meta) DataStreams() []string {
 const IDLen = 32
 
 // Encoder turns Events into ECS JSON documents. It is immutable after
-// NewEncoder, so one Encoder may be shared by any number of goroutines.
+// NewEncoder but for its caches of derived entity ids and encoded process
+// objects, which are safe for concurrent use, so one Encoder may be shared
+// by any number of goroutines.
 //
 // Every Append method appends to dst and returns the extended slice. None
 // allocates when dst has enough capacity, which a reused buffer has in steady
-// state. Output is byte-for-byte deterministic: the same Meta and Event give
-// the same bytes, with fields in the fixed order docs/ecs.md documents.
+// state, except that a process seen twice in a row in its cache slot is
+// kept (one entry of about its documents' process part). Output is
+// byte-for-byte deterministic: the same Meta and Event give the same bytes,
+// with fields in the fixed order docs/ecs.md documents; the caches only ever
+// give the bytes the same input would.
 type Encoder struct {
 	meta Meta
 	// block is AES-128 keyed by the host key, SHA-256("fileward host\x00" +
@@ -120,6 +126,15 @@ type Encoder struct {
 	// `"module":"fileward","dataset":"…"` of event.*.
 	dsFile, dsProcess, dsAgent []byte
 	evFile, evProcess, evAgent string
+	// entities caches recently derived entity ids, direct-mapped by their
+	// tuple (see appendEntityID). It and procs are the Encoder's only
+	// changing state: each slot is swapped atomically to an immutable
+	// entry, so a reader sees a whole entry or another one, and an entry
+	// only ever holds the id its tuple derives.
+	entities *[entityCacheSlots]idSlot
+	// procs caches the encoded process, user and group objects of recent
+	// processes (see appendProcess), in the same way.
+	procs *[procCacheSlots]procSlot
 }
 
 // Tags separate the id spaces of the different hashed tuples.
@@ -132,7 +147,7 @@ const (
 
 // NewEncoder returns an Encoder for one agent's constant fields.
 func NewEncoder(m Meta) *Encoder {
-	e := &Encoder{meta: m}
+	e := &Encoder{meta: m, entities: new([entityCacheSlots]idSlot), procs: new([procCacheSlots]procSlot)}
 	sum := sha256.Sum256([]byte("fileward host\x00" + m.HostID))
 	block, err := aes.NewCipher(sum[:16])
 	if err != nil {
@@ -252,9 +267,44 @@ func (e *Encoder) AppendEntityID(dst []byte, p *Process) []byte {
 }
 
 // appendEntityID is AppendEntityID for a (pid, pidversion, start) tuple; the
-// parent's derived entity id uses it with the parent's tuple.
+// parent's derived entity id uses it with the parent's tuple. The ids of
+// recent tuples come from e.entities: a process's events and its children's
+// repeat them, and a lookup costs a fraction of the two AES blocks.
 func (e *Encoder) appendEntityID(dst []byte, pid int32, pidVersion uint32, startNS int64) []byte {
-	return e.appendID(dst, tagEntity<<56, uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS), 0)
+	w1, w2 := uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS)
+	slot := &e.entities[(w1^w1>>32^w2^w2>>29)&(entityCacheSlots-1)]
+	if c := slot.id.Load(); c != nil && c.w1 == w1 && c.w2 == w2 {
+		return append(dst, c.id[:]...)
+	}
+	n := len(dst)
+	dst = e.appendID(dst, tagEntity<<56, w1, w2, 0)
+	// Kept on the second miss in a row of one tuple in its slot: a stream
+	// that never repeats a process allocates nothing here.
+	if fp := w1 ^ w2*0x9e3779b97f4a7c15; slot.seen.Swap(fp) == fp {
+		c := &cachedID{w1: w1, w2: w2}
+		copy(c.id[:], dst[n:])
+		slot.id.Store(c)
+	}
+	return dst
+}
+
+// idSlot is one slot of the entity id cache: the entry it holds (immutable
+// once stored, swapped atomically) and the fingerprint of the tuple that
+// missed in it last.
+type idSlot struct {
+	id   atomic.Pointer[cachedID]
+	seen atomic.Uint64
+}
+
+// entityCacheSlots is the size of an Encoder's cache of derived entity ids
+// (a power of two).
+const entityCacheSlots = 256
+
+// cachedID is a derived process.entity_id and the (pid<<32|pidversion,
+// start) words it was derived from. It is never changed once stored.
+type cachedID struct {
+	w1, w2 uint64
+	id     [IDLen]byte
 }
 
 // actionHead returns event.category, event.type, event.action and
@@ -602,106 +652,9 @@ func (e *Encoder) AppendWithID(dst []byte, ev *Event) (out []byte, id int) {
 	}
 	dst = append(dst, '}')
 
-	// process.*
+	// process.*, user.* and group.*
 	p := &ev.Process
-	if hasProcess(p) {
-		dst = append(dst, `,"process":{"pid":`...)
-		dst = appendInt(dst, int64(p.PID))
-		if p.Executable != "" {
-			dst = append(dst, `,"executable":`...)
-			dst = appendString(dst, p.Executable)
-		}
-		pname := p.Name
-		if pname == "" {
-			pname = baseName(p.Executable)
-		}
-		if pname != "" {
-			dst = append(dst, `,"name":`...)
-			dst = appendString(dst, pname)
-		}
-		if len(p.Args) > 0 {
-			dst = append(dst, `,"args":`...)
-			dst = appendArgs(dst, p.Args)
-			dst = append(dst, `,"args_count":`...)
-			dst = appendInt(dst, int64(len(p.Args)))
-			dst = append(dst, `,"command_line":`...)
-			dst = appendCommandLine(dst, p.Args)
-		}
-		if p.WorkingDir != "" {
-			dst = append(dst, `,"working_directory":`...)
-			dst = appendString(dst, p.WorkingDir)
-		}
-		dst = append(dst, `,"entity_id":`...)
-		if p.EntityID != "" {
-			dst = appendString(dst, p.EntityID)
-		} else {
-			dst = append(dst, '"')
-			dst = e.AppendEntityID(dst, p)
-			dst = append(dst, '"')
-		}
-		if p.StartNS != 0 {
-			dst = append(dst, `,"start":`...)
-			dst = appendTime(dst, p.StartNS)
-		}
-		if p.PPID > 0 {
-			dst = e.appendParent(dst, p)
-		}
-		if p.HasCaps && ev.Action == ActionExec {
-			dst = append(dst, `,"thread":{"capabilities":{"effective":`...)
-			dst = appendCaps(dst, p.CapEff)
-			dst = append(dst, `,"permitted":`...)
-			dst = appendCaps(dst, p.CapPrm)
-			dst = append(dst, `}}`...)
-		}
-		if p.HasCodeSig {
-			dst = append(dst, `,"code_signature":{"exists":`...)
-			dst = appendBool(dst, p.SigningID != "" || p.CSFlags&CSSigned != 0)
-			if p.SigningID != "" {
-				dst = append(dst, `,"signing_id":`...)
-				dst = appendString(dst, p.SigningID)
-			}
-			if p.TeamID != "" {
-				dst = append(dst, `,"team_id":`...)
-				dst = appendString(dst, p.TeamID)
-			}
-			if p.HasCSFlags {
-				dst = append(dst, `,"flags":`...)
-				dst = appendUintString(dst, uint64(p.CSFlags))
-				dst = append(dst, `,"valid":`...)
-				dst = appendBool(dst, p.CSFlags&CSValid != 0)
-			}
-			if trusted, ok := p.Trusted(); ok {
-				dst = append(dst, `,"trusted":`...)
-				dst = appendBool(dst, trusted)
-			}
-			dst = append(dst, '}')
-			if p.CDHash != "" {
-				dst = append(dst, `,"hash":{"cdhash":`...)
-				dst = appendString(dst, p.CDHash)
-				dst = append(dst, '}')
-			}
-		}
-		dst = append(dst, '}')
-	}
-
-	// user.* and group.*
-	if p.HasUser {
-		dst = append(dst, `,"user":{"id":`...)
-		dst = appendUintString(dst, uint64(p.UID))
-		if p.UserName != "" {
-			dst = append(dst, `,"name":`...)
-			dst = appendString(dst, p.UserName)
-		}
-		dst = append(dst, `,"Ext":{"real":{"id":`...)
-		dst = appendUintString(dst, uint64(p.RUID))
-		dst = append(dst, `}}},"group":{"id":`...)
-		dst = appendUintString(dst, uint64(p.GID))
-		if p.GroupName != "" {
-			dst = append(dst, `,"name":`...)
-			dst = appendString(dst, p.GroupName)
-		}
-		dst = append(dst, '}')
-	}
+	dst = e.appendProcess(dst, p, ev.Action == ActionExec)
 
 	// fileward.*
 	esf := isESF(ev)
@@ -771,6 +724,211 @@ func (e *Encoder) AppendWithID(dst []byte, ev *Event) (out []byte, id int) {
 		dst = append(dst, '}')
 	}
 	return append(dst, e.tail...), id
+}
+
+// appendProcess appends the process object and the user and group objects
+// of an event whose process is p (exec: the event is an exec, whose
+// process carries its capabilities). They depend on p and exec only, and
+// consecutive events of one process repeat them: the bytes of recent ones
+// come from e.procs (see procFrag) when p and exec equal theirs.
+func (e *Encoder) appendProcess(dst []byte, p *Process, exec bool) []byte {
+	k, cacheable := procKeyOf(p, exec)
+	var slot *procSlot
+	if cacheable {
+		slot = &e.procs[k.slot()]
+		if f := slot.frag.Load(); f != nil && f.key == k {
+			return append(dst, f.doc...)
+		}
+	}
+	start := len(dst)
+	dst = e.appendProcessFields(dst, p, exec)
+	if cacheable {
+		// Kept on the second miss in a row of one process in its slot:
+		// a stream that never repeats a process allocates nothing here.
+		if fp := k.fingerprint(); slot.seen.Swap(fp) == fp {
+			slot.frag.Store(&procFrag{key: k, doc: bytes.Clone(dst[start:])})
+		}
+	}
+	return dst
+}
+
+// appendProcessFields is appendProcess without the cache.
+func (e *Encoder) appendProcessFields(dst []byte, p *Process, exec bool) []byte {
+	if hasProcess(p) {
+		dst = append(dst, `,"process":{"pid":`...)
+		dst = appendInt(dst, int64(p.PID))
+		if p.Executable != "" {
+			dst = append(dst, `,"executable":`...)
+			dst = appendString(dst, p.Executable)
+		}
+		pname := p.Name
+		if pname == "" {
+			pname = baseName(p.Executable)
+		}
+		if pname != "" {
+			dst = append(dst, `,"name":`...)
+			dst = appendString(dst, pname)
+		}
+		if len(p.Args) > 0 {
+			dst = append(dst, `,"args":`...)
+			dst = appendArgs(dst, p.Args)
+			dst = append(dst, `,"args_count":`...)
+			dst = appendInt(dst, int64(len(p.Args)))
+			dst = append(dst, `,"command_line":`...)
+			dst = appendCommandLine(dst, p.Args)
+		}
+		if p.WorkingDir != "" {
+			dst = append(dst, `,"working_directory":`...)
+			dst = appendString(dst, p.WorkingDir)
+		}
+		dst = append(dst, `,"entity_id":`...)
+		if p.EntityID != "" {
+			dst = appendString(dst, p.EntityID)
+		} else {
+			dst = append(dst, '"')
+			dst = e.AppendEntityID(dst, p)
+			dst = append(dst, '"')
+		}
+		if p.StartNS != 0 {
+			dst = append(dst, `,"start":`...)
+			dst = appendTime(dst, p.StartNS)
+		}
+		if p.PPID > 0 {
+			dst = e.appendParent(dst, p)
+		}
+		if p.HasCaps && exec {
+			dst = append(dst, `,"thread":{"capabilities":{"effective":`...)
+			dst = appendCaps(dst, p.CapEff)
+			dst = append(dst, `,"permitted":`...)
+			dst = appendCaps(dst, p.CapPrm)
+			dst = append(dst, `}}`...)
+		}
+		if p.HasCodeSig {
+			dst = append(dst, `,"code_signature":{"exists":`...)
+			dst = appendBool(dst, p.SigningID != "" || p.CSFlags&CSSigned != 0)
+			if p.SigningID != "" {
+				dst = append(dst, `,"signing_id":`...)
+				dst = appendString(dst, p.SigningID)
+			}
+			if p.TeamID != "" {
+				dst = append(dst, `,"team_id":`...)
+				dst = appendString(dst, p.TeamID)
+			}
+			if p.HasCSFlags {
+				dst = append(dst, `,"flags":`...)
+				dst = appendUintString(dst, uint64(p.CSFlags))
+				dst = append(dst, `,"valid":`...)
+				dst = appendBool(dst, p.CSFlags&CSValid != 0)
+			}
+			if trusted, ok := p.Trusted(); ok {
+				dst = append(dst, `,"trusted":`...)
+				dst = appendBool(dst, trusted)
+			}
+			dst = append(dst, '}')
+			if p.CDHash != "" {
+				dst = append(dst, `,"hash":{"cdhash":`...)
+				dst = appendString(dst, p.CDHash)
+				dst = append(dst, '}')
+			}
+		}
+		dst = append(dst, '}')
+	}
+
+	// user.* and group.*
+	if p.HasUser {
+		dst = append(dst, `,"user":{"id":`...)
+		dst = appendUintString(dst, uint64(p.UID))
+		if p.UserName != "" {
+			dst = append(dst, `,"name":`...)
+			dst = appendString(dst, p.UserName)
+		}
+		dst = append(dst, `,"Ext":{"real":{"id":`...)
+		dst = appendUintString(dst, uint64(p.RUID))
+		dst = append(dst, `}}},"group":{"id":`...)
+		dst = appendUintString(dst, uint64(p.GID))
+		if p.GroupName != "" {
+			dst = append(dst, `,"name":`...)
+			dst = appendString(dst, p.GroupName)
+		}
+		dst = append(dst, '}')
+	}
+
+	return dst
+}
+
+// procCacheSlots is the size of an Encoder's cache of encoded process
+// objects (a power of two).
+const procCacheSlots = 256
+
+// procSlot is one slot of that cache: the entry it holds (immutable once
+// stored, swapped atomically) and the fingerprint of the process that
+// missed in it last.
+type procSlot struct {
+	frag atomic.Pointer[procFrag]
+	seen atomic.Uint64
+}
+
+// procFrag is what appendProcessFields wrote for the process and exec flag
+// key holds.
+type procFrag struct {
+	key procKey
+	doc []byte
+}
+
+// procKey is everything appendProcessFields reads: a Process without its
+// argument slices (an event whose process or parent has arguments is not
+// cached) and the exec flag. Two equal keys give equal bytes.
+type procKey struct {
+	PID, PPID            int32
+	PIDVersion           uint32
+	StartNS              int64
+	Executable, Name     string
+	EntityID, WorkingDir string
+	ParentExecutable     string
+	ParentName           string
+	ParentEntityID       string
+	ParentPIDVersion     uint32
+	ParentStartNS        int64
+	CapEff, CapPrm       uint64
+	HasCaps              bool
+	HasUser              bool
+	UID, RUID, GID       uint32
+	UserName, GroupName  string
+	HasCodeSig           bool
+	SigningID, TeamID    string
+	CDHash               string
+	Platform             bool
+	CSFlags              uint32
+	HasCSFlags           bool
+	Exec                 bool
+}
+
+// procKeyOf returns p's key, and false when p cannot be cached (it has
+// arguments, or its parent has).
+func procKeyOf(p *Process, exec bool) (procKey, bool) {
+	if len(p.Args) > 0 || len(p.Parent.Args) > 0 {
+		return procKey{}, false
+	}
+	return procKey{
+		PID: p.PID, PPID: p.PPID, PIDVersion: p.PIDVersion, StartNS: p.StartNS,
+		Executable: p.Executable, Name: p.Name, EntityID: p.EntityID, WorkingDir: p.WorkingDir,
+		ParentExecutable: p.Parent.Executable, ParentName: p.Parent.Name, ParentEntityID: p.Parent.EntityID,
+		ParentPIDVersion: p.Parent.PIDVersion, ParentStartNS: p.Parent.StartNS,
+		CapEff: p.CapEff, CapPrm: p.CapPrm, HasCaps: p.HasCaps,
+		HasUser: p.HasUser, UID: p.UID, RUID: p.RUID, GID: p.GID, UserName: p.UserName, GroupName: p.GroupName,
+		HasCodeSig: p.HasCodeSig, SigningID: p.SigningID, TeamID: p.TeamID, CDHash: p.CDHash,
+		Platform: p.Platform, CSFlags: p.CSFlags, HasCSFlags: p.HasCSFlags, Exec: exec,
+	}, true
+}
+
+// fingerprint identifies a process image cheaply (not a whole key).
+func (k *procKey) fingerprint() uint64 {
+	return (uint64(uint32(k.PID))<<32 | uint64(k.PIDVersion)) ^ uint64(k.StartNS)*0x9e3779b97f4a7c15
+}
+
+// slot is the key's slot in the cache.
+func (k *procKey) slot() uint64 {
+	return k.fingerprint() * 0xbf58476d1ce4e5b9 >> 56 & (procCacheSlots - 1)
 }
 
 // appendParent appends `,"parent":{…}` for p (p.PPID > 0): the pid and

@@ -815,9 +815,18 @@ func TestIDConstruction(t *testing.T) {
 }
 
 func TestAppendNumbers(t *testing.T) {
-	for _, v := range []uint64{0, 1, 9, 10, 42, 99, 100, 101, 12345, math.MaxUint64} {
-		if got, want := string(appendUint(nil, v)), strconv.FormatUint(v, 10); got != want {
-			t.Errorf("appendUint(%d) = %s", v, got)
+	us := []uint64{0, 1, 9, 10, 42, 99, 100, 101, 12345, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}
+	// Every digit count's bounds, and random values of every bit length.
+	for _, p := range pow10 {
+		us = append(us, p-1, p, p+1)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		us = append(us, r.Uint64()>>r.IntN(64))
+	}
+	for _, v := range us {
+		if got, want := string(appendUint([]byte("x"), v)), "x"+strconv.FormatUint(v, 10); got != want {
+			t.Fatalf("appendUint(%d) = %s", v, got)
 		}
 	}
 	for _, v := range []int64{0, 7, 99, 100, -1, -99, math.MinInt64, math.MaxInt64} {
@@ -914,6 +923,130 @@ func TestAppendAnyCapacity(t *testing.T) {
 			got := enc.Append(make([]byte, 0, k), &ev)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("event %d, cap %d: got\n%s\nwant\n%s", i, k, got, want)
+			}
+		}
+	}
+}
+
+// TestEntityIDCache derives entity ids through one Encoder from several
+// goroutines at once, for tuples that repeat (cache hits), that differ
+// only in pidversion or start time (in the same slot too), and that are many
+// more than the cache has slots (evictions and slot collisions), and checks
+// each against the uncached derivation.
+func TestEntityIDCache(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	type tuple struct {
+		pid        int32
+		pidVersion uint32
+		start      int64
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var tuples []tuple
+	for i := range 4 * entityCacheSlots {
+		tp := tuple{int32(r.IntN(70000)) - 10, uint32(r.IntN(200000)), r.Int64() >> r.IntN(64)}
+		tuples = append(tuples, tp)
+		if i%3 == 0 {
+			// Other pidversions and start times of the pid; the last one
+			// shares the slot of tp (the slot ignores bit 40 of start).
+			tuples = append(tuples, tuple{tp.pid, tp.pidVersion + 1, tp.start}, tuple{tp.pid, tp.pidVersion, tp.start + 1},
+				tuple{tp.pid, tp.pidVersion, tp.start ^ 1<<40})
+		}
+	}
+	want := make([]string, len(tuples))
+	for i, tp := range tuples {
+		w1 := uint64(uint32(tp.pid))<<32 | uint64(tp.pidVersion)
+		want[i] = string(enc.appendID(nil, tagEntity<<56, w1, uint64(tp.start), 0))
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			rg := rand.New(rand.NewPCG(uint64(g), 9))
+			buf := make([]byte, 0, 64)
+			for range 20000 {
+				// Mostly a small working set, sometimes anything.
+				i := rg.IntN(16)
+				if rg.IntN(4) == 0 {
+					i = rg.IntN(len(tuples))
+				}
+				tp := tuples[i]
+				buf = enc.appendEntityID(append(buf[:0], 'x'), tp.pid, tp.pidVersion, tp.start)
+				if string(buf[1:]) != want[i] || buf[0] != 'x' {
+					errs <- fmt.Errorf("tuple %+v: id %s, want %s", tp, buf[1:], want[i])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestProcessCacheKey changes each field of a process in turn (the
+// argument slices too) and encodes the event through an Encoder whose cache
+// holds the unchanged process, as an exec and not: every document must
+// equal the one the encoder writes without its cache. A Process field that
+// procKey leaves out makes this fail.
+func TestProcessCacheKey(t *testing.T) {
+	enc := NewEncoder(testMeta)
+	base := fullEvent()
+	base.Process.Args, base.Process.Parent.Args = nil, nil
+	uncached := func(ev *Event) string {
+		return string(enc.appendProcessFields(nil, &ev.Process, ev.Action == ActionExec))
+	}
+	var variants []Event
+	var vary func(v reflect.Value, path string)
+	vary = func(v reflect.Value, path string) {
+		for i := 0; i < v.NumField(); i++ {
+			f, name := v.Field(i), path+v.Type().Field(i).Name
+			if f.Kind() == reflect.Struct {
+				vary(f, name+".")
+				continue
+			}
+			old := reflect.ValueOf(f.Interface())
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString(f.String() + "/x")
+			case reflect.Bool:
+				f.SetBool(!f.Bool())
+			case reflect.Int32, reflect.Int64:
+				f.SetInt(f.Int() + 1)
+			case reflect.Uint32, reflect.Uint64:
+				f.SetUint(f.Uint() ^ 0x20000001)
+			case reflect.Slice:
+				f.Set(reflect.ValueOf([]string{"a", "b"}))
+			default:
+				t.Fatalf("%s: kind %v not varied", name, f.Kind())
+			}
+			ev := base
+			variants = append(variants, ev)
+			f.Set(old)
+		}
+	}
+	vary(reflect.ValueOf(&base.Process).Elem(), "")
+	if len(variants) < 30 {
+		t.Fatalf("only %d variants", len(variants))
+	}
+	for _, exec := range []bool{false, true} {
+		for i := range variants {
+			b, v := base, variants[i]
+			if exec {
+				b.Action, v.Action = ActionExec, ActionExec
+			}
+			for range 2 { // the second keeps it in the cache
+				enc.Append(nil, &b)
+			}
+			if k, ok := procKeyOf(&b.Process, exec); !ok || enc.procs[k.slot()].frag.Load() == nil || enc.procs[k.slot()].frag.Load().key != k {
+				t.Fatalf("variant %d (exec %v): the unchanged process is not in the cache", i, exec)
+			}
+			for _, ev := range []*Event{&v, &v, &b} {
+				doc := string(enc.Append(nil, ev))
+				if want := uncached(ev); !strings.Contains(doc, want) {
+					t.Fatalf("variant %d (exec %v): document\n%s\ndoes not hold\n%s", i, exec, doc, want)
+				}
 			}
 		}
 	}

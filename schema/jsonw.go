@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -25,6 +27,11 @@ func appendString(dst []byte, s string) []byte {
 		// Skip whole words of printable ASCII without quote or backslash.
 		for i+8 <= len(s) && wordIsPlain(load64(s, i)) {
 			i += 8
+		}
+		// Fewer than 8 bytes left: the last 8 bytes, which overlap the
+		// plain ones before, cover them in one word.
+		if i+8 > len(s) && len(s) >= 8 && wordIsPlain(load64(s, len(s)-8)) {
+			i = len(s)
 		}
 		if i >= len(s) {
 			break
@@ -100,7 +107,9 @@ func wordIsPlain(w uint64) bool {
 }
 
 // appendUint appends v in decimal, with a fast path for the small values
-// (pids, counts, versions) that most numbers in a document are.
+// (pids, counts, versions) that most numbers in a document are. Longer
+// ones are written two digits at a time straight into dst, from the end
+// (strconv.AppendUint formats into a buffer of its own and copies that).
 func appendUint(dst []byte, v uint64) []byte {
 	switch {
 	case v < 10:
@@ -108,7 +117,46 @@ func appendUint(dst []byte, v uint64) []byte {
 	case v < 100:
 		return append(dst, digitPairs[2*v], digitPairs[2*v+1])
 	}
-	return strconv.AppendUint(dst, v, 10)
+	n := decimalLen(v)
+	l := len(dst)
+	dst = slices.Grow(dst, n)[:l+n]
+	b := dst[l : l+n]
+	i := n
+	for v >= 1<<32 {
+		q := v / 100
+		r := v - q*100
+		i -= 2
+		b[i], b[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		v = q
+	}
+	w := uint32(v) // 32-bit divisions from here
+	for w >= 100 {
+		q := w / 100
+		r := w - q*100
+		i -= 2
+		b[i], b[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		w = q
+	}
+	if w >= 10 {
+		b[i-2], b[i-1] = digitPairs[2*w], digitPairs[2*w+1]
+	} else {
+		b[i-1] = byte('0' + w)
+	}
+	return dst
+}
+
+// pow10 holds 10^0 to 10^19.
+var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// decimalLen is the number of decimal digits of v (1 for 0).
+func decimalLen(v uint64) int {
+	// bits.Len64(v) * log10(2), rounded down, is the digit count or one
+	// less.
+	n := bits.Len64(v) * 1233 >> 12
+	if n < len(pow10) && v >= pow10[n] {
+		n++
+	}
+	return max(n, 1)
 }
 
 // appendInt appends v in decimal.

@@ -74,8 +74,17 @@ func TestProcessCache(t *testing.T) {
 	if sa, ea := processSpan(t, a); func() bool { sb, eb := processSpan(t, b); return bytes.Equal(a[sa:ea], b[sb:eb]) }() {
 		t.Fatal("demo lines 1 and 2 share a process object")
 	}
-	// An object is kept on its second miss in a row in its slot; a
-	// variant that differs only after the slot's prefix shares the slot.
+	// av and a, and c and its variants cv[k], differ in their last digit
+	// only: they share a set, whose four ways (procCacheWays) hold four of
+	// them.
+	av := withLastDigit(t, a)
+	cv := [][]byte{c}
+	for k := 1; k <= 4; k++ {
+		cv = append(cv, withLastDigit(t, cv[k-1]))
+	}
+	// An object is kept on its second miss not long after its first; a
+	// variant that differs only after the set's prefix shares the set, and
+	// is kept beside it in another way of the set.
 	seq := []struct {
 		name string
 		line []byte
@@ -87,27 +96,41 @@ func TestProcessCache(t *testing.T) {
 		{"b", b, false},
 		{"b again (kept now)", withSeq(t, b, 8), false},
 		{"a after b", a, true},
-		{"a with a changed last digit (kept instead of a)", withLastDigit(t, a), false},
-		{"a after its variant (kept again)", a, false},
+		{"a with a changed last digit (its first miss: not kept)", av, false},
+		{"a after its variant (still kept)", a, true},
+		{"a's variant again (kept now, beside a)", av, false},
+		{"a's variant once more", av, true},
+		{"a after its variant", a, true},
 		{"c (compact real exec)", c, false},
 		{"c again (kept now)", withSeq(t, c, 9), false},
 		{"c truncated in its process object (not kept)", c[:func() int { s, e := processSpan(t, c); return (s + e) / 2 }()], false},
 		{"c after the truncated one", c, true},
-		{"c with a changed last digit", withLastDigit(t, c), false},
-		{"c after its variant", c, false},
+		{"c's first variant", cv[1], false},
+		{"c's first variant again (kept now: the set's second way)", cv[1], false},
+		{"c's second variant", cv[2], false},
+		{"c's second variant again (the third way)", cv[2], false},
+		{"c's third variant", cv[3], false},
+		{"c's third variant again (the fourth way)", cv[3], false},
+		{"c after its variants (still kept)", c, true},
+		{"c's third variant (still kept)", cv[3], true},
+		{"c's fourth variant", cv[4], false},
+		{"c's fourth variant again (kept instead of the first: the way used least recently)", cv[4], false},
+		{"c's fourth variant once more", cv[4], true},
+		{"c's first variant (no longer kept)", cv[1], false},
+		{"c (still kept)", c, true},
 		{"a once more", a, true},
 	}
-	// A seed that gives a, b and c slots of their own (it is random).
+	// A seed that gives a, b and c sets of their own (it is random).
 	p := NewParser()
 	for {
 		p.pcache = &procCache{seed: maphash.MakeSeed()}
-		var slots []*procEntry
+		var sets []*procSet
 		for _, l := range [][]byte{a, b, c} {
 			s, _ := processSpan(t, l)
-			e, _ := p.pcache.slot(l[s:])
-			slots = append(slots, e)
+			e, _ := p.pcache.set(l[s:])
+			sets = append(sets, e)
 		}
-		if slots[0] != slots[1] && slots[1] != slots[2] && slots[0] != slots[2] {
+		if sets[0] != sets[1] && sets[1] != sets[2] && sets[0] != sets[2] {
 			break
 		}
 	}
@@ -140,8 +163,8 @@ func TestProcessCache(t *testing.T) {
 		got.Process.Args = append(got.Process.Args, "changed")
 		got.Process.Parent.Args = append(got.Process.Parent.Args, "changed")
 	}
-	if p.pcache.hits != 4 {
-		t.Fatalf("hits = %d, want 4", p.pcache.hits)
+	if p.pcache.hits != 11 {
+		t.Fatalf("hits = %d, want 11", p.pcache.hits)
 	}
 }
 
@@ -149,7 +172,7 @@ func TestProcessCache(t *testing.T) {
 // objects are all different: four non-leading digits of each object are
 // rewritten, the last four (atEnd: the variants of one line share all but
 // their last bytes, the slowest miss, a compare of the whole object) or the
-// first four. Cycled through, they miss the process cache (n ≫ its slots).
+// first four. Cycled through, they miss the process cache (n ≫ its ways).
 func distinctProcesses(b *testing.B, lines [][]byte, n int, atEnd bool) [][]byte {
 	b.Helper()
 	out := make([][]byte, 0, n)
@@ -179,7 +202,7 @@ func distinctProcesses(b *testing.B, lines [][]byte, n int, atEnd bool) [][]byte
 
 // BenchmarkParseProcessCache runs the parser with and without the process
 // cache on the demo recording as it is (38 lines cycled, every process
-// object kept unless its slot is taken by another: a higher hit rate than a
+// object kept unless more than its set holds share it: a higher hit rate than a
 // real stream's, where only a process's consecutive events repeat) and on
 // 4096 variants of the fixtures and the demo whose process objects all
 // differ (every lookup misses: the cost of the cache on a stream that never

@@ -101,29 +101,45 @@ func (s *scanner) null() bool {
 // index, 0 for the first) and returns its raw key. It returns ok=false after
 // consuming the closing '}', or on error.
 func (s *scanner) nextKey(n int) (key []byte, ok bool) {
-	b := s.b
-	var start int
+	b, i := s.b, s.i
+	start := -1
 	// eslogger writes `, "` (pretty) or `,"` (compact, as macOS's eslogger
-	// does) between members and `{"` at the start.
-	if i := s.i; n > 0 && i+2 < len(b) && b[i] == ',' && b[i+1] == ' ' && b[i+2] == '"' {
-		start = i + 3
-	} else if n > 0 && i+1 < len(b) && b[i] == ',' && b[i+1] == '"' {
-		start = i + 2
-	} else if n == 0 && i < len(b) && b[i] == '"' {
-		start = i + 1
-	} else if start, ok = s.keyStart(n); !ok {
-		return nil, false
+	// does) between members and `{"` at the start: one 32-bit load tells
+	// them (the general path takes the last bytes of a line).
+	if i+4 <= len(b) {
+		w := binary.LittleEndian.Uint32(b[i:])
+		switch {
+		case n == 0:
+			if byte(w) == '"' {
+				start = i + 1
+			}
+		case w&0xffffff == ','|' '<<8|'"'<<16:
+			start = i + 3
+		case w&0xffff == ','|'"'<<8:
+			start = i + 2
+		}
+	}
+	if start < 0 {
+		if start, ok = s.keyStart(n); !ok {
+			return nil, false
+		}
 	}
 	// Keys are short and never escaped in eslogger output: the closing quote
 	// is usually within three SWAR words; anything else takes stringEnd.
 	end := -1
-	for w := start; w+8 <= len(b) && w < start+24; w += 8 {
-		if m := zeroMask(binary.LittleEndian.Uint64(b[w:]) ^ quotes); m != 0 {
-			// The first quote ends the key unless a backslash precedes it.
-			if j := w + bits.TrailingZeros64(m)>>3; b[j-1] != '\\' {
-				end = j
-			}
-			break
+	if start+24 <= len(b) {
+		q := b[start : start+24 : start+24]
+		if m := zeroMask(binary.LittleEndian.Uint64(q) ^ quotes); m != 0 {
+			end = start + bits.TrailingZeros64(m)>>3
+		} else if m := zeroMask(binary.LittleEndian.Uint64(q[8:]) ^ quotes); m != 0 {
+			end = start + 8 + bits.TrailingZeros64(m)>>3
+		} else if m := zeroMask(binary.LittleEndian.Uint64(q[16:]) ^ quotes); m != 0 {
+			end = start + 16 + bits.TrailingZeros64(m)>>3
+		}
+		// The first quote ends the key unless a backslash precedes it
+		// (b[start-1] is the opening quote).
+		if end >= 0 && b[end-1] == '\\' {
+			end = -1
 		}
 	}
 	if end < 0 {
@@ -136,7 +152,7 @@ func (s *scanner) nextKey(n int) (key []byte, ok bool) {
 	}
 	key = b[start:end]
 	// The separator is ':' or ': ' in eslogger output.
-	i := end + 1
+	i = end + 1
 	if i < len(b) && b[i] == ':' {
 		s.i = i + 1
 		return key, true
@@ -570,11 +586,13 @@ func (s *scanner) uint() uint64 {
 	i := s.i
 	var v uint64
 	// Up to 19 digits cannot overflow: no check per digit.
-	fast := i
-	for fast < len(b) && fast-i < 19 && b[fast]-'0' <= 9 {
-		v = v*10 + uint64(b[fast]-'0')
-		fast++
+	d := b[i:min(len(b), i+19)]
+	k := 0
+	for k < len(d) && d[k]-'0' <= 9 {
+		v = v*10 + uint64(d[k]-'0')
+		k++
 	}
+	fast := i + k
 	if fast-i < 19 || fast == len(b) || b[fast]-'0' > 9 {
 		i = fast
 		if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {

@@ -37,7 +37,8 @@ type Options struct {
 	// malformed.
 	MaxLine int
 	Logger  *slog.Logger
-	// Now is the clock for event.created (default time.Now).
+	// Now is the clock for event.created (default time.Now). At rate 0 it
+	// is read once per createdEvery events, and after the ring was full.
 	Now func() time.Time
 }
 
@@ -148,6 +149,10 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 	}
 	var ev schema.Event
 	var long []byte
+	// event.created is read from the clock once per createdEvery events
+	// (see nextCreated), not per event.
+	var created int64
+	fresh := 0
 	for lineNo := 1; ; lineNo++ {
 		line, err := r.ReadSlice()
 		overlong := false
@@ -184,7 +189,16 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 				mapped++
 				*seq++
 				ev.Seq, ev.Stream = *seq, Stream
-				ev.CreatedNS = s.o.Now().UnixNano()
+				if fresh == 0 || s.o.Rate > 0 {
+					created, fresh = s.o.Now().UnixNano(), createdEvery
+				}
+				fresh--
+				ev.CreatedNS = created
+				// A full ring makes Push wait: the next event reads the
+				// clock again.
+				if out.Len() >= out.Cap() {
+					fresh = 0
+				}
 				if s.o.DropWhenFull {
 					out.TryPush(&ev)
 				} else if !out.Push(ctx, &ev) {
@@ -214,6 +228,14 @@ func (s *Source) pass(ctx context.Context, parse func([]byte, *schema.Event) (bo
 		}
 	}
 }
+
+// createdEvery is how many consecutive events of a replay at full speed
+// share one reading of the clock for event.created: at the agent's 100k to
+// 300k events/s, 32 events are 0.1 to 0.3 ms apart, and a clock reading
+// cost about 2% of the replay's CPU per event. A paced replay (rate > 0)
+// reads it for every event, and any replay after the ring was found full
+// (Push may have waited).
+const createdEvery = 32
 
 // lineReader is bufio.Reader.ReadSlice('\n')'s contract, which mapReader
 // also keeps.

@@ -71,6 +71,48 @@ func TestReplayFixtures(t *testing.T) {
 	}
 }
 
+// TestCreatedClock checks how event.created is read at full speed: once
+// per createdEvery events, each event carrying the latest reading, and for
+// every event once the ring has been found full.
+func TestCreatedClock(t *testing.T) {
+	path := allFixtures(t) // 38 mapped events
+	for _, c := range []struct {
+		name      string
+		ring      int
+		wantReads int
+	}{
+		{"room", 1000, (38 + createdEvery - 1) / createdEvery},
+		// Full from the 10th push on (TryPush drops the rest; Push would
+		// wait): every event after the 10th reads the clock.
+		{"full", 9, 1 + 38 - 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var reads []int64
+			now := func() time.Time {
+				reads = append(reads, int64(1000*(len(reads)+1)))
+				return time.Unix(0, reads[len(reads)-1])
+			}
+			src, err := New(Options{Path: path, Now: now, DropWhenFull: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			drops := &capture.Drops{}
+			ring := capture.NewRing(c.ring, drops)
+			if err := src.Run(context.Background(), ring, drops); err != nil {
+				t.Fatal(err)
+			}
+			if len(reads) != c.wantReads {
+				t.Fatalf("%d clock readings, want %d", len(reads), c.wantReads)
+			}
+			for i, ev := range drain(ring) {
+				if want := reads[i/createdEvery]; ev.CreatedNS != want {
+					t.Fatalf("event %d: created %d, want %d", i, ev.CreatedNS, want)
+				}
+			}
+		})
+	}
+}
+
 func TestLoopKeepsIDsDistinct(t *testing.T) {
 	path := allFixtures(t)
 	src, err := New(Options{Path: path, Loop: true})
