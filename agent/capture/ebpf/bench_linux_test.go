@@ -113,7 +113,7 @@ const (
 // raw reader (fanotify's floor), and under the eBPF source with a consumer
 // (alternating the order). It reports the slowdown against no capture and
 // against the fanotify floor, the workload's CPU ratio, the agent's CPU per
-// million kernel events (records plus the repeats the kernel counted), and
+// million kernel events (the events its records carry plus the repeats the kernel counted), and
 // peak RSS. The eBPF source captures the whole machine: other activity on a
 // shared host is captured (and costs) too.
 func BenchmarkCaptureOverhead(b *testing.B) {
