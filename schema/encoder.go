@@ -131,10 +131,10 @@ type Encoder struct {
 	// changing state: each slot is swapped atomically to an immutable
 	// entry, so a reader sees a whole entry or another one, and an entry
 	// only ever holds the id its tuple derives.
-	entities *[entityCacheSlots]idSlot
+	entities *[entityCacheSlots]cacheSlot[cachedID]
 	// procs caches the encoded process, user and group objects of recent
 	// processes (see appendProcess), in the same way.
-	procs *[procCacheSlots]procSlot
+	procs *[procCacheSlots]cacheSlot[procFrag]
 }
 
 // Tags separate the id spaces of the different hashed tuples.
@@ -147,7 +147,7 @@ const (
 
 // NewEncoder returns an Encoder for one agent's constant fields.
 func NewEncoder(m Meta) *Encoder {
-	e := &Encoder{meta: m, entities: new([entityCacheSlots]idSlot), procs: new([procCacheSlots]procSlot)}
+	e := &Encoder{meta: m, entities: new([entityCacheSlots]cacheSlot[cachedID]), procs: new([procCacheSlots]cacheSlot[procFrag])}
 	sum := sha256.Sum256([]byte("fileward host\x00" + m.HostID))
 	block, err := aes.NewCipher(sum[:16])
 	if err != nil {
@@ -273,28 +273,32 @@ func (e *Encoder) AppendEntityID(dst []byte, p *Process) []byte {
 func (e *Encoder) appendEntityID(dst []byte, pid int32, pidVersion uint32, startNS int64) []byte {
 	w1, w2 := uint64(uint32(pid))<<32|uint64(pidVersion), uint64(startNS)
 	slot := &e.entities[(w1^w1>>32^w2^w2>>29)&(entityCacheSlots-1)]
-	if c := slot.id.Load(); c != nil && c.w1 == w1 && c.w2 == w2 {
+	if c := slot.entry.Load(); c != nil && c.w1 == w1 && c.w2 == w2 {
 		return append(dst, c.id[:]...)
 	}
 	n := len(dst)
 	dst = e.appendID(dst, tagEntity<<56, w1, w2, 0)
-	// Kept on the second miss in a row of one tuple in its slot: a stream
-	// that never repeats a process allocates nothing here.
-	if fp := w1 ^ w2*0x9e3779b97f4a7c15; slot.seen.Swap(fp) == fp {
+	if slot.missedAgain(w1 ^ w2*0x9e3779b97f4a7c15) {
 		c := &cachedID{w1: w1, w2: w2}
 		copy(c.id[:], dst[n:])
-		slot.id.Store(c)
+		slot.entry.Store(c)
 	}
 	return dst
 }
 
-// idSlot is one slot of the entity id cache: the entry it holds (immutable
-// once stored, swapped atomically) and the fingerprint of the tuple that
-// missed in it last.
-type idSlot struct {
-	id   atomic.Pointer[cachedID]
-	seen atomic.Uint64
+// cacheSlot is one slot of the Encoder's direct-mapped caches: the entry
+// it holds (immutable once stored, swapped atomically, so a reader sees a
+// whole entry or another one) and the fingerprint of what missed in it
+// last.
+type cacheSlot[T any] struct {
+	entry atomic.Pointer[T]
+	seen  atomic.Uint64
 }
+
+// missedAgain records a miss of fp in the slot and reports whether fp was
+// also the slot's last miss: an entry is kept on the second miss in a row,
+// so a stream that never repeats allocates nothing.
+func (s *cacheSlot[T]) missedAgain(fp uint64) bool { return s.seen.Swap(fp) == fp }
 
 // entityCacheSlots is the size of an Encoder's cache of derived entity ids
 // (a power of two).
@@ -733,21 +737,17 @@ func (e *Encoder) AppendWithID(dst []byte, ev *Event) (out []byte, id int) {
 // come from e.procs (see procFrag) when p and exec equal theirs.
 func (e *Encoder) appendProcess(dst []byte, p *Process, exec bool) []byte {
 	k, cacheable := procKeyOf(p, exec)
-	var slot *procSlot
+	var slot *cacheSlot[procFrag]
 	if cacheable {
 		slot = &e.procs[k.slot()]
-		if f := slot.frag.Load(); f != nil && f.key == k {
+		if f := slot.entry.Load(); f != nil && f.key == k {
 			return append(dst, f.doc...)
 		}
 	}
 	start := len(dst)
 	dst = e.appendProcessFields(dst, p, exec)
-	if cacheable {
-		// Kept on the second miss in a row of one process in its slot:
-		// a stream that never repeats a process allocates nothing here.
-		if fp := k.fingerprint(); slot.seen.Swap(fp) == fp {
-			slot.frag.Store(&procFrag{key: k, doc: bytes.Clone(dst[start:])})
-		}
+	if cacheable && slot.missedAgain(k.fingerprint()) {
+		slot.entry.Store(&procFrag{key: k, doc: bytes.Clone(dst[start:])})
 	}
 	return dst
 }
@@ -859,14 +859,6 @@ func (e *Encoder) appendProcessFields(dst []byte, p *Process, exec bool) []byte 
 // procCacheSlots is the size of an Encoder's cache of encoded process
 // objects (a power of two).
 const procCacheSlots = 256
-
-// procSlot is one slot of that cache: the entry it holds (immutable once
-// stored, swapped atomically) and the fingerprint of the process that
-// missed in it last.
-type procSlot struct {
-	frag atomic.Pointer[procFrag]
-	seen atomic.Uint64
-}
 
 // procFrag is what appendProcessFields wrote for the process and exec flag
 // key holds.

@@ -1039,7 +1039,7 @@ func TestProcessCacheKey(t *testing.T) {
 			for range 2 { // the second keeps it in the cache
 				enc.Append(nil, &b)
 			}
-			if k, ok := procKeyOf(&b.Process, exec); !ok || enc.procs[k.slot()].frag.Load() == nil || enc.procs[k.slot()].frag.Load().key != k {
+			if k, ok := procKeyOf(&b.Process, exec); !ok || enc.procs[k.slot()].entry.Load() == nil || enc.procs[k.slot()].entry.Load().key != k {
 				t.Fatalf("variant %d (exec %v): the unchanged process is not in the cache", i, exec)
 			}
 			for _, ev := range []*Event{&v, &v, &b} {
