@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fileward/fileward/internal/fstree"
 )
 
 // Child runs the workload or the generator and exits when the environment
@@ -39,6 +43,36 @@ func Child() {
 		}
 		os.Exit(0)
 	}
+}
+
+// CopySource copies up to max files of $GOROOT/src (GOROOT, else
+// /usr/local/go) into dst, for the workload's second part, and returns how
+// many it copied.
+func CopySource(dst string, max int) (int, error) {
+	goroot := os.Getenv("GOROOT")
+	if goroot == "" {
+		goroot = "/usr/local/go"
+	}
+	return fstree.Copy(filepath.Join(goroot, "src"), dst, max)
+}
+
+// RunWorkload runs Workload(dir, src, n) in a child process of self (a
+// binary that calls Child first), removes dir after, and returns the
+// child's wall time and CPU time. The child has its own session, so its
+// own scheduler autogroup: the CPU share it gets on a shared host then does
+// not depend on whether a capturing process's threads are busy.
+func RunWorkload(self, dir, src string, n int) (wall, cpu time.Duration, err error) {
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_SRC="+src, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("workload: %w", err)
+	}
+	wall = time.Since(t0)
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // Workload creates and writes, reads, renames and deletes n small files in

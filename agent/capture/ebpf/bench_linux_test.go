@@ -13,13 +13,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/internal/capturebench"
-	"github.com/fileward/fileward/internal/fstree"
 	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
@@ -122,11 +120,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	srcCap := capturebench.EnvInt("FILEWARD_BENCH_SRC_FILES", 20000)
 	mnt := testtool.Tmpfs(b, "1g")
 	src := filepath.Join(mnt, "src")
-	goroot := os.Getenv("GOROOT")
-	if goroot == "" {
-		goroot = "/usr/local/go"
-	}
-	copied, err := fstree.Copy(filepath.Join(goroot, "src"), src, srcCap)
+	copied, err := capturebench.CopySource(src, srcCap)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -138,18 +132,11 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	var childCPU time.Duration
 	runWorkload := func() time.Duration {
 		run++
-		dir := filepath.Join(mnt, fmt.Sprintf("run%d", run))
-		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_SRC="+src, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(nFiles))
-		cmd.Stderr = os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		t0 := time.Now()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("workload: %v", err)
+		d, cpu, err := capturebench.RunWorkload(self, filepath.Join(mnt, fmt.Sprintf("run%d", run)), src, nFiles)
+		if err != nil {
+			b.Fatal(err)
 		}
-		d := time.Since(t0)
-		childCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		os.RemoveAll(dir)
+		childCPU = cpu
 		return d
 	}
 	window := time.Duration(capturebench.EnvInt("FILEWARD_BENCH_WINDOW_MS", 1000)) * time.Millisecond

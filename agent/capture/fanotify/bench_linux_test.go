@@ -13,14 +13,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fileward/fileward/agent/capture"
 	"github.com/fileward/fileward/agent/procfs"
 	"github.com/fileward/fileward/internal/capturebench"
-	"github.com/fileward/fileward/internal/fstree"
 	"github.com/fileward/fileward/internal/testtool"
 	"github.com/fileward/fileward/schema"
 	"golang.org/x/sys/unix"
@@ -65,11 +63,7 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	}
 	mnt := benchFS(b)
 	src := filepath.Join(mnt, "src")
-	goroot := os.Getenv("GOROOT")
-	if goroot == "" {
-		goroot = "/usr/local/go"
-	}
-	copied, err := fstree.Copy(filepath.Join(goroot, "src"), src, srcCap)
+	copied, err := capturebench.CopySource(src, srcCap)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,21 +75,11 @@ func BenchmarkCaptureOverhead(b *testing.B) {
 	var childCPU time.Duration
 	runWorkload := func() time.Duration {
 		run++
-		dir := filepath.Join(mnt, fmt.Sprintf("run%d", run))
-		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_SRC="+src, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(nFiles))
-		cmd.Stderr = os.Stderr
-		// Its own session, so its own scheduler autogroup: the CPU share the
-		// workload gets from a shared host then does not depend on whether
-		// the agent's threads are busy in ours.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		t0 := time.Now()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("workload: %v", err)
+		d, cpu, err := capturebench.RunWorkload(self, filepath.Join(mnt, fmt.Sprintf("run%d", run)), src, nFiles)
+		if err != nil {
+			b.Fatal(err)
 		}
-		d := time.Since(t0)
-		childCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		os.RemoveAll(dir)
+		childCPU = cpu
 		return d
 	}
 	var without, with, raw, cpuWithout, cpuWith []time.Duration

@@ -25,11 +25,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -37,7 +34,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fileward/fileward/internal/capturebench"
-	"github.com/fileward/fileward/internal/fstree"
 )
 
 // tracepoints are the syscall tracepoints agent/capture/ebpf attaches to
@@ -89,11 +85,7 @@ func run(obj string, files, srcFiles, rounds int) error {
 	}
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
 	src := filepath.Join(mnt, "src")
-	goroot := os.Getenv("GOROOT")
-	if goroot == "" {
-		goroot = "/usr/local/go"
-	}
-	copied, err := fstree.Copy(filepath.Join(goroot, "src"), src, srcFiles)
+	copied, err := capturebench.CopySource(src, srcFiles)
 	if err != nil {
 		return fmt.Errorf("copy $GOROOT/src: %w", err)
 	}
@@ -114,12 +106,10 @@ func run(obj string, files, srcFiles, rounds int) error {
 			if err != nil {
 				return err
 			}
-			dir := filepath.Join(mnt, fmt.Sprintf("run%d-%d", r, c))
-			w, u, err := workload(self, dir, src, files)
+			w, u, err := capturebench.RunWorkload(self, filepath.Join(mnt, fmt.Sprintf("run%d-%d", r, c)), src, files)
 			for _, l := range links {
 				l.Close()
 			}
-			os.RemoveAll(dir)
 			if err != nil {
 				return err
 			}
@@ -174,19 +164,4 @@ func attach(coll *ebpf.Collection, config string) ([]link.Link, error) {
 		}
 	}
 	return links, nil
-}
-
-// workload runs the workload in a child process (its own session) and
-// returns its wall time and CPU time.
-func workload(self, dir, src string, files int) (time.Duration, time.Duration, error) {
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), "FILEWARD_WORKLOAD="+dir, "FILEWARD_WORKLOAD_SRC="+src, "FILEWARD_WORKLOAD_FILES="+strconv.Itoa(files))
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("workload: %w", err)
-	}
-	d := time.Since(t0)
-	return d, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
