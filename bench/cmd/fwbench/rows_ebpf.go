@@ -57,7 +57,16 @@ func (h *harness) rowCaptureEBPF(ctx context.Context) ([]Result, error) {
 		Notes: "the path cache on, the kernel's adaptive ring-buffer wake-up, same run"}
 	wcpuFl := Result{Name: "capture_ebpf.tmpfs.workload_cpu_ratio_tracepoints_only", Value: m["workload-cpu-ratio-tracepoints-only"], Unit: "x CPU (with/without)",
 		Notes: "the programs attached but reporting only pid 1: the cost of the syscall tracepoints before any record, same run"}
-	out := []Result{slow, floor, wcpu, wcpuNC, wcpuCA, wcpuFl, cpu, rss, lost}
+	// Over the hooks' own cost: the wall time as built over the wall time
+	// with the programs attached but reporting nothing, same run (issue 18
+	// proposes judging the capture by this, as fanotify is judged against
+	// its raw reader; bench/cmd/hookfloor measures the hooks alone).
+	hook := Result{Name: "capture_ebpf.tmpfs.vs_hook_floor", Unit: "x wall (as built / programs attached, reporting nothing)",
+		Notes: "what making records adds over the syscall tracepoints' own cost, same run; no target"}
+	if fl := m["slowdown-tracepoints-only"]; fl > 0 {
+		hook.Value = m["slowdown"] / fl
+	}
+	out := []Result{slow, floor, hook, wcpu, wcpuNC, wcpuCA, wcpuFl, cpu, rss, lost}
 	ar, err := h.ebpfAgentRun(ctx, files, srcFiles)
 	if err != nil {
 		return nil, err
