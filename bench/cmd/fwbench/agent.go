@@ -31,8 +31,10 @@ type agentConfig struct {
 	// it the replay never waits, as live capture (drop_when_full).
 	Backfill bool
 	SpoolMax string // e.g. "4GiB"
-	Sinks    string // the YAML list under sinks:, indented by two spaces
-	Shutdown string // agent.shutdown_timeout (default 10s)
+	// SpoolCompression is spool.compression ("": the agent's default).
+	SpoolCompression string
+	Sinks            string // the YAML list under sinks:, indented by two spaces
+	Shutdown         string // agent.shutdown_timeout (default 10s)
 }
 
 // yaml renders a complete config in docs/configuration.md's keys: replay
@@ -48,6 +50,10 @@ func (c agentConfig) yaml() string {
 	}
 	if c.Shutdown == "" {
 		c.Shutdown = "10s"
+	}
+	compression := ""
+	if c.SpoolCompression != "" {
+		compression = "\n  compression: " + c.SpoolCompression
 	}
 	return fmt.Sprintf(`agent:
   name: fwbench
@@ -67,11 +73,11 @@ spool:
   segment_bytes: 16MiB
   when_full: drop_oldest
   fsync: interval
-  fsync_interval: 1s
+  fsync_interval: 1s%s
 sinks:
 %s
 metrics: { listen: "127.0.0.1:0" }
-`, c.DataDir, c.Shutdown, c.Input, c.Loop, !c.Backfill, c.SpoolMax, c.Sinks)
+`, c.DataDir, c.Shutdown, c.Input, c.Loop, !c.Backfill, c.SpoolMax, compression, c.Sinks)
 }
 
 // agentProc is a running `fileward run` child.
@@ -151,14 +157,10 @@ var metricsLine = regexp.MustCompile(`metrics on (http://[^ ]+/metrics)`)
 // agents (the pipeline and kafka rows), for comparing codecs on the same
 // rows; unset, the agent's default applies.
 func (h *harness) startAgent(ctx context.Context, bin string, cfg agentConfig, env ...string) (*agentProc, error) {
-	y := cfg.yaml()
 	if c := os.Getenv("FWBENCH_SPOOL_COMPRESSION"); c != "" {
-		if strings.Count(y, "\nsinks:\n") != 1 {
-			return nil, fmt.Errorf("fwbench: the agent config template changed: cannot set spool.compression")
-		}
-		y = strings.Replace(y, "\nsinks:\n", "\n  compression: "+c+"\nsinks:\n", 1)
+		cfg.SpoolCompression = c
 	}
-	return launchAgent(ctx, bin, cfg.DataDir, y, 30*time.Second, env...)
+	return launchAgent(ctx, bin, cfg.DataDir, cfg.yaml(), 30*time.Second, env...)
 }
 
 // launchAgent writes yaml to dataDir/config.yaml, starts bin run with it
